@@ -1,0 +1,10 @@
+//! netd: berth's network engine. One implementation of each concept (a veth, an IPAM
+//! allocation, a port mapping, a firewall rule set) that the CNI plugins, the `netd`
+//! daemon and the `berth` runtime all call.
+
+pub mod error;
+pub mod netlink;
+pub mod netns;
+pub mod sysctl;
+
+pub use error::{Error, Result};

@@ -1,0 +1,211 @@
+//! Links: bridges, veth pairs, up/down, master, hairpin, deletion.
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::Socket;
+use crate::error::NetlinkError;
+
+/// What the engine needs to know about an existing link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Interface index in its netns.
+    pub index: u32,
+    /// Interface name.
+    pub name: String,
+    /// Hardware address, as "aa:bb:cc:dd:ee:ff".
+    pub mac: String,
+    /// The link kind ("bridge", "veth"), if it has one.
+    pub kind: Option<String>,
+    /// Index of the bridge it is enslaved to.
+    pub master: Option<u32>,
+    /// Whether IFF_UP is set.
+    pub up: bool,
+    /// MTU.
+    pub mtu: u32,
+}
+
+impl Link {
+    fn from_msg(msg: &LinkMessage) -> Self {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            mac: String::new(),
+            kind: None,
+            master: None,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            mtu: 0,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::Address(a) => link.mac = format_mac(a),
+                LinkAttribute::Controller(m) => link.master = Some(*m),
+                LinkAttribute::Mtu(m) => link.mtu = *m,
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let LinkInfo::Kind(k) = i {
+                            link.kind = Some(k.to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// Formats a hardware address the way `ip link` and CNI results do.
+pub fn format_mac(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Parses "aa:bb:cc:dd:ee:ff".
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// A random locally administered unicast MAC; pinning it keeps a bridge's MAC from
+/// changing as ports join and leave.
+pub fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    fill_random(&mut mac);
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
+}
+
+/// Fills `buf` from the kernel's random source.
+pub fn fill_random(buf: &mut [u8]) {
+    // getrandom(2) never fails for small buffers once the pool is initialised.
+    let _ = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+}
+
+fn msg_for(index: u32) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg
+}
+
+impl Socket {
+    /// Looks a link up by name; `None` if it does not exist.
+    pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        Ok(match self.get("get link", name, RouteNetlinkMessage::GetLink(msg))? {
+            Some(RouteNetlinkMessage::NewLink(m)) => Some(Link::from_msg(&m)),
+            _ => None,
+        })
+    }
+
+    /// Lists every link of the netns.
+    pub fn links(&mut self) -> Result<Vec<Link>, NetlinkError> {
+        let msgs = self.dump("list links", RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(Link::from_msg(l)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Creates a bridge with a pinned MAC; fails with EEXIST if the name is taken.
+    pub fn create_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::Address(random_mac().to_vec()));
+        if let Some(mtu) = mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+        self.change("create bridge", name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Creates a veth pair whose peer is born inside the netns `peer_netns_fd` under its
+    /// final name, and whose host end is already enslaved to `master`.
+    pub fn create_veth(&mut self, req: &VethRequest<'_>) -> Result<(), NetlinkError> {
+        let mut peer = LinkMessage::default();
+        peer.attributes.push(LinkAttribute::IfName(req.peer_name.to_string()));
+        peer.attributes.push(LinkAttribute::NetNsFd(req.peer_netns_fd));
+        if let Some(mtu) = req.mtu {
+            peer.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = req.peer_mac {
+            peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(req.host_name.to_string()));
+        if let Some(mtu) = req.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(master) = req.master {
+            msg.attributes.push(LinkAttribute::Controller(master));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+        ]));
+        self.change("create veth", req.host_name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Brings a link up.
+    pub fn set_up(&mut self, index: u32) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        self.change("set link up", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Sets or clears promiscuous mode.
+    pub fn set_promisc(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.header.flags = if on { LinkFlags::Promisc } else { LinkFlags::empty() };
+        msg.header.change_mask = LinkFlags::Promisc;
+        self.change("set promisc", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Sets bridge-port options (hairpin) on a link enslaved to a bridge.
+    pub fn set_bridge_port(&mut self, index: u32, hairpin: bool) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(hairpin)])),
+        ]));
+        self.change("set bridge port", &index.to_string(), RouteNetlinkMessage::NewLink(msg), 0)
+    }
+
+    /// Deletes a link; a link already gone is success.
+    pub fn delete_link(&mut self, index: u32) -> Result<(), NetlinkError> {
+        match self.change("delete link", &index.to_string(), RouteNetlinkMessage::DelLink(msg_for(index)), 0) {
+            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(()),
+            r => r,
+        }
+    }
+}
+
+/// Parameters of a veth pair.
+#[derive(Debug)]
+pub struct VethRequest<'a> {
+    /// Name of the end that stays in the caller's netns.
+    pub host_name: &'a str,
+    /// Name of the end inside the target netns (e.g. "eth0").
+    pub peer_name: &'a str,
+    /// fd of the target netns.
+    pub peer_netns_fd: std::os::fd::RawFd,
+    /// MTU of both ends.
+    pub mtu: Option<u32>,
+    /// MAC of the peer, if the caller pins one.
+    pub peer_mac: Option<[u8; 6]>,
+    /// Bridge index to enslave the host end to.
+    pub master: Option<u32>,
+}

@@ -1,0 +1,93 @@
+//! Routes in the main table.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::Socket;
+use crate::error::NetlinkError;
+
+/// A route as the engine installs it: destination, optional gateway, output link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Destination network (0.0.0.0/0 for the default route).
+    pub dst: IpNetwork,
+    /// Next hop; `None` for an on-link route.
+    pub gw: Option<IpAddr>,
+    /// Output interface index.
+    pub oif: u32,
+}
+
+fn route_msg(r: &Route) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = match r.dst {
+        IpNetwork::V4(_) => AddressFamily::Inet,
+        IpNetwork::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.destination_prefix_length = r.dst.prefix();
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.protocol = RouteProtocol::Boot;
+    msg.header.kind = RouteType::Unicast;
+    msg.header.scope = if r.gw.is_some() { RouteScope::Universe } else { RouteScope::Link };
+    if r.dst.prefix() > 0 {
+        msg.attributes.push(RouteAttribute::Destination(RouteAddress::from(r.dst.network())));
+    }
+    if let Some(gw) = r.gw {
+        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+    }
+    msg.attributes.push(RouteAttribute::Oif(r.oif));
+    msg
+}
+
+impl Socket {
+    /// Adds a route; an identical route already present is success.
+    pub fn add_route(&mut self, r: &Route) -> Result<(), NetlinkError> {
+        match self.change("add route", &r.dst.to_string(), RouteNetlinkMessage::NewRoute(route_msg(r)), NLM_F_CREATE | NLM_F_EXCL) {
+            Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
+            res => res,
+        }
+    }
+
+    /// Lists the routes of the main table for one family.
+    pub fn routes(&mut self, v6: bool) -> Result<Vec<Route>, NetlinkError> {
+        let mut req = RouteMessage::default();
+        req.header.address_family = if v6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
+        let msgs = self.dump("list routes", RouteNetlinkMessage::GetRoute(req))?;
+        let mut out = Vec::new();
+        for m in msgs {
+            let RouteNetlinkMessage::NewRoute(rm) = m else { continue };
+            if rm.header.table != RouteHeader::RT_TABLE_MAIN {
+                continue;
+            }
+            let mut dst = None;
+            let mut gw = None;
+            let mut oif = 0;
+            for a in &rm.attributes {
+                match a {
+                    RouteAttribute::Destination(d) => dst = addr(d),
+                    RouteAttribute::Gateway(g) => gw = addr(g),
+                    RouteAttribute::Oif(o) => oif = *o,
+                    _ => {}
+                }
+            }
+            let unspecified: IpAddr = if v6 { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
+            if let Ok(dst) = IpNetwork::new(dst.unwrap_or(unspecified), rm.header.destination_prefix_length) {
+                out.push(Route { dst, gw, oif });
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some((*v4).into()),
+        RouteAddress::Inet6(v6) => Some((*v6).into()),
+        _ => None,
+    }
+}
