@@ -8,3 +8,4 @@ pub mod netns;
 pub mod sysctl;
 
 pub use error::{Error, Result};
+pub mod ipam;

@@ -5,6 +5,6 @@ mod link;
 mod route;
 mod socket;
 
-pub use link::{format_mac, parse_mac, random_mac, fill_random, Link, VethRequest};
+pub use link::{fill_random, format_mac, parse_mac, random_mac, Link, VethRequest};
 pub use route::Route;
 pub use socket::Socket;

@@ -23,9 +23,12 @@ pub struct Socket {
 impl Socket {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> Result<Self, NetlinkError> {
-        let mut sock = NlSocket::new(NETLINK_ROUTE).map_err(|e| NetlinkError::io("open socket", "", e))?;
-        sock.bind_auto().map_err(|e| NetlinkError::io("bind socket", "", e))?;
-        sock.connect(&SocketAddr::new(0, 0)).map_err(|e| NetlinkError::io("connect socket", "", e))?;
+        let mut sock =
+            NlSocket::new(NETLINK_ROUTE).map_err(|e| NetlinkError::io("open socket", "", e))?;
+        sock.bind_auto()
+            .map_err(|e| NetlinkError::io("bind socket", "", e))?;
+        sock.connect(&SocketAddr::new(0, 0))
+            .map_err(|e| NetlinkError::io("connect socket", "", e))?;
         // Extended acks would only add text we do not parse; strict checking makes dumps filter.
         let _ = sock.set_netlink_get_strict_chk(true);
         Ok(Self { sock, seq: 0 })
@@ -68,7 +71,11 @@ impl Socket {
             .map_err(|e| NetlinkError::io(op, "", e))
     }
 
-    fn exchange(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn exchange(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+    ) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = flags;
