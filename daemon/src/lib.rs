@@ -8,4 +8,6 @@ pub mod netns;
 pub mod sysctl;
 
 pub use error::{Error, Result};
+pub mod firewall;
 pub mod ipam;
+pub mod portmap;

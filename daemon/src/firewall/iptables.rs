@@ -1,0 +1,318 @@
+//! iptables backend: each operation is ONE `iptables-restore --noflush`. Only when that
+//! batch fails (first use in a netns, or rules removed by hand) does the slow path probe
+//! individual rules with `iptables -C` and repair or skip them.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use super::rules::{self, Family, Masquerade, PortRules, Rule};
+use super::Firewall;
+use crate::error::{Error, Result};
+
+/// The iptables backend.
+#[derive(Debug, Clone)]
+pub struct Iptables {
+    lock_path: PathBuf,
+    mark_bit: u8,
+}
+
+fn restore_cmd(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "iptables-restore",
+        Family::V6 => "ip6tables-restore",
+    }
+}
+
+fn plain_cmd(f: Family) -> &'static str {
+    match f {
+        Family::V4 => "iptables",
+        Family::V6 => "ip6tables",
+    }
+}
+
+/// Groups rule lines per table into restore text.
+#[derive(Default)]
+struct Batch {
+    tables: Vec<(String, Vec<String>)>,
+}
+
+impl Batch {
+    fn push(&mut self, table: &str, line: String) {
+        match self.tables.iter_mut().find(|(t, _)| t == table) {
+            Some((_, lines)) => lines.push(line),
+            None => self.tables.push((table.to_string(), vec![line])),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    fn text(&self) -> String {
+        let mut s = String::new();
+        for (t, lines) in &self.tables {
+            // Chain declarations must precede rules within a table.
+            s.push_str(&format!("*{t}\n"));
+            for l in lines.iter().filter(|l| l.starts_with(':')) {
+                s.push_str(l);
+                s.push('\n');
+            }
+            for l in lines.iter().filter(|l| !l.starts_with(':')) {
+                s.push_str(l);
+                s.push('\n');
+            }
+            s.push_str("COMMIT\n");
+        }
+        s
+    }
+}
+
+impl Iptables {
+    /// A backend serialising its own calls with a flock at `lock_path`; `mark_bit` is the
+    /// connection mark bit used for masquerading hairpin and localhost traffic.
+    pub fn new(lock_path: impl Into<PathBuf>, mark_bit: u8) -> Self {
+        Self {
+            lock_path: lock_path.into(),
+            mark_bit,
+        }
+    }
+
+    fn lock(&self) -> Result<File> {
+        if let Some(dir) = self.lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create lock directory", dir, e))?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(|e| Error::io("open lock", &self.lock_path, e))?;
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(
+                "lock",
+                &self.lock_path,
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(f)
+    }
+
+    fn restore(&self, family: Family, batch: &Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let text = batch.text();
+        tracing::debug!(family = ?family, rules = %text, "iptables-restore");
+        let cmd = restore_cmd(family);
+        let mut child = Command::new(cmd)
+            .args(["--noflush", "-w", "5"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io("run", cmd, e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io("write to", cmd, e))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::io("wait for", cmd, e))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                cmd: format!("{cmd} --noflush"),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    fn run(&self, family: Family, args: &[&str]) -> Result<bool> {
+        let cmd = plain_cmd(family);
+        let st = Command::new(cmd)
+            .args(["-w", "5"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| Error::io("run", cmd, e))?;
+        Ok(st.success())
+    }
+
+    /// Whether a rule exists (slow path only).
+    pub fn rule_exists(&self, family: Family, r: &Rule) -> Result<bool> {
+        let mut args: Vec<&str> = vec!["-t", &r.table, "-C", &r.chain];
+        args.extend(r.args.iter().map(String::as_str));
+        self.run(family, &args)
+    }
+
+    fn chain_exists(&self, family: Family, table: &str, chain: &str) -> Result<bool> {
+        self.run(family, &["-t", table, "-n", "-L", chain])
+    }
+
+    /// Creates the base chains and jumps that are missing (slow path, under the lock).
+    fn repair_base(&self, family: Family) -> Result<()> {
+        let (chains, base_rules) = rules::base(family, self.mark_bit);
+        let mut batch = Batch::default();
+        let mut fresh = Vec::new();
+        for (table, chain) in &chains {
+            if !self.chain_exists(family, table, chain)? {
+                batch.push(table, format!(":{chain} - [0:0]"));
+                fresh.push(chain.clone());
+            }
+        }
+        for r in &base_rules {
+            if fresh.contains(&r.chain) || !self.rule_exists(family, r)? {
+                let builtin = r.chain.chars().all(|c| c.is_ascii_uppercase());
+                // Jumps from built-in chains go first so they run before other tools' rules.
+                batch.push(&r.table, r.render(if builtin { "-I" } else { "-A" }));
+            }
+        }
+        self.restore(family, &batch)
+    }
+
+    /// Applies `batch`; on failure repairs the base chains and tries once more.
+    fn apply_with_base(&self, family: Family, batch: &Batch) -> Result<()> {
+        match self.restore(family, batch) {
+            Ok(()) => Ok(()),
+            Err(first) => {
+                tracing::debug!(error = %first, "restore failed, repairing base chains");
+                self.repair_base(family)?;
+                self.restore(family, batch)
+            }
+        }
+    }
+
+    /// Removes `rules` and `chains` in one batch; if something is already gone, removes
+    /// what is left one probe at a time.
+    fn remove(&self, family: Family, rules: &[Rule], chains: &[(String, String)]) -> Result<()> {
+        let mut batch = Batch::default();
+        for r in rules {
+            batch.push(&r.table, r.render("-D"));
+        }
+        for (t, c) in chains {
+            batch.push(t, format!("-F {c}"));
+            batch.push(t, format!("-X {c}"));
+        }
+        if self.restore(family, &batch).is_ok() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        for r in rules {
+            if self.rule_exists(family, r)? {
+                batch.push(&r.table, r.render("-D"));
+            }
+        }
+        for (t, c) in chains {
+            if self.chain_exists(family, t, c)? {
+                batch.push(t, format!("-F {c}"));
+                batch.push(t, format!("-X {c}"));
+            }
+        }
+        self.restore(family, &batch)
+    }
+}
+
+fn families(p: &PortRules) -> Vec<Family> {
+    let mut f = Vec::new();
+    if p.addrs.iter().any(|a| a.is_ipv4()) {
+        f.push(Family::V4);
+    }
+    if p.addrs.iter().any(|a| a.is_ipv6()) {
+        f.push(Family::V6);
+    }
+    f
+}
+
+impl Firewall for Iptables {
+    fn add_ports(&self, p: &PortRules) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in families(p) {
+            let Some((chain, rules, jump)) = rules::ports(p, family) else {
+                continue;
+            };
+            // An ADD repeated after a crash must not leave a second jump behind.
+            let _ = self.remove(
+                family,
+                std::slice::from_ref(&jump),
+                &[("nat".into(), chain.clone())],
+            );
+            let mut batch = Batch::default();
+            batch.push("nat", format!(":{chain} - [0:0]"));
+            for r in &rules {
+                batch.push("nat", r.render("-A"));
+            }
+            batch.push("nat", jump.render("-A"));
+            self.apply_with_base(family, &batch)?;
+        }
+        Ok(())
+    }
+
+    fn remove_ports(&self, p: &PortRules) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in families(p) {
+            let Some((chain, _, jump)) = rules::ports(p, family) else {
+                continue;
+            };
+            self.remove(family, &[jump], &[("nat".into(), chain)])?;
+        }
+        Ok(())
+    }
+
+    fn check_ports(&self, p: &PortRules) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in families(p) {
+            let Some((_, rules, jump)) = rules::ports(p, family) else {
+                continue;
+            };
+            let (_, base) = rules::base(family, self.mark_bit);
+            for r in base
+                .iter()
+                .chain(rules.iter())
+                .chain(std::iter::once(&jump))
+            {
+                if !self.rule_exists(family, r)? {
+                    return Err(Error::Check(format!(
+                        "iptables rule missing: -t {} {}",
+                        r.table,
+                        r.render("-A")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn add_masquerade(&self, m: &Masquerade) -> Result<()> {
+        let _lock = self.lock()?;
+        let (family, rule) = rules::masquerade(m);
+        let _ = self.remove(family, std::slice::from_ref(&rule), &[]);
+        let mut batch = Batch::default();
+        batch.push("nat", rule.render("-A"));
+        self.apply_with_base(family, &batch)
+    }
+
+    fn remove_masquerade(&self, m: &Masquerade) -> Result<()> {
+        let _lock = self.lock()?;
+        let (family, rule) = rules::masquerade(m);
+        self.remove(family, &[rule], &[])
+    }
+
+    fn check_masquerade(&self, m: &Masquerade) -> Result<()> {
+        let _lock = self.lock()?;
+        let (family, rule) = rules::masquerade(m);
+        if self.rule_exists(family, &rule)? {
+            Ok(())
+        } else {
+            Err(Error::Check(format!(
+                "iptables rule missing: -t nat {}",
+                rule.render("-A")
+            )))
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Firewall rules for port mappings and outbound masquerade, behind one trait so the
+//! plugins, the daemon and the runtime share one implementation per backend.
+
+mod iptables;
+pub mod rules;
+
+pub use iptables::Iptables;
+pub use rules::{Family, Masquerade, PortRules, Rule};
+
+use crate::error::Result;
+
+/// What every firewall backend provides. Each call is one batch; each backend touches
+/// only its own chains; removal tolerates rules already gone.
+pub trait Firewall {
+    /// Installs the DNAT (and hairpin/localhost masquerade) rules of one attachment.
+    fn add_ports(&self, p: &PortRules) -> Result<()>;
+    /// Removes exactly what `add_ports` installed for the attachment.
+    fn remove_ports(&self, p: &PortRules) -> Result<()>;
+    /// Fails with a precise message if any rule of the attachment is missing.
+    fn check_ports(&self, p: &PortRules) -> Result<()>;
+    /// Installs a container's outbound MASQUERADE.
+    fn add_masquerade(&self, m: &Masquerade) -> Result<()>;
+    /// Removes it.
+    fn remove_masquerade(&self, m: &Masquerade) -> Result<()>;
+    /// Fails if it is missing.
+    fn check_masquerade(&self, m: &Masquerade) -> Result<()>;
+}
+
+/// The default connection-mark bit for hairpin/localhost masquerade (as CNI portmap).
+pub const DEFAULT_MARK_BIT: u8 = 13;
+
+/// Picks the backend. Only iptables exists today; `auto` resolves to it.
+pub fn select(kind: &str, run_dir: &std::path::Path, mark_bit: u8) -> Result<Box<dyn Firewall>> {
+    match kind {
+        "" | "auto" | "iptables" => Ok(Box::new(Iptables::new(
+            run_dir.join("iptables.lock"),
+            mark_bit,
+        ))),
+        other => Err(crate::Error::InvalidConfig(format!(
+            "unknown firewall backend {other:?} (iptables or auto)"
+        ))),
+    }
+}

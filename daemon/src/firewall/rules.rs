@@ -1,0 +1,331 @@
+//! The neutral rule model and its rendering: which chains and rules an attachment needs.
+//! Pure functions, unit-tested; backends only apply what this module renders.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::portmap::PortMapping;
+
+/// Chain that DNATs published ports; jumped to from PREROUTING and OUTPUT for local addresses.
+pub const DNAT_CHAIN: &str = "BERTH-HOSTPORT-DNAT";
+/// Chain that marks connections needing masquerade (hairpin, localhost).
+pub const SETMARK_CHAIN: &str = "BERTH-HOSTPORT-SETMARK";
+/// Chain that masquerades marked connections.
+pub const MASQ_CHAIN: &str = "BERTH-HOSTPORT-MASQ";
+/// Chain holding per-container outbound MASQUERADE rules.
+pub const POSTROUTING_CHAIN: &str = "BERTH-POSTROUTING";
+/// raw-table chain that drops packets to 127.0.0.0/8 arriving from the network (Docker #45610).
+pub const RAW_CHAIN: &str = "BERTH-RAW-PREROUTING";
+
+/// IPv4 or IPv6: which `iptables` flavour a rule goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Family {
+    /// iptables.
+    V4,
+    /// ip6tables.
+    V6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(ip: IpAddr) -> Self {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
+
+/// One rule: table, chain and the match/target arguments after `-A chain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// "nat", "raw" or "filter".
+    pub table: String,
+    /// Chain it lives in.
+    pub chain: String,
+    /// Arguments, one per element.
+    pub args: Vec<String>,
+}
+
+impl Rule {
+    fn new(table: &str, chain: &str, args: &[&str]) -> Self {
+        Self {
+            table: table.into(),
+            chain: chain.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// The rule as an `iptables-restore` line with the given action (`-A`, `-I`, `-D`).
+    pub fn render(&self, action: &str) -> String {
+        let mut s = format!("{action} {}", self.chain);
+        for a in &self.args {
+            s.push(' ');
+            if a.is_empty() || a.contains(char::is_whitespace) || a.contains('"') {
+                s.push('"');
+                s.push_str(&a.replace('"', "\\\""));
+                s.push('"');
+            } else {
+                s.push_str(a);
+            }
+        }
+        s
+    }
+}
+
+/// Everything one attachment (container + ifname) installs for its published ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRules {
+    /// Stable identity of the attachment: network name, container ID, ifname.
+    pub network: String,
+    /// Container ID.
+    pub container_id: String,
+    /// Interface inside the container.
+    pub ifname: String,
+    /// Container addresses with their prefix (the prefix gives the hairpin subnet).
+    pub addrs: Vec<IpNetwork>,
+    /// The mappings.
+    pub mappings: Vec<PortMapping>,
+    /// Masquerade hairpin and localhost connections (portmap's `snat`, default true).
+    pub snat: bool,
+    /// Extra match arguments per family before jumping into the container's chain.
+    pub conditions_v4: Vec<String>,
+    /// Same for IPv6.
+    pub conditions_v6: Vec<String>,
+}
+
+/// A container's outbound MASQUERADE (bridge `ipMasq`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Masquerade {
+    /// Network name.
+    pub network: String,
+    /// Container ID.
+    pub container_id: String,
+    /// The container's address with the subnet prefix.
+    pub addr: IpNetwork,
+}
+
+/// Names the per-attachment chain: short (iptables allows 28 characters) and stable.
+pub fn chain_name(prefix: &str, network: &str, id: &str, ifname: &str) -> String {
+    let digest = Sha256::digest(format!("{network}\0{id}\0{ifname}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{}", hex.to_uppercase())
+}
+
+fn comment(network: &str, id: &str) -> String {
+    let id: String = id.chars().take(64).collect();
+    format!("berth:{network}:{id}")
+}
+
+/// The fixed chains and rules every port mapping relies on, per family.
+pub fn base(family: Family, mark_bit: u8) -> (Vec<(String, String)>, Vec<Rule>) {
+    let mark = format!("{:#x}/{:#x}", 1u32 << mark_bit, 1u32 << mark_bit);
+    let mut chains = vec![
+        ("nat".to_string(), DNAT_CHAIN.to_string()),
+        ("nat".to_string(), SETMARK_CHAIN.to_string()),
+        ("nat".to_string(), MASQ_CHAIN.to_string()),
+        ("nat".to_string(), POSTROUTING_CHAIN.to_string()),
+    ];
+    let mut rules = vec![
+        Rule::new("nat", SETMARK_CHAIN, &["-j", "MARK", "--set-xmark", &mark]),
+        Rule::new(
+            "nat",
+            MASQ_CHAIN,
+            &["-m", "mark", "--mark", &mark, "-j", "MASQUERADE"],
+        ),
+        Rule::new(
+            "nat",
+            "PREROUTING",
+            &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN],
+        ),
+        Rule::new(
+            "nat",
+            "OUTPUT",
+            &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN],
+        ),
+        Rule::new("nat", "POSTROUTING", &["-j", MASQ_CHAIN]),
+        Rule::new("nat", "POSTROUTING", &["-j", POSTROUTING_CHAIN]),
+    ];
+    if family == Family::V4 {
+        chains.push(("raw".to_string(), RAW_CHAIN.to_string()));
+        rules.push(Rule::new(
+            "raw",
+            RAW_CHAIN,
+            &["-d", "127.0.0.0/8", "!", "-i", "lo", "-j", "DROP"],
+        ));
+        rules.push(Rule::new("raw", "PREROUTING", &["-j", RAW_CHAIN]));
+    }
+    (chains, rules)
+}
+
+/// The per-attachment chain, its rules, and the jump into it, for one family.
+/// `None` when the attachment has no address or mapping in that family.
+pub fn ports(p: &PortRules, family: Family) -> Option<(String, Vec<Rule>, Rule)> {
+    let v6 = family == Family::V6;
+    let addr = p.addrs.iter().find(|a| a.is_ipv6() == v6)?;
+    let chain = chain_name("BERTH-DN-", &p.network, &p.container_id, &p.ifname);
+    let mut rules = Vec::new();
+    for m in p.mappings.iter().filter(|m| m.applies_to(v6)) {
+        let proto = m.proto.to_string();
+        let hport = m.host_port.to_string();
+        let mut matches: Vec<String> = vec!["-p".into(), proto.clone()];
+        if let Some(ip) = m.host_ip {
+            matches.extend(["-d".into(), ip.to_string()]);
+        }
+        matches.extend(["--dport".into(), hport]);
+        if p.snat {
+            let subnet = IpNetwork::new(addr.network(), addr.prefix())
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            let mut sources = vec![subnet];
+            if !v6 {
+                sources.push("127.0.0.1".into());
+            }
+            for src in sources {
+                let mut args = vec!["-s".to_string(), src];
+                args.extend(matches.iter().cloned());
+                args.extend(["-j".into(), SETMARK_CHAIN.into()]);
+                rules.push(Rule {
+                    table: "nat".into(),
+                    chain: chain.clone(),
+                    args,
+                });
+            }
+        }
+        let dest = if v6 {
+            format!("[{}]:{}", addr.ip(), m.container_port)
+        } else {
+            format!("{}:{}", addr.ip(), m.container_port)
+        };
+        let mut args = matches.clone();
+        args.extend(["-j".into(), "DNAT".into(), "--to-destination".into(), dest]);
+        rules.push(Rule {
+            table: "nat".into(),
+            chain: chain.clone(),
+            args,
+        });
+    }
+    if rules.is_empty() {
+        return None;
+    }
+    let mut jargs: Vec<String> = if v6 {
+        p.conditions_v6.clone()
+    } else {
+        p.conditions_v4.clone()
+    };
+    jargs.extend([
+        "-m".into(),
+        "comment".into(),
+        "--comment".into(),
+        comment(&p.network, &p.container_id),
+        "-j".into(),
+        chain.clone(),
+    ]);
+    let jump = Rule {
+        table: "nat".into(),
+        chain: DNAT_CHAIN.into(),
+        args: jargs,
+    };
+    Some((chain, rules, jump))
+}
+
+/// The outbound MASQUERADE rule of one container address.
+pub fn masquerade(m: &Masquerade) -> (Family, Rule) {
+    let family = Family::of(m.addr.ip());
+    let host = if m.addr.is_ipv4() { 32 } else { 128 };
+    let src = format!("{}/{host}", m.addr.ip());
+    let subnet = IpNetwork::new(m.addr.network(), m.addr.prefix())
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let c = comment(&m.network, &m.container_id);
+    let rule = Rule::new(
+        "nat",
+        POSTROUTING_CHAIN,
+        &[
+            "-s",
+            &src,
+            "!",
+            "-d",
+            &subnet,
+            "-m",
+            "comment",
+            "--comment",
+            &c,
+            "-j",
+            "MASQUERADE",
+        ],
+    );
+    (family, rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::portmap::Proto;
+
+    #[test]
+    fn renders_dnat_hairpin_and_localhost() {
+        let p = PortRules {
+            network: "net".into(),
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            addrs: vec!["172.17.0.2/16".parse().unwrap()],
+            mappings: vec![
+                PortMapping::new(None, 4000, 80, Proto::Tcp).unwrap(),
+                PortMapping::new(Some("127.0.0.1".parse().unwrap()), 5353, 53, Proto::Udp).unwrap(),
+            ],
+            snat: true,
+            conditions_v4: vec![],
+            conditions_v6: vec![],
+        };
+        let (chain, rules, jump) = ports(&p, Family::V4).unwrap();
+        assert!(chain.starts_with("BERTH-DN-") && chain.len() <= 28);
+        let lines: Vec<_> = rules.iter().map(|r| r.render("-A")).collect();
+        assert_eq!(
+            lines[0],
+            format!("-A {chain} -s 172.17.0.0/16 -p tcp --dport 4000 -j BERTH-HOSTPORT-SETMARK")
+        );
+        assert_eq!(
+            lines[1],
+            format!("-A {chain} -s 127.0.0.1 -p tcp --dport 4000 -j BERTH-HOSTPORT-SETMARK")
+        );
+        assert_eq!(
+            lines[2],
+            format!("-A {chain} -p tcp --dport 4000 -j DNAT --to-destination 172.17.0.2:80")
+        );
+        assert_eq!(lines[5], format!("-A {chain} -p udp -d 127.0.0.1 --dport 5353 -j DNAT --to-destination 172.17.0.2:53"));
+        assert_eq!(
+            jump.render("-D"),
+            format!("-D BERTH-HOSTPORT-DNAT -m comment --comment berth:net:c1 -j {chain}")
+        );
+        assert!(ports(&p, Family::V6).is_none());
+    }
+
+    #[test]
+    fn masquerade_excludes_own_subnet() {
+        let m = Masquerade {
+            network: "n".into(),
+            container_id: "c".into(),
+            addr: "10.88.0.5/16".parse().unwrap(),
+        };
+        let (f, r) = masquerade(&m);
+        assert_eq!(f, Family::V4);
+        assert_eq!(r.render("-A"), "-A BERTH-POSTROUTING -s 10.88.0.5/32 ! -d 10.88.0.0/16 -m comment --comment berth:n:c -j MASQUERADE");
+    }
+
+    #[test]
+    fn chain_names_are_stable_and_distinct() {
+        assert_eq!(
+            chain_name("X-", "n", "a", "eth0"),
+            chain_name("X-", "n", "a", "eth0")
+        );
+        assert_ne!(
+            chain_name("X-", "n", "a", "eth0"),
+            chain_name("X-", "n", "a", "eth1")
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Host-port claims: refuses a host port that another attachment already publishes or
+//! that a listening socket holds. Claims are files under one flock, so the check and the
+//! claim are atomic across concurrent plugin and CLI processes.
+
+use std::fs::{self, File, OpenOptions};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::spec::{PortMapping, Proto};
+use crate::error::{Error, Result};
+
+/// The claim directory, usually `<stateDir>/ports`.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    dir: PathBuf,
+}
+
+fn slot(m: &PortMapping) -> String {
+    format!("{}-{}", m.proto, m.host_port)
+}
+
+fn ip_name(ip: Option<IpAddr>) -> String {
+    ip.map(|i| i.to_string()).unwrap_or_else(|| "any".into())
+}
+
+impl Claims {
+    /// Opens the claim directory, creating it if needed.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| Error::io("create port claim directory", &dir, e))?;
+        Ok(Self { dir })
+    }
+
+    fn lock(&self) -> Result<File> {
+        let path = self.dir.join("lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open lock", &path, e))?;
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(Error::io("lock", &path, std::io::Error::last_os_error()));
+        }
+        Ok(f)
+    }
+
+    /// Claims every mapping for `owner`, all or nothing. A mapping `owner` already holds
+    /// is kept (ADD after a crash). `probe` also refuses ports a listening socket holds.
+    pub fn claim(&self, owner: &str, maps: &[PortMapping], probe: bool) -> Result<()> {
+        let _lock = self.lock()?;
+        let mut done: Vec<PathBuf> = Vec::new();
+        let res = (|| {
+            for m in maps {
+                let sdir = self.dir.join(slot(m));
+                let file = sdir.join(ip_name(m.host_ip));
+                if fs::read_to_string(&file).is_ok_and(|o| o == owner) {
+                    continue;
+                }
+                if let Some(holder) = self.conflict(&sdir, m.host_ip)? {
+                    return Err(in_use(m, format!(": published by {holder}")));
+                }
+                if probe && listening(m) {
+                    return Err(in_use(m, ": a process is listening on it".into()));
+                }
+                fs::create_dir_all(&sdir).map_err(|e| Error::io("create port claim", &sdir, e))?;
+                fs::write(&file, owner).map_err(|e| Error::io("write port claim", &file, e))?;
+                done.push(file);
+            }
+            Ok(())
+        })();
+        if res.is_err() {
+            for f in done {
+                let _ = fs::remove_file(f);
+            }
+        }
+        res
+    }
+
+    /// Releases the claims `owner` holds for these mappings; missing claims are fine.
+    pub fn release(&self, owner: &str, maps: &[PortMapping]) -> Result<()> {
+        let _lock = self.lock()?;
+        for m in maps {
+            let sdir = self.dir.join(slot(m));
+            let file = sdir.join(ip_name(m.host_ip));
+            if fs::read_to_string(&file).is_ok_and(|o| o == owner) {
+                fs::remove_file(&file).map_err(|e| Error::io("remove port claim", &file, e))?;
+                let _ = fs::remove_dir(&sdir);
+            }
+        }
+        Ok(())
+    }
+
+    /// Who holds a slot that conflicts with `ip` (the wildcard conflicts with everything).
+    fn conflict(&self, sdir: &Path, ip: Option<IpAddr>) -> Result<Option<String>> {
+        let Ok(rd) = fs::read_dir(sdir) else {
+            return Ok(None);
+        };
+        for de in rd.flatten() {
+            let name = de.file_name().to_string_lossy().to_string();
+            if ip.is_none() || name == "any" || name == ip_name(ip) {
+                return Ok(Some(fs::read_to_string(de.path()).unwrap_or_default()));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn in_use(m: &PortMapping, by: String) -> Error {
+    Error::PortInUse {
+        port: m.host_port,
+        proto: m.proto.to_string(),
+        host_ip: ip_name(m.host_ip).replace("any", "0.0.0.0"),
+        by,
+    }
+}
+
+/// Whether a socket already holds the host port (a listener for TCP/SCTP, any bound
+/// socket for UDP). SO_REUSEADDR makes TIME_WAIT leftovers not count.
+fn listening(m: &PortMapping) -> bool {
+    let ip = m.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let addr = SocketAddr::new(ip, m.host_port);
+    let probe = |ip: IpAddr| -> bool {
+        let addr = SocketAddr::new(ip, addr.port());
+        let (ty, proto) = match m.proto {
+            Proto::Tcp => (libc::SOCK_STREAM, 0),
+            Proto::Udp => (libc::SOCK_DGRAM, 0),
+            Proto::Sctp => (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
+        };
+        bind_fails(addr, ty, proto)
+    };
+    if m.host_ip.is_none() {
+        probe(IpAddr::V4(Ipv4Addr::UNSPECIFIED)) || probe(IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    } else {
+        probe(ip)
+    }
+}
+
+fn bind_fails(addr: SocketAddr, ty: i32, proto: i32) -> bool {
+    use nix::sys::socket::{bind, setsockopt, sockopt, SockaddrStorage};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket(2) returns a fresh descriptor or -1; OwnedFd takes ownership once.
+    let raw = unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, proto) };
+    if raw < 0 {
+        return false;
+    }
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let _ = setsockopt(&fd, sockopt::ReuseAddr, &true);
+    if addr.is_ipv6() {
+        let _ = setsockopt(&fd, sockopt::Ipv6V6Only, &true);
+    }
+    let sa = SockaddrStorage::from(addr);
+    matches!(
+        bind(fd.as_raw_fd(), &sa),
+        Err(nix::errno::Errno::EADDRINUSE)
+    )
+}
