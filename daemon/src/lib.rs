@@ -11,3 +11,5 @@ pub use error::{Error, Result};
 pub mod firewall;
 pub mod ipam;
 pub mod portmap;
+pub mod network;
+pub mod state;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `bridge` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::bridge::Bridge)
+}

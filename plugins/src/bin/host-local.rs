@@ -1,1 +1,5 @@
-fn main() {}
+//! The `host-local` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::host_local::HostLocal)
+}

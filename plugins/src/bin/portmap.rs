@@ -1,1 +1,5 @@
-fn main() {}
+//! The `portmap` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::portmap::Portmap)
+}

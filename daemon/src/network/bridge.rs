@@ -1,0 +1,211 @@
+//! A bridge network: the bridge itself, one veth per container, addresses and routes.
+//! The CNI `bridge` plugin and the runtime both attach containers through this file.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+use crate::error::{Error, Result};
+use crate::netlink::{fill_random, Link, Route, Socket, VethRequest};
+use crate::netns::NetNs;
+use crate::sysctl;
+
+/// How the bridge and its ports are set up (the CNI bridge keys users rely on).
+#[derive(Debug, Clone)]
+pub struct BridgeSpec {
+    /// Bridge name, e.g. "docker0" or "cni0".
+    pub name: String,
+    /// MTU of the bridge and veths.
+    pub mtu: Option<u32>,
+    /// Put the gateway address on the bridge.
+    pub is_gateway: bool,
+    /// Replace a conflicting address on the bridge instead of failing.
+    pub force_address: bool,
+    /// Hairpin mode on the container's port, so it can reach itself via a published port.
+    pub hairpin: bool,
+    /// Put the bridge in promiscuous mode.
+    pub promisc: bool,
+}
+
+/// One container interface as attached.
+#[derive(Debug, Clone)]
+pub struct Attached {
+    /// The bridge.
+    pub bridge: Link,
+    /// The host end of the veth.
+    pub host: Link,
+    /// The container end, inside the netns.
+    pub container: Link,
+}
+
+/// What to configure inside the container once the veth exists.
+#[derive(Debug, Clone, Default)]
+pub struct IfaceConfig {
+    /// Addresses with prefix.
+    pub addrs: Vec<IpNetwork>,
+    /// Routes, with their gateways.
+    pub routes: Vec<(IpNetwork, Option<IpAddr>)>,
+}
+
+/// Creates the bridge if missing (MAC pinned), brings it up and returns it.
+pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
+    let link = match sock.link_by_name(&spec.name)? {
+        Some(l) => l,
+        None => {
+            match sock.create_bridge(&spec.name, spec.mtu) {
+                Err(e) if e.errno() == Some(libc::EEXIST) => {} // a concurrent ADD won the race
+                r => r?,
+            }
+            sock.link_by_name(&spec.name)?.ok_or_else(|| Error::LinkExists(spec.name.clone()))?
+        }
+    };
+    if link.kind.as_deref() != Some("bridge") {
+        return Err(Error::NotABridge(spec.name.clone()));
+    }
+    if spec.promisc {
+        sock.set_promisc(link.index, true)?;
+    }
+    if !link.up {
+        sock.set_up(link.index)?;
+    }
+    Ok(link)
+}
+
+/// Puts gateway addresses on the bridge. An address of the same family inside the same
+/// subnet but different is a conflict unless `force_address`.
+pub fn ensure_gateways(sock: &mut Socket, bridge: &Link, gws: &[IpNetwork], force: bool) -> Result<()> {
+    let existing = sock.addresses(bridge.index)?;
+    for gw in gws {
+        if existing.iter().any(|a| a.ip() == gw.ip()) {
+            continue;
+        }
+        for a in existing.iter().filter(|a| a.is_ipv4() == gw.is_ipv4() && (gw.contains(a.ip()) || a.contains(gw.ip()))) {
+            if !force {
+                return Err(Error::BridgeAddress { bridge: bridge.name.clone(), found: a.to_string(), wanted: gw.to_string() });
+            }
+            sock.del_address(bridge.index, *a)?;
+        }
+        sock.add_address(bridge.index, *gw)?;
+    }
+    Ok(())
+}
+
+/// Turns on forwarding (and `route_localnet` on the bridge for 127.0.0.1 port mappings).
+pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
+    if v4 {
+        sysctl::set("net/ipv4/ip_forward", "1")?;
+    }
+    if v6 {
+        sysctl::set("net/ipv6/conf/all/forwarding", "1")?;
+    }
+    Ok(())
+}
+
+fn host_veth_name() -> String {
+    let mut b = [0u8; 4];
+    fill_random(&mut b);
+    format!("veth{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+/// Creates the veth pair: the container end born in `netns` as `ifname`, the host end
+/// enslaved to the bridge with hairpin set, IPv6 disabled on both when `ipv4_only` (no
+/// DAD/MLD/RS floods), then both up. Undone if any step fails.
+pub fn attach(
+    sock: &mut Socket,
+    bridge: &Link,
+    spec: &BridgeSpec,
+    netns: &NetNs,
+    ifname: &str,
+    cfg: &IfaceConfig,
+) -> Result<Attached> {
+    let ipv4_only = !cfg.addrs.iter().any(|a| a.is_ipv6());
+    let exists = netns.run(|| Ok(Socket::open()?.link_by_name(ifname)?.is_some()))?;
+    if exists {
+        return Err(Error::LinkExists(format!("{ifname} in {}", netns.path().display())));
+    }
+    let mut host_name = host_veth_name();
+    let mut tries = 0;
+    loop {
+        let req = VethRequest { host_name: &host_name, peer_name: ifname, peer_netns_fd: netns.fd(), mtu: spec.mtu.or(Some(bridge.mtu)).filter(|m| *m > 0), peer_mac: None, master: Some(bridge.index) };
+        match sock.create_veth(&req) {
+            Err(e) if e.errno() == Some(libc::EEXIST) && tries < 5 => {
+                tries += 1;
+                host_name = host_veth_name();
+            }
+            r => break r?,
+        }
+    }
+    let result = (|| {
+        let host = sock.link_by_name(&host_name)?.ok_or_else(|| Error::LinkExists(host_name.clone()))?;
+        if ipv4_only {
+            sysctl::disable_ipv6(&host_name)?;
+        }
+        if spec.hairpin {
+            sock.set_bridge_port(host.index, true)?;
+        }
+        sock.set_up(host.index)?;
+        let container = netns.run(|| configure_container(ifname, cfg, ipv4_only))?;
+        Ok(Attached { bridge: bridge.clone(), host, container })
+    })();
+    if result.is_err() {
+        if let Ok(Some(l)) = sock.link_by_name(&host_name) {
+            let _ = sock.delete_link(l.index);
+        }
+    }
+    result
+}
+
+/// Inside the container's netns: addresses, link up, routes. Runs on the netns thread.
+fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
+    let mut sock = Socket::open()?;
+    let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
+    if ipv4_only {
+        sysctl::disable_ipv6(ifname)?;
+    } else {
+        // Accepting router advertisements would add addresses the result does not list.
+        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_ra"), "0");
+    }
+    for a in &cfg.addrs {
+        sock.add_address(link.index, *a)?;
+    }
+    sock.set_up(link.index)?;
+    for (dst, gw) in &cfg.routes {
+        sock.add_route(&Route { dst: *dst, gw: *gw, oif: link.index })?;
+    }
+    Ok(link)
+}
+
+/// Removes the container's interface (the veth peer goes with it) and returns the
+/// addresses it had. A missing netns or interface is success: DEL is idempotent.
+pub fn detach(netns_path: Option<&std::path::Path>, ifname: &str) -> Result<Vec<IpNetwork>> {
+    let Some(path) = netns_path else { return Ok(Vec::new()) };
+    let netns = match NetNs::open(path) {
+        Ok(ns) => ns,
+        Err(Error::Netns { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    netns.run(|| {
+        let mut sock = Socket::open()?;
+        let Some(link) = sock.link_by_name(ifname)? else { return Ok(Vec::new()) };
+        let addrs = sock.addresses(link.index)?;
+        sock.delete_link(link.index)?;
+        Ok(addrs)
+    })
+}
+
+/// The container interface's link and addresses, for CHECK.
+pub fn inspect(netns: &NetNs, ifname: &str) -> Result<Option<(Link, Vec<IpNetwork>, Vec<Route>)>> {
+    netns.run(|| {
+        let mut sock = Socket::open()?;
+        let Some(link) = sock.link_by_name(ifname)? else { return Ok(None) };
+        let addrs = sock.addresses(link.index)?;
+        let mut routes = sock.routes(false)?;
+        routes.extend(sock.routes(true)?);
+        Ok(Some((link, addrs, routes)))
+    })
+}
+
+/// Sets `route_localnet` on the bridge so DNAT of 127.0.0.1 toward containers is routed.
+pub fn enable_route_localnet(ifname: &str) -> Result<()> {
+    sysctl::set(&format!("net/ipv4/conf/{ifname}/route_localnet"), "1")
+}

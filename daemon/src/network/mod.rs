@@ -1,0 +1,3 @@
+//! Network drivers. Only the bridge driver exists: docker0-style networks.
+
+pub mod bridge;

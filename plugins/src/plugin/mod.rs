@@ -1,0 +1,6 @@
+//! The plugins: each a [`crate::skel::Plugin`] over the netd engine.
+
+pub mod bridge;
+pub mod host_local;
+pub mod loopback;
+pub mod portmap;

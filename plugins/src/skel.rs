@@ -1,0 +1,191 @@
+//! The plugin skeleton: environment, stdin, command dispatch, result or error JSON on
+//! stdout, exit code. Mains call [`run`]; [`dispatch`] takes env and stdin as values so
+//! it can be driven in-process.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::types::{code, version, CniError, CniResult, NetConf};
+
+/// A CNI command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// ADD.
+    Add,
+    /// DEL.
+    Del,
+    /// CHECK.
+    Check,
+    /// VERSION.
+    Version,
+    /// GC (1.1.0).
+    Gc,
+    /// STATUS (1.1.0).
+    Status,
+}
+
+/// The invocation's environment, validated.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// The command.
+    pub command: Command,
+    /// CNI_CONTAINERID.
+    pub container_id: String,
+    /// CNI_NETNS, if given.
+    pub netns: Option<PathBuf>,
+    /// CNI_IFNAME.
+    pub ifname: String,
+    /// CNI_ARGS, parsed as K=V;K=V.
+    pub args: Vec<(String, String)>,
+    /// CNI_PATH entries, for delegating to IPAM plugins.
+    pub path: Vec<PathBuf>,
+    /// The raw stdin, passed unchanged to delegated plugins.
+    pub stdin: Vec<u8>,
+}
+
+/// What a plugin implements; every method gets the parsed config.
+pub trait Plugin {
+    /// ADD: returns the result to print.
+    fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError>;
+    /// DEL: must succeed when things are already gone.
+    fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError>;
+    /// CHECK.
+    fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError>;
+    /// GC: drop everything not in `cni.dev/valid-attachments`.
+    fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError>;
+    /// STATUS: is the plugin ready for ADDs.
+    fn status(&self, _args: &Args, _conf: &NetConf) -> Result<(), CniError> {
+        Ok(())
+    }
+}
+
+fn env_err(msg: String) -> CniError {
+    CniError::new(code::INVALID_ENV, msg)
+}
+
+fn valid_container_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn valid_ifname(n: &str) -> bool {
+    !n.is_empty() && n.len() <= 15 && n != "." && n != ".." && !n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+/// Parses and validates the environment for `command`.
+pub fn parse_env(env: &HashMap<String, String>, stdin: Vec<u8>) -> Result<Args, CniError> {
+    let get = |k: &str| env.get(k).cloned().unwrap_or_default();
+    let command = match get("CNI_COMMAND").as_str() {
+        "ADD" => Command::Add,
+        "DEL" => Command::Del,
+        "CHECK" => Command::Check,
+        "VERSION" => Command::Version,
+        "GC" => Command::Gc,
+        "STATUS" => Command::Status,
+        "" => return Err(env_err("required environment variable CNI_COMMAND is missing".into())),
+        other => return Err(env_err(format!("unknown CNI_COMMAND {other:?}"))),
+    };
+    let needs = |cmds: &[Command]| cmds.contains(&command);
+    let mut missing = Vec::new();
+    for (k, cmds) in [
+        ("CNI_CONTAINERID", &[Command::Add, Command::Del, Command::Check][..]),
+        ("CNI_NETNS", &[Command::Add, Command::Check][..]),
+        ("CNI_IFNAME", &[Command::Add, Command::Del, Command::Check][..]),
+        ("CNI_PATH", &[Command::Add, Command::Del, Command::Check, Command::Gc, Command::Status][..]),
+    ] {
+        if needs(cmds) && get(k).is_empty() {
+            missing.push(k);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(env_err(format!("required environment variables missing: {}", missing.join(", "))));
+    }
+    let container_id = get("CNI_CONTAINERID");
+    if !container_id.is_empty() && !valid_container_id(&container_id) {
+        return Err(env_err(format!("invalid CNI_CONTAINERID {container_id:?}: must be alphanumeric, '_', '.' or '-'")));
+    }
+    let ifname = get("CNI_IFNAME");
+    if !ifname.is_empty() && !valid_ifname(&ifname) {
+        return Err(env_err(format!("invalid CNI_IFNAME {ifname:?}")));
+    }
+    let netns = Some(get("CNI_NETNS")).filter(|s| !s.is_empty()).map(PathBuf::from);
+    let args = get("CNI_ARGS")
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').ok_or_else(|| env_err(format!("invalid CNI_ARGS pair {kv:?}")))?;
+            Ok((k.to_string(), v.to_string()))
+        })
+        .collect::<Result<_, CniError>>()?;
+    let path = std::env::split_paths(&get("CNI_PATH")).collect();
+    Ok(Args { command, container_id, netns, ifname, args, path, stdin })
+}
+
+/// Runs one invocation: returns what to print on stdout and the exit code.
+pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u8>) -> (String, i32) {
+    let version_hint = serde_json::from_slice::<serde_json::Value>(&stdin)
+        .ok()
+        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string))
+        .filter(|v| version::SUPPORTED.contains(&v.as_str()))
+        .unwrap_or_else(|| version::LATEST.to_string());
+    let fail = |e: CniError| {
+        tracing::debug!(code = e.code, msg = %e.msg, "plugin error");
+        (e.to_json(&version_hint).to_string(), 1)
+    };
+    let args = match parse_env(env, stdin) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    if args.command == Command::Version {
+        return (version::version_info().to_string(), 0);
+    }
+    let conf = match NetConf::parse(&args.stdin) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let min = match args.command {
+        Command::Check => "0.4.0",
+        Command::Gc | Command::Status => "1.1.0",
+        _ => "0.0.0",
+    };
+    if !version::at_least(&conf.cni_version, min) {
+        return fail(CniError::new(code::INCOMPATIBLE_VERSION, format!("config version {} does not allow {:?}", conf.cni_version, args.command)));
+    }
+    let out = match args.command {
+        Command::Add => plugin.add(&args, &conf).map(|r| r.to_json(&conf.cni_version).to_string()),
+        Command::Del => plugin.del(&args, &conf).map(|_| String::new()),
+        Command::Check => plugin.check(&args, &conf).map(|_| String::new()),
+        Command::Gc => plugin.gc(&args, &conf).map(|_| String::new()),
+        Command::Status => plugin.status(&args, &conf).map(|_| String::new()),
+        Command::Version => unreachable!("handled above"),
+    };
+    match out {
+        Ok(s) => (s, 0),
+        Err(e) => fail(e),
+    }
+}
+
+/// The whole main of a plugin: logs to stderr (RUST_LOG), reads env and stdin, prints,
+/// exits. Never returns.
+pub fn run(plugin: &dyn Plugin) -> ! {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")))
+        .try_init();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut stdin = Vec::new();
+    let needs_stdin = env.get("CNI_COMMAND").map(String::as_str) != Some("VERSION");
+    if needs_stdin {
+        if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
+            let err = CniError::new(code::IO, format!("failed to read stdin: {e}"));
+            println!("{}", err.to_json(version::LATEST));
+            std::process::exit(1);
+        }
+    }
+    let (out, rc) = dispatch(plugin, &env, stdin);
+    if !out.is_empty() {
+        println!("{out}");
+    }
+    std::process::exit(rc)
+}
