@@ -291,7 +291,6 @@ impl Firewall for Iptables {
     fn add_masquerade(&self, m: &Masquerade) -> Result<()> {
         let _lock = self.lock()?;
         let (family, rule) = rules::masquerade(m);
-        let _ = self.remove(family, std::slice::from_ref(&rule), &[]);
         let mut batch = Batch::default();
         batch.push("nat", rule.render("-A"));
         self.apply_with_base(family, &batch)

@@ -13,6 +13,7 @@ use crate::error::Result;
 /// only its own chains; removal tolerates rules already gone.
 pub trait Firewall {
     /// Installs the DNAT (and hairpin/localhost masquerade) rules of one attachment.
+    /// Not idempotent: a caller repeating an ADD removes the previous one first.
     fn add_ports(&self, p: &PortRules) -> Result<()>;
     /// Removes exactly what `add_ports` installed for the attachment.
     fn remove_ports(&self, p: &PortRules) -> Result<()>;

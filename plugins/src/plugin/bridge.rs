@@ -142,9 +142,15 @@ impl Bridge {
         } else {
             Vec::new()
         };
+        let fwl = fw(c)?;
+        // A repeated ADD (after a crash) first removes what the previous one installed.
+        if let Some(old) = c.state.load::<Saved>(&key(conf, args)) {
+            for m in &old.masquerade {
+                fwl.remove_masquerade(m)?;
+            }
+        }
         // Save first: a kill between the rule and the save must still let DEL find it.
         c.state.save(&key(conf, args), &Saved { masquerade: masq.clone() })?;
-        let fwl = fw(c)?;
         for m in &masq {
             if let Err(e) = fwl.add_masquerade(m) {
                 let _ = bridge::detach(Some(netns_path), &args.ifname);

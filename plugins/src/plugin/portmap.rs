@@ -128,6 +128,10 @@ impl Plugin for Portmap {
             return Err(invalid("portmap: prevResult has no container address".into()));
         }
         let key = owner(conf, &args.container_id, &args.ifname);
+        // A repeated ADD (after a crash) first removes what the previous one installed.
+        if let Some(old) = c.state.load::<PortRules>(&key) {
+            c.teardown(&key, &old)?;
+        }
         let claims = c.claims()?;
         claims.claim(&key, &rules.mappings, true)?;
         let res = (|| {

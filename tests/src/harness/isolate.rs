@@ -1,0 +1,56 @@
+//! Re-executes the current test in a child that unshares net and mnt namespaces.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+const INNER: &str = "BERTH_TEST_ISOLATED";
+
+/// Directories that get a private tmpfs in every test "host".
+pub const STATE_DIRS: &[&str] = &["/run/netns", "/var/lib/cni", "/run/berth", "/var/lib/berth"];
+
+/// Runs `body` as the only process of a fresh "host": new netns (only `lo`, up), new mount
+/// ns with tmpfs over the state dirs. Outside, re-execs this test binary for this one
+/// test inside `unshare(NEWNET|NEWNS)` and fails if the child fails.
+pub fn isolated(body: impl FnOnce()) {
+    if std::env::var(INNER).as_deref() == Ok("1") {
+        setup_inside();
+        body();
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        panic!("integration tests need root (network namespaces, iptables); run them as root");
+    }
+    let name = std::thread::current().name().map(str::to_string).filter(|n| n != "main").expect("test thread has no name; run under cargo test or nextest");
+    let exe = std::env::current_exe().expect("current exe");
+    let mut cmd = Command::new(exe);
+    cmd.args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"]).env(INNER, "1");
+    // SAFETY: unshare is async-signal-safe and runs in the forked child before exec.
+    unsafe {
+        cmd.pre_exec(|| unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from));
+    }
+    let out = cmd.output().expect("spawn isolated test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let ran = stdout.contains("1 passed");
+    if !out.status.success() || !ran {
+        panic!("isolated test {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
+    }
+    // Skips are printed, never silent.
+    for line in stdout.lines().chain(stderr.lines()).filter(|l| l.starts_with("SKIP")) {
+        eprintln!("{line}");
+    }
+}
+
+fn setup_inside() {
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).expect("make mounts private");
+    for d in STATE_DIRS {
+        std::fs::create_dir_all(d).expect("create state dir");
+        mount(Some("tmpfs"), *d, Some("tmpfs"), MsFlags::empty(), Some("mode=755")).expect("mount tmpfs");
+    }
+    // /sys must show this netns's links (ip and sysctl paths rely on it).
+    let _ = mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>);
+    super::sh("ip link set lo up");
+}

@@ -1,0 +1,12 @@
+//! Isolation, namespaces, peers and plugin invocation for integration tests.
+
+mod isolate;
+pub mod net;
+pub mod netns;
+pub mod peer;
+pub mod plugin;
+
+pub use isolate::isolated;
+pub use netns::{sh, try_sh, wait_for, web_server, Netns, Proc};
+pub use peer::OtherHost;
+pub use plugin::{bin_dir, Cni, Outcome};

@@ -1,0 +1,98 @@
+//! Container network namespaces and commands run in them.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs a shell command in the test host; panics with its output if it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh");
+    if !out.status.success() {
+        panic!("`{cmd}` failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Runs a shell command and returns (success, stdout+stderr).
+pub fn try_sh(cmd: &str) -> (bool, String) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A named netns under /run/netns (a test's "container").
+#[derive(Debug, Clone)]
+pub struct Netns {
+    /// Its name.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates it.
+    pub fn new(name: &str) -> Self {
+        sh(&format!("ip netns add {name}"));
+        Self { name: name.to_string() }
+    }
+
+    /// Its path, as CNI_NETNS.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.name))
+    }
+
+    /// Runs a command inside; panics on failure.
+    pub fn sh(&self, cmd: &str) -> String {
+        sh(&format!("ip netns exec {} sh -c '{}'", self.name, cmd.replace('\'', "'\\''")))
+    }
+
+    /// Runs a command inside; returns (success, output).
+    pub fn try_sh(&self, cmd: &str) -> (bool, String) {
+        try_sh(&format!("ip netns exec {} sh -c '{}'", self.name, cmd.replace('\'', "'\\''")))
+    }
+
+    /// Starts a long-running command inside; it is killed when the handle drops.
+    pub fn spawn(&self, cmd: &str) -> Proc {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-c", &format!("exec {cmd}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn in netns");
+        Proc(child)
+    }
+
+    /// Deletes it.
+    pub fn delete(&self) {
+        sh(&format!("ip netns delete {}", self.name));
+    }
+}
+
+/// A background process, killed on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `f` every 20 ms until it returns true or 5 s pass.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Starts busybox httpd on port 80 inside `ns`, serving a page that says `body`.
+pub fn web_server(ns: &Netns, body: &str) -> Proc {
+    let dir = format!("/run/berth/www-{}", ns.name);
+    std::fs::create_dir_all(&dir).expect("www dir");
+    std::fs::write(format!("{dir}/index.html"), body).expect("index");
+    let p = ns.spawn(&format!("busybox httpd -f -p 80 -h {dir}"));
+    wait_for("httpd to listen", || ns.try_sh("curl -s --max-time 1 http://127.0.0.1:80/").1.contains(body));
+    p
+}
