@@ -27,9 +27,9 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates it.
+    /// Creates it, with `lo` up as a runtime's loopback plugin would leave it.
     pub fn new(name: &str) -> Self {
-        sh(&format!("ip netns add {name}"));
+        sh(&format!("ip netns add {name} && ip -n {name} link set lo up"));
         Self { name: name.to_string() }
     }
 
