@@ -10,6 +10,6 @@ pub mod sysctl;
 pub use error::{Error, Result};
 pub mod firewall;
 pub mod ipam;
-pub mod portmap;
 pub mod network;
+pub mod portmap;
 pub mod state;

@@ -236,12 +236,6 @@ impl Firewall for Iptables {
             let Some((chain, rules, jump)) = rules::ports(p, family) else {
                 continue;
             };
-            // An ADD repeated after a crash must not leave a second jump behind.
-            let _ = self.remove(
-                family,
-                std::slice::from_ref(&jump),
-                &[("nat".into(), chain.clone())],
-            );
             let mut batch = Batch::default();
             batch.push("nat", format!(":{chain} - [0:0]"));
             for r in &rules {

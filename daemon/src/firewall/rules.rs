@@ -98,15 +98,16 @@ pub struct PortRules {
     pub conditions_v6: Vec<String>,
 }
 
-/// A container's outbound MASQUERADE (bridge `ipMasq`).
+/// A network's outbound MASQUERADE (bridge `ipMasq`): traffic from the subnet leaving
+/// through any interface but the bridge, as Docker's `-s 172.17.0.0/16 ! -o docker0`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Masquerade {
     /// Network name.
     pub network: String,
-    /// Container ID.
-    pub container_id: String,
-    /// The container's address with the subnet prefix.
-    pub addr: IpNetwork,
+    /// The subnet (host bits ignored).
+    pub subnet: IpNetwork,
+    /// The bridge the subnet lives on.
+    pub bridge: String,
 }
 
 /// Names the per-attachment chain: short (iptables allows 28 characters) and stable.
@@ -233,24 +234,22 @@ pub fn ports(p: &PortRules, family: Family) -> Option<(String, Vec<Rule>, Rule)>
     Some((chain, rules, jump))
 }
 
-/// The outbound MASQUERADE rule of one container address.
+/// The outbound MASQUERADE rule of one network.
 pub fn masquerade(m: &Masquerade) -> (Family, Rule) {
-    let family = Family::of(m.addr.ip());
-    let host = if m.addr.is_ipv4() { 32 } else { 128 };
-    let src = format!("{}/{host}", m.addr.ip());
-    let subnet = IpNetwork::new(m.addr.network(), m.addr.prefix())
+    let family = Family::of(m.subnet.ip());
+    let subnet = IpNetwork::new(m.subnet.network(), m.subnet.prefix())
         .map(|n| n.to_string())
         .unwrap_or_default();
-    let c = comment(&m.network, &m.container_id);
+    let c = format!("berth:{}", m.network);
     let rule = Rule::new(
         "nat",
         POSTROUTING_CHAIN,
         &[
             "-s",
-            &src,
-            "!",
-            "-d",
             &subnet,
+            "!",
+            "-o",
+            &m.bridge,
             "-m",
             "comment",
             "--comment",
@@ -306,15 +305,15 @@ mod tests {
     }
 
     #[test]
-    fn masquerade_excludes_own_subnet() {
+    fn masquerade_covers_the_subnet_leaving_other_interfaces() {
         let m = Masquerade {
             network: "n".into(),
-            container_id: "c".into(),
-            addr: "10.88.0.5/16".parse().unwrap(),
+            subnet: "10.88.0.5/16".parse().unwrap(),
+            bridge: "br0".into(),
         };
         let (f, r) = masquerade(&m);
         assert_eq!(f, Family::V4);
-        assert_eq!(r.render("-A"), "-A BERTH-POSTROUTING -s 10.88.0.5/32 ! -d 10.88.0.0/16 -m comment --comment berth:n:c -j MASQUERADE");
+        assert_eq!(r.render("-A"), "-A BERTH-POSTROUTING -s 10.88.0.0/16 ! -o br0 -m comment --comment berth:n -j MASQUERADE");
     }
 
     #[test]

@@ -56,7 +56,8 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
                 Err(e) if e.errno() == Some(libc::EEXIST) => {} // a concurrent ADD won the race
                 r => r?,
             }
-            sock.link_by_name(&spec.name)?.ok_or_else(|| Error::LinkExists(spec.name.clone()))?
+            sock.link_by_name(&spec.name)?
+                .ok_or_else(|| Error::LinkExists(spec.name.clone()))?
         }
     };
     if link.kind.as_deref() != Some("bridge") {
@@ -73,15 +74,27 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
 
 /// Puts gateway addresses on the bridge. An address of the same family inside the same
 /// subnet but different is a conflict unless `force_address`.
-pub fn ensure_gateways(sock: &mut Socket, bridge: &Link, gws: &[IpNetwork], force: bool) -> Result<()> {
+pub fn ensure_gateways(
+    sock: &mut Socket,
+    bridge: &Link,
+    gws: &[IpNetwork],
+    force: bool,
+) -> Result<()> {
     let existing = sock.addresses(bridge.index)?;
     for gw in gws {
         if existing.iter().any(|a| a.ip() == gw.ip()) {
             continue;
         }
-        for a in existing.iter().filter(|a| a.is_ipv4() == gw.is_ipv4() && (gw.contains(a.ip()) || a.contains(gw.ip()))) {
+        for a in existing
+            .iter()
+            .filter(|a| a.is_ipv4() == gw.is_ipv4() && (gw.contains(a.ip()) || a.contains(gw.ip())))
+        {
             if !force {
-                return Err(Error::BridgeAddress { bridge: bridge.name.clone(), found: a.to_string(), wanted: gw.to_string() });
+                return Err(Error::BridgeAddress {
+                    bridge: bridge.name.clone(),
+                    found: a.to_string(),
+                    wanted: gw.to_string(),
+                });
             }
             sock.del_address(bridge.index, *a)?;
         }
@@ -104,7 +117,10 @@ pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
 fn host_veth_name() -> String {
     let mut b = [0u8; 4];
     fill_random(&mut b);
-    format!("veth{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!(
+        "veth{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 /// Creates the veth pair: the container end born in `netns` as `ifname`, the host end
@@ -119,24 +135,39 @@ pub fn attach(
     cfg: &IfaceConfig,
 ) -> Result<Attached> {
     let ipv4_only = !cfg.addrs.iter().any(|a| a.is_ipv6());
-    let exists = netns.run(|| Ok(Socket::open()?.link_by_name(ifname)?.is_some()))?;
-    if exists {
-        return Err(Error::LinkExists(format!("{ifname} in {}", netns.path().display())));
-    }
+    // No pre-check for `ifname` in the container: EEXIST tells, and costs nothing on success.
     let mut host_name = host_veth_name();
     let mut tries = 0;
     loop {
-        let req = VethRequest { host_name: &host_name, peer_name: ifname, peer_netns_fd: netns.fd(), mtu: spec.mtu.or(Some(bridge.mtu)).filter(|m| *m > 0), peer_mac: None, master: Some(bridge.index) };
+        let req = VethRequest {
+            host_name: &host_name,
+            peer_name: ifname,
+            peer_netns_fd: netns.fd(),
+            mtu: spec.mtu.or(Some(bridge.mtu)).filter(|m| *m > 0),
+            peer_mac: None,
+            master: Some(bridge.index),
+        };
         match sock.create_veth(&req) {
-            Err(e) if e.errno() == Some(libc::EEXIST) && tries < 5 => {
+            Err(e) if e.errno() == Some(libc::EEXIST) => {
+                if netns.run(|| Ok(Socket::open()?.link_by_name(ifname)?.is_some()))? {
+                    return Err(Error::LinkExists(format!(
+                        "{ifname} in {}",
+                        netns.path().display()
+                    )));
+                }
                 tries += 1;
+                if tries > 5 {
+                    return Err(e.into());
+                }
                 host_name = host_veth_name();
             }
             r => break r?,
         }
     }
     let result = (|| {
-        let host = sock.link_by_name(&host_name)?.ok_or_else(|| Error::LinkExists(host_name.clone()))?;
+        let host = sock
+            .link_by_name(&host_name)?
+            .ok_or_else(|| Error::LinkExists(host_name.clone()))?;
         if ipv4_only {
             sysctl::disable_ipv6(&host_name)?;
         }
@@ -145,7 +176,11 @@ pub fn attach(
         }
         sock.set_up(host.index)?;
         let container = netns.run(|| configure_container(ifname, cfg, ipv4_only))?;
-        Ok(Attached { bridge: bridge.clone(), host, container })
+        Ok(Attached {
+            bridge: bridge.clone(),
+            host,
+            container,
+        })
     })();
     if result.is_err() {
         if let Ok(Some(l)) = sock.link_by_name(&host_name) {
@@ -158,7 +193,9 @@ pub fn attach(
 /// Inside the container's netns: addresses, link up, routes. Runs on the netns thread.
 fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
     let mut sock = Socket::open()?;
-    let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
+    let link = sock
+        .link_by_name(ifname)?
+        .ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
     if ipv4_only {
         sysctl::disable_ipv6(ifname)?;
     } else {
@@ -170,7 +207,11 @@ fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Resu
     }
     sock.set_up(link.index)?;
     for (dst, gw) in &cfg.routes {
-        sock.add_route(&Route { dst: *dst, gw: *gw, oif: link.index })?;
+        sock.add_route(&Route {
+            dst: *dst,
+            gw: *gw,
+            oif: link.index,
+        })?;
     }
     Ok(link)
 }
@@ -178,7 +219,9 @@ fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Resu
 /// Removes the container's interface (the veth peer goes with it) and returns the
 /// addresses it had. A missing netns or interface is success: DEL is idempotent.
 pub fn detach(netns_path: Option<&std::path::Path>, ifname: &str) -> Result<Vec<IpNetwork>> {
-    let Some(path) = netns_path else { return Ok(Vec::new()) };
+    let Some(path) = netns_path else {
+        return Ok(Vec::new());
+    };
     let netns = match NetNs::open(path) {
         Ok(ns) => ns,
         Err(Error::Netns { .. }) => return Ok(Vec::new()),
@@ -186,22 +229,41 @@ pub fn detach(netns_path: Option<&std::path::Path>, ifname: &str) -> Result<Vec<
     };
     netns.run(|| {
         let mut sock = Socket::open()?;
-        let Some(link) = sock.link_by_name(ifname)? else { return Ok(Vec::new()) };
+        let Some(link) = sock.link_by_name(ifname)? else {
+            return Ok(Vec::new());
+        };
         let addrs = sock.addresses(link.index)?;
         sock.delete_link(link.index)?;
         Ok(addrs)
     })
 }
 
-/// The container interface's link and addresses, for CHECK.
-pub fn inspect(netns: &NetNs, ifname: &str) -> Result<Option<(Link, Vec<IpNetwork>, Vec<Route>)>> {
+/// What CHECK looks at inside the container.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    /// The interface.
+    pub link: Link,
+    /// Its global addresses.
+    pub addrs: Vec<IpNetwork>,
+    /// The netns's main-table routes.
+    pub routes: Vec<Route>,
+}
+
+/// The container interface's link, addresses and routes, for CHECK.
+pub fn inspect(netns: &NetNs, ifname: &str) -> Result<Option<Inspected>> {
     netns.run(|| {
         let mut sock = Socket::open()?;
-        let Some(link) = sock.link_by_name(ifname)? else { return Ok(None) };
+        let Some(link) = sock.link_by_name(ifname)? else {
+            return Ok(None);
+        };
         let addrs = sock.addresses(link.index)?;
         let mut routes = sock.routes(false)?;
         routes.extend(sock.routes(true)?);
-        Ok(Some((link, addrs, routes)))
+        Ok(Some(Inspected {
+            link,
+            addrs,
+            routes,
+        }))
     })
 }
 

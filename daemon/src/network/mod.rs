@@ -1,3 +1,4 @@
 //! Network drivers. Only the bridge driver exists: docker0-style networks.
 
 pub mod bridge;
+pub mod masquerade;

@@ -4,4 +4,4 @@ mod claim;
 mod spec;
 
 pub use claim::Claims;
-pub use spec::{expand_publish, parse_publish, PortMapping, Proto};
+pub use spec::{expand_publish, parse_publish, PortMapping, Proto, Publish};

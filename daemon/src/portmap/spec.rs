@@ -111,11 +111,21 @@ impl fmt::Display for PortMapping {
     }
 }
 
+/// One `-p` flag, parsed but not yet expanded into single-port mappings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    /// Host address, `None` for all.
+    pub host_ip: Option<IpAddr>,
+    /// Host port range; `None` asks for ephemeral ports.
+    pub host_ports: Option<(u16, u16)>,
+    /// Container port range.
+    pub container_ports: (u16, u16),
+    /// Protocol.
+    pub proto: Proto,
+}
+
 /// Parses Docker's `-p` grammar: `[hostIP:][hostPort[-end]:]containerPort[-end][/proto]`.
-/// A missing host port yields host_port 0, which the caller replaces with an ephemeral one.
-pub fn parse_publish(
-    spec: &str,
-) -> Result<Vec<(Option<IpAddr>, Option<(u16, u16)>, (u16, u16), Proto)>> {
+pub fn parse_publish(spec: &str) -> Result<Publish> {
     let bad = |why: &str| Error::InvalidConfig(format!("invalid port spec {spec:?}: {why}"));
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, p)) => (
@@ -168,11 +178,16 @@ pub fn parse_publish(
     let host = host.map(range).transpose()?;
     if let Some(h) = host {
         let (hl, cl) = (h.1 - h.0, ctr.1 - ctr.0);
-        if hl != cl && !(cl == 0) {
+        if hl != cl && cl != 0 {
             return Err(bad("host and container port ranges differ in length"));
         }
     }
-    Ok(vec![(host_ip, host, ctr, proto)])
+    Ok(Publish {
+        host_ip,
+        host_ports: host,
+        container_ports: ctr,
+        proto,
+    })
 }
 
 /// Expands a parsed `-p` into one mapping per port, pairing ranges element-wise.
@@ -181,21 +196,21 @@ pub fn expand_publish(
     spec: &str,
     mut ephemeral: impl FnMut(Proto) -> Result<u16>,
 ) -> Result<Vec<PortMapping>> {
+    let Publish {
+        host_ip: ip,
+        host_ports: host,
+        container_ports: ctr,
+        proto,
+    } = parse_publish(spec)?;
     let mut out = Vec::new();
-    for (ip, host, ctr, proto) in parse_publish(spec)? {
-        for (i, cport) in (ctr.0..=ctr.1).enumerate() {
-            let hport = match host {
-                Some((h0, h1)) if h0 == h1 && ctr.0 == ctr.1 => h0,
-                Some((h0, h1)) if ctr.0 == ctr.1 => {
-                    // one container port, a host range: the first of the range (Docker picks one free)
-                    let _ = h1;
-                    h0
-                }
-                Some((h0, _)) => h0 + i as u16,
-                None => ephemeral(proto)?,
-            };
-            out.push(PortMapping::new(ip, hport as i64, cport as i64, proto)?);
-        }
+    for (i, cport) in (ctr.0..=ctr.1).enumerate() {
+        let hport = match host {
+            // one container port and a host range: the first port of the range
+            Some((h0, _)) if ctr.0 == ctr.1 => h0,
+            Some((h0, _)) => h0 + i as u16,
+            None => ephemeral(proto)?,
+        };
+        out.push(PortMapping::new(ip, hport as i64, cport as i64, proto)?);
     }
     Ok(out)
 }

@@ -8,8 +8,9 @@ use netd::firewall::{self, Firewall, Masquerade};
 use netd::netlink::Socket;
 use netd::netns::NetNs;
 use netd::network::bridge::{self, BridgeSpec, IfaceConfig};
+use netd::network::masquerade;
 use netd::state::{file_key, StateDir};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::exec::delegate;
 use crate::skel::{Args, Plugin};
@@ -53,12 +54,6 @@ struct BridgeConf {
     firewall_backend: String,
 }
 
-/// What ADD installed, so DEL removes exactly that even when the netns is gone.
-#[derive(Debug, Serialize, Deserialize)]
-struct Saved {
-    masquerade: Vec<Masquerade>,
-}
-
 struct Ctx {
     conf: BridgeConf,
     ipam_type: String,
@@ -70,24 +65,46 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let mut c: BridgeConf = conf.plugin()?;
     if c.bridge.is_empty() || c.bridge.len() > 15 || c.bridge.contains('/') {
-        return Err(CniError::new(code::INVALID_CONFIG, format!("invalid bridge name {:?}", c.bridge)));
+        return Err(CniError::new(
+            code::INVALID_CONFIG,
+            format!("invalid bridge name {:?}", c.bridge),
+        ));
     }
     if c.vlan != 0 {
-        return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: vlan is not supported yet"));
+        return Err(CniError::new(
+            code::UNSUPPORTED_FIELD,
+            "bridge: vlan is not supported yet",
+        ));
     }
     if c.macspoofchk {
-        return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: macspoofchk is not supported yet"));
+        return Err(CniError::new(
+            code::UNSUPPORTED_FIELD,
+            "bridge: macspoofchk is not supported yet",
+        ));
     }
     if c.is_default_gateway {
         c.is_gateway = true;
     }
-    let ipam_type = c.ipam.get("type").and_then(|t| t.as_str()).unwrap_or("").to_string();
+    let ipam_type = c
+        .ipam
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("")
+        .to_string();
     if ipam_type.is_empty() {
-        return Err(CniError::new(code::INVALID_CONFIG, "bridge: ipam.type is required"));
+        return Err(CniError::new(
+            code::INVALID_CONFIG,
+            "bridge: ipam.type is required",
+        ));
     }
     let run_dir = PathBuf::from(c.state_dir.clone().unwrap_or_else(|| "/run/berth".into()));
     let state = StateDir::open(run_dir.join("cni-bridge"))?;
-    Ok(Ctx { conf: c, ipam_type, state, run_dir })
+    Ok(Ctx {
+        conf: c,
+        ipam_type,
+        state,
+        run_dir,
+    })
 }
 
 fn key(conf: &NetConf, args: &Args) -> String {
@@ -95,12 +112,25 @@ fn key(conf: &NetConf, args: &Args) -> String {
 }
 
 fn fw(c: &Ctx) -> Result<Box<dyn Firewall>, CniError> {
-    Ok(firewall::select(&c.conf.firewall_backend, &c.run_dir, firewall::DEFAULT_MARK_BIT)?)
+    Ok(firewall::select(
+        &c.conf.firewall_backend,
+        &c.run_dir,
+        firewall::DEFAULT_MARK_BIT,
+    )?)
 }
 
 impl Bridge {
-    fn setup(&self, c: &Ctx, args: &Args, conf: &NetConf, ipam: &CniResult) -> Result<CniResult, CniError> {
-        let netns_path = args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?;
+    fn setup(
+        &self,
+        c: &Ctx,
+        args: &Args,
+        conf: &NetConf,
+        ipam: &CniResult,
+    ) -> Result<CniResult, CniError> {
+        let netns_path = args
+            .netns
+            .as_ref()
+            .ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?;
         let ns = NetNs::open(netns_path)?;
         let spec = BridgeSpec {
             name: c.conf.bridge.clone(),
@@ -115,7 +145,11 @@ impl Bridge {
         if c.conf.is_default_gateway {
             for ip in &ipam.ips {
                 let Some(gw) = ip.gateway else { continue };
-                let dst: IpNetwork = if gw.is_ipv4() { "0.0.0.0/0".parse().expect("literal") } else { "::/0".parse().expect("literal") };
+                let dst: IpNetwork = if gw.is_ipv4() {
+                    "0.0.0.0/0".parse().expect("literal")
+                } else {
+                    "::/0".parse().expect("literal")
+                };
                 if !routes.iter().any(|r| r.dst == dst) {
                     routes.push(RouteConfig { dst, gw: Some(gw) });
                 }
@@ -123,7 +157,10 @@ impl Bridge {
         }
         let iface = IfaceConfig {
             addrs: addrs.clone(),
-            routes: routes.iter().map(|r| (r.dst, r.gw.or_else(|| default_gw(ipam, r.dst)))).collect(),
+            routes: routes
+                .iter()
+                .map(|r| (r.dst, r.gw.or_else(|| default_gw(ipam, r.dst))))
+                .collect(),
         };
         let mut sock = Socket::open().map_err(netd::Error::from)?;
         let br = bridge::ensure_bridge(&mut sock, &spec)?;
@@ -131,50 +168,99 @@ impl Bridge {
             let gws: Vec<IpNetwork> = ipam
                 .ips
                 .iter()
-                .filter_map(|i| i.gateway.and_then(|g| IpNetwork::new(g, i.address.prefix()).ok()))
+                .filter_map(|i| {
+                    i.gateway
+                        .and_then(|g| IpNetwork::new(g, i.address.prefix()).ok())
+                })
                 .collect();
             bridge::ensure_gateways(&mut sock, &br, &gws, spec.force_address)?;
-            bridge::enable_forwarding(addrs.iter().any(|a| a.is_ipv4()), addrs.iter().any(|a| a.is_ipv6()))?;
+            bridge::enable_forwarding(
+                addrs.iter().any(|a| a.is_ipv4()),
+                addrs.iter().any(|a| a.is_ipv6()),
+            )?;
         }
         let att = bridge::attach(&mut sock, &br, &spec, &ns, &args.ifname, &iface)?;
-        let masq: Vec<Masquerade> = if c.conf.ip_masq {
-            addrs.iter().map(|a| Masquerade { network: conf.name.clone(), container_id: args.container_id.clone(), addr: *a }).collect()
-        } else {
-            Vec::new()
-        };
+        let masq = masq_rules(c, conf, &addrs);
         let fwl = fw(c)?;
-        // A repeated ADD (after a crash) first removes what the previous one installed.
-        if let Some(old) = c.state.load::<Saved>(&key(conf, args)) {
-            for m in &old.masquerade {
-                fwl.remove_masquerade(m)?;
-            }
+        if let Err(e) =
+            masquerade::hold(&c.state, fwl.as_ref(), &conf.name, &key(conf, args), &masq)
+        {
+            let _ = bridge::detach(Some(netns_path), &args.ifname);
+            return Err(e.into());
         }
-        // Save first: a kill between the rule and the save must still let DEL find it.
-        c.state.save(&key(conf, args), &Saved { masquerade: masq.clone() })?;
-        for m in &masq {
-            if let Err(e) = fwl.add_masquerade(m) {
-                let _ = bridge::detach(Some(netns_path), &args.ifname);
-                return Err(e.into());
+        let mtu = |l: &netd::netlink::Link| {
+            if crate::types::version::at_least(&conf.cni_version, "1.1.0") && l.mtu > 0 {
+                Some(l.mtu)
+            } else {
+                None
             }
-        }
-        let mtu = |l: &netd::netlink::Link| if crate::types::version::at_least(&conf.cni_version, "1.1.0") && l.mtu > 0 { Some(l.mtu) } else { None };
+        };
         Ok(CniResult {
             cni_version: conf.cni_version.clone(),
             interfaces: vec![
-                Interface { name: att.bridge.name.clone(), mac: att.bridge.mac.clone(), mtu: mtu(&att.bridge), sandbox: String::new() },
-                Interface { name: att.host.name.clone(), mac: att.host.mac.clone(), mtu: mtu(&att.host), sandbox: String::new() },
-                Interface { name: att.container.name.clone(), mac: att.container.mac.clone(), mtu: mtu(&att.container), sandbox: netns_path.display().to_string() },
+                Interface {
+                    name: att.bridge.name.clone(),
+                    mac: att.bridge.mac.clone(),
+                    mtu: mtu(&att.bridge),
+                    sandbox: String::new(),
+                },
+                Interface {
+                    name: att.host.name.clone(),
+                    mac: att.host.mac.clone(),
+                    mtu: mtu(&att.host),
+                    sandbox: String::new(),
+                },
+                Interface {
+                    name: att.container.name.clone(),
+                    mac: att.container.mac.clone(),
+                    mtu: mtu(&att.container),
+                    sandbox: netns_path.display().to_string(),
+                },
             ],
-            ips: ipam.ips.iter().map(|i| IpConfig { interface: Some(2), ..i.clone() }).collect(),
+            ips: ipam
+                .ips
+                .iter()
+                .map(|i| IpConfig {
+                    interface: Some(2),
+                    ..i.clone()
+                })
+                .collect(),
             routes,
-            dns: if c.conf.dns == Dns::default() { ipam.dns.clone() } else { c.conf.dns.clone() },
+            dns: if c.conf.dns == Dns::default() {
+                ipam.dns.clone()
+            } else {
+                c.conf.dns.clone()
+            },
         })
     }
 }
 
+/// The network-wide masquerade rules this config asks for, one per subnet.
+fn masq_rules(c: &Ctx, conf: &NetConf, addrs: &[IpNetwork]) -> Vec<Masquerade> {
+    if !c.conf.ip_masq {
+        return Vec::new();
+    }
+    let mut subnets: Vec<IpNetwork> = addrs
+        .iter()
+        .filter_map(|a| IpNetwork::new(a.network(), a.prefix()).ok())
+        .collect();
+    subnets.dedup();
+    subnets
+        .into_iter()
+        .map(|subnet| Masquerade {
+            network: conf.name.clone(),
+            subnet,
+            bridge: c.conf.bridge.clone(),
+        })
+        .collect()
+}
+
 /// A route without a gateway goes through the gateway of its family, as the reference does.
 fn default_gw(ipam: &CniResult, dst: IpNetwork) -> Option<std::net::IpAddr> {
-    ipam.ips.iter().find(|i| i.address.is_ipv4() == dst.is_ipv4()).and_then(|i| i.gateway)
+    ipam.ips
+        .iter()
+        .find(|i| i.address.is_ipv4() == dst.is_ipv4())
+        .and_then(|i| i.gateway)
 }
 
 impl Plugin for Bridge {
@@ -183,17 +269,20 @@ impl Plugin for Bridge {
         if let Some(p) = &args.netns {
             NetNs::open(p)?;
         }
-        let ipam = delegate(&c.ipam_type, "ADD", args)?.ok_or_else(|| CniError::new(code::INTERNAL, "IPAM returned no result"))?;
+        let ipam = delegate(&c.ipam_type, "ADD", args)?
+            .ok_or_else(|| CniError::new(code::INTERNAL, "IPAM returned no result"))?;
         if ipam.ips.is_empty() {
             let _ = delegate(&c.ipam_type, "DEL", args);
-            return Err(CniError::new(code::INVALID_CONFIG, "IPAM plugin returned no IP configuration"));
+            return Err(CniError::new(
+                code::INVALID_CONFIG,
+                "IPAM plugin returned no IP configuration",
+            ));
         }
         match self.setup(&c, args, conf, &ipam) {
             Ok(r) => Ok(r),
             Err(e) => {
                 // Undo: the address goes back to the pool, nothing is left behind.
                 let _ = delegate(&c.ipam_type, "DEL", args);
-                let _ = c.state.remove(&key(conf, args));
                 Err(e)
             }
         }
@@ -202,51 +291,68 @@ impl Plugin for Bridge {
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
         delegate(&c.ipam_type, "DEL", args)?;
-        let addrs = bridge::detach(args.netns.as_deref(), &args.ifname)?;
-        let k = key(conf, args);
-        let masq = match c.state.load::<Saved>(&k) {
-            Some(s) => s.masquerade,
-            None if c.conf.ip_masq => {
-                let mut from: Vec<IpNetwork> = addrs;
-                from.extend(conf.prev_result.iter().flat_map(|r| r.container_ips()));
-                from.dedup();
-                from.into_iter().map(|a| Masquerade { network: conf.name.clone(), container_id: args.container_id.clone(), addr: a }).collect()
-            }
-            None => Vec::new(),
-        };
-        let fwl = fw(&c)?;
-        for m in &masq {
-            fwl.remove_masquerade(m)?;
-        }
-        c.state.remove(&k)?;
+        let mut addrs = bridge::detach(args.netns.as_deref(), &args.ifname)?;
+        addrs.extend(conf.prev_result.iter().flat_map(|r| r.container_ips()));
+        let fallback = masq_rules(&c, conf, &addrs);
+        masquerade::release(
+            &c.state,
+            fw(&c)?.as_ref(),
+            &conf.name,
+            &key(conf, args),
+            &fallback,
+        )?;
         Ok(())
     }
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        let prev = conf.prev_result.as_ref().ok_or_else(|| CniError::new(code::INVALID_CONFIG, "bridge: CHECK requires prevResult"))?;
+        let prev = conf.prev_result.as_ref().ok_or_else(|| {
+            CniError::new(code::INVALID_CONFIG, "bridge: CHECK requires prevResult")
+        })?;
         delegate(&c.ipam_type, "CHECK", args)?;
-        let ns = NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?;
-        let (link, addrs, _routes) = bridge::inspect(&ns, &args.ifname)?
-            .ok_or_else(|| CniError::new(code::INTERNAL, format!("bridge: interface {} not found in {}", args.ifname, ns.path().display())))?;
+        let ns = NetNs::open(
+            args.netns
+                .as_ref()
+                .ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?,
+        )?;
+        let bridge::Inspected { link, addrs, .. } = bridge::inspect(&ns, &args.ifname)?
+            .ok_or_else(|| {
+                CniError::new(
+                    code::INTERNAL,
+                    format!(
+                        "bridge: interface {} not found in {}",
+                        args.ifname,
+                        ns.path().display()
+                    ),
+                )
+            })?;
         if !link.up {
-            return Err(CniError::new(code::INTERNAL, format!("bridge: interface {} is down", args.ifname)));
+            return Err(CniError::new(
+                code::INTERNAL,
+                format!("bridge: interface {} is down", args.ifname),
+            ));
         }
         for want in prev.container_ips() {
             if !addrs.contains(&want) {
-                return Err(CniError::new(code::INTERNAL, format!("bridge: interface {} lacks address {want}", args.ifname)));
+                return Err(CniError::new(
+                    code::INTERNAL,
+                    format!("bridge: interface {} lacks address {want}", args.ifname),
+                ));
             }
         }
         let mut sock = Socket::open().map_err(netd::Error::from)?;
-        let br = sock.link_by_name(&c.conf.bridge).map_err(netd::Error::from)?;
+        let br = sock
+            .link_by_name(&c.conf.bridge)
+            .map_err(netd::Error::from)?;
         if br.is_none_or(|b| b.kind.as_deref() != Some("bridge")) {
-            return Err(CniError::new(code::INTERNAL, format!("bridge: bridge {} not found", c.conf.bridge)));
+            return Err(CniError::new(
+                code::INTERNAL,
+                format!("bridge: bridge {} not found", c.conf.bridge),
+            ));
         }
-        if let Some(saved) = c.state.load::<Saved>(&key(conf, args)) {
-            let fwl = fw(&c)?;
-            for m in &saved.masquerade {
-                fwl.check_masquerade(m)?;
-            }
+        let fwl = fw(&c)?;
+        for m in masquerade::held(&c.state, &key(conf, args)).unwrap_or_default() {
+            fwl.check_masquerade(&m)?;
         }
         Ok(())
     }
@@ -254,16 +360,18 @@ impl Plugin for Bridge {
     fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
         delegate(&c.ipam_type, "GC", args)?;
-        let valid: Vec<String> = conf.valid_attachments.iter().flatten().map(|a| file_key(&[&conf.name, &a.container_id, &a.ifname])).collect();
-        let prefix = format!("{}~", file_key(&[&conf.name]));
+        let valid: Vec<String> = conf
+            .valid_attachments
+            .iter()
+            .flatten()
+            .map(|a| file_key(&[&conf.name, &a.container_id, &a.ifname]))
+            .collect();
         let fwl = fw(&c)?;
-        for k in c.state.keys().into_iter().filter(|k| k.starts_with(&prefix) && !valid.contains(k)) {
-            if let Some(saved) = c.state.load::<Saved>(&k) {
-                for m in &saved.masquerade {
-                    fwl.remove_masquerade(m)?;
-                }
-            }
-            c.state.remove(&k)?;
+        for k in masquerade::holders(&c.state, &conf.name)
+            .into_iter()
+            .filter(|k| !valid.contains(k))
+        {
+            masquerade::release(&c.state, fwl.as_ref(), &conf.name, &k, &[])?;
         }
         Ok(())
     }

@@ -71,14 +71,22 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     for w in &c.runtime_config.port_mappings {
         let ip = match w.host_ip.as_str() {
             "" => None,
-            s => Some(s.parse::<IpAddr>().map_err(|_| invalid(format!("portmap: invalid hostIP {s:?}")))?),
+            s => Some(
+                s.parse::<IpAddr>()
+                    .map_err(|_| invalid(format!("portmap: invalid hostIP {s:?}")))?,
+            ),
         };
         let proto: Proto = w.protocol.parse()?;
         mappings.push(PortMapping::new(ip, w.host_port, w.container_port, proto)?);
     }
     let run_dir = PathBuf::from(c.state_dir.clone().unwrap_or_else(|| "/run/berth".into()));
     let state = StateDir::open(run_dir.join("cni-portmap"))?;
-    Ok(Ctx { conf: c, mappings, run_dir, state })
+    Ok(Ctx {
+        conf: c,
+        mappings,
+        run_dir,
+        state,
+    })
 }
 
 fn owner(conf: &NetConf, args_id: &str, ifname: &str) -> String {
@@ -87,7 +95,13 @@ fn owner(conf: &NetConf, args_id: &str, ifname: &str) -> String {
 
 impl Ctx {
     fn fw(&self) -> Result<Box<dyn Firewall>, CniError> {
-        Ok(firewall::select(&self.conf.firewall_backend, &self.run_dir, self.conf.mark_masq_bit.unwrap_or(firewall::DEFAULT_MARK_BIT))?)
+        Ok(firewall::select(
+            &self.conf.firewall_backend,
+            &self.run_dir,
+            self.conf
+                .mark_masq_bit
+                .unwrap_or(firewall::DEFAULT_MARK_BIT),
+        )?)
     }
 
     fn claims(&self) -> Result<Claims, CniError> {
@@ -119,13 +133,17 @@ impl Ctx {
 impl Plugin for Portmap {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(conf)?;
-        let prev = conf.prev_result.clone().ok_or_else(|| invalid("portmap: must be called as a chained plugin (no prevResult)".into()))?;
+        let prev = conf.prev_result.clone().ok_or_else(|| {
+            invalid("portmap: must be called as a chained plugin (no prevResult)".into())
+        })?;
         if c.mappings.is_empty() {
             return Ok(prev);
         }
         let rules = c.rules(conf, args, &prev);
         if rules.addrs.is_empty() {
-            return Err(invalid("portmap: prevResult has no container address".into()));
+            return Err(invalid(
+                "portmap: prevResult has no container address".into(),
+            ));
         }
         let key = owner(conf, &args.container_id, &args.ifname);
         // A repeated ADD (after a crash) first removes what the previous one installed.
@@ -168,16 +186,34 @@ impl Plugin for Portmap {
             return Ok(());
         }
         let key = owner(conf, &args.container_id, &args.ifname);
-        let rules = c.state.load::<PortRules>(&key).ok_or_else(|| CniError::new(code::UNKNOWN_CONTAINER, format!("portmap: no port mappings recorded for container {}", args.container_id)))?;
+        let rules = c.state.load::<PortRules>(&key).ok_or_else(|| {
+            CniError::new(
+                code::UNKNOWN_CONTAINER,
+                format!(
+                    "portmap: no port mappings recorded for container {}",
+                    args.container_id
+                ),
+            )
+        })?;
         c.fw()?.check_ports(&rules)?;
         Ok(())
     }
 
     fn gc(&self, _args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        let valid: Vec<String> = conf.valid_attachments.iter().flatten().map(|a| owner(conf, &a.container_id, &a.ifname)).collect();
+        let valid: Vec<String> = conf
+            .valid_attachments
+            .iter()
+            .flatten()
+            .map(|a| owner(conf, &a.container_id, &a.ifname))
+            .collect();
         let prefix = format!("{}~", file_key(&[&conf.name]));
-        for k in c.state.keys().into_iter().filter(|k| k.starts_with(&prefix) && !valid.contains(k)) {
+        for k in c
+            .state
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(&prefix) && !valid.contains(k))
+        {
             match c.state.load::<PortRules>(&k) {
                 Some(rules) => c.teardown(&k, &rules)?,
                 None => c.state.remove(&k)?,

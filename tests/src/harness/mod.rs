@@ -6,7 +6,7 @@ pub mod netns;
 pub mod peer;
 pub mod plugin;
 
-pub use isolate::isolated;
+pub use isolate::{isolated, isolated_main};
 pub use netns::{sh, try_sh, wait_for, web_server, Netns, Proc};
 pub use peer::OtherHost;
 pub use plugin::{bin_dir, Cni, Outcome};

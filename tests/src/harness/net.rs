@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use berth_cni::conflist::{ConfList, RuntimeConf, Runner};
+use berth_cni::conflist::{ConfList, Runner, RuntimeConf};
 
 use super::plugin::bin_dir;
 
@@ -30,26 +30,35 @@ pub fn conflist(ver: &str) -> ConfList {
 
 /// A runner over our plugin binaries.
 pub fn runner() -> Runner {
-    Runner { path: vec![bin_dir()] }
+    Runner {
+        path: vec![bin_dir()],
+    }
 }
 
 /// Runtime config for container `cid` in netns `ns` with `ports` as (host, container, proto, hostIP).
 pub fn rt(cid: &str, netns: &str, ports: &[(u16, u16, &str, &str)]) -> RuntimeConf {
-    let mut rt = RuntimeConf { container_id: cid.into(), netns: netns.into(), ifname: "eth0".into(), ..Default::default() };
+    let mut rt = RuntimeConf {
+        container_id: cid.into(),
+        netns: netns.into(),
+        ifname: "eth0".into(),
+        ..Default::default()
+    };
     if !ports.is_empty() {
         let maps: Vec<Value> = ports.iter().map(|(h, c, p, ip)| json!({"hostPort": h, "containerPort": c, "protocol": p, "hostIP": ip})).collect();
-        rt.capability_args.insert("portMappings".into(), Value::Array(maps));
+        rt.capability_args
+            .insert("portMappings".into(), Value::Array(maps));
     }
     rt
 }
 
 /// Our rules in the nat and raw tables, one line each, sorted (counters stripped).
 pub fn rules() -> Vec<String> {
-    let mut v: Vec<String> = super::sh("iptables-save -t nat; iptables-save -t raw; iptables-save -t filter")
-        .lines()
-        .filter(|l| l.starts_with("-A") || l.starts_with(':'))
-        .map(|l| l.split(" [").next().unwrap_or(l).to_string())
-        .collect();
+    let mut v: Vec<String> =
+        super::sh("iptables-save -t nat; iptables-save -t raw; iptables-save -t filter")
+            .lines()
+            .filter(|l| l.starts_with("-A") || l.starts_with(':'))
+            .map(|l| l.split(" [").next().unwrap_or(l).to_string())
+            .collect();
     v.sort();
     v
 }
@@ -57,7 +66,12 @@ pub fn rules() -> Vec<String> {
 /// The host-local allocation files of the test network.
 pub fn allocations() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/var/lib/cni/networks/berth")
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.parse::<std::net::IpAddr>().is_ok()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -65,5 +79,9 @@ pub fn allocations() -> Vec<String> {
 
 /// The names of the links of the test host.
 pub fn links() -> Vec<String> {
-    super::sh("ip -o link show").lines().filter_map(|l| l.split(": ").nth(1)).map(|n| n.split('@').next().unwrap_or(n).to_string()).collect()
+    super::sh("ip -o link show")
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
 }
