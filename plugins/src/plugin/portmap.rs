@@ -4,10 +4,9 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use netd::firewall::{self, Firewall, PortRules};
-use netd::network::bridge::enable_route_localnet;
-use netd::portmap::{Claims, PortMapping, Proto};
-use netd::state::{file_key, StateDir};
+use netd::firewall::{self, PortRules};
+use netd::portmap::{publish, Claims, PortMapping, Proto, Publisher};
+use netd::state::StateDir;
 use serde::Deserialize;
 
 use crate::skel::{Args, Plugin};
@@ -89,23 +88,10 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     })
 }
 
-fn owner(conf: &NetConf, args_id: &str, ifname: &str) -> String {
-    file_key(&[&conf.name, args_id, ifname])
-}
-
 impl Ctx {
-    fn fw(&self) -> Result<Box<dyn Firewall>, CniError> {
-        Ok(firewall::select(
-            &self.conf.firewall_backend,
-            &self.run_dir,
-            self.conf
-                .mark_masq_bit
-                .unwrap_or(firewall::DEFAULT_MARK_BIT),
-        )?)
-    }
-
-    fn claims(&self) -> Result<Claims, CniError> {
-        Ok(Claims::open(self.run_dir.join("ports"))?)
+    fn publisher(&self) -> Result<Publisher, CniError> {
+        let fw = firewall::select(&self.conf.firewall_backend, &self.run_dir, self.conf.mark_masq_bit.unwrap_or(firewall::DEFAULT_MARK_BIT))?;
+        Ok(Publisher { state: self.state.clone(), claims: Claims::open(self.run_dir.join("ports"))?, fw })
     }
 
     fn rules(&self, conf: &NetConf, args: &Args, prev: &CniResult) -> PortRules {
@@ -120,64 +106,29 @@ impl Ctx {
             conditions_v6: self.conf.conditions_v6.clone(),
         }
     }
-
-    /// Removes one attachment's rules and claims, then its record.
-    fn teardown(&self, key: &str, rules: &PortRules) -> Result<(), CniError> {
-        self.fw()?.remove_ports(rules)?;
-        self.claims()?.release(key, &rules.mappings)?;
-        self.state.remove(key)?;
-        Ok(())
-    }
 }
 
 impl Plugin for Portmap {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(conf)?;
-        let prev = conf.prev_result.clone().ok_or_else(|| {
-            invalid("portmap: must be called as a chained plugin (no prevResult)".into())
-        })?;
+        let prev = conf.prev_result.clone().ok_or_else(|| invalid("portmap: must be called as a chained plugin (no prevResult)".into()))?;
         if c.mappings.is_empty() {
             return Ok(prev);
         }
         let rules = c.rules(conf, args, &prev);
         if rules.addrs.is_empty() {
-            return Err(invalid(
-                "portmap: prevResult has no container address".into(),
-            ));
+            return Err(invalid("portmap: prevResult has no container address".into()));
         }
-        let key = owner(conf, &args.container_id, &args.ifname);
-        // A repeated ADD (after a crash) first removes what the previous one installed.
-        if let Some(old) = c.state.load::<PortRules>(&key) {
-            c.teardown(&key, &old)?;
-        }
-        let claims = c.claims()?;
-        claims.claim(&key, &rules.mappings, true)?;
-        let res = (|| {
-            for i in prev.interfaces.iter().filter(|i| i.sandbox.is_empty()) {
-                enable_route_localnet(&i.name)?;
-            }
-            c.state.save(&key, &rules)?;
-            c.fw()?.add_ports(&rules)?;
-            Ok::<_, CniError>(())
-        })();
-        if let Err(e) = res {
-            let _ = c.teardown(&key, &rules);
-            return Err(e);
-        }
+        let host_ifaces: Vec<String> = prev.interfaces.iter().filter(|i| i.sandbox.is_empty()).map(|i| i.name.clone()).collect();
+        c.publisher()?.publish(&rules, &host_ifaces)?;
         Ok(prev)
     }
 
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        let key = owner(conf, &args.container_id, &args.ifname);
-        let rules = match c.state.load::<PortRules>(&key) {
-            Some(r) => r,
-            None => match &conf.prev_result {
-                Some(prev) if !c.mappings.is_empty() => c.rules(conf, args, prev),
-                _ => return Ok(()),
-            },
-        };
-        c.teardown(&key, &rules)
+        let fallback = conf.prev_result.as_ref().map(|prev| c.rules(conf, args, prev));
+        c.publisher()?.unpublish(&conf.name, &args.container_id, &args.ifname, fallback.as_ref())?;
+        Ok(())
     }
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
@@ -185,40 +136,16 @@ impl Plugin for Portmap {
         if c.mappings.is_empty() {
             return Ok(());
         }
-        let key = owner(conf, &args.container_id, &args.ifname);
-        let rules = c.state.load::<PortRules>(&key).ok_or_else(|| {
-            CniError::new(
-                code::UNKNOWN_CONTAINER,
-                format!(
-                    "portmap: no port mappings recorded for container {}",
-                    args.container_id
-                ),
-            )
-        })?;
-        c.fw()?.check_ports(&rules)?;
+        let p = c.publisher()?;
+        let rules = p.record(&conf.name, &args.container_id, &args.ifname).ok_or_else(|| CniError::new(code::UNKNOWN_CONTAINER, format!("portmap: no port mappings recorded for container {}", args.container_id)))?;
+        p.fw.check_ports(&rules)?;
         Ok(())
     }
 
     fn gc(&self, _args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        let valid: Vec<String> = conf
-            .valid_attachments
-            .iter()
-            .flatten()
-            .map(|a| owner(conf, &a.container_id, &a.ifname))
-            .collect();
-        let prefix = format!("{}~", file_key(&[&conf.name]));
-        for k in c
-            .state
-            .keys()
-            .into_iter()
-            .filter(|k| k.starts_with(&prefix) && !valid.contains(k))
-        {
-            match c.state.load::<PortRules>(&k) {
-                Some(rules) => c.teardown(&k, &rules)?,
-                None => c.state.remove(&k)?,
-            }
-        }
+        let valid: Vec<String> = conf.valid_attachments.iter().flatten().map(|a| publish::key(&conf.name, &a.container_id, &a.ifname)).collect();
+        c.publisher()?.gc(&conf.name, &valid)?;
         Ok(())
     }
 }

@@ -1,0 +1,168 @@
+//! Attaching a container to a bridge network in-process: the same steps the CNI chain
+//! bridge → host-local → portmap performs, without exec, for the runtime and the daemon.
+//! Every step is undone if a later one fails; detach is idempotent.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::firewall::{self, Masquerade, PortRules};
+use crate::ipam::{self, Range, RangeSet, Store};
+use crate::netlink::Socket;
+use crate::netns::NetNs;
+use crate::network::bridge::{self, BridgeSpec, IfaceConfig};
+use crate::network::masquerade;
+use crate::portmap::{Claims, PortMapping, Publisher};
+use crate::state::{file_key, StateDir};
+
+/// A bridge network: what `docker0`/172.17.0.0/16 is for the default `bridge` network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeNetwork {
+    /// Network name (also the IPAM directory and rule comments).
+    pub name: String,
+    /// Bridge interface name.
+    pub bridge: String,
+    /// Subnet; the gateway is its first address unless set.
+    pub subnet: IpNetwork,
+    /// Gateway address on the bridge.
+    pub gateway: Option<IpAddr>,
+    /// Masquerade traffic leaving through other interfaces.
+    pub ip_masq: bool,
+    /// MTU for bridge and veths.
+    pub mtu: Option<u32>,
+}
+
+impl BridgeNetwork {
+    /// Docker's default network: docker0, 172.17.0.0/16, gateway 172.17.0.1.
+    pub fn docker_default() -> Self {
+        Self {
+            name: "bridge".into(),
+            bridge: "docker0".into(),
+            subnet: IpNetwork::new(IpAddr::from([172, 17, 0, 0]), 16).expect("constant subnet"),
+            gateway: None,
+            ip_masq: true,
+            mtu: None,
+        }
+    }
+}
+
+/// Where the engine keeps its state.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// IPAM data directory (host-local layout).
+    pub ipam: PathBuf,
+    /// Run directory: firewall lock, masquerade refs, port claims and records.
+    pub run: PathBuf,
+}
+
+impl Paths {
+    /// All paths under one IPAM root and one run root.
+    pub fn new(ipam: impl Into<PathBuf>, run: impl Into<PathBuf>) -> Self {
+        Self { ipam: ipam.into(), run: run.into() }
+    }
+
+    fn masq_dir(&self) -> Result<StateDir> {
+        StateDir::open(self.run.join("endpoint-masq"))
+    }
+
+    fn publisher(&self) -> Result<Publisher> {
+        Ok(Publisher {
+            state: StateDir::open(self.run.join("endpoint-ports"))?,
+            claims: Claims::open(self.run.join("ports"))?,
+            fw: firewall::select("auto", &self.run, firewall::DEFAULT_MARK_BIT)?,
+        })
+    }
+}
+
+/// What an attached container got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The container's address with prefix.
+    pub address: IpNetwork,
+    /// Its gateway.
+    pub gateway: Option<IpAddr>,
+    /// The container interface's MAC.
+    pub mac: String,
+    /// The host end of the veth.
+    pub host_veth: String,
+    /// Published ports.
+    pub ports: Vec<PortMapping>,
+}
+
+fn range_set(net: &BridgeNetwork) -> Result<RangeSet> {
+    RangeSet::new(vec![Range::new(net.subnet, None, None, net.gateway)?])
+}
+
+/// Attaches the container whose netns is `netns` as `ifname`, publishing `ports`.
+pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint> {
+    let ns = NetNs::open(netns)?;
+    let sets = [range_set(net)?];
+    let store = Store::open(&paths.ipam, &net.name)?;
+    let publisher = paths.publisher()?;
+    // Conflicts are refused before anything changes.
+    let probe = publisher.claims.clone();
+    let owner = crate::portmap::publish::key(&net.name, id, ifname);
+    probe.claim(&owner, ports, true)?;
+    probe.release(&owner, ports)?;
+
+    let alloc = ipam::allocate(&store, &sets, id, ifname, &[])?.remove(0);
+    let undo_ipam = || {
+        let _ = ipam::release(&store, id, ifname, &[alloc.address.ip()]);
+    };
+    let result = (|| {
+        let spec = BridgeSpec { name: net.bridge.clone(), mtu: net.mtu, is_gateway: true, force_address: false, hairpin: true, promisc: false };
+        let mut sock = Socket::open()?;
+        let br = bridge::ensure_bridge(&mut sock, &spec)?;
+        let gw = alloc.gateway.ok_or_else(|| Error::InvalidConfig("network has no gateway".into()))?;
+        let gw_net = IpNetwork::new(gw, alloc.address.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        bridge::ensure_gateways(&mut sock, &br, &[gw_net], false)?;
+        bridge::enable_forwarding(gw.is_ipv4(), gw.is_ipv6())?;
+        let default: IpNetwork = if gw.is_ipv4() { "0.0.0.0/0".parse().expect("literal") } else { "::/0".parse().expect("literal") };
+        let iface = IfaceConfig { addrs: vec![alloc.address], routes: vec![(default, Some(gw))] };
+        let att = bridge::attach(&mut sock, &br, &spec, &ns, ifname, &iface)?;
+        let key = file_key(&[&net.name, id, ifname]);
+        let masq: Vec<Masquerade> = if net.ip_masq { vec![Masquerade { network: net.name.clone(), subnet: net.subnet, bridge: net.bridge.clone() }] } else { Vec::new() };
+        let masq_dir = paths.masq_dir()?;
+        if let Err(e) = masquerade::hold(&masq_dir, publisher.fw.as_ref(), &net.name, &key, &masq) {
+            let _ = sock.delete_link(att.host.index);
+            return Err(e);
+        }
+        if !ports.is_empty() {
+            let rules = PortRules {
+                network: net.name.clone(),
+                container_id: id.to_string(),
+                ifname: ifname.to_string(),
+                addrs: vec![alloc.address],
+                mappings: ports.to_vec(),
+                snat: true,
+                conditions_v4: Vec::new(),
+                conditions_v6: Vec::new(),
+            };
+            if let Err(e) = publisher.publish(&rules, &[net.bridge.clone()]) {
+                let _ = masquerade::release(&masq_dir, publisher.fw.as_ref(), &net.name, &key, &masq);
+                let _ = sock.delete_link(att.host.index);
+                return Err(e);
+            }
+        }
+        Ok(Endpoint { address: alloc.address, gateway: alloc.gateway, mac: att.container.mac, host_veth: att.host.name, ports: ports.to_vec() })
+    })();
+    if result.is_err() {
+        undo_ipam();
+    }
+    result
+}
+
+/// Detaches: unpublishes ports, releases the address and the masquerade reference, and
+/// deletes the interface if the netns still exists. Every part tolerates being gone.
+pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str) -> Result<()> {
+    let publisher = paths.publisher()?;
+    publisher.unpublish(&net.name, id, ifname, None)?;
+    let store = Store::open(&paths.ipam, &net.name)?;
+    ipam::release(&store, id, ifname, &[])?;
+    bridge::detach(netns, ifname)?;
+    let key = file_key(&[&net.name, id, ifname]);
+    masquerade::release(&paths.masq_dir()?, publisher.fw.as_ref(), &net.name, &key, &[])
+}

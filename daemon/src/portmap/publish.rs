@@ -1,0 +1,86 @@
+//! Publishing an attachment's ports: claim the host ports, let `route_localnet` route
+//! 127.0.0.1 DNAT, install the firewall rules, record what was installed. One code path
+//! for the CNI `portmap` plugin and the runtime.
+
+use crate::error::Result;
+use crate::firewall::{Firewall, PortRules};
+use crate::network::bridge::enable_route_localnet;
+use crate::state::{file_key, StateDir};
+
+use super::Claims;
+
+/// Where published ports are recorded and claimed.
+pub struct Publisher {
+    /// Records of installed rules, one per attachment.
+    pub state: StateDir,
+    /// Host-port claims.
+    pub claims: Claims,
+    /// The firewall backend.
+    pub fw: Box<dyn Firewall>,
+}
+
+/// The record key of an attachment.
+pub fn key(network: &str, container_id: &str, ifname: &str) -> String {
+    file_key(&[network, container_id, ifname])
+}
+
+impl Publisher {
+    /// Publishes `rules` (all or nothing). `host_ifaces` get `route_localnet` so mappings
+    /// answer on 127.0.0.1. A previous record for the same attachment is torn down first.
+    pub fn publish(&self, rules: &PortRules, host_ifaces: &[String]) -> Result<()> {
+        let k = key(&rules.network, &rules.container_id, &rules.ifname);
+        if let Some(old) = self.state.load::<PortRules>(&k) {
+            self.unpublish_record(&k, &old)?;
+        }
+        self.claims.claim(&k, &rules.mappings, true)?;
+        let res = (|| {
+            for i in host_ifaces {
+                enable_route_localnet(i)?;
+            }
+            // Recorded before the rules go in: a kill in between still lets DEL find them.
+            self.state.save(&k, rules)?;
+            self.fw.add_ports(rules)
+        })();
+        if let Err(e) = res {
+            let _ = self.unpublish_record(&k, rules);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Removes what was published for the attachment; `fallback` is used when no record
+    /// exists (state lost). Nothing published is success.
+    pub fn unpublish(&self, network: &str, container_id: &str, ifname: &str, fallback: Option<&PortRules>) -> Result<()> {
+        let k = key(network, container_id, ifname);
+        match self.state.load::<PortRules>(&k) {
+            Some(r) => self.unpublish_record(&k, &r),
+            None => match fallback {
+                Some(r) if !r.mappings.is_empty() => self.unpublish_record(&k, r),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    fn unpublish_record(&self, k: &str, rules: &PortRules) -> Result<()> {
+        self.fw.remove_ports(rules)?;
+        self.claims.release(k, &rules.mappings)?;
+        self.state.remove(k)
+    }
+
+    /// The record of an attachment, if it published anything.
+    pub fn record(&self, network: &str, container_id: &str, ifname: &str) -> Option<PortRules> {
+        self.state.load(&key(network, container_id, ifname))
+    }
+
+    /// Unpublishes every attachment of `network` whose key is not in `valid`.
+    pub fn gc(&self, network: &str, valid: &[String]) -> Result<()> {
+        let prefix = format!("{}~", file_key(&[network]));
+        for k in self.state.keys().into_iter().filter(|k| k.starts_with(&prefix) && !valid.contains(k)) {
+            match self.state.load::<PortRules>(&k) {
+                Some(r) => self.unpublish_record(&k, &r)?,
+                None => self.state.remove(&k)?,
+            }
+        }
+        Ok(())
+    }
+}
