@@ -1,1 +1,36 @@
-fn main() {}
+//! The `berth` CLI: parse, dispatch, map errors to Docker's exit codes.
+
+use clap::Parser;
+
+fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .try_init();
+    let cli = match berth::cli::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 125 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    if !matches!(cli.command, berth::cli::Command::Monitor { .. }) {
+        // Like other CLI tools, end quietly when the reader of our output goes away
+        // (`berth inspect x | head`). The monitor keeps ignoring SIGPIPE: it must survive.
+        // SAFETY: setting a signal disposition before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+    match berth::cli::dispatch(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("berth: {e}");
+            std::process::exit(e.exit_code());
+        }
+    }
+}

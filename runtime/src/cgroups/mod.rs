@@ -1,0 +1,88 @@
+//! cgroups for `--memory`, `--cpus` and `--pids-limit`, v1 or v2 detected at run time
+//! (a hybrid host, with v1 controllers and an empty unified tree, is driven as v1).
+
+mod v1;
+mod v2;
+
+use std::path::{Path, PathBuf};
+
+use crate::container::Limits;
+use crate::error::{Error, Result};
+
+/// The cgroup(s) of one container.
+#[derive(Debug, Clone)]
+pub enum Cgroup {
+    /// One directory per v1 controller.
+    V1(Vec<PathBuf>),
+    /// One directory in the unified hierarchy.
+    V2(PathBuf),
+}
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// The parent group under which containers are created (BERTH_CGROUP_PARENT, "berth").
+fn parent() -> String {
+    std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into())
+}
+
+/// Whether the host runs the unified (v2) hierarchy with controllers.
+pub fn is_v2() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").is_file()
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|e| Error::io("write cgroup file", path, e))
+}
+
+impl Cgroup {
+    /// Creates the container's cgroup with its limits applied.
+    pub fn create(id: &str, limits: &Limits) -> Result<Self> {
+        if is_v2() {
+            v2::create(&Path::new(ROOT).join(parent()), id, limits).map(Cgroup::V2)
+        } else {
+            v1::create(Path::new(ROOT), &parent(), id, limits).map(Cgroup::V1)
+        }
+    }
+
+    /// Moves `pid` into the group.
+    pub fn add(&self, pid: i32) -> Result<()> {
+        match self {
+            Cgroup::V1(dirs) => dirs
+                .iter()
+                .try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string())),
+            Cgroup::V2(d) => write(&d.join("cgroup.procs"), &pid.to_string()),
+        }
+    }
+
+    /// Removes the group once its processes are gone; already gone is success.
+    pub fn remove(&self) {
+        let dirs: Vec<&PathBuf> = match self {
+            Cgroup::V1(d) => d.iter().collect(),
+            Cgroup::V2(d) => vec![d],
+        };
+        for d in dirs {
+            for _ in 0..50 {
+                match std::fs::remove_dir(d) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10))
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    /// The group a container would have, without creating it (for cleanup after a crash).
+    pub fn existing(id: &str) -> Self {
+        if is_v2() {
+            Cgroup::V2(Path::new(ROOT).join(parent()).join(id))
+        } else {
+            Cgroup::V1(
+                v1::CONTROLLERS
+                    .iter()
+                    .map(|c| Path::new(ROOT).join(c).join(parent()).join(id))
+                    .collect(),
+            )
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! cgroup v1: one directory per controller (memory, pids, cpu).
+
+use std::path::{Path, PathBuf};
+
+use super::write;
+use crate::container::Limits;
+use crate::error::{Error, Result};
+
+/// The controllers berth uses.
+pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu"];
+
+/// Creates `<root>/<ctrl>/<parent>/<id>` for every mounted controller and writes limits.
+pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits) -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for ctrl in CONTROLLERS {
+        let base = root.join(ctrl);
+        if !base.join("cgroup.procs").is_file() {
+            continue;
+        }
+        let dir = base.join(parent).join(id);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create cgroup", &dir, e))?;
+        dirs.push(dir.clone());
+        match *ctrl {
+            "memory" => {
+                if let Some(m) = limits.memory {
+                    write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+                    let swap = dir.join("memory.memsw.limit_in_bytes");
+                    if swap.is_file() {
+                        write(&swap, &m.to_string())?;
+                    }
+                }
+            }
+            "pids" => {
+                if let Some(p) = limits.pids {
+                    write(
+                        &dir.join("pids.max"),
+                        &if p > 0 { p.to_string() } else { "max".into() },
+                    )?;
+                }
+            }
+            "cpu" => {
+                if let Some(c) = limits.cpus {
+                    write(&dir.join("cpu.cfs_period_us"), "100000")?;
+                    write(
+                        &dir.join("cpu.cfs_quota_us"),
+                        &((c * 100_000.0) as i64).to_string(),
+                    )?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(dirs)
+}

@@ -1,0 +1,120 @@
+//! `berth exec`: a new process in a running container's namespaces and cgroup.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Command;
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult};
+
+use crate::container;
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+
+/// Runs `cmd` in the container; returns its exit code (126/127 if it cannot run).
+pub fn exec(
+    paths: &Paths,
+    name: &str,
+    cmd: &[String],
+    env: &[String],
+    workdir: Option<&str>,
+) -> Result<i32> {
+    let c = container::lookup(paths, name)?;
+    let pid = c
+        .state
+        .pid
+        .filter(|_| c.alive())
+        .ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
+    // Namespaces in setns order: the mount namespace last, as it changes what paths mean.
+    let kinds = [
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ];
+    let mut fds = Vec::new();
+    for (k, flag) in kinds {
+        let p = format!("/proc/{pid}/ns/{k}");
+        fds.push((File::open(&p).map_err(|e| Error::io("open", p, e))?, flag));
+    }
+    let cgroup_procs: Vec<String> = match crate::cgroups::Cgroup::existing(&c.id) {
+        crate::cgroups::Cgroup::V1(d) => d
+            .iter()
+            .map(|x| x.join("cgroup.procs").display().to_string())
+            .collect(),
+        crate::cgroups::Cgroup::V2(d) => vec![d.join("cgroup.procs").display().to_string()],
+    };
+    let mut envs = c.spec.env.clone();
+    envs.extend(env.iter().cloned());
+    let wd = workdir.map(str::to_string).unwrap_or_else(|| {
+        if c.spec.workdir.is_empty() {
+            "/".into()
+        } else {
+            c.spec.workdir.clone()
+        }
+    });
+    let mut command = Command::new(&cmd[0]);
+    command.args(&cmd[1..]).env_clear();
+    for e in &envs {
+        if let Some((k, v)) = e.split_once('=') {
+            command.env(k, v);
+        }
+    }
+    // SAFETY: only syscalls between fork and exec; the intermediate child waits for the
+    // one it forks (which is in the container's pid namespace) and exits with its status.
+    unsafe {
+        command.pre_exec(move || {
+            for path in &cgroup_procs {
+                let _ = std::fs::write(path, b"0");
+            }
+            for (f, flag) in &fds {
+                setns(f, *flag).map_err(std::io::Error::from)?;
+            }
+            nix::unistd::chdir(wd.as_str()).map_err(std::io::Error::from)?;
+            match fork().map_err(std::io::Error::from)? {
+                ForkResult::Child => Ok(()),
+                ForkResult::Parent { child } => {
+                    let code = match waitpid(child, None) {
+                        Ok(WaitStatus::Exited(_, c)) => c,
+                        Ok(WaitStatus::Signaled(_, s, _)) => 128 + s as i32,
+                        _ => 125,
+                    };
+                    libc::_exit(code)
+                }
+            }
+        });
+    }
+    let _ = fds_keepalive();
+    let status = match command.status() {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Start {
+                code: 127,
+                msg: format!("exec: \"{}\": executable file not found in $PATH", cmd[0]),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::Start {
+                code: 126,
+                msg: format!("exec: \"{}\": permission denied", cmd[0]),
+            })
+        }
+        Err(e) => {
+            return Err(Error::Start {
+                code: 126,
+                msg: format!("exec: \"{}\": {e}", cmd[0]),
+            })
+        }
+    };
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+fn fds_keepalive() -> i32 {
+    std::io::stdout().as_raw_fd()
+}

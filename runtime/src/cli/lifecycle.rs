@@ -1,0 +1,115 @@
+//! `stop`, `kill`, `rm`, `wait`.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill as send, Signal};
+use nix::unistd::Pid;
+
+use crate::container::{self, Container, Status};
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+use crate::process::monitor;
+
+fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| Error::Invalid(format!("invalid signal {s:?}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| Error::Invalid(format!("invalid signal {s:?}")))
+}
+
+/// Waits until the monitor has recorded the exit (and cleaned up), or `timeout` passes.
+fn wait_exited(paths: &Paths, id: &str, timeout: Duration) -> Result<Option<Container>> {
+    let start = Instant::now();
+    loop {
+        let c = container::lookup(paths, id)?;
+        if c.state.status != Status::Running {
+            return Ok(Some(c));
+        }
+        if !c.alive() && !c.monitor_alive() {
+            monitor::reap_stale(paths, &c)?;
+            return Ok(Some(container::lookup(paths, id)?));
+        }
+        if start.elapsed() >= timeout {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(c: &Container, sig: Signal) {
+    if let Some(pid) = c.state.pid {
+        let _ = send(Pid::from_raw(pid), sig);
+    }
+}
+
+/// SIGTERM, then SIGKILL after `secs`.
+pub fn stop(paths: &Paths, names: &[String], secs: u64) -> Result<i32> {
+    for n in names {
+        let c = container::lookup(paths, n)?;
+        if c.state.status == Status::Running {
+            signal(&c, Signal::SIGTERM);
+            if wait_exited(paths, &c.id, Duration::from_secs(secs))?.is_none() {
+                signal(&c, Signal::SIGKILL);
+                if wait_exited(paths, &c.id, Duration::from_secs(10))?.is_none() {
+                    return Err(Error::State(format!("container {} did not stop", c.name)));
+                }
+            }
+        }
+        println!("{n}");
+    }
+    Ok(0)
+}
+
+/// Sends a signal to PID 1.
+pub fn kill(paths: &Paths, names: &[String], sig: &str) -> Result<i32> {
+    let sig = parse_signal(sig)?;
+    for n in names {
+        let c = container::lookup(paths, n)?;
+        if !c.alive() {
+            return Err(Error::State(format!("container {} is not running", c.name)));
+        }
+        signal(&c, sig);
+        println!("{n}");
+    }
+    Ok(0)
+}
+
+/// Removes stopped containers (running ones too with `force`).
+pub fn rm(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
+    for n in names {
+        let c = container::lookup(paths, n)?;
+        if c.state.status == Status::Running {
+            if c.alive() && !force {
+                return Err(Error::State(format!(
+                    "cannot remove running container {}: stop it first or use rm -f",
+                    c.name
+                )));
+            }
+            signal(&c, Signal::SIGKILL);
+            if wait_exited(paths, &c.id, Duration::from_secs(10))?.is_none() {
+                return Err(Error::State(format!("container {} did not die", c.name)));
+            }
+        }
+        monitor::remove_files(paths, &c.id)?;
+        println!("{n}");
+    }
+    Ok(0)
+}
+
+/// Blocks until each container exits; prints exit codes.
+pub fn wait(paths: &Paths, names: &[String]) -> Result<i32> {
+    for n in names {
+        let c = container::lookup(paths, n)?;
+        let done = wait_exited(paths, &c.id, Duration::from_secs(u64::MAX / 4))?
+            .ok_or_else(|| Error::State("wait interrupted".into()))?;
+        println!("{}", done.state.exit_code.unwrap_or(0));
+    }
+    Ok(0)
+}

@@ -1,0 +1,414 @@
+//! `berth run` and the detached monitor it starts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
+use std::process::{Command as Process, Stdio};
+
+use clap::Args;
+use netd::portmap::{expand_publish, PortMapping, Proto};
+
+use crate::container::{self, Container, Limits, NetMode, Spec, State, Status, Volume};
+use crate::error::{Error, Result};
+use crate::image;
+use crate::network;
+use crate::paths::Paths;
+use crate::process::monitor;
+
+/// `berth run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container ID.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Container name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Network: bridge (default), host, none, container:<name|id>, or a network name.
+    #[arg(long = "net", visible_alias = "network", default_value = "bridge")]
+    pub net: String,
+    /// Publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|udp|sctp].
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port of the image to an ephemeral host port (49153-60999).
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Set an environment variable (K=V, or K to copy it from this environment).
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Bind mount HOST:CONTAINER[:ro].
+    #[arg(short, long = "volume")]
+    pub volume: Vec<String>,
+    /// Hostname (default: the short container ID).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// DNS server for /etc/resolv.conf.
+    #[arg(long)]
+    pub dns: Vec<IpAddr>,
+    /// Memory limit, e.g. 64m, 1g.
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// CPU limit, e.g. 0.5.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Keep stdin open (foreground runs use the caller's stdin).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// The caller's terminal is used as is (no new pseudo-terminal).
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Image name or ID.
+    pub image: String,
+    /// Command and arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+}
+
+/// Parses "64m", "1g", "512k", "1048576" into bytes.
+pub fn parse_bytes(s: &str) -> Result<u64> {
+    let bad = || Error::Invalid(format!("invalid size: {s:?} (e.g. 64m, 1g)"));
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    if n <= 0.0 {
+        return Err(bad());
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 32];
+    netd::netlink::fill_random(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next().is_some_and(|x| x.is_ascii_alphanumeric())
+        && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
+}
+
+/// A free port in Docker's ephemeral range that no container publishes and nothing binds.
+fn ephemeral(taken: &[PortMapping], proto: Proto, picked: &[PortMapping]) -> Result<u16> {
+    let mut seed = [0u8; 2];
+    netd::netlink::fill_random(&mut seed);
+    let span = 60999 - 49153 + 1;
+    let start = u16::from_le_bytes(seed) as u32 % span;
+    for i in 0..span {
+        let port = (49153 + (start + i) % span) as u16;
+        let used = |m: &PortMapping| m.proto == proto && m.host_port == port;
+        if taken.iter().any(used) || picked.iter().any(used) {
+            continue;
+        }
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+        let free = match proto {
+            Proto::Udp => std::net::UdpSocket::bind(addr).is_ok(),
+            _ => std::net::TcpListener::bind(addr).is_ok(),
+        };
+        if free {
+            return Ok(port);
+        }
+    }
+    Err(Error::Invalid(format!("no free ephemeral {proto} port")))
+}
+
+fn ports(paths: &Paths, a: &RunArgs, exposed: &[String]) -> Result<Vec<PortMapping>> {
+    let taken: Vec<PortMapping> = container::all(paths)?
+        .into_iter()
+        .filter(|c| c.alive())
+        .flat_map(|c| c.spec.ports)
+        .collect();
+    let mut out: Vec<PortMapping> = Vec::new();
+    for spec in &a.publish {
+        let mut picked = out.clone();
+        let maps = expand_publish(spec, |proto| {
+            let p = ephemeral(&taken, proto, &picked)
+                .map_err(|e| netd::Error::InvalidConfig(e.to_string()))?;
+            picked.push(PortMapping::new(None, p as i64, 1, proto)?);
+            Ok(p)
+        })
+        .map_err(|e| Error::Invalid(e.to_string().replace("invalid configuration: ", "")))?;
+        out.extend(maps);
+    }
+    if a.publish_all {
+        for e in exposed {
+            let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            let proto: Proto = proto
+                .parse()
+                .map_err(|_| Error::Invalid(format!("image exposes {e:?}")))?;
+            let cport: i64 = port
+                .parse()
+                .map_err(|_| Error::Invalid(format!("image exposes {e:?}")))?;
+            if out
+                .iter()
+                .any(|m| m.container_port as i64 == cport && m.proto == proto)
+            {
+                continue;
+            }
+            let h = ephemeral(&taken, proto, &out)?;
+            out.push(
+                PortMapping::new(None, h as i64, cport, proto)
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            );
+        }
+    }
+    for (i, m) in out.iter().enumerate() {
+        if out[..i].iter().any(|o| {
+            o.host_port == m.host_port
+                && o.proto == m.proto
+                && (o.host_ip.is_none() || m.host_ip.is_none() || o.host_ip == m.host_ip)
+        }) {
+            return Err(Error::Invalid(format!(
+                "host port {}/{} is published twice",
+                m.host_port, m.proto
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn volumes(specs: &[String]) -> Result<Vec<Volume>> {
+    specs
+        .iter()
+        .map(|s| {
+            let parts: Vec<&str> = s.split(':').collect();
+            let (host, ctr, mode) = match parts.as_slice() {
+                [h, c] => (*h, *c, ""),
+                [h, c, m] => (*h, *c, *m),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "invalid volume spec {s:?}: use HOST:CONTAINER[:ro]"
+                    )))
+                }
+            };
+            if !host.starts_with('/') || !ctr.starts_with('/') {
+                return Err(Error::Invalid(format!(
+                    "invalid volume spec {s:?}: paths must be absolute"
+                )));
+            }
+            if !std::path::Path::new(host).exists() {
+                return Err(Error::Invalid(format!(
+                    "invalid volume spec {s:?}: {host} does not exist"
+                )));
+            }
+            let readonly = match mode {
+                "" | "rw" => false,
+                "ro" => true,
+                m => {
+                    return Err(Error::Invalid(format!(
+                        "invalid volume mode {m:?} (ro or rw)"
+                    )))
+                }
+            };
+            Ok(Volume {
+                host: host.into(),
+                container: ctr.into(),
+                readonly,
+            })
+        })
+        .collect()
+}
+
+fn env(image_env: &[String], flags: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = image_env.to_vec();
+    for e in flags {
+        let kv = if e.contains('=') {
+            e.clone()
+        } else {
+            match std::env::var(e) {
+                Ok(v) => format!("{e}={v}"),
+                Err(_) => continue,
+            }
+        };
+        let key = kv.split('=').next().unwrap_or("").to_string();
+        out.retain(|x| x.split('=').next() != Some(key.as_str()));
+        out.push(kv);
+    }
+    if !out.iter().any(|e| e.starts_with("PATH=")) {
+        out.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    out
+}
+
+/// Validates the flags against the image and builds the container record.
+fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
+    let img = image::get(paths, &a.image)?;
+    let net = network::parse_mode(paths, &a.net)?;
+    let mut publish = !a.publish.is_empty() || a.publish_all;
+    if publish && net == NetMode::Host {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+        publish = false;
+    }
+    if publish && matches!(net, NetMode::None | NetMode::Container(_)) {
+        return Err(Error::Invalid(
+            "conflicting options: port publishing and the container type network mode".into(),
+        ));
+    }
+    let ports = if publish {
+        ports(paths, a, &img.config.exposed_ports)?
+    } else {
+        Vec::new()
+    };
+    let name = match &a.name {
+        Some(n) if !valid_name(n) => {
+            return Err(Error::Invalid(format!(
+                "invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )))
+        }
+        Some(n) => n.clone(),
+        None => format!("berth_{}", &random_id()[..8]),
+    };
+    let mut args = img.config.entrypoint.clone();
+    args.extend(if a.cmd.is_empty() {
+        img.config.cmd.clone()
+    } else {
+        a.cmd.clone()
+    });
+    if args.is_empty() {
+        return Err(Error::Invalid(
+            "no command specified (the image has none)".into(),
+        ));
+    }
+    let limits = Limits {
+        memory: a.memory.as_deref().map(parse_bytes).transpose()?,
+        cpus: match a.cpus {
+            Some(c) if !(c > 0.0 && c <= 1024.0) => {
+                return Err(Error::Invalid(format!("invalid --cpus {c}: must be > 0")))
+            }
+            c => c,
+        },
+        pids: a.pids_limit,
+    };
+    let id = random_id();
+    let spec = Spec {
+        image: a.image.clone(),
+        image_id: img.id.clone(),
+        layers: img.layers.clone(),
+        args,
+        env: env(&img.config.env, &a.env),
+        workdir: a.workdir.clone().unwrap_or(img.config.working_dir.clone()),
+        user: img.config.user.clone(),
+        hostname: a.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+        dns: a.dns.clone(),
+        volumes: volumes(&a.volume)?,
+        net,
+        ports,
+        limits,
+        auto_remove: a.rm,
+        interactive: a.interactive,
+        tty: a.tty,
+    };
+    let state = State {
+        status: Status::Created,
+        pid: None,
+        monitor_pid: None,
+        exit_code: None,
+        started_at: None,
+        finished_at: None,
+        endpoint: None,
+        error: String::new(),
+    };
+    Ok(Container {
+        id,
+        name,
+        created: monitor::now(),
+        spec,
+        state,
+    })
+}
+
+/// `berth run`: returns the exit code (the container's in the foreground).
+pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
+    let c = build(paths, &a)?;
+    container::create(paths, &c)?;
+    if !a.detach {
+        let started = match monitor::start(paths, &c, None) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = monitor::remove_files(paths, &c.id);
+                return Err(e);
+            }
+        };
+        return Ok(monitor::supervise(paths, &c, started));
+    }
+    let dir = paths.container(&c.id);
+    let mlog = std::fs::File::create(dir.join("monitor.log"))
+        .map_err(|e| Error::io("create", dir.join("monitor.log"), e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("find", "/proc/self/exe", e))?;
+    let mut cmd = Process::new(exe);
+    cmd.arg("--root")
+        .arg(&paths.lib)
+        .arg("--run-root")
+        .arg(&paths.run)
+        .arg("__monitor")
+        .arg(&c.id);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(mlog);
+    // SAFETY: setsid is async-signal-safe; the monitor must outlive this CLI's session.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io("start monitor", "berth __monitor", e))?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let l = line.trim_end();
+    if l != "ok" {
+        let _ = child.wait();
+        let _ = monitor::remove_files(paths, &c.id);
+        let (code, msg) = match l.strip_prefix("err ").and_then(|r| r.split_once(' ')) {
+            Some((code, msg)) => (code.parse().unwrap_or(125), msg.to_string()),
+            None => (125, "container monitor failed to start".to_string()),
+        };
+        return Err(Error::Start { code, msg });
+    }
+    println!("{}", c.id);
+    Ok(0)
+}
+
+/// The detached monitor: starts the container, reports on stdout, then supervises.
+pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
+    let c = container::lookup(paths, id)?;
+    let log = paths.container(id).join("container.log");
+    let mut out = std::io::stdout();
+    match monitor::start(paths, &c, Some(log)) {
+        Ok(started) => {
+            let _ = writeln!(out, "ok");
+            let _ = out.flush();
+            // The CLI is gone after reading its line; nothing more goes to that pipe.
+            if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+                let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 1);
+            }
+            Ok(monitor::supervise(paths, &c, started))
+        }
+        Err(e) => {
+            let msg = e.to_string().replace('\n', " ");
+            let _ = writeln!(out, "err {} {msg}", e.exit_code());
+            Ok(e.exit_code())
+        }
+    }
+}

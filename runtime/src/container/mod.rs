@@ -1,0 +1,175 @@
+//! Container records: what was asked for (spec) and what is (state), one JSON file per
+//! container written atomically, name reservation under one short flock.
+
+mod store;
+
+use std::net::IpAddr;
+
+use netd::network::endpoint::Endpoint;
+use netd::portmap::PortMapping;
+use serde::{Deserialize, Serialize};
+
+pub use store::{all, create, lock, lookup, remove_dir, save, update};
+
+/// How the container is networked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetMode {
+    /// A bridge network by name ("bridge" is docker0).
+    Bridge(String),
+    /// The host's netns.
+    Host,
+    /// A new netns with only `lo`.
+    None,
+    /// The netns of another container (its ID).
+    Container(String),
+}
+
+impl NetMode {
+    /// The name `inspect` shows ("bridge", "host", "none", "container:<id>").
+    pub fn display(&self) -> String {
+        match self {
+            NetMode::Bridge(n) => n.clone(),
+            NetMode::Host => "host".into(),
+            NetMode::None => "none".into(),
+            NetMode::Container(id) => format!("container:{id}"),
+        }
+    }
+}
+
+/// A bind mount from the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Host path.
+    pub host: String,
+    /// Path in the container.
+    pub container: String,
+    /// Read-only.
+    pub readonly: bool,
+}
+
+/// Resource limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Bytes of memory.
+    pub memory: Option<u64>,
+    /// CPUs (0.5 = half a CPU).
+    pub cpus: Option<f64>,
+    /// Maximum number of tasks.
+    pub pids: Option<i64>,
+}
+
+/// What `berth run` asked for, resolved against the image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    /// Image name as given.
+    pub image: String,
+    /// Image ID.
+    pub image_id: String,
+    /// Layer digests, bottom first.
+    pub layers: Vec<String>,
+    /// argv (entrypoint + command).
+    pub args: Vec<String>,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub workdir: String,
+    /// User.
+    pub user: String,
+    /// Hostname.
+    pub hostname: String,
+    /// DNS servers for resolv.conf (empty: the host's, minus loopback ones).
+    pub dns: Vec<IpAddr>,
+    /// Bind mounts.
+    pub volumes: Vec<Volume>,
+    /// Network mode.
+    pub net: NetMode,
+    /// Published ports.
+    pub ports: Vec<PortMapping>,
+    /// Limits.
+    pub limits: Limits,
+    /// Remove when it exits.
+    pub auto_remove: bool,
+    /// Keep stdin open.
+    pub interactive: bool,
+    /// Allocate a terminal.
+    pub tty: bool,
+}
+
+/// Lifecycle status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Recorded, not started.
+    Created,
+    /// PID 1 is running.
+    Running,
+    /// PID 1 exited.
+    Exited,
+}
+
+/// What is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Status.
+    pub status: Status,
+    /// Host PID of the container's PID 1.
+    pub pid: Option<i32>,
+    /// PID of the monitor that supervises it.
+    pub monitor_pid: Option<i32>,
+    /// Exit code once exited.
+    pub exit_code: Option<i32>,
+    /// Start time, seconds since the epoch.
+    pub started_at: Option<u64>,
+    /// Exit time.
+    pub finished_at: Option<u64>,
+    /// The network attachment, in bridge mode.
+    pub endpoint: Option<Endpoint>,
+    /// Why it failed to start, if it did.
+    pub error: String,
+}
+
+/// A container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    /// 64 hex characters.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Creation time.
+    pub created: u64,
+    /// What was asked for.
+    pub spec: Spec,
+    /// What is.
+    pub state: State,
+}
+
+impl Container {
+    /// Whether PID 1 is really alive (the record may be stale after a crash).
+    pub fn alive(&self) -> bool {
+        self.state.status == Status::Running
+            && self.state.pid.is_some_and(|p| {
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok()
+            })
+    }
+
+    /// The status `ps` shows, correcting a stale "running".
+    pub fn effective_status(&self) -> Status {
+        match self.state.status {
+            Status::Running if !self.alive() && !self.monitor_alive() => Status::Exited,
+            s => s,
+        }
+    }
+
+    /// Whether the monitor process still runs.
+    pub fn monitor_alive(&self) -> bool {
+        self.state
+            .monitor_pid
+            .is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+    }
+
+    /// The short ID.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}

@@ -1,0 +1,99 @@
+//! On-disk container records: `containers/<id>/container.json`.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+
+use super::Container;
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+
+/// Takes the containers lock (name reservation, record updates); held briefly.
+pub fn lock(paths: &Paths) -> Result<File> {
+    let dir = paths.containers();
+    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let p = dir.join(".lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| Error::io("open", &p, e))?;
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(Error::io("lock", &p, std::io::Error::last_os_error()));
+    }
+    Ok(f)
+}
+
+/// Writes a record atomically (temp + rename).
+pub fn save(paths: &Paths, c: &Container) -> Result<()> {
+    let dir = paths.container(&c.id);
+    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let dst = dir.join("container.json");
+    let tmp = dir.join(format!(".container.json.{}", std::process::id()));
+    let data = serde_json::to_vec_pretty(c).map_err(|e| Error::Invalid(e.to_string()))?;
+    fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
+    fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))
+}
+
+/// Every container record.
+pub fn all(paths: &Paths) -> Result<Vec<Container>> {
+    let Ok(rd) = fs::read_dir(paths.containers()) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<Container> = rd
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("container.json")).ok())
+        .filter_map(|d| serde_json::from_slice(&d).ok())
+        .collect();
+    out.sort_by_key(|c: &Container| std::cmp::Reverse(c.created));
+    Ok(out)
+}
+
+/// Finds a container by name, full ID or unique ID prefix.
+pub fn lookup(paths: &Paths, key: &str) -> Result<Container> {
+    let all = all(paths)?;
+    if let Some(c) = all.iter().find(|c| c.name == key || c.id == key) {
+        return Ok(c.clone());
+    }
+    let matches: Vec<&Container> = all
+        .iter()
+        .filter(|c| key.len() >= 3 && c.id.starts_with(key))
+        .collect();
+    match matches.as_slice() {
+        [c] => Ok((*c).clone()),
+        [] => Err(Error::NoContainer(key.to_string())),
+        _ => Err(Error::Invalid(format!(
+            "multiple containers match ID prefix {key}"
+        ))),
+    }
+}
+
+/// Records a new container, refusing a name already in use (atomically).
+pub fn create(paths: &Paths, c: &Container) -> Result<()> {
+    let _l = lock(paths)?;
+    if all(paths)?.iter().any(|o| o.name == c.name) {
+        return Err(Error::NameInUse(c.name.clone()));
+    }
+    save(paths, c)
+}
+
+/// Re-reads the record and applies `f` under the lock.
+pub fn update(paths: &Paths, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+    let _l = lock(paths)?;
+    let p = paths.container(id).join("container.json");
+    let data = fs::read(&p).map_err(|e| Error::io("read", &p, e))?;
+    let mut c: Container = serde_json::from_slice(&data)
+        .map_err(|e| Error::Invalid(format!("corrupt record {}: {e}", p.display())))?;
+    f(&mut c);
+    save(paths, &c)?;
+    Ok(c)
+}
+
+/// Deletes the container's directory.
+pub fn remove_dir(paths: &Paths, id: &str) -> Result<()> {
+    let dir = paths.container(id);
+    match fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir, e)),
+        _ => Ok(()),
+    }
+}

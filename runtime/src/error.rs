@@ -1,0 +1,96 @@
+//! The runtime's errors, each mapped to Docker's exit codes: 125 for berth's own
+//! failures, 126 when the command cannot be run, 127 when it is not found.
+
+use std::path::PathBuf;
+
+/// Everything `berth` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The network engine failed.
+    #[error(transparent)]
+    Net(#[from] netd::Error),
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A system call failed.
+    #[error("{op}: {source}")]
+    Sys {
+        /// What was being done.
+        op: String,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// No image with that name.
+    #[error("unable to find image '{0}' (import it with `berth import` or `berth load`)")]
+    NoImage(String),
+    /// An image archive is malformed.
+    #[error("invalid image archive {path}: {why}")]
+    BadArchive {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// No container with that name or ID.
+    #[error("no such container: {0}")]
+    NoContainer(String),
+    /// The name is taken.
+    #[error("the container name \"{0}\" is already in use")]
+    NameInUse(String),
+    /// A flag value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The network mode names no known network or container.
+    #[error("network {0} not found")]
+    NoNetwork(String),
+    /// The operation does not apply in the container's state.
+    #[error("{0}")]
+    State(String),
+    /// The container's command could not be started.
+    #[error("{msg}")]
+    Start {
+        /// 125, 126 or 127.
+        code: i32,
+        /// Why.
+        msg: String,
+    },
+}
+
+impl Error {
+    /// Docker's exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Start { code, .. } => *code,
+            _ => 125,
+        }
+    }
+
+    /// Builds an `Io` error.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds a `Sys` error.
+    pub fn sys(op: impl Into<String>, source: nix::Error) -> Self {
+        Error::Sys {
+            op: op.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

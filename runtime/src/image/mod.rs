@@ -1,0 +1,194 @@
+//! Images: records naming their layers (bottom first) and run defaults; layers unpacked
+//! once under `layers/<digest>` and shared by every image and container that uses them.
+
+mod load;
+pub mod unpack;
+
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+
+pub use load::{import, load};
+
+/// The run defaults an image carries (the OCI/Docker image config subset berth uses).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Environment, "K=V".
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Default command.
+    #[serde(default)]
+    pub cmd: Vec<String>,
+    /// Entrypoint, prepended to the command.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// Working directory.
+    #[serde(default)]
+    pub working_dir: String,
+    /// Exposed ports, "80/tcp".
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
+    /// User, "uid[:gid]" or a name.
+    #[serde(default)]
+    pub user: String,
+}
+
+/// A stored image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Image {
+    /// "name:tag".
+    pub name: String,
+    /// Content ID ("sha256:...").
+    pub id: String,
+    /// Layer digests, bottom first.
+    pub layers: Vec<String>,
+    /// Run defaults.
+    pub config: RunConfig,
+    /// Creation time, seconds since the epoch.
+    pub created: u64,
+}
+
+/// Adds ":latest" to a name without a tag.
+pub fn normalize(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || name.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+fn record_path(paths: &Paths, name: &str) -> PathBuf {
+    let file: String = normalize(name)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    paths.images().join(format!("{file}.json"))
+}
+
+/// Loads an image by name (tag optional) or by ID prefix.
+pub fn get(paths: &Paths, name: &str) -> Result<Image> {
+    if let Ok(data) = fs::read(record_path(paths, name)) {
+        return serde_json::from_slice(&data)
+            .map_err(|e| Error::Invalid(format!("corrupt image record {name}: {e}")));
+    }
+    let want = name.trim_start_matches("sha256:");
+    if want.len() >= 4 {
+        if let Some(img) = list(paths)?
+            .into_iter()
+            .find(|i| i.id.trim_start_matches("sha256:").starts_with(want))
+        {
+            return Ok(img);
+        }
+    }
+    Err(Error::NoImage(name.to_string()))
+}
+
+/// Every image.
+pub fn list(paths: &Paths) -> Result<Vec<Image>> {
+    let dir = paths.images();
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<Image> = rd
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| fs::read(e.path()).ok())
+        .filter_map(|d| serde_json::from_slice(&d).ok())
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Stores an image record atomically.
+pub fn save(paths: &Paths, img: &Image) -> Result<()> {
+    let dir = paths.images();
+    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+    let dst = record_path(paths, &img.name);
+    let tmp = dst.with_extension(format!("tmp{}", std::process::id()));
+    let data = serde_json::to_vec_pretty(img).map_err(|e| Error::Invalid(e.to_string()))?;
+    fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
+    fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))
+}
+
+/// Removes an image record, then every layer that no remaining image and none of
+/// `in_use` (layers of existing containers) needs.
+pub fn remove(paths: &Paths, name: &str, in_use: &[String]) -> Result<Image> {
+    let img = get(paths, name)?;
+    let p = record_path(paths, &img.name);
+    fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+    let mut used: Vec<String> = list(paths)?.into_iter().flat_map(|i| i.layers).collect();
+    used.extend(in_use.iter().cloned());
+    for l in img.layers.iter().filter(|l| !used.contains(l)) {
+        let _ = fs::remove_dir_all(layer_dir(paths, l));
+    }
+    Ok(img)
+}
+
+/// The directory of an unpacked layer.
+pub fn layer_dir(paths: &Paths, digest: &str) -> PathBuf {
+    paths.layers().join(digest.replace(':', "-"))
+}
+
+/// Unpacks a layer unless it already is (layers are shared); crash-safe through a
+/// temporary directory renamed into place.
+pub fn ensure_layer(paths: &Paths, tarball: &Path, digest: &str, label: &str) -> Result<()> {
+    let dst = layer_dir(paths, digest);
+    if dst.is_dir() {
+        return Ok(());
+    }
+    let tmp = paths.layers().join(format!(
+        ".tmp-{}-{}",
+        digest.replace(':', "-"),
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&tmp);
+    let tty = std::io::stdout().is_terminal();
+    let total = fs::metadata(tarball).map(|m| m.len()).unwrap_or(0);
+    let mut progress = |n: u64| {
+        if tty {
+            print!(
+                "\r{label}: {:.1} MB / {:.1} MB",
+                n as f64 / 1e6,
+                total as f64 / 1e6
+            );
+        }
+    };
+    let res = unpack::unpack_layer(tarball, &tmp, &mut progress);
+    if tty {
+        println!();
+    }
+    if let Err(e) = res {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    match fs::rename(&tmp, &dst) {
+        Ok(()) => Ok(()),
+        Err(_) if dst.is_dir() => {
+            let _ = fs::remove_dir_all(&tmp);
+            Ok(())
+        }
+        Err(e) => Err(Error::io("rename", &dst, e)),
+    }
+}
+
+/// Parses Docker's `ExposedPorts` object into "80/tcp" strings.
+pub fn exposed(v: Option<&serde_json::Value>) -> Vec<String> {
+    let mut ports: Vec<String> = v
+        .and_then(|x| x.as_object())
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    ports.sort();
+    ports
+}

@@ -1,0 +1,11 @@
+//! berth: a small container runtime whose strength is networking. The CLI (`cli`) is a
+//! thin layer over images, container records, process supervision and the netd engine.
+
+pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod image;
+pub mod network;
+pub mod paths;
+pub mod process;

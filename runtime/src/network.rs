@@ -1,0 +1,142 @@
+//! The container's network: parsing `--net`, attaching through the netd engine
+//! in-process, and the /etc files that name the container and its resolvers.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use netd::netlink::Socket;
+use netd::netns::NetNs;
+use netd::network::endpoint::{self, BridgeNetwork, Endpoint};
+
+use crate::container::{self, Container, NetMode};
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+
+/// Parses `--net`: bridge, host, none, container:<name|id>, or a network name.
+pub fn parse_mode(paths: &Paths, s: &str) -> Result<NetMode> {
+    Ok(match s {
+        "" | "bridge" | "default" => NetMode::Bridge("bridge".into()),
+        "host" => NetMode::Host,
+        "none" => NetMode::None,
+        other => {
+            if let Some(target) = other.strip_prefix("container:") {
+                let c = container::lookup(paths, target).map_err(|_| {
+                    Error::NoNetwork(format!("container:{target} (no such container)"))
+                })?;
+                if !c.alive() {
+                    return Err(Error::State(format!(
+                        "cannot join network of container {}: it is not running",
+                        c.name
+                    )));
+                }
+                NetMode::Container(c.id)
+            } else {
+                network(paths, other)?;
+                NetMode::Bridge(other.to_string())
+            }
+        }
+    })
+}
+
+/// The bridge network called `name`: the built-in `bridge`, or one stored under
+/// `<root>/networks/<name>.json`.
+pub fn network(paths: &Paths, name: &str) -> Result<BridgeNetwork> {
+    if name == "bridge" {
+        return Ok(BridgeNetwork::docker_default());
+    }
+    let p = paths.lib.join("networks").join(format!("{name}.json"));
+    let data = fs::read(&p).map_err(|_| Error::NoNetwork(name.to_string()))?;
+    serde_json::from_slice(&data)
+        .map_err(|e| Error::Invalid(format!("corrupt network {name}: {e}")))
+}
+
+/// Wires the container whose PID 1 is `pid`: bridge attach, or `lo` up for `none`.
+pub fn setup(paths: &Paths, c: &Container, pid: i32) -> Result<Option<Endpoint>> {
+    let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    match &c.spec.net {
+        NetMode::Bridge(name) => {
+            let net = network(paths, name)?;
+            lo_up(&netns)?;
+            Ok(Some(endpoint::attach(
+                &paths.net(),
+                &net,
+                &c.id,
+                &netns,
+                "eth0",
+                &c.spec.ports,
+            )?))
+        }
+        NetMode::None => {
+            lo_up(&netns)?;
+            Ok(None)
+        }
+        NetMode::Host | NetMode::Container(_) => Ok(None),
+    }
+}
+
+fn lo_up(netns: &std::path::Path) -> Result<()> {
+    NetNs::open(netns)?.run(|| {
+        let mut s = Socket::open()?;
+        if let Some(lo) = s.link_by_name("lo")? {
+            s.set_up(lo.index)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Releases the container's address, ports and masquerade reference. Idempotent.
+pub fn teardown(paths: &Paths, c: &Container) -> Result<()> {
+    if let NetMode::Bridge(name) = &c.spec.net {
+        let net = network(paths, name)?;
+        endpoint::detach(&paths.net(), &net, &c.id, None, "eth0")?;
+    }
+    Ok(())
+}
+
+/// The host's resolvers minus loopback ones (unreachable from a container netns).
+fn host_resolv() -> String {
+    let data = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    data.lines()
+        .filter(|l| {
+            let mut f = l.split_whitespace();
+            !(f.next() == Some("nameserver")
+                && f.next()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok())
+                    .is_some_and(|ip| ip.is_loopback()))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// Writes hosts, resolv.conf and hostname into the container's directory, from which
+/// they are bind-mounted.
+pub fn write_etc(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<()> {
+    let dir = paths.container(&c.id);
+    let w = |name: &str, data: String| {
+        fs::write(dir.join(name), data).map_err(|e| Error::io("write", dir.join(name), e))
+    };
+    let mut hosts =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if c.spec.net == NetMode::Host {
+        hosts = fs::read_to_string("/etc/hosts").unwrap_or(hosts);
+    } else {
+        let ip = ep
+            .map(|e| e.address.ip().to_string())
+            .unwrap_or_else(|| "127.0.1.1".into());
+        hosts.push_str(&format!("{ip}\t{} {}\n", c.spec.hostname, c.name));
+    }
+    w("hosts", hosts)?;
+    let resolv = if c.spec.dns.is_empty() {
+        host_resolv()
+    } else {
+        c.spec
+            .dns
+            .iter()
+            .map(|ip| format!("nameserver {ip}\n"))
+            .collect()
+    };
+    w("resolv.conf", resolv)?;
+    w("hostname", format!("{}\n", c.spec.hostname))
+}

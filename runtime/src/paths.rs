@@ -1,0 +1,45 @@
+//! Where berth keeps state: `/var/lib/berth` (images, layers, containers, IPAM) and
+//! `/run/berth` (firewall lock, port claims), both overridable for tests and users.
+
+use std::path::PathBuf;
+
+/// The state roots.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Persistent state.
+    pub lib: PathBuf,
+    /// Runtime state.
+    pub run: PathBuf,
+}
+
+impl Paths {
+    /// The roots given on the command line or in BERTH_ROOT / BERTH_RUN_ROOT.
+    pub fn new(lib: PathBuf, run: PathBuf) -> Self {
+        Self { lib, run }
+    }
+
+    /// Image records.
+    pub fn images(&self) -> PathBuf {
+        self.lib.join("images")
+    }
+
+    /// Unpacked layers, one directory per digest.
+    pub fn layers(&self) -> PathBuf {
+        self.lib.join("layers")
+    }
+
+    /// Container directories.
+    pub fn containers(&self) -> PathBuf {
+        self.lib.join("containers")
+    }
+
+    /// One container's directory.
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.containers().join(id)
+    }
+
+    /// The network engine's paths.
+    pub fn net(&self) -> netd::network::endpoint::Paths {
+        netd::network::endpoint::Paths::new(self.lib.join("ipam"), self.run.join("net"))
+    }
+}

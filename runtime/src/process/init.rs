@@ -1,0 +1,195 @@
+//! What runs inside the cloned child before the command: wait for the monitor's go
+//! (cgroup and network are ready then), enter the cgroup namespace, build the root,
+//! switch user and exec. A failure is reported on a close-on-exec pipe as
+//! "<exit code>\t<message>", so the caller can tell 126/127 from berth's own 125.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::unistd::{
+    chdir, dup2, execve, read, setgid, setgroups, sethostname, setuid, write, Gid, Uid,
+};
+
+use super::rootfs::{self, Plan};
+
+/// The child's instructions.
+#[derive(Debug)]
+pub struct InitConfig {
+    /// argv.
+    pub args: Vec<String>,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Working directory (created if missing).
+    pub workdir: String,
+    /// Hostname, when the container has its own UTS view.
+    pub hostname: Option<String>,
+    /// Root filesystem plan.
+    pub rootfs: Plan,
+    /// A netns to join (container:<x> mode).
+    pub join_netns: Option<OwnedFd>,
+    /// "uid[:gid]" or empty.
+    pub user: String,
+    /// File receiving stdout and stderr (detached), with stdin from /dev/null.
+    pub log: Option<PathBuf>,
+    /// The monitor writes one byte here when the container may start.
+    pub sync: OwnedFd,
+    /// The monitor's end of the sync pipe, closed in the child.
+    pub sync_peer: OwnedFd,
+    /// Start errors go here.
+    pub err: OwnedFd,
+}
+
+/// A start failure: exit code and message.
+type Fail = (i32, String);
+
+fn fail<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> Fail + '_ {
+    move |e| (125, format!("{what}: {e}"))
+}
+
+/// Finds `cmd` in the container's PATH (the process is already in the new root).
+fn resolve(cmd: &str, env: &[String]) -> Result<PathBuf, Fail> {
+    if cmd.contains('/') {
+        return if Path::new(cmd).exists() {
+            Ok(PathBuf::from(cmd))
+        } else {
+            Err((127, format!("exec: \"{cmd}\": no such file or directory")))
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            (
+                127,
+                format!("exec: \"{cmd}\": executable file not found in $PATH"),
+            )
+        })
+}
+
+fn user_ids(user: &str) -> Result<Option<(u32, u32)>, Fail> {
+    if user.is_empty() {
+        return Ok(None);
+    }
+    let (u, g) = user.split_once(':').unwrap_or((user, ""));
+    let lookup = |file: &str, name: &str| -> Option<(u32, u32)> {
+        let data = std::fs::read_to_string(file).ok()?;
+        data.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.first() != Some(&name) {
+                return None;
+            }
+            Some((
+                f.get(2)?.parse().ok()?,
+                f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0),
+            ))
+        })
+    };
+    let (uid, mut gid) = match u.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => lookup("/etc/passwd", u).ok_or_else(|| {
+            (
+                125,
+                format!("unable to find user {u}: no matching entries in passwd file"),
+            )
+        })?,
+    };
+    if !g.is_empty() {
+        gid = g
+            .parse()
+            .or_else(|_| lookup("/etc/group", g).map(|x| x.0).ok_or(()))
+            .map_err(|_| (125, format!("unable to find group {g}")))?;
+    }
+    Ok(Some((uid, gid)))
+}
+
+fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
+    let mut b = [0u8; 1];
+    match read(cfg.sync.as_raw_fd(), &mut b) {
+        Ok(1) => {}
+        _ => return Err((125, "monitor went away before start".into())),
+    }
+    if let Some(fd) = &cfg.join_netns {
+        setns(fd, CloneFlags::CLONE_NEWNET).map_err(fail("join network namespace"))?;
+    }
+    // Entered after the monitor moved us into our cgroup, so that cgroup is our root.
+    unshare(CloneFlags::CLONE_NEWCGROUP).map_err(fail("new cgroup namespace"))?;
+    if let Some(h) = &cfg.hostname {
+        sethostname(h).map_err(fail("sethostname"))?;
+    }
+    if let Some(log) = &cfg.log {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(fail("open log"))?;
+        let null = std::fs::File::open("/dev/null").map_err(fail("open /dev/null"))?;
+        dup2(null.as_raw_fd(), 0).map_err(fail("dup2"))?;
+        dup2(f.as_raw_fd(), 1).map_err(fail("dup2"))?;
+        dup2(f.as_raw_fd(), 2).map_err(fail("dup2"))?;
+    }
+    rootfs::setup(&cfg.rootfs).map_err(|e| (125, e.to_string()))?;
+    if !cfg.workdir.is_empty() {
+        let _ = std::fs::create_dir_all(&cfg.workdir);
+        chdir(cfg.workdir.as_str()).map_err(|e| (125, format!("chdir to {}: {e}", cfg.workdir)))?;
+    }
+    if let Some((uid, gid)) = user_ids(&cfg.user)? {
+        setgroups(&[]).map_err(fail("setgroups"))?;
+        setgid(Gid::from_raw(gid)).map_err(fail("setgid"))?;
+        setuid(Uid::from_raw(uid)).map_err(fail("setuid"))?;
+    }
+    let first = cfg
+        .args
+        .first()
+        .ok_or((125, "no command specified".to_string()))?;
+    let prog = resolve(first, &cfg.env)?;
+    let c = |s: &str| CString::new(s).map_err(|_| (125, format!("argument contains NUL: {s:?}")));
+    let argv: Vec<CString> = cfg.args.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = cfg.env.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
+    let prog_c = c(&prog.display().to_string())?;
+    match execve(&prog_c, &argv, &envp) {
+        Err(nix::errno::Errno::EACCES) | Err(nix::errno::Errno::ENOEXEC) => {
+            Err((126, format!("exec: \"{first}\": permission denied")))
+        }
+        Err(e) => Err((127, format!("exec: \"{first}\": {e}"))),
+        Ok(never) => match never {},
+    }
+}
+
+/// The child's entry point; returns only on failure, with the exit code.
+pub fn child_main(cfg: &InitConfig) -> isize {
+    // Our copy of the monitor's end must go, or a dead monitor would never be noticed.
+    let _ = nix::unistd::close(cfg.sync_peer.as_raw_fd());
+    match run(cfg) {
+        Ok(never) => match never {},
+        Err((code, msg)) => {
+            let _ = write(&cfg.err, format!("{code}\t{msg}").as_bytes());
+            code as isize
+        }
+    }
+}
+
+/// Reads a start failure reported by the child; `None` means the exec succeeded.
+pub fn read_failure(fd: RawFd) -> Option<(i32, String)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        match read(fd, &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    if buf.is_empty() {
+        return None;
+    }
+    let s = String::from_utf8_lossy(&buf).to_string();
+    let (code, msg) = s.split_once('\t').unwrap_or(("125", &s));
+    Some((code.parse().unwrap_or(125), msg.to_string()))
+}

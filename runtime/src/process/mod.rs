@@ -1,0 +1,5 @@
+//! Creating and supervising the container's processes.
+
+pub mod init;
+pub mod monitor;
+pub mod rootfs;
