@@ -20,11 +20,7 @@ pub struct NetlinkError {
 impl NetlinkError {
     /// Wraps an io error with the step and object it belongs to.
     pub fn io(op: &'static str, object: &str, source: io::Error) -> Self {
-        Self {
-            op,
-            object: object.to_string(),
-            source,
-        }
+        Self { op, object: object.to_string(), source }
     }
 
     /// The errno the kernel answered, if any.
@@ -120,10 +116,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Builds an `Io` error for a path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 }

@@ -22,23 +22,11 @@ impl NetNs {
     /// Opens the namespace at `path`; fails if it does not exist or is not a netns.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let file = File::open(&path).map_err(|source| Error::Netns {
-            path: path.clone(),
-            source,
-        })?;
+        let file = File::open(&path).map_err(|source| Error::Netns { path: path.clone(), source })?;
         // NS_GET_NSTYPE would be exact; a statfs magic check is enough to refuse plain files.
-        let st = nix::sys::statfs::fstatfs(file.as_fd()).map_err(|e| Error::Netns {
-            path: path.clone(),
-            source: e.into(),
-        })?;
+        let st = nix::sys::statfs::fstatfs(file.as_fd()).map_err(|e| Error::Netns { path: path.clone(), source: e.into() })?;
         if st.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
-            return Err(Error::Netns {
-                path,
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "not a network namespace",
-                ),
-            });
+            return Err(Error::Netns { path, source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a network namespace") });
         }
         Ok(Self { file, path })
     }
@@ -63,19 +51,11 @@ impl NetNs {
         let path = &self.path;
         std::thread::scope(|s| {
             s.spawn(move || {
-                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns {
-                    path: path.clone(),
-                    source: e.into(),
-                })?;
+                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns { path: path.clone(), source: e.into() })?;
                 f()
             })
             .join()
-            .unwrap_or_else(|_| {
-                Err(Error::Netns {
-                    path: path.clone(),
-                    source: std::io::Error::other("worker thread panicked"),
-                })
-            })
+            .unwrap_or_else(|_| Err(Error::Netns { path: path.clone(), source: std::io::Error::other("worker thread panicked") }))
         })
     }
 }

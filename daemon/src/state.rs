@@ -19,17 +19,7 @@ pub struct StateDir {
 pub fn file_key(parts: &[&str]) -> String {
     parts
         .iter()
-        .map(|p| {
-            p.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect::<String>()
-        })
+        .map(|p| p.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect::<String>())
         .collect::<Vec<_>>()
         .join("~")
 }
@@ -49,13 +39,11 @@ impl StateDir {
 
     /// Saves `value` under `key` atomically.
     pub fn save<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
-        let data = serde_json::to_vec(value)
-            .map_err(|e| Error::io("encode state", self.dir.join(key), e.into()))?;
+        let data = serde_json::to_vec(value).map_err(|e| Error::io("encode state", self.dir.join(key), e.into()))?;
         let tmp = self.dir.join(format!(".{key}.tmp{}", std::process::id()));
         let dst = self.dir.join(format!("{key}.json"));
         let mut f = fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(&data)
-            .map_err(|e| Error::io("write", &tmp, e))?;
+        f.write_all(&data).map_err(|e| Error::io("write", &tmp, e))?;
         drop(f);
         fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))
     }
@@ -83,9 +71,7 @@ impl StateDir {
         rd.flatten()
             .filter_map(|e| {
                 let n = e.file_name().to_string_lossy().to_string();
-                n.strip_suffix(".json")
-                    .filter(|_| !n.starts_with('.'))
-                    .map(str::to_string)
+                n.strip_suffix(".json").filter(|_| !n.starts_with('.')).map(str::to_string)
             })
             .collect()
     }

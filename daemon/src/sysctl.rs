@@ -18,9 +18,7 @@ pub fn set(key: &str, value: &str) -> Result<()> {
 /// Reads a sysctl value, trimmed.
 pub fn get(key: &str) -> Result<String> {
     let path = PathBuf::from("/proc/sys").join(key);
-    std::fs::read_to_string(&path)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| Error::io("read sysctl", path, e))
+    std::fs::read_to_string(&path).map(|s| s.trim().to_string()).map_err(|e| Error::io("read sysctl", path, e))
 }
 
 /// Disables IPv6 on an interface before it comes up, so it sends no DAD, MLD or RS

@@ -38,40 +38,17 @@ pub struct RuntimeConf {
 impl ConfList {
     /// Parses a conflist document.
     pub fn parse(data: &[u8]) -> Result<Self, CniError> {
-        let v: Value = serde_json::from_slice(data)
-            .map_err(|e| CniError::new(code::DECODE, format!("failed to parse conflist: {e}")))?;
-        let cni_version = v
-            .get("cniVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let name = v
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let plugins = v
-            .get("plugins")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(data).map_err(|e| CniError::new(code::DECODE, format!("failed to parse conflist: {e}")))?;
+        let cni_version = v.get("cniVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = v.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let plugins = v.get("plugins").and_then(Value::as_array).cloned().unwrap_or_default();
         if name.is_empty() || plugins.is_empty() {
-            return Err(CniError::new(
-                code::INVALID_CONFIG,
-                "conflist needs a name and at least one plugin",
-            ));
+            return Err(CniError::new(code::INVALID_CONFIG, "conflist needs a name and at least one plugin"));
         }
         if !version::SUPPORTED.contains(&cni_version.as_str()) {
-            return Err(CniError::new(
-                code::INCOMPATIBLE_VERSION,
-                format!("unsupported conflist cniVersion {cni_version:?}"),
-            ));
+            return Err(CniError::new(code::INCOMPATIBLE_VERSION, format!("unsupported conflist cniVersion {cni_version:?}")));
         }
-        Ok(Self {
-            cni_version,
-            name,
-            plugins,
-        })
+        Ok(Self { cni_version, name, plugins })
     }
 }
 
@@ -83,14 +60,7 @@ pub struct Runner {
 }
 
 impl Runner {
-    fn stdin(
-        &self,
-        list: &ConfList,
-        i: usize,
-        prev: Option<&Value>,
-        rt: &RuntimeConf,
-        extra: &Map<String, Value>,
-    ) -> Value {
+    fn stdin(&self, list: &ConfList, i: usize, prev: Option<&Value>, rt: &RuntimeConf, extra: &Map<String, Value>) -> Value {
         let mut conf = list.plugins[i].clone();
         conf["cniVersion"] = json!(list.cni_version);
         conf["name"] = json!(list.name);
@@ -100,12 +70,7 @@ impl Runner {
         let caps: Vec<String> = conf
             .get("capabilities")
             .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, v)| v.as_bool() == Some(true))
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
+            .map(|m| m.iter().filter(|(_, v)| v.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect())
             .unwrap_or_default();
         let mut rc = Map::new();
         for c in caps {
@@ -131,10 +96,7 @@ impl Runner {
         rt: &RuntimeConf,
         extra: &Map<String, Value>,
     ) -> Result<Vec<u8>, CniError> {
-        let ty = list.plugins[i]
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let ty = list.plugins[i].get("type").and_then(Value::as_str).unwrap_or("");
         let bin = find_plugin(&self.path, ty)?;
         let inv = Invocation {
             command: command.into(),
@@ -154,12 +116,10 @@ impl Runner {
         for i in 0..list.plugins.len() {
             match self.run("ADD", list, i, prev.as_ref(), rt, &Map::new()) {
                 Ok(out) => {
-                    prev = Some(serde_json::from_slice(&out).map_err(|e| {
-                        CniError::new(
-                            code::DECODE,
-                            format!("plugin {i} printed an invalid result: {e}"),
-                        )
-                    })?);
+                    prev = Some(
+                        serde_json::from_slice(&out)
+                            .map_err(|e| CniError::new(code::DECODE, format!("plugin {i} printed an invalid result: {e}")))?,
+                    );
                 }
                 Err(e) => {
                     let _ = self.del(list, rt, prev.as_ref());
@@ -171,12 +131,7 @@ impl Runner {
     }
 
     /// DEL through every plugin in reverse order; keeps going and returns the first error.
-    pub fn del(
-        &self,
-        list: &ConfList,
-        rt: &RuntimeConf,
-        prev: Option<&Value>,
-    ) -> Result<(), CniError> {
+    pub fn del(&self, list: &ConfList, rt: &RuntimeConf, prev: Option<&Value>) -> Result<(), CniError> {
         let mut first = None;
         for i in (0..list.plugins.len()).rev() {
             if let Err(e) = self.run("DEL", list, i, prev, rt, &Map::new()) {
@@ -199,12 +154,7 @@ impl Runner {
         let mut extra = Map::new();
         extra.insert(
             "cni.dev/valid-attachments".into(),
-            Value::Array(
-                valid
-                    .iter()
-                    .map(|a| json!({"containerID": a.container_id, "ifname": a.ifname}))
-                    .collect(),
-            ),
+            Value::Array(valid.iter().map(|a| json!({"containerID": a.container_id, "ifname": a.ifname})).collect()),
         );
         for i in 0..list.plugins.len() {
             self.run("GC", list, i, None, &RuntimeConf::default(), &extra)?;

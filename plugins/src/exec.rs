@@ -11,20 +11,12 @@ use crate::types::{code, CniError, CniResult};
 /// Finds a plugin binary by type in the CNI_PATH directories.
 pub fn find_plugin(path: &[PathBuf], plugin_type: &str) -> Result<PathBuf, CniError> {
     if plugin_type.is_empty() || plugin_type.contains('/') {
-        return Err(CniError::new(
-            code::INVALID_CONFIG,
-            format!("invalid plugin type {plugin_type:?}"),
-        ));
+        return Err(CniError::new(code::INVALID_CONFIG, format!("invalid plugin type {plugin_type:?}")));
     }
     path.iter()
         .map(|d| d.join(plugin_type))
         .find(|p| p.is_file())
-        .ok_or_else(|| {
-            CniError::new(
-                code::INVALID_CONFIG,
-                format!("failed to find plugin {plugin_type:?} in path {path:?}"),
-            )
-        })
+        .ok_or_else(|| CniError::new(code::INVALID_CONFIG, format!("failed to find plugin {plugin_type:?} in path {path:?}")))
 }
 
 /// The environment of one invocation.
@@ -63,12 +55,7 @@ pub fn exec(binary: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Cn
     if let Some(mut s) = child.stdin.take() {
         let _ = s.write_all(stdin);
     }
-    let out = child.wait_with_output().map_err(|e| {
-        CniError::new(
-            code::IO,
-            format!("failed to wait for {}: {e}", binary.display()),
-        )
-    })?;
+    let out = child.wait_with_output().map_err(|e| CniError::new(code::IO, format!("failed to wait for {}: {e}", binary.display())))?;
     if out.status.success() {
         return Ok(out.stdout);
     }
@@ -81,61 +68,28 @@ pub fn exec(binary: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Cn
         details: String,
     }
     match serde_json::from_slice::<Wire>(&out.stdout) {
-        Ok(w) => Err(CniError {
-            code: w.code,
-            msg: w.msg,
-            details: w.details,
-        }),
-        Err(_) => Err(CniError::new(
-            code::INTERNAL,
-            format!(
-                "{} failed with {} and printed no error",
-                binary.display(),
-                out.status
-            ),
-        )),
+        Ok(w) => Err(CniError { code: w.code, msg: w.msg, details: w.details }),
+        Err(_) => Err(CniError::new(code::INTERNAL, format!("{} failed with {} and printed no error", binary.display(), out.status))),
     }
 }
 
 /// Delegates `command` to the IPAM plugin named in the config, with the caller's stdin
 /// and environment, as the reference plugins do.
-pub fn delegate(
-    plugin_type: &str,
-    command: &str,
-    args: &crate::skel::Args,
-) -> Result<Option<CniResult>, CniError> {
+pub fn delegate(plugin_type: &str, command: &str, args: &crate::skel::Args) -> Result<Option<CniResult>, CniError> {
     let bin = find_plugin(&args.path, plugin_type)?;
     let inv = Invocation {
         command: command.to_string(),
         container_id: args.container_id.clone(),
-        netns: args
-            .netns
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
+        netns: args.netns.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         ifname: args.ifname.clone(),
-        args: args
-            .args
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(";"),
+        args: args.args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";"),
         path: args.path.clone(),
     };
     let out = exec(&bin, &inv, &args.stdin)?;
     if command != "ADD" {
         return Ok(None);
     }
-    let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| {
-        CniError::new(
-            code::DECODE,
-            format!("failed to parse {plugin_type} result: {e}"),
-        )
-    })?;
-    CniResult::from_json(&v).map(Some).map_err(|e| {
-        CniError::new(
-            code::DECODE,
-            format!("failed to parse {plugin_type} result: {e}"),
-        )
-    })
+    let v: serde_json::Value =
+        serde_json::from_slice(&out).map_err(|e| CniError::new(code::DECODE, format!("failed to parse {plugin_type} result: {e}")))?;
+    CniResult::from_json(&v).map(Some).map_err(|e| CniError::new(code::DECODE, format!("failed to parse {plugin_type} result: {e}")))
 }

@@ -66,16 +66,11 @@ fn env_err(msg: String) -> CniError {
 
 fn valid_container_id(id: &str) -> bool {
     let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn valid_ifname(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 15
-        && n != "."
-        && n != ".."
-        && !n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+    !n.is_empty() && n.len() <= 15 && n != "." && n != ".." && !n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 /// Parses and validates the environment for `command`.
@@ -88,94 +83,50 @@ pub fn parse_env(env: &HashMap<String, String>, stdin: Vec<u8>) -> Result<Args, 
         "VERSION" => Command::Version,
         "GC" => Command::Gc,
         "STATUS" => Command::Status,
-        "" => {
-            return Err(env_err(
-                "required environment variable CNI_COMMAND is missing".into(),
-            ))
-        }
+        "" => return Err(env_err("required environment variable CNI_COMMAND is missing".into())),
         other => return Err(env_err(format!("unknown CNI_COMMAND {other:?}"))),
     };
     let needs = |cmds: &[Command]| cmds.contains(&command);
     let mut missing = Vec::new();
     for (k, cmds) in [
-        (
-            "CNI_CONTAINERID",
-            &[Command::Add, Command::Del, Command::Check][..],
-        ),
+        ("CNI_CONTAINERID", &[Command::Add, Command::Del, Command::Check][..]),
         ("CNI_NETNS", &[Command::Add, Command::Check][..]),
-        (
-            "CNI_IFNAME",
-            &[Command::Add, Command::Del, Command::Check][..],
-        ),
-        (
-            "CNI_PATH",
-            &[
-                Command::Add,
-                Command::Del,
-                Command::Check,
-                Command::Gc,
-                Command::Status,
-            ][..],
-        ),
+        ("CNI_IFNAME", &[Command::Add, Command::Del, Command::Check][..]),
+        ("CNI_PATH", &[Command::Add, Command::Del, Command::Check, Command::Gc, Command::Status][..]),
     ] {
         if needs(cmds) && get(k).is_empty() {
             missing.push(k);
         }
     }
     if !missing.is_empty() {
-        return Err(env_err(format!(
-            "required environment variables missing: {}",
-            missing.join(", ")
-        )));
+        return Err(env_err(format!("required environment variables missing: {}", missing.join(", "))));
     }
     let container_id = get("CNI_CONTAINERID");
     if !container_id.is_empty() && !valid_container_id(&container_id) {
-        return Err(env_err(format!(
-            "invalid CNI_CONTAINERID {container_id:?}: must be alphanumeric, '_', '.' or '-'"
-        )));
+        return Err(env_err(format!("invalid CNI_CONTAINERID {container_id:?}: must be alphanumeric, '_', '.' or '-'")));
     }
     let ifname = get("CNI_IFNAME");
     if !ifname.is_empty() && !valid_ifname(&ifname) {
         return Err(env_err(format!("invalid CNI_IFNAME {ifname:?}")));
     }
-    let netns = Some(get("CNI_NETNS"))
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from);
+    let netns = Some(get("CNI_NETNS")).filter(|s| !s.is_empty()).map(PathBuf::from);
     let args = get("CNI_ARGS")
         .split(';')
         .filter(|s| !s.is_empty())
         .map(|kv| {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| env_err(format!("invalid CNI_ARGS pair {kv:?}")))?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| env_err(format!("invalid CNI_ARGS pair {kv:?}")))?;
             Ok((k.to_string(), v.to_string()))
         })
         .collect::<Result<_, CniError>>()?;
     let path = std::env::split_paths(&get("CNI_PATH")).collect();
-    Ok(Args {
-        command,
-        container_id,
-        netns,
-        ifname,
-        args,
-        path,
-        stdin,
-    })
+    Ok(Args { command, container_id, netns, ifname, args, path, stdin })
 }
 
 /// Runs one invocation: returns what to print on stdout and the exit code.
-pub fn dispatch(
-    plugin: &dyn Plugin,
-    env: &HashMap<String, String>,
-    stdin: Vec<u8>,
-) -> (String, i32) {
+pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u8>) -> (String, i32) {
     let version_hint = serde_json::from_slice::<serde_json::Value>(&stdin)
         .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(|s| s.as_str())
-                .map(str::to_string)
-        })
+        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string))
         .filter(|v| version::SUPPORTED.contains(&v.as_str()))
         .unwrap_or_else(|| version::LATEST.to_string());
     let fail = |e: CniError| {
@@ -201,16 +152,11 @@ pub fn dispatch(
     if !version::at_least(&conf.cni_version, min) {
         return fail(CniError::new(
             code::INCOMPATIBLE_VERSION,
-            format!(
-                "config version {} does not allow {:?}",
-                conf.cni_version, args.command
-            ),
+            format!("config version {} does not allow {:?}", conf.cni_version, args.command),
         ));
     }
     let out = match args.command {
-        Command::Add => plugin
-            .add(&args, &conf)
-            .map(|r| r.to_json(&conf.cni_version).to_string()),
+        Command::Add => plugin.add(&args, &conf).map(|r| r.to_json(&conf.cni_version).to_string()),
         Command::Del => plugin.del(&args, &conf).map(|_| String::new()),
         Command::Check => plugin.check(&args, &conf).map(|_| String::new()),
         Command::Gc => plugin.gc(&args, &conf).map(|_| String::new()),
@@ -229,8 +175,7 @@ pub fn run(plugin: &dyn Plugin) -> ! {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .try_init();
     let env: HashMap<String, String> = std::env::vars().collect();

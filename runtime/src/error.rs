@@ -76,19 +76,12 @@ impl Error {
 
     /// Builds an `Io` error.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
     /// Builds a `Sys` error.
     pub fn sys(op: impl Into<String>, source: nix::Error) -> Self {
-        Error::Sys {
-            op: op.into(),
-            source,
-        }
+        Error::Sys { op: op.into(), source }
     }
 }
 

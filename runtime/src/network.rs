@@ -21,14 +21,10 @@ pub fn parse_mode(paths: &Paths, s: &str) -> Result<NetMode> {
         "none" => NetMode::None,
         other => {
             if let Some(target) = other.strip_prefix("container:") {
-                let c = container::lookup(paths, target).map_err(|_| {
-                    Error::NoNetwork(format!("container:{target} (no such container)"))
-                })?;
+                let c =
+                    container::lookup(paths, target).map_err(|_| Error::NoNetwork(format!("container:{target} (no such container)")))?;
                 if !c.alive() {
-                    return Err(Error::State(format!(
-                        "cannot join network of container {}: it is not running",
-                        c.name
-                    )));
+                    return Err(Error::State(format!("cannot join network of container {}: it is not running", c.name)));
                 }
                 NetMode::Container(c.id)
             } else {
@@ -47,8 +43,7 @@ pub fn network(paths: &Paths, name: &str) -> Result<BridgeNetwork> {
     }
     let p = paths.lib.join("networks").join(format!("{name}.json"));
     let data = fs::read(&p).map_err(|_| Error::NoNetwork(name.to_string()))?;
-    serde_json::from_slice(&data)
-        .map_err(|e| Error::Invalid(format!("corrupt network {name}: {e}")))
+    serde_json::from_slice(&data).map_err(|e| Error::Invalid(format!("corrupt network {name}: {e}")))
 }
 
 /// Wires the container whose PID 1 is `pid`: bridge attach, or `lo` up for `none`.
@@ -58,14 +53,7 @@ pub fn setup(paths: &Paths, c: &Container, pid: i32) -> Result<Option<Endpoint>>
         NetMode::Bridge(name) => {
             let net = network(paths, name)?;
             lo_up(&netns)?;
-            Ok(Some(endpoint::attach(
-                &paths.net(),
-                &net,
-                &c.id,
-                &netns,
-                "eth0",
-                &c.spec.ports,
-            )?))
+            Ok(Some(endpoint::attach(&paths.net(), &net, &c.id, &netns, "eth0", &c.spec.ports)?))
         }
         NetMode::None => {
             lo_up(&netns)?;
@@ -101,10 +89,7 @@ fn host_resolv() -> String {
     data.lines()
         .filter(|l| {
             let mut f = l.split_whitespace();
-            !(f.next() == Some("nameserver")
-                && f.next()
-                    .and_then(|ip| ip.parse::<IpAddr>().ok())
-                    .is_some_and(|ip| ip.is_loopback()))
+            !(f.next() == Some("nameserver") && f.next().and_then(|ip| ip.parse::<IpAddr>().ok()).is_some_and(|ip| ip.is_loopback()))
         })
         .map(|l| format!("{l}\n"))
         .collect()
@@ -114,29 +99,16 @@ fn host_resolv() -> String {
 /// they are bind-mounted.
 pub fn write_etc(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<()> {
     let dir = paths.container(&c.id);
-    let w = |name: &str, data: String| {
-        fs::write(dir.join(name), data).map_err(|e| Error::io("write", dir.join(name), e))
-    };
-    let mut hosts =
-        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let w = |name: &str, data: String| fs::write(dir.join(name), data).map_err(|e| Error::io("write", dir.join(name), e));
+    let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if c.spec.net == NetMode::Host {
         hosts = fs::read_to_string("/etc/hosts").unwrap_or(hosts);
     } else {
-        let ip = ep
-            .map(|e| e.address.ip().to_string())
-            .unwrap_or_else(|| "127.0.1.1".into());
+        let ip = ep.map(|e| e.address.ip().to_string()).unwrap_or_else(|| "127.0.1.1".into());
         hosts.push_str(&format!("{ip}\t{} {}\n", c.spec.hostname, c.name));
     }
     w("hosts", hosts)?;
-    let resolv = if c.spec.dns.is_empty() {
-        host_resolv()
-    } else {
-        c.spec
-            .dns
-            .iter()
-            .map(|ip| format!("nameserver {ip}\n"))
-            .collect()
-    };
+    let resolv = if c.spec.dns.is_empty() { host_resolv() } else { c.spec.dns.iter().map(|ip| format!("nameserver {ip}\n")).collect() };
     w("resolv.conf", resolv)?;
     w("hostname", format!("{}\n", c.spec.hostname))
 }

@@ -23,17 +23,8 @@ fn run(label: &str, path: PathBuf, n: usize, prefix: &str) {
     let script: String = names.iter().map(|c| format!("netns add {c}\n")).collect();
     std::fs::write("/run/berth/netns.batch", script).unwrap();
     sh("ip -batch /run/berth/netns.batch");
-    let cfgs: Vec<_> = names
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            rt(
-                c,
-                &format!("/run/netns/{c}"),
-                &[(20000 + i as u16, 80, "tcp", "")],
-            )
-        })
-        .collect();
+    let cfgs: Vec<_> =
+        names.iter().enumerate().map(|(i, c)| rt(c, &format!("/run/netns/{c}"), &[(20000 + i as u16, 80, "tcp", "")])).collect();
     let mut adds = Vec::with_capacity(n);
     let mut results = Vec::with_capacity(n);
     let t0 = Instant::now();
@@ -69,10 +60,7 @@ fn run(label: &str, path: PathBuf, n: usize, prefix: &str) {
 }
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200);
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200);
     isolated_main(|| {
         run("berth", bin_dir(), n, "b");
         if std::path::Path::new("/usr/lib/cni/portmap").is_file() {

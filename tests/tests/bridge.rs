@@ -4,27 +4,11 @@ use berth_tests::harness::net::{allocations, bridge_conf, conflist, links, rt, r
 use berth_tests::harness::{isolated, sh, Cni, Netns};
 
 fn add(cni: &Cni, cid: &str, ns: &Netns) -> serde_json::Value {
-    cni.call(
-        "bridge",
-        "ADD",
-        cid,
-        ns.path().to_str().unwrap(),
-        "eth0",
-        &bridge_conf("1.0.0").to_string(),
-    )
-    .ok()
+    cni.call("bridge", "ADD", cid, ns.path().to_str().unwrap(), "eth0", &bridge_conf("1.0.0").to_string()).ok()
 }
 
 fn del(cni: &Cni, cid: &str, netns: &str) {
-    cni.call(
-        "bridge",
-        "DEL",
-        cid,
-        netns,
-        "eth0",
-        &bridge_conf("1.0.0").to_string(),
-    )
-    .ok();
+    cni.call("bridge", "DEL", cid, netns, "eth0", &bridge_conf("1.0.0").to_string()).ok();
 }
 
 #[test]
@@ -38,9 +22,7 @@ fn two_containers_get_addresses_and_reach_each_other() {
         assert_eq!(r1["interfaces"][2]["sandbox"], "/run/netns/c1");
         assert!(sh("ip -o addr show dev docker0").contains("172.17.0.1/16"));
         assert!(c1.sh("ip -o addr show dev eth0").contains("172.17.0.2/16"));
-        assert!(c1
-            .sh("ip route")
-            .contains("default via 172.17.0.1 dev eth0"));
+        assert!(c1.sh("ip route").contains("default via 172.17.0.1 dev eth0"));
         let r2 = add(&cni, "c2", &c2);
         assert_eq!(r2["ips"][0]["address"], "172.17.0.3/16");
         c1.sh("busybox ping -c1 -W2 172.17.0.3");
@@ -52,10 +34,7 @@ fn two_containers_get_addresses_and_reach_each_other() {
         assert_eq!(mac, sh("cat /sys/class/net/docker0/address"));
         // host end is a bridge port with hairpin on
         let veth = r1["interfaces"][1]["name"].as_str().unwrap().to_string();
-        assert_eq!(
-            sh(&format!("cat /sys/class/net/{veth}/brport/hairpin_mode")).trim(),
-            "1"
-        );
+        assert_eq!(sh(&format!("cat /sys/class/net/{veth}/brport/hairpin_mode")).trim(), "1");
     });
 }
 
@@ -70,11 +49,7 @@ fn del_removes_link_address_and_rules_and_is_idempotent() {
         let (base_rules, base_links, base_allocs) = (rules(), links(), allocations());
 
         let c2 = Netns::new("c2");
-        let cfg = rt(
-            "c2",
-            "/run/netns/c2",
-            &[(4000, 80, "tcp", ""), (5353, 53, "udp", "")],
-        );
+        let cfg = rt("c2", "/run/netns/c2", &[(4000, 80, "tcp", ""), (5353, 53, "udp", "")]);
         let res = run.add(&list, &cfg).unwrap();
         assert!(rules().len() > base_rules.len());
         assert_eq!(allocations().len(), 2);
@@ -85,12 +60,7 @@ fn del_removes_link_address_and_rules_and_is_idempotent() {
         // DEL twice
         run.del(&list, &cfg, Some(&res)).unwrap();
         // DEL with no prior ADD
-        run.del(
-            &list,
-            &rt("never", "/run/netns/c2", &[(4000, 80, "tcp", "")]),
-            None,
-        )
-        .unwrap();
+        run.del(&list, &rt("never", "/run/netns/c2", &[(4000, 80, "tcp", "")]), None).unwrap();
         // DEL after the netns is gone: address, rules and host veth all go
         let res = run.add(&list, &cfg).unwrap();
         c2.delete();
@@ -121,17 +91,10 @@ fn check_fails_after_manual_changes() {
         assert!(err.msg.contains("lacks address 172.17.0.2/16"), "{err}");
         c1.sh("ip addr add 172.17.0.2/16 dev eth0");
         run.check(&list, &cfg, &res).unwrap();
-        let dnat = sh("iptables-save -t nat")
-            .lines()
-            .find(|l| l.contains("DNAT --to-destination 172.17.0.2:80"))
-            .unwrap()
-            .to_string();
+        let dnat = sh("iptables-save -t nat").lines().find(|l| l.contains("DNAT --to-destination 172.17.0.2:80")).unwrap().to_string();
         sh(&format!("iptables -t nat {}", dnat.replacen("-A", "-D", 1)));
         let err = run.check(&list, &cfg, &res).unwrap_err();
-        assert!(
-            err.msg.contains("rule missing") && err.msg.contains("DNAT"),
-            "{err}"
-        );
+        assert!(err.msg.contains("rule missing") && err.msg.contains("DNAT"), "{err}");
         // DEL still cleans up what is left
         let before = rules().len();
         run.del(&list, &cfg, Some(&res)).unwrap();
@@ -146,23 +109,15 @@ fn gc_removes_attachments_not_listed() {
         let run = runner();
         let list = conflist("1.1.0");
         let (_c1, _c2) = (Netns::new("c1"), Netns::new("c2"));
-        run.add(&list, &rt("c1", "/run/netns/c1", &[(4000, 80, "tcp", "")]))
-            .unwrap();
-        run.add(&list, &rt("c2", "/run/netns/c2", &[(4001, 80, "tcp", "")]))
-            .unwrap();
+        run.add(&list, &rt("c1", "/run/netns/c1", &[(4000, 80, "tcp", "")])).unwrap();
+        run.add(&list, &rt("c2", "/run/netns/c2", &[(4001, 80, "tcp", "")])).unwrap();
         assert_eq!(allocations(), ["172.17.0.2", "172.17.0.3"]);
-        let keep = [berth_cni::types::Attachment {
-            container_id: "c1".into(),
-            ifname: "eth0".into(),
-        }];
+        let keep = [berth_cni::types::Attachment { container_id: "c1".into(), ifname: "eth0".into() }];
         run.gc(&list, &keep).unwrap();
         assert_eq!(allocations(), ["172.17.0.2"]);
         let nat = sh("iptables-save -t nat");
         assert!(!nat.contains("172.17.0.3"), "c2 rules left:\n{nat}");
-        assert!(
-            nat.contains("--dport 4000") && nat.contains("-s 172.17.0.0/16 ! -o docker0"),
-            "c1 rules gone:\n{nat}"
-        );
+        assert!(nat.contains("--dport 4000") && nat.contains("-s 172.17.0.0/16 ! -o docker0"), "c1 rules gone:\n{nat}");
         // GC with nothing valid empties the network
         run.gc(&list, &[]).unwrap();
         assert!(allocations().is_empty());
@@ -193,8 +148,7 @@ fn parallel_adds_get_distinct_addresses_and_parallel_dels_leave_nothing() {
                 .map(|n| {
                     let (cni, conf) = (&cni, &conf);
                     s.spawn(move || {
-                        cni.call("bridge", "ADD", n, &format!("/run/netns/{n}"), "eth0", conf)
-                            .ok()["ips"][0]["address"]
+                        cni.call("bridge", "ADD", n, &format!("/run/netns/{n}"), "eth0", conf).ok()["ips"][0]["address"]
                             .as_str()
                             .unwrap()
                             .to_string()
@@ -211,10 +165,7 @@ fn parallel_adds_get_distinct_addresses_and_parallel_dels_leave_nothing() {
         std::thread::scope(|s| {
             for n in &names {
                 let (cni, conf) = (&cni, &conf);
-                s.spawn(move || {
-                    cni.call("bridge", "DEL", n, &format!("/run/netns/{n}"), "eth0", conf)
-                        .ok()
-                });
+                s.spawn(move || cni.call("bridge", "DEL", n, &format!("/run/netns/{n}"), "eth0", conf).ok());
             }
         });
         assert!(allocations().is_empty());

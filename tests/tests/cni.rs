@@ -11,10 +11,7 @@ const NS: &str = "/run/netns/c";
 /// `conf` with the key at `path` set to `v` (created if missing).
 fn with(mut conf: Value, path: &str, v: Value) -> String {
     let (parent, key) = path.rsplit_once('/').expect("path");
-    conf.pointer_mut(parent)
-        .and_then(Value::as_object_mut)
-        .unwrap_or_else(|| panic!("no {parent}"))
-        .insert(key.to_string(), v);
+    conf.pointer_mut(parent).and_then(Value::as_object_mut).unwrap_or_else(|| panic!("no {parent}")).insert(key.to_string(), v);
     conf.to_string()
 }
 
@@ -22,22 +19,10 @@ fn with(mut conf: Value, path: &str, v: Value) -> String {
 fn results_have_the_shape_of_each_version() {
     isolated(|| {
         let cni = Cni::default();
-        for (i, ver) in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
-            .iter()
-            .enumerate()
-        {
+        for (i, ver) in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"].iter().enumerate() {
             let name = format!("c{i}");
             let ns = Netns::new(&name);
-            let r = cni
-                .call(
-                    "bridge",
-                    "ADD",
-                    &name,
-                    ns.path().to_str().unwrap(),
-                    "eth0",
-                    &bridge_conf(ver).to_string(),
-                )
-                .ok();
+            let r = cni.call("bridge", "ADD", &name, ns.path().to_str().unwrap(), "eth0", &bridge_conf(ver).to_string()).ok();
             assert_eq!(r["cniVersion"], *ver);
             let ip = &r["ips"][0];
             if ver.starts_with('0') {
@@ -49,27 +34,11 @@ fn results_have_the_shape_of_each_version() {
             assert_eq!(r["interfaces"].as_array().unwrap().len(), 3);
             assert_eq!(r["interfaces"][0]["name"], "docker0");
             assert!(r["interfaces"][2]["mac"].as_str().unwrap().len() == 17);
-            assert_eq!(
-                r["interfaces"][2].get("mtu").is_some(),
-                *ver == "1.1.0",
-                "{ver}: {r}"
-            );
-            assert_eq!(
-                r["routes"][0],
-                json!({"dst": "0.0.0.0/0", "gw": "172.17.0.1"})
-            );
+            assert_eq!(r["interfaces"][2].get("mtu").is_some(), *ver == "1.1.0", "{ver}: {r}");
+            assert_eq!(r["routes"][0], json!({"dst": "0.0.0.0/0", "gw": "172.17.0.1"}));
             // host-local alone
             let hl = json!({"cniVersion": ver, "name": "hl", "type": "host-local", "subnet": "10.10.0.0/24", "ipam": {"type": "host-local", "subnet": "10.10.0.0/24"}});
-            let r = cni
-                .call(
-                    "host-local",
-                    "ADD",
-                    &name,
-                    ns.path().to_str().unwrap(),
-                    "eth0",
-                    &hl.to_string(),
-                )
-                .ok();
+            let r = cni.call("host-local", "ADD", &name, ns.path().to_str().unwrap(), "eth0", &hl.to_string()).ok();
             assert_eq!(r["ips"][0]["address"], format!("10.10.0.{}/24", i + 2));
             assert!(r.get("interfaces").is_none());
         }
@@ -83,43 +52,17 @@ fn version_and_status() {
         for p in ["bridge", "host-local", "portmap", "loopback"] {
             let v = cni.call(p, "VERSION", "", "", "", "").ok();
             assert_eq!(v["cniVersion"], "1.1.0");
-            assert_eq!(
-                v["supportedVersions"],
-                json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
-            );
+            assert_eq!(v["supportedVersions"], json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]));
         }
         let conf = bridge_conf("1.1.0").to_string();
         assert_eq!(cni.call("bridge", "STATUS", "", "", "", &conf).code, 0);
         // STATUS and GC are 1.1.0 commands; CHECK needs 0.4.0
-        assert!(cni
-            .call(
-                "bridge",
-                "STATUS",
-                "",
-                "",
-                "",
-                &bridge_conf("1.0.0").to_string()
-            )
-            .err(1)
-            .contains("does not allow"));
-        assert!(cni
-            .call(
-                "bridge",
-                "CHECK",
-                "x",
-                NS,
-                "eth0",
-                &bridge_conf("0.3.1").to_string()
-            )
-            .err(1)
-            .contains("does not allow"));
+        assert!(cni.call("bridge", "STATUS", "", "", "", &bridge_conf("1.0.0").to_string()).err(1).contains("does not allow"));
+        assert!(cni.call("bridge", "CHECK", "x", NS, "eth0", &bridge_conf("0.3.1").to_string()).err(1).contains("does not allow"));
         // a data dir that cannot be written is "not available"
         sh("touch /var/lib/cni/file");
-        let bad = with(
-            bridge_conf("1.1.0"),
-            "/ipam",
-            json!({"type": "host-local", "subnet": "10.0.0.0/24", "dataDir": "/var/lib/cni/file"}),
-        );
+        let bad =
+            with(bridge_conf("1.1.0"), "/ipam", json!({"type": "host-local", "subnet": "10.0.0.0/24", "dataDir": "/var/lib/cni/file"}));
         let out = cni.call("host-local", "STATUS", "", "", "", &bad);
         assert_ne!(out.code, 0);
     });
@@ -133,148 +76,54 @@ fn bad_input_gets_the_right_code_and_changes_nothing() {
         let before = (rules(), links(), allocations());
         let ok = bridge_conf("1.0.0");
         let cases: Vec<(String, u64, &str)> = vec![
-            (
-                with(ok.clone(), "/cniVersion", json!("0.2.0")),
-                1,
-                "incompatible CNI versions",
-            ),
-            (
-                with(ok.clone(), "/cniVersion", json!("9.9.9")),
-                1,
-                "incompatible CNI versions",
-            ),
-            (
-                "{\"cniVersion\": \"1.0.0\", \"name\": ".into(),
-                6,
-                "failed to parse",
-            ),
+            (with(ok.clone(), "/cniVersion", json!("0.2.0")), 1, "incompatible CNI versions"),
+            (with(ok.clone(), "/cniVersion", json!("9.9.9")), 1, "incompatible CNI versions"),
+            ("{\"cniVersion\": \"1.0.0\", \"name\": ".into(), 6, "failed to parse"),
             ("[1, 2]".into(), 6, "not a JSON object"),
+            (with(ok.clone(), "/ipam/subnet", json!("172.17.0.0/33")), 7, "not a CIDR"),
+            (with(ok.clone(), "/ipam/subnet", json!("banana")), 7, "not a CIDR"),
             (
-                with(ok.clone(), "/ipam/subnet", json!("172.17.0.0/33")),
-                7,
-                "not a CIDR",
-            ),
-            (
-                with(ok.clone(), "/ipam/subnet", json!("banana")),
-                7,
-                "not a CIDR",
-            ),
-            (
-                with(
-                    ok.clone(),
-                    "/ipam",
-                    json!({"type": "host-local", "subnet": "10.0.0.0/24", "rangeStart": "10.0.1.5"}),
-                ),
+                with(ok.clone(), "/ipam", json!({"type": "host-local", "subnet": "10.0.0.0/24", "rangeStart": "10.0.1.5"})),
                 7,
                 "rangeStart 10.0.1.5 not in network 10.0.0.0/24",
             ),
-            (
-                with(ok.clone(), "/ipam", json!({"type": "host-local"})),
-                7,
-                "no ranges",
-            ),
-            (
-                with(ok.clone(), "/ipam", json!({"type": "nonexistent"})),
-                7,
-                "failed to find plugin",
-            ),
-            (
-                with(ok.clone(), "/bridge", json!("a/b")),
-                7,
-                "invalid bridge name",
-            ),
-            (
-                with(ok.clone(), "/mtu", json!("big")),
-                7,
-                "invalid bridge configuration",
-            ),
+            (with(ok.clone(), "/ipam", json!({"type": "host-local"})), 7, "no ranges"),
+            (with(ok.clone(), "/ipam", json!({"type": "nonexistent"})), 7, "failed to find plugin"),
+            (with(ok.clone(), "/bridge", json!("a/b")), 7, "invalid bridge name"),
+            (with(ok.clone(), "/mtu", json!("big")), 7, "invalid bridge configuration"),
         ];
         for (conf, code, msg) in &cases {
             let got = cni.call("bridge", "ADD", "c", NS, "eth0", conf).err(*code);
             assert!(got.contains(msg), "expected {msg:?} in {got:?} for {conf}");
-            assert_eq!(
-                (rules(), links(), allocations()),
-                before,
-                "state changed by {conf}"
-            );
+            assert_eq!((rules(), links(), allocations()), before, "state changed by {conf}");
         }
         // portmap: port 0 / > 65535 / bad protocol, with a valid prevResult
         let prev = json!({"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": NS}], "ips": [{"address": "172.17.0.9/16", "interface": 0}]});
         for (pm, msg) in [
-            (
-                json!({"hostPort": 0, "containerPort": 80}),
-                "hostPort 0 out of range",
-            ),
-            (
-                json!({"hostPort": 70000, "containerPort": 80}),
-                "hostPort 70000 out of range",
-            ),
-            (
-                json!({"hostPort": 80, "containerPort": 65536}),
-                "containerPort 65536 out of range",
-            ),
-            (
-                json!({"hostPort": 80, "containerPort": 80, "protocol": "icmp"}),
-                "unknown protocol",
-            ),
-            (
-                json!({"hostPort": 80, "containerPort": 80, "hostIP": "nope"}),
-                "invalid hostIP",
-            ),
+            (json!({"hostPort": 0, "containerPort": 80}), "hostPort 0 out of range"),
+            (json!({"hostPort": 70000, "containerPort": 80}), "hostPort 70000 out of range"),
+            (json!({"hostPort": 80, "containerPort": 65536}), "containerPort 65536 out of range"),
+            (json!({"hostPort": 80, "containerPort": 80, "protocol": "icmp"}), "unknown protocol"),
+            (json!({"hostPort": 80, "containerPort": 80, "hostIP": "nope"}), "invalid hostIP"),
         ] {
             let conf = json!({"cniVersion": "1.0.0", "name": "berth", "type": "portmap", "runtimeConfig": {"portMappings": [pm]}, "prevResult": prev});
-            let got = cni
-                .call("portmap", "ADD", "c", NS, "eth0", &conf.to_string())
-                .err(7);
+            let got = cni.call("portmap", "ADD", "c", NS, "eth0", &conf.to_string()).err(7);
             assert!(got.contains(msg), "{got}");
             assert_eq!((rules(), links(), allocations()), before);
         }
         // environment
-        let out = cni.call(
-            "bridge",
-            "ADD",
-            "c",
-            "/run/netns/missing",
-            "eth0",
-            &ok.to_string(),
-        );
+        let out = cni.call("bridge", "ADD", "c", "/run/netns/missing", "eth0", &ok.to_string());
         assert!(out.err(4).contains("/run/netns/missing"));
-        assert_eq!(
-            (rules(), links(), allocations()),
-            before,
-            "missing netns changed state"
-        );
-        assert!(cni
-            .call("bridge", "ADD", "bad id!", NS, "eth0", &ok.to_string())
-            .err(4)
-            .contains("CNI_CONTAINERID"));
-        assert!(cni
-            .call(
-                "bridge",
-                "ADD",
-                "c",
-                NS,
-                "this-name-is-too-long",
-                &ok.to_string()
-            )
-            .err(4)
-            .contains("CNI_IFNAME"));
-        assert!(cni
-            .call("bridge", "BOGUS", "c", NS, "eth0", &ok.to_string())
-            .err(4)
-            .contains("CNI_COMMAND"));
-        assert!(cni
-            .call("bridge", "ADD", "c", "", "eth0", &ok.to_string())
-            .err(4)
-            .contains("CNI_NETNS"));
+        assert_eq!((rules(), links(), allocations()), before, "missing netns changed state");
+        assert!(cni.call("bridge", "ADD", "bad id!", NS, "eth0", &ok.to_string()).err(4).contains("CNI_CONTAINERID"));
+        assert!(cni.call("bridge", "ADD", "c", NS, "this-name-is-too-long", &ok.to_string()).err(4).contains("CNI_IFNAME"));
+        assert!(cni.call("bridge", "BOGUS", "c", NS, "eth0", &ok.to_string()).err(4).contains("CNI_COMMAND"));
+        assert!(cni.call("bridge", "ADD", "c", "", "eth0", &ok.to_string()).err(4).contains("CNI_NETNS"));
         // CHECK of an unknown container
         let prev = json!({"cniVersion": "1.0.0", "ips": [{"address": "172.17.0.9/16"}]});
         let mut c = ok.clone();
         c["prevResult"] = prev;
-        assert!(cni
-            .call("bridge", "CHECK", "ghost", NS, "eth0", &c.to_string())
-            .err(3)
-            .contains("no address allocated"));
+        assert!(cni.call("bridge", "CHECK", "ghost", NS, "eth0", &c.to_string()).err(3).contains("no address allocated"));
     });
 }
 
@@ -282,44 +131,17 @@ fn bad_input_gets_the_right_code_and_changes_nothing() {
 fn exhausted_range_says_so_and_frees_nothing_else() {
     isolated(|| {
         let cni = Cni::default();
-        let conf = with(
-            bridge_conf("1.0.0"),
-            "/ipam",
-            json!({"type": "host-local", "subnet": "10.9.0.0/29", "dataDir": "/var/lib/cni/networks"}),
-        );
-        let conf = with(
-            serde_json::from_str(&conf).unwrap(),
-            "/bridge",
-            json!("br9"),
-        );
+        let conf =
+            with(bridge_conf("1.0.0"), "/ipam", json!({"type": "host-local", "subnet": "10.9.0.0/29", "dataDir": "/var/lib/cni/networks"}));
+        let conf = with(serde_json::from_str(&conf).unwrap(), "/bridge", json!("br9"));
         for i in 0..5 {
             let ns = Netns::new(&format!("x{i}"));
-            cni.call(
-                "bridge",
-                "ADD",
-                &ns.name,
-                ns.path().to_str().unwrap(),
-                "eth0",
-                &conf,
-            )
-            .ok();
+            cni.call("bridge", "ADD", &ns.name, ns.path().to_str().unwrap(), "eth0", &conf).ok();
         }
         let before = (rules(), links(), allocations());
         let ns = Netns::new("x5");
-        let msg = cni
-            .call(
-                "bridge",
-                "ADD",
-                "x5",
-                ns.path().to_str().unwrap(),
-                "eth0",
-                &conf,
-            )
-            .err(100);
-        assert!(
-            msg.contains("no IP addresses available in range set 10.9.0.1-10.9.0.6"),
-            "{msg}"
-        );
+        let msg = cni.call("bridge", "ADD", "x5", ns.path().to_str().unwrap(), "eth0", &conf).err(100);
+        assert!(msg.contains("no IP addresses available in range set 10.9.0.1-10.9.0.6"), "{msg}");
         assert_eq!((rules(), links(), allocations()), before);
     });
 }
@@ -331,20 +153,10 @@ fn loopback_brings_lo_up() {
         sh("ip netns add raw");
         assert!(sh("ip -n raw -o link show lo").contains("state DOWN"));
         let conf = json!({"cniVersion": "1.0.0", "name": "lo", "type": "loopback"}).to_string();
-        let r = cni
-            .call("loopback", "ADD", "raw", "/run/netns/raw", "lo", &conf)
-            .ok();
+        let r = cni.call("loopback", "ADD", "raw", "/run/netns/raw", "lo", &conf).ok();
         assert_eq!(r["ips"][0]["address"], "127.0.0.1/8");
         assert!(sh("ip -n raw -o link show lo").contains("UP"));
-        assert_eq!(
-            cni.call("loopback", "CHECK", "raw", "/run/netns/raw", "lo", &conf)
-                .code,
-            0
-        );
-        assert_eq!(
-            cni.call("loopback", "DEL", "raw", "/run/netns/gone", "lo", &conf)
-                .code,
-            0
-        );
+        assert_eq!(cni.call("loopback", "CHECK", "raw", "/run/netns/raw", "lo", &conf).code, 0);
+        assert_eq!(cni.call("loopback", "DEL", "raw", "/run/netns/gone", "lo", &conf).code, 0);
     });
 }

@@ -13,9 +13,7 @@ use berth_tests::harness::{bin_dir, isolated, Netns};
 const REFERENCE: &str = "/usr/lib/cni";
 
 fn reference_available() -> bool {
-    let ok = ["bridge", "host-local", "portmap"]
-        .iter()
-        .all(|p| Path::new(REFERENCE).join(p).is_file());
+    let ok = ["bridge", "host-local", "portmap"].iter().all(|p| Path::new(REFERENCE).join(p).is_file());
     if !ok {
         println!("SKIP differential: reference plugins not found in {REFERENCE} (apt-get install containernetworking-plugins)");
     }
@@ -40,8 +38,7 @@ fn list(with_portmap: bool) -> ConfList {
         "hairpinMode": true, "ipam": {"type": "host-local", "subnet": "172.17.0.0/16"}
     })];
     if with_portmap {
-        plugins
-            .push(json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}));
+        plugins.push(json!({"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}));
     }
     let doc = json!({"cniVersion": "1.0.0", "name": "berth", "plugins": plugins});
     ConfList::parse(doc.to_string().as_bytes()).unwrap()
@@ -53,44 +50,23 @@ fn same_conflist_same_result_shape_and_files() {
         if !reference_available() {
             return;
         }
-        let theirs = Runner {
-            path: vec![REFERENCE.into()],
-        };
-        let ours = Runner {
-            path: vec![bin_dir()],
-        };
+        let theirs = Runner { path: vec![REFERENCE.into()] };
+        let ours = Runner { path: vec![bin_dir()] };
         let l = list(true);
         let (_a, _b) = (Netns::new("a"), Netns::new("b"));
-        let ra = theirs
-            .add(&l, &rt("a", "/run/netns/a", &[(4000, 80, "tcp", "")]))
-            .unwrap();
+        let ra = theirs.add(&l, &rt("a", "/run/netns/a", &[(4000, 80, "tcp", "")])).unwrap();
         let file_a = std::fs::read("/var/lib/cni/networks/berth/172.17.0.2").unwrap();
-        let rb = ours
-            .add(&l, &rt("b", "/run/netns/b", &[(4001, 80, "tcp", "")]))
-            .unwrap();
+        let rb = ours.add(&l, &rt("b", "/run/netns/b", &[(4001, 80, "tcp", "")])).unwrap();
         // ours continued the reference's round robin from its last_reserved_ip file
         assert_eq!(rb["ips"][0]["address"], "172.17.0.3/16");
-        assert_eq!(
-            shape(&ra),
-            shape(&rb),
-            "result shapes differ:\ntheirs {ra}\nours   {rb}"
-        );
+        assert_eq!(shape(&ra), shape(&rb), "result shapes differ:\ntheirs {ra}\nours   {rb}");
         assert_eq!(ra["routes"], rb["routes"]);
         assert_eq!(ra["interfaces"][0]["name"], rb["interfaces"][0]["name"]);
-        assert_eq!(
-            ra["interfaces"][0]["mac"], rb["interfaces"][0]["mac"],
-            "bridge MAC differs"
-        );
+        assert_eq!(ra["interfaces"][0]["mac"], rb["interfaces"][0]["mac"], "bridge MAC differs");
         // byte-identical host-local files
         assert_eq!(file_a, b"a\r\neth0");
-        assert_eq!(
-            std::fs::read("/var/lib/cni/networks/berth/172.17.0.3").unwrap(),
-            b"b\r\neth0"
-        );
-        assert_eq!(
-            std::fs::read_to_string("/var/lib/cni/networks/berth/last_reserved_ip.0").unwrap(),
-            "172.17.0.3"
-        );
+        assert_eq!(std::fs::read("/var/lib/cni/networks/berth/172.17.0.3").unwrap(), b"b\r\neth0");
+        assert_eq!(std::fs::read_to_string("/var/lib/cni/networks/berth/last_reserved_ip.0").unwrap(), "172.17.0.3");
     });
 }
 
@@ -100,12 +76,8 @@ fn each_side_deletes_what_the_other_added() {
         if !reference_available() {
             return;
         }
-        let theirs = Runner {
-            path: vec![REFERENCE.into()],
-        };
-        let ours = Runner {
-            path: vec![bin_dir()],
-        };
+        let theirs = Runner { path: vec![REFERENCE.into()] };
+        let ours = Runner { path: vec![bin_dir()] };
         let l = list(false);
         let (_a, _b, _w) = (Netns::new("a"), Netns::new("b"), Netns::new("warm"));
         ours.add(&l, &rt("warm", "/run/netns/warm", &[])).unwrap();
@@ -113,11 +85,8 @@ fn each_side_deletes_what_the_other_added() {
         let ra = theirs.add(&l, &rt("a", "/run/netns/a", &[])).unwrap();
         let rb = ours.add(&l, &rt("b", "/run/netns/b", &[])).unwrap();
         assert_eq!(allocations().len(), base_allocs.len() + 2);
-        ours.del(&l, &rt("a", "/run/netns/a", &[]), Some(&ra))
-            .unwrap();
-        theirs
-            .del(&l, &rt("b", "/run/netns/b", &[]), Some(&rb))
-            .unwrap();
+        ours.del(&l, &rt("a", "/run/netns/a", &[]), Some(&ra)).unwrap();
+        theirs.del(&l, &rt("b", "/run/netns/b", &[]), Some(&rb)).unwrap();
         assert_eq!(allocations(), base_allocs);
         assert_eq!(links(), base_links);
     });

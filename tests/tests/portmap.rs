@@ -16,34 +16,18 @@ fn tcp_mapping_answers_from_other_host_host_and_siblings() {
         let run = runner();
         let list = conflist("1.0.0");
         let (web, sib) = (Netns::new("web"), Netns::new("sib"));
-        run.add(
-            &list,
-            &rt("web", "/run/netns/web", &[(4000, 80, "tcp", "")]),
-        )
-        .unwrap();
+        run.add(&list, &rt("web", "/run/netns/web", &[(4000, 80, "tcp", "")])).unwrap();
         run.add(&list, &rt("sib", "/run/netns/sib", &[])).unwrap();
         let _srv = web_server(&web, "hello from web");
         // another host, at the host's address
-        assert_eq!(
-            other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))),
-            "hello from web"
-        );
+        assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "hello from web");
         // the host itself, on loopback and on its own addresses
         assert_eq!(sh(&curl("http://127.0.0.1:4000/")), "hello from web");
-        assert_eq!(
-            sh(&curl(&format!("http://{HOST_IP}:4000/"))),
-            "hello from web"
-        );
+        assert_eq!(sh(&curl(&format!("http://{HOST_IP}:4000/"))), "hello from web");
         assert_eq!(sh(&curl("http://172.17.0.1:4000/")), "hello from web");
         // a sibling and the container itself, through the host's address (hairpin)
-        assert_eq!(
-            sib.sh(&curl(&format!("http://{HOST_IP}:4000/"))),
-            "hello from web"
-        );
-        assert_eq!(
-            web.sh(&curl(&format!("http://{HOST_IP}:4000/"))),
-            "hello from web"
-        );
+        assert_eq!(sib.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "hello from web");
+        assert_eq!(web.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "hello from web");
         // an unmapped port does not answer
         assert!(!other.ns.try_sh(&curl(&format!("http://{HOST_IP}:4001/"))).0);
     });
@@ -56,15 +40,14 @@ fn udp_mapping_delivers_a_datagram() {
         let run = runner();
         let list = conflist("1.0.0");
         let c = Netns::new("c");
-        run.add(&list, &rt("c", "/run/netns/c", &[(5353, 53, "udp", "")]))
-            .unwrap();
+        run.add(&list, &rt("c", "/run/netns/c", &[(5353, 53, "udp", "")])).unwrap();
         // busybox-static's nc has no UDP mode; python3 is a plain UDP peer.
         let _srv = c.spawn("python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((\"0.0.0.0\", 53)); d, a = s.recvfrom(100); open(\"/run/berth/udp.out\", \"wb\").write(d)'");
         wait_for("udp listener", || c.sh("ss -Hlun").contains(":53"));
-        other.ns.sh(&format!("python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b\"datagram-1\", (\"{HOST_IP}\", 5353))'"));
-        wait_for("the datagram", || {
-            std::fs::read_to_string("/run/berth/udp.out").is_ok_and(|s| s.contains("datagram-1"))
-        });
+        other.ns.sh(&format!(
+            "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b\"datagram-1\", (\"{HOST_IP}\", 5353))'"
+        ));
+        wait_for("the datagram", || std::fs::read_to_string("/run/berth/udp.out").is_ok_and(|s| s.contains("datagram-1")));
     });
 }
 
@@ -75,43 +58,20 @@ fn localhost_binding_is_not_reachable_from_other_host() {
         let run = runner();
         let list = conflist("1.0.0");
         let c = Netns::new("c");
-        run.add(
-            &list,
-            &rt("c", "/run/netns/c", &[(4000, 80, "tcp", "127.0.0.1")]),
-        )
-        .unwrap();
+        run.add(&list, &rt("c", "/run/netns/c", &[(4000, 80, "tcp", "127.0.0.1")])).unwrap();
         let _srv = web_server(&c, "local only");
         assert_eq!(sh(&curl("http://127.0.0.1:4000/")), "local only");
-        assert!(
-            !other.ns.try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0,
-            "reachable at the host address"
-        );
-        assert!(
-            !try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0,
-            "bound to 127.0.0.1 only"
-        );
+        assert!(!other.ns.try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0, "reachable at the host address");
+        assert!(!try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0, "bound to 127.0.0.1 only");
         // Docker #45610: a neighbour routing 127.0.0.1 to the host must be dropped.
-        other.ns.sh(
-            "sysctl -qw net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.route_localnet=1",
-        );
-        other.ns.sh(&format!(
-            "ip route add 127.0.0.1/32 via {HOST_IP} dev eth0 table 100"
-        ));
+        other.ns.sh("sysctl -qw net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.route_localnet=1");
+        other.ns.sh(&format!("ip route add 127.0.0.1/32 via {HOST_IP} dev eth0 table 100"));
         other.ns.sh("ip rule add to 127.0.0.1 lookup 100 pref 10 && ip rule add pref 100 lookup local && ip rule del pref 0 lookup local");
-        let drops_before =
-            sh("iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ {print $1}'");
+        let drops_before = sh("iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ {print $1}'");
         let (ok, out) = other.ns.try_sh(&curl("http://127.0.0.1:4000/"));
-        assert!(
-            !ok || !out.contains("local only"),
-            "127.0.0.1 mapping answered a neighbour: {out}"
-        );
-        let drops_after =
-            sh("iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ {print $1}'");
-        assert!(
-            drops_after.trim().parse::<u64>().unwrap()
-                > drops_before.trim().parse::<u64>().unwrap(),
-            "no packet was dropped"
-        );
+        assert!(!ok || !out.contains("local only"), "127.0.0.1 mapping answered a neighbour: {out}");
+        let drops_after = sh("iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ {print $1}'");
+        assert!(drops_after.trim().parse::<u64>().unwrap() > drops_before.trim().parse::<u64>().unwrap(), "no packet was dropped");
     });
 }
 
@@ -121,35 +81,21 @@ fn a_host_port_is_published_once() {
         let run = runner();
         let list = conflist("1.0.0");
         let (_a, _b) = (Netns::new("a"), Netns::new("b"));
-        run.add(&list, &rt("a", "/run/netns/a", &[(4000, 80, "tcp", "")]))
-            .unwrap();
+        run.add(&list, &rt("a", "/run/netns/a", &[(4000, 80, "tcp", "")])).unwrap();
         let (base_rules, base_allocs) = (rules(), allocations());
-        let err = run
-            .add(&list, &rt("b", "/run/netns/b", &[(4000, 80, "tcp", "")]))
-            .unwrap_err();
+        let err = run.add(&list, &rt("b", "/run/netns/b", &[(4000, 80, "tcp", "")])).unwrap_err();
         assert_eq!(err.code, 101);
-        assert!(
-            err.msg.contains("host port 4000/tcp") && err.msg.contains("already in use"),
-            "{err}"
-        );
+        assert!(err.msg.contains("host port 4000/tcp") && err.msg.contains("already in use"), "{err}");
         assert_eq!(rules(), base_rules, "the failed ADD left rules");
         assert_eq!(allocations(), base_allocs, "the failed ADD left an address");
         assert!(!Netns { name: "b".into() }.sh("ip -o link").contains("eth0"));
         // the same port on UDP is another port
-        run.add(&list, &rt("b", "/run/netns/b", &[(4000, 80, "udp", "")]))
-            .unwrap();
+        run.add(&list, &rt("b", "/run/netns/b", &[(4000, 80, "udp", "")])).unwrap();
         // a port a process listens on is refused too
-        let _srv = Proc(
-            std::process::Command::new("busybox")
-                .args(["nc", "-l", "-p", "4100"])
-                .spawn()
-                .unwrap(),
-        );
+        let _srv = Proc(std::process::Command::new("busybox").args(["nc", "-l", "-p", "4100"]).spawn().unwrap());
         wait_for("listener", || sh("ss -Hltn").contains(":4100"));
         let _c = Netns::new("c");
-        let err = run
-            .add(&list, &rt("c", "/run/netns/c", &[(4100, 80, "tcp", "")]))
-            .unwrap_err();
+        let err = run.add(&list, &rt("c", "/run/netns/c", &[(4100, 80, "tcp", "")])).unwrap_err();
         assert!(err.msg.contains("listening"), "{err}");
     });
 }
@@ -165,17 +111,9 @@ fn masquerade_hides_containers_behind_the_host_address() {
         sh("sysctl -qw net.ipv4.ip_forward=1");
         // The peer records the source address of the connection it accepts.
         let _srv = other.ns.spawn("python3 -c 'import socket; s=socket.socket(); s.bind((\"0.0.0.0\", 9000)); s.listen(); c, a = s.accept(); open(\"/run/berth/peer.out\", \"w\").write(a[0])'");
-        wait_for("peer listener", || {
-            other.ns.sh("ss -Hltn").contains(":9000")
-        });
+        wait_for("peer listener", || other.ns.sh("ss -Hltn").contains(":9000"));
         let _ = c.try_sh(&format!("curl -s --max-time 1 http://{PEER_IP}:9000/"));
-        wait_for("the peer to see the connection", || {
-            std::fs::metadata("/run/berth/peer.out").is_ok_and(|m| m.len() > 0)
-        });
-        assert_eq!(
-            std::fs::read_to_string("/run/berth/peer.out").unwrap(),
-            HOST_IP,
-            "source not masqueraded"
-        );
+        wait_for("the peer to see the connection", || std::fs::metadata("/run/berth/peer.out").is_ok_and(|m| m.len() > 0));
+        assert_eq!(std::fs::read_to_string("/run/berth/peer.out").unwrap(), HOST_IP, "source not masqueraded");
     });
 }

@@ -74,10 +74,7 @@ impl Iptables {
     /// A backend serialising its own calls with a flock at `lock_path`; `mark_bit` is the
     /// connection mark bit used for masquerading hairpin and localhost traffic.
     pub fn new(lock_path: impl Into<PathBuf>, mark_bit: u8) -> Self {
-        Self {
-            lock_path: lock_path.into(),
-            mark_bit,
-        }
+        Self { lock_path: lock_path.into(), mark_bit }
     }
 
     fn lock(&self) -> Result<File> {
@@ -91,11 +88,7 @@ impl Iptables {
             .open(&self.lock_path)
             .map_err(|e| Error::io("open lock", &self.lock_path, e))?;
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io(
-                "lock",
-                &self.lock_path,
-                std::io::Error::last_os_error(),
-            ));
+            return Err(Error::io("lock", &self.lock_path, std::io::Error::last_os_error()));
         }
         Ok(f)
     }
@@ -115,20 +108,13 @@ impl Iptables {
             .spawn()
             .map_err(|e| Error::io("run", cmd, e))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::io("write to", cmd, e))?;
+            stdin.write_all(text.as_bytes()).map_err(|e| Error::io("write to", cmd, e))?;
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| Error::io("wait for", cmd, e))?;
+        let out = child.wait_with_output().map_err(|e| Error::io("wait for", cmd, e))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(Error::Command {
-                cmd: format!("{cmd} --noflush"),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            })
+            Err(Error::Command { cmd: format!("{cmd} --noflush"), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
         }
     }
 
@@ -265,17 +251,9 @@ impl Firewall for Iptables {
                 continue;
             };
             let (_, base) = rules::base(family, self.mark_bit);
-            for r in base
-                .iter()
-                .chain(rules.iter())
-                .chain(std::iter::once(&jump))
-            {
+            for r in base.iter().chain(rules.iter()).chain(std::iter::once(&jump)) {
                 if !self.rule_exists(family, r)? {
-                    return Err(Error::Check(format!(
-                        "iptables rule missing: -t {} {}",
-                        r.table,
-                        r.render("-A")
-                    )));
+                    return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
                 }
             }
         }
@@ -302,10 +280,7 @@ impl Firewall for Iptables {
         if self.rule_exists(family, &rule)? {
             Ok(())
         } else {
-            Err(Error::Check(format!(
-                "iptables rule missing: -t nat {}",
-                rule.render("-A")
-            )))
+            Err(Error::Check(format!("iptables rule missing: -t nat {}", rule.render("-A"))))
         }
     }
 }

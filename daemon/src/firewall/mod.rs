@@ -33,12 +33,7 @@ pub const DEFAULT_MARK_BIT: u8 = 13;
 /// Picks the backend. Only iptables exists today; `auto` resolves to it.
 pub fn select(kind: &str, run_dir: &std::path::Path, mark_bit: u8) -> Result<Box<dyn Firewall>> {
     match kind {
-        "" | "auto" | "iptables" => Ok(Box::new(Iptables::new(
-            run_dir.join("iptables.lock"),
-            mark_bit,
-        ))),
-        other => Err(crate::Error::InvalidConfig(format!(
-            "unknown firewall backend {other:?} (iptables or auto)"
-        ))),
+        "" | "auto" | "iptables" => Ok(Box::new(Iptables::new(run_dir.join("iptables.lock"), mark_bit))),
+        other => Err(crate::Error::InvalidConfig(format!("unknown firewall backend {other:?} (iptables or auto)"))),
     }
 }

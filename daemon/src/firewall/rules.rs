@@ -53,11 +53,7 @@ pub struct Rule {
 
 impl Rule {
     fn new(table: &str, chain: &str, args: &[&str]) -> Self {
-        Self {
-            table: table.into(),
-            chain: chain.into(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-        }
+        Self { table: table.into(), chain: chain.into(), args: args.iter().map(|s| s.to_string()).collect() }
     }
 
     /// The rule as an `iptables-restore` line with the given action (`-A`, `-I`, `-D`).
@@ -133,31 +129,15 @@ pub fn base(family: Family, mark_bit: u8) -> (Vec<(String, String)>, Vec<Rule>) 
     ];
     let mut rules = vec![
         Rule::new("nat", SETMARK_CHAIN, &["-j", "MARK", "--set-xmark", &mark]),
-        Rule::new(
-            "nat",
-            MASQ_CHAIN,
-            &["-m", "mark", "--mark", &mark, "-j", "MASQUERADE"],
-        ),
-        Rule::new(
-            "nat",
-            "PREROUTING",
-            &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN],
-        ),
-        Rule::new(
-            "nat",
-            "OUTPUT",
-            &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN],
-        ),
+        Rule::new("nat", MASQ_CHAIN, &["-m", "mark", "--mark", &mark, "-j", "MASQUERADE"]),
+        Rule::new("nat", "PREROUTING", &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN]),
+        Rule::new("nat", "OUTPUT", &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN]),
         Rule::new("nat", "POSTROUTING", &["-j", MASQ_CHAIN]),
         Rule::new("nat", "POSTROUTING", &["-j", POSTROUTING_CHAIN]),
     ];
     if family == Family::V4 {
         chains.push(("raw".to_string(), RAW_CHAIN.to_string()));
-        rules.push(Rule::new(
-            "raw",
-            RAW_CHAIN,
-            &["-d", "127.0.0.0/8", "!", "-i", "lo", "-j", "DROP"],
-        ));
+        rules.push(Rule::new("raw", RAW_CHAIN, &["-d", "127.0.0.0/8", "!", "-i", "lo", "-j", "DROP"]));
         rules.push(Rule::new("raw", "PREROUTING", &["-j", RAW_CHAIN]));
     }
     (chains, rules)
@@ -179,9 +159,7 @@ pub fn ports(p: &PortRules, family: Family) -> Option<(String, Vec<Rule>, Rule)>
         }
         matches.extend(["--dport".into(), hport]);
         if p.snat {
-            let subnet = IpNetwork::new(addr.network(), addr.prefix())
-                .map(|n| n.to_string())
-                .unwrap_or_default();
+            let subnet = IpNetwork::new(addr.network(), addr.prefix()).map(|n| n.to_string()).unwrap_or_default();
             let mut sources = vec![subnet];
             if !v6 {
                 sources.push("127.0.0.1".into());
@@ -190,74 +168,30 @@ pub fn ports(p: &PortRules, family: Family) -> Option<(String, Vec<Rule>, Rule)>
                 let mut args = vec!["-s".to_string(), src];
                 args.extend(matches.iter().cloned());
                 args.extend(["-j".into(), SETMARK_CHAIN.into()]);
-                rules.push(Rule {
-                    table: "nat".into(),
-                    chain: chain.clone(),
-                    args,
-                });
+                rules.push(Rule { table: "nat".into(), chain: chain.clone(), args });
             }
         }
-        let dest = if v6 {
-            format!("[{}]:{}", addr.ip(), m.container_port)
-        } else {
-            format!("{}:{}", addr.ip(), m.container_port)
-        };
+        let dest = if v6 { format!("[{}]:{}", addr.ip(), m.container_port) } else { format!("{}:{}", addr.ip(), m.container_port) };
         let mut args = matches.clone();
         args.extend(["-j".into(), "DNAT".into(), "--to-destination".into(), dest]);
-        rules.push(Rule {
-            table: "nat".into(),
-            chain: chain.clone(),
-            args,
-        });
+        rules.push(Rule { table: "nat".into(), chain: chain.clone(), args });
     }
     if rules.is_empty() {
         return None;
     }
-    let mut jargs: Vec<String> = if v6 {
-        p.conditions_v6.clone()
-    } else {
-        p.conditions_v4.clone()
-    };
-    jargs.extend([
-        "-m".into(),
-        "comment".into(),
-        "--comment".into(),
-        comment(&p.network, &p.container_id),
-        "-j".into(),
-        chain.clone(),
-    ]);
-    let jump = Rule {
-        table: "nat".into(),
-        chain: DNAT_CHAIN.into(),
-        args: jargs,
-    };
+    let mut jargs: Vec<String> = if v6 { p.conditions_v6.clone() } else { p.conditions_v4.clone() };
+    jargs.extend(["-m".into(), "comment".into(), "--comment".into(), comment(&p.network, &p.container_id), "-j".into(), chain.clone()]);
+    let jump = Rule { table: "nat".into(), chain: DNAT_CHAIN.into(), args: jargs };
     Some((chain, rules, jump))
 }
 
 /// The outbound MASQUERADE rule of one network.
 pub fn masquerade(m: &Masquerade) -> (Family, Rule) {
     let family = Family::of(m.subnet.ip());
-    let subnet = IpNetwork::new(m.subnet.network(), m.subnet.prefix())
-        .map(|n| n.to_string())
-        .unwrap_or_default();
+    let subnet = IpNetwork::new(m.subnet.network(), m.subnet.prefix()).map(|n| n.to_string()).unwrap_or_default();
     let c = format!("berth:{}", m.network);
-    let rule = Rule::new(
-        "nat",
-        POSTROUTING_CHAIN,
-        &[
-            "-s",
-            &subnet,
-            "!",
-            "-o",
-            &m.bridge,
-            "-m",
-            "comment",
-            "--comment",
-            &c,
-            "-j",
-            "MASQUERADE",
-        ],
-    );
+    let rule =
+        Rule::new("nat", POSTROUTING_CHAIN, &["-s", &subnet, "!", "-o", &m.bridge, "-m", "comment", "--comment", &c, "-j", "MASQUERADE"]);
     (family, rule)
 }
 
@@ -284,33 +218,17 @@ mod tests {
         let (chain, rules, jump) = ports(&p, Family::V4).unwrap();
         assert!(chain.starts_with("BERTH-DN-") && chain.len() <= 28);
         let lines: Vec<_> = rules.iter().map(|r| r.render("-A")).collect();
-        assert_eq!(
-            lines[0],
-            format!("-A {chain} -s 172.17.0.0/16 -p tcp --dport 4000 -j BERTH-HOSTPORT-SETMARK")
-        );
-        assert_eq!(
-            lines[1],
-            format!("-A {chain} -s 127.0.0.1 -p tcp --dport 4000 -j BERTH-HOSTPORT-SETMARK")
-        );
-        assert_eq!(
-            lines[2],
-            format!("-A {chain} -p tcp --dport 4000 -j DNAT --to-destination 172.17.0.2:80")
-        );
+        assert_eq!(lines[0], format!("-A {chain} -s 172.17.0.0/16 -p tcp --dport 4000 -j BERTH-HOSTPORT-SETMARK"));
+        assert_eq!(lines[1], format!("-A {chain} -s 127.0.0.1 -p tcp --dport 4000 -j BERTH-HOSTPORT-SETMARK"));
+        assert_eq!(lines[2], format!("-A {chain} -p tcp --dport 4000 -j DNAT --to-destination 172.17.0.2:80"));
         assert_eq!(lines[5], format!("-A {chain} -p udp -d 127.0.0.1 --dport 5353 -j DNAT --to-destination 172.17.0.2:53"));
-        assert_eq!(
-            jump.render("-D"),
-            format!("-D BERTH-HOSTPORT-DNAT -m comment --comment berth:net:c1 -j {chain}")
-        );
+        assert_eq!(jump.render("-D"), format!("-D BERTH-HOSTPORT-DNAT -m comment --comment berth:net:c1 -j {chain}"));
         assert!(ports(&p, Family::V6).is_none());
     }
 
     #[test]
     fn masquerade_covers_the_subnet_leaving_other_interfaces() {
-        let m = Masquerade {
-            network: "n".into(),
-            subnet: "10.88.0.5/16".parse().unwrap(),
-            bridge: "br0".into(),
-        };
+        let m = Masquerade { network: "n".into(), subnet: "10.88.0.5/16".parse().unwrap(), bridge: "br0".into() };
         let (f, r) = masquerade(&m);
         assert_eq!(f, Family::V4);
         assert_eq!(r.render("-A"), "-A BERTH-POSTROUTING -s 10.88.0.0/16 ! -o br0 -m comment --comment berth:n -j MASQUERADE");
@@ -318,13 +236,7 @@ mod tests {
 
     #[test]
     fn chain_names_are_stable_and_distinct() {
-        assert_eq!(
-            chain_name("X-", "n", "a", "eth0"),
-            chain_name("X-", "n", "a", "eth0")
-        );
-        assert_ne!(
-            chain_name("X-", "n", "a", "eth0"),
-            chain_name("X-", "n", "a", "eth1")
-        );
+        assert_eq!(chain_name("X-", "n", "a", "eth0"), chain_name("X-", "n", "a", "eth0"));
+        assert_ne!(chain_name("X-", "n", "a", "eth0"), chain_name("X-", "n", "a", "eth1"));
     }
 }

@@ -21,36 +21,24 @@ pub struct Allocation {
 /// Allocates one address from each range set for (id, ifname), round-robin after the
 /// last address handed out. `requested` pins addresses (CNI_ARGS IP=, runtimeConfig ips).
 /// On failure every address claimed by this call is released again.
-pub fn allocate(
-    store: &Store,
-    sets: &[RangeSet],
-    id: &str,
-    ifname: &str,
-    requested: &[IpAddr],
-) -> Result<Vec<Allocation>> {
+pub fn allocate(store: &Store, sets: &[RangeSet], id: &str, ifname: &str, requested: &[IpAddr]) -> Result<Vec<Allocation>> {
     let locked = store.lock()?;
     let mut out: Vec<Allocation> = Vec::new();
     let mut pinned: Vec<IpAddr> = requested.to_vec();
     let result = (|| {
         for (idx, set) in sets.iter().enumerate() {
-            let alloc = if let Some(pos) = pinned.iter().position(|ip| set.range_for(*ip).is_some())
-            {
+            let alloc = if let Some(pos) = pinned.iter().position(|ip| set.range_for(*ip).is_some()) {
                 let ip = pinned.remove(pos);
-                let range = set
-                    .range_for(ip)
-                    .ok_or_else(|| Error::InvalidConfig(format!("{ip} not in range")))?;
+                let range = set.range_for(ip).ok_or_else(|| Error::InvalidConfig(format!("{ip} not in range")))?;
                 if range.gateway == Some(ip) {
-                    return Err(Error::InvalidConfig(format!(
-                        "requested IP {ip} is the gateway"
-                    )));
+                    return Err(Error::InvalidConfig(format!("requested IP {ip} is the gateway")));
                 }
                 if !locked.reserve(ip, id, ifname, idx)? {
                     let owner = locked.owner(ip).map(|o| o.0).unwrap_or_default();
                     return Err(Error::AddressTaken { ip, owner });
                 }
                 Allocation {
-                    address: IpNetwork::new(ip, range.subnet.prefix())
-                        .map_err(|e| Error::InvalidConfig(e.to_string()))?,
+                    address: IpNetwork::new(ip, range.subnet.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?,
                     gateway: range.gateway,
                 }
             } else {
@@ -62,8 +50,7 @@ pub fn allocate(
                     }
                     if locked.reserve(ip, id, ifname, idx)? {
                         found = Some(Allocation {
-                            address: IpNetwork::new(ip, range.subnet.prefix())
-                                .map_err(|e| Error::InvalidConfig(e.to_string()))?,
+                            address: IpNetwork::new(ip, range.subnet.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?,
                             gateway: range.gateway,
                         });
                         break;
@@ -74,9 +61,7 @@ pub fn allocate(
             out.push(alloc);
         }
         if let Some(ip) = pinned.first() {
-            return Err(Error::InvalidConfig(format!(
-                "requested IP {ip} is not in any configured range"
-            )));
+            return Err(Error::InvalidConfig(format!("requested IP {ip} is not in any configured range")));
         }
         Ok(())
     })();
@@ -90,11 +75,7 @@ pub fn allocate(
 }
 
 fn describe(set: &RangeSet) -> String {
-    set.0
-        .iter()
-        .map(|r| format!("{}-{}", r.start, r.end))
-        .collect::<Vec<_>>()
-        .join(",")
+    set.0.iter().map(|r| format!("{}-{}", r.start, r.end)).collect::<Vec<_>>().join(",")
 }
 
 /// Releases what (id, ifname) holds. `hints` (addresses from a previous result) are tried
@@ -117,12 +98,7 @@ pub fn release(store: &Store, id: &str, ifname: &str, hints: &[IpAddr]) -> Resul
 /// The addresses (id, ifname) holds.
 pub fn find(store: &Store, id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
     let locked = store.lock()?;
-    Ok(locked
-        .entries()?
-        .into_iter()
-        .filter(|e| e.id == id.trim() && (e.ifname == ifname || e.ifname.is_empty()))
-        .map(|e| e.ip)
-        .collect())
+    Ok(locked.entries()?.into_iter().filter(|e| e.id == id.trim() && (e.ifname == ifname || e.ifname.is_empty())).map(|e| e.ip).collect())
 }
 
 /// Releases every allocation whose (containerID, ifname) is not in `valid` (CNI GC).
@@ -130,9 +106,7 @@ pub fn gc(store: &Store, valid: &HashSet<(String, String)>) -> Result<Vec<IpAddr
     let locked = store.lock()?;
     let mut freed = Vec::new();
     for e in locked.entries()? {
-        if !valid.contains(&(e.id.clone(), e.ifname.clone()))
-            && locked.release_if_owned(e.ip, &e.id, &e.ifname)?
-        {
+        if !valid.contains(&(e.id.clone(), e.ifname.clone())) && locked.release_if_owned(e.ip, &e.id, &e.ifname)? {
             freed.push(e.ip);
         }
     }

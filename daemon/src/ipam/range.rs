@@ -27,9 +27,7 @@ pub struct RangeSet(pub Vec<Range>);
 pub fn offset(ip: IpAddr, n: i128) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from((u32::from(v4) as i128 + n) as u32)),
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
-            (u128::from(v6) as i128).wrapping_add(n) as u128
-        )),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from((u128::from(v6) as i128).wrapping_add(n) as u128)),
     }
 }
 
@@ -43,24 +41,13 @@ fn as_u128(ip: IpAddr) -> u128 {
 impl Range {
     /// Builds a range with host-local's defaults: start = network+1, end = broadcast-1
     /// (IPv4) or the last address (IPv6), gateway = network+1.
-    pub fn new(
-        subnet: IpNetwork,
-        start: Option<IpAddr>,
-        end: Option<IpAddr>,
-        gateway: Option<IpAddr>,
-    ) -> Result<Self> {
+    pub fn new(subnet: IpNetwork, start: Option<IpAddr>, end: Option<IpAddr>, gateway: Option<IpAddr>) -> Result<Self> {
         let bits = if subnet.is_ipv4() { 32 } else { 128 };
         if subnet.prefix() > bits - 2 {
-            return Err(Error::InvalidConfig(format!(
-                "network {subnet} too small to allocate from"
-            )));
+            return Err(Error::InvalidConfig(format!("network {subnet} too small to allocate from")));
         }
         if subnet.ip() != subnet.network() {
-            return Err(Error::InvalidConfig(format!(
-                "subnet {subnet} has host bits set (use {}/{})",
-                subnet.network(),
-                subnet.prefix()
-            )));
+            return Err(Error::InvalidConfig(format!("subnet {subnet} has host bits set (use {}/{})", subnet.network(), subnet.prefix())));
         }
         let first = offset(subnet.network(), 1);
         let last = match subnet {
@@ -69,44 +56,22 @@ impl Range {
         };
         let check = |what: &str, ip: IpAddr| -> Result<IpAddr> {
             if !subnet.contains(ip) {
-                return Err(Error::InvalidConfig(format!(
-                    "{what} {ip} not in network {subnet}"
-                )));
+                return Err(Error::InvalidConfig(format!("{what} {ip} not in network {subnet}")));
             }
             Ok(ip)
         };
-        let start = start
-            .map(|ip| check("rangeStart", ip))
-            .transpose()?
-            .unwrap_or(first);
-        let end = end
-            .map(|ip| check("rangeEnd", ip))
-            .transpose()?
-            .unwrap_or(last);
-        let gateway = Some(
-            gateway
-                .map(|ip| check("gateway", ip))
-                .transpose()?
-                .unwrap_or(first),
-        );
+        let start = start.map(|ip| check("rangeStart", ip)).transpose()?.unwrap_or(first);
+        let end = end.map(|ip| check("rangeEnd", ip)).transpose()?.unwrap_or(last);
+        let gateway = Some(gateway.map(|ip| check("gateway", ip)).transpose()?.unwrap_or(first));
         if as_u128(start) > as_u128(end) {
-            return Err(Error::InvalidConfig(format!(
-                "rangeStart {start} is after rangeEnd {end}"
-            )));
+            return Err(Error::InvalidConfig(format!("rangeStart {start} is after rangeEnd {end}")));
         }
-        Ok(Self {
-            subnet,
-            start,
-            end,
-            gateway,
-        })
+        Ok(Self { subnet, start, end, gateway })
     }
 
     /// Whether `ip` lies between start and end.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        ip.is_ipv4() == self.start.is_ipv4()
-            && as_u128(ip) >= as_u128(self.start)
-            && as_u128(ip) <= as_u128(self.end)
+        ip.is_ipv4() == self.start.is_ipv4() && as_u128(ip) >= as_u128(self.start) && as_u128(ip) <= as_u128(self.end)
     }
 
     fn overlaps(&self, other: &Range) -> bool {
@@ -123,16 +88,11 @@ impl RangeSet {
         let v4 = first.subnet.is_ipv4();
         for (i, r) in ranges.iter().enumerate() {
             if r.subnet.is_ipv4() != v4 {
-                return Err(Error::InvalidConfig(
-                    "a range set mixes IPv4 and IPv6".into(),
-                ));
+                return Err(Error::InvalidConfig("a range set mixes IPv4 and IPv6".into()));
             }
             for o in &ranges[i + 1..] {
                 if r.overlaps(o) {
-                    return Err(Error::InvalidConfig(format!(
-                        "ranges {}-{} and {}-{} overlap",
-                        r.start, r.end, o.start, o.end
-                    )));
+                    return Err(Error::InvalidConfig(format!("ranges {}-{} and {}-{} overlap", r.start, r.end, o.start, o.end)));
                 }
             }
         }
@@ -152,9 +112,7 @@ impl RangeSet {
     /// Walks the set round-robin starting after `last` (or at the first address),
     /// yielding each address once and `last` itself at the end, as host-local does.
     pub fn candidates(&self, last: Option<IpAddr>) -> impl Iterator<Item = (usize, IpAddr)> + '_ {
-        let total: u128 = self.0.iter().fold(0u128, |acc, r| {
-            acc.saturating_add(as_u128(r.end) - as_u128(r.start) + 1)
-        });
+        let total: u128 = self.0.iter().fold(0u128, |acc, r| acc.saturating_add(as_u128(r.end) - as_u128(r.start) + 1));
         let advance = move |i: usize, ip: IpAddr| {
             if ip == self.0[i].end {
                 let n = (i + 1) % self.0.len();
@@ -163,11 +121,10 @@ impl RangeSet {
                 (i, offset(ip, 1))
             }
         };
-        let mut pos =
-            match last.and_then(|l| self.0.iter().position(|r| r.contains(l)).map(|i| (i, l))) {
-                Some((i, l)) => advance(i, l),
-                None => (0, self.0[0].start),
-            };
+        let mut pos = match last.and_then(|l| self.0.iter().position(|r| r.contains(l)).map(|i| (i, l))) {
+            Some((i, l)) => advance(i, l),
+            None => (0, self.0[0].start),
+        };
         let mut left = total;
         std::iter::from_fn(move || {
             if left == 0 {

@@ -43,9 +43,7 @@ impl Store {
     /// Opens (creating if needed) the store of `network` under `data_dir`.
     pub fn open(data_dir: &Path, network: &str) -> Result<Self> {
         if network.is_empty() || network.contains('/') || network.starts_with('.') {
-            return Err(Error::InvalidConfig(format!(
-                "invalid network name {network:?}"
-            )));
+            return Err(Error::InvalidConfig(format!("invalid network name {network:?}")));
         }
         let dir = data_dir.join(network);
         fs::create_dir_all(&dir).map_err(|e| Error::io("create IPAM directory", &dir, e))?;
@@ -77,10 +75,7 @@ impl Store {
                 return Err(Error::io("lock", &path, err));
             }
         }
-        Ok(Locked {
-            store: self,
-            _lock: file,
-        })
+        Ok(Locked { store: self, _lock: file })
     }
 }
 
@@ -105,10 +100,7 @@ impl Locked<'_> {
             return Ok(false);
         }
         let tmp = self.path(&format!("{TMP_PREFIX}{ip}"));
-        write_file(
-            &tmp,
-            format!("{}{LINE_BREAK}{ifname}", id.trim()).as_bytes(),
-        )?;
+        write_file(&tmp, format!("{}{LINE_BREAK}{ifname}", id.trim()).as_bytes())?;
         let linked = fs::hard_link(&tmp, &target);
         let _ = fs::remove_file(&tmp);
         match linked {
@@ -116,25 +108,18 @@ impl Locked<'_> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(Error::io("reserve address", target, e)),
         }
-        self.write_atomic(
-            &format!("{LAST_PREFIX}{rangeset}"),
-            ip.to_string().as_bytes(),
-        )?;
+        self.write_atomic(&format!("{LAST_PREFIX}{rangeset}"), ip.to_string().as_bytes())?;
         Ok(true)
     }
 
     /// The last address handed out from a range set.
     pub fn last_reserved(&self, rangeset: usize) -> Option<IpAddr> {
-        fs::read_to_string(self.path(&format!("{LAST_PREFIX}{rangeset}")))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
+        fs::read_to_string(self.path(&format!("{LAST_PREFIX}{rangeset}"))).ok().and_then(|s| s.trim().parse().ok())
     }
 
     /// Who holds `ip`, if anyone.
     pub fn owner(&self, ip: IpAddr) -> Option<(String, String)> {
-        fs::read_to_string(self.path(&ip.to_string()))
-            .ok()
-            .map(|c| parse_owner(&c))
+        fs::read_to_string(self.path(&ip.to_string())).ok().map(|c| parse_owner(&c))
     }
 
     /// Releases `ip` if (id, ifname) holds it; returns whether it did.
@@ -179,10 +164,7 @@ impl Locked<'_> {
     pub fn release_by_id(&self, id: &str, ifname: &str) -> Result<Vec<IpAddr>> {
         let mut freed = Vec::new();
         for e in self.entries()? {
-            if e.id == id.trim()
-                && (e.ifname == ifname || e.ifname.is_empty())
-                && self.release_if_owned(e.ip, id, ifname)?
-            {
+            if e.id == id.trim() && (e.ifname == ifname || e.ifname.is_empty()) && self.release_if_owned(e.ip, id, ifname)? {
                 freed.push(e.ip);
             }
         }
@@ -198,11 +180,6 @@ impl Locked<'_> {
 }
 
 fn write_file(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(|e| Error::io("create", path, e))?;
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(|e| Error::io("create", path, e))?;
     f.write_all(data).map_err(|e| Error::io("write", path, e))
 }

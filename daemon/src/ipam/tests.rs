@@ -8,14 +8,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn set(subnet: &str, start: Option<&str>, end: Option<&str>) -> RangeSet {
-    RangeSet::new(vec![Range::new(
-        subnet.parse().unwrap(),
-        start.map(ip),
-        end.map(ip),
-        None,
-    )
-    .unwrap()])
-    .unwrap()
+    RangeSet::new(vec![Range::new(subnet.parse().unwrap(), start.map(ip), end.map(ip), None).unwrap()]).unwrap()
 }
 
 fn tmpdir(tag: &str) -> std::path::PathBuf {
@@ -38,20 +31,8 @@ fn defaults_follow_host_local() {
 fn invalid_ranges_are_refused() {
     assert!(Range::new("10.0.0.0/31".parse().unwrap(), None, None, None).is_err());
     assert!(Range::new("10.0.0.1/24".parse().unwrap(), None, None, None).is_err());
-    assert!(Range::new(
-        "10.0.0.0/24".parse().unwrap(),
-        Some(ip("10.0.1.5")),
-        None,
-        None
-    )
-    .is_err());
-    assert!(Range::new(
-        "10.0.0.0/24".parse().unwrap(),
-        Some(ip("10.0.0.9")),
-        Some(ip("10.0.0.5")),
-        None
-    )
-    .is_err());
+    assert!(Range::new("10.0.0.0/24".parse().unwrap(), Some(ip("10.0.1.5")), None, None).is_err());
+    assert!(Range::new("10.0.0.0/24".parse().unwrap(), Some(ip("10.0.0.9")), Some(ip("10.0.0.5")), None).is_err());
     let a = Range::new("10.0.0.0/24".parse().unwrap(), None, None, None).unwrap();
     let b = Range::new("10.0.0.0/25".parse().unwrap(), None, None, None).unwrap();
     assert!(RangeSet::new(vec![a.clone(), b]).is_err());
@@ -63,10 +44,7 @@ fn invalid_ranges_are_refused() {
 fn candidates_wrap_round_robin_and_end_with_last() {
     let s = set("10.0.0.0/29", None, None); // .1 - .6
     let all: Vec<_> = s.candidates(Some(ip("10.0.0.4"))).map(|c| c.1).collect();
-    let want: Vec<_> = [".5", ".6", ".1", ".2", ".3", ".4"]
-        .iter()
-        .map(|x| ip(&format!("10.0.0{x}")))
-        .collect();
+    let want: Vec<_> = [".5", ".6", ".1", ".2", ".3", ".4"].iter().map(|x| ip(&format!("10.0.0{x}"))).collect();
     assert_eq!(all, want);
     let first: Vec<_> = s.candidates(None).map(|c| c.1).collect();
     assert_eq!(first.len(), 6);
@@ -83,39 +61,15 @@ fn allocates_in_order_skips_gateway_and_reports_exhaustion() {
         let a = allocate(&store, &s, &format!("c{i}"), "eth0", &[]).unwrap();
         got.push(a[0].address.to_string());
     }
-    assert_eq!(
-        got,
-        [
-            "10.1.0.2/29",
-            "10.1.0.3/29",
-            "10.1.0.4/29",
-            "10.1.0.5/29",
-            "10.1.0.6/29"
-        ]
-    );
+    assert_eq!(got, ["10.1.0.2/29", "10.1.0.3/29", "10.1.0.4/29", "10.1.0.5/29", "10.1.0.6/29"]);
     let err = allocate(&store, &s, "c9", "eth0", &[]).unwrap_err();
-    assert!(
-        err.to_string().contains("no IP addresses available"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("no IP addresses available"), "{err}");
     // byte-compatible files
-    assert_eq!(
-        std::fs::read_to_string(dir.join("net/10.1.0.2")).unwrap(),
-        "c0\r\neth0"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("net/last_reserved_ip.0")).unwrap(),
-        "10.1.0.6"
-    );
+    assert_eq!(std::fs::read_to_string(dir.join("net/10.1.0.2")).unwrap(), "c0\r\neth0");
+    assert_eq!(std::fs::read_to_string(dir.join("net/last_reserved_ip.0")).unwrap(), "10.1.0.6");
     // release by hint and by scan; round robin continues after the last one
-    assert_eq!(
-        release(&store, "c1", "eth0", &[ip("10.1.0.3")]).unwrap(),
-        vec![ip("10.1.0.3")]
-    );
-    assert_eq!(
-        release(&store, "c2", "eth0", &[]).unwrap(),
-        vec![ip("10.1.0.4")]
-    );
+    assert_eq!(release(&store, "c1", "eth0", &[ip("10.1.0.3")]).unwrap(), vec![ip("10.1.0.3")]);
+    assert_eq!(release(&store, "c2", "eth0", &[]).unwrap(), vec![ip("10.1.0.4")]);
     assert!(release(&store, "c2", "eth0", &[]).unwrap().is_empty());
     let a = allocate(&store, &s, "c10", "eth0", &[]).unwrap();
     assert_eq!(a[0].address.ip(), ip("10.1.0.3"));
@@ -126,10 +80,7 @@ fn allocates_in_order_skips_gateway_and_reports_exhaustion() {
 fn dual_stack_and_pinned_addresses() {
     let dir = tmpdir("dual");
     let store = Store::open(&dir, "net").unwrap();
-    let s = vec![
-        set("10.2.0.0/24", Some("10.2.0.100"), None),
-        set("fd00:1::/64", None, None),
-    ];
+    let s = vec![set("10.2.0.0/24", Some("10.2.0.100"), None), set("fd00:1::/64", None, None)];
     let a = allocate(&store, &s, "c", "eth0", &[]).unwrap();
     assert_eq!(a[0].address.to_string(), "10.2.0.100/24");
     assert_eq!(a[1].address.to_string(), "fd00:1::2/64");
@@ -139,9 +90,7 @@ fn dual_stack_and_pinned_addresses() {
     assert!(err.to_string().contains("already allocated"), "{err}");
     // the failed call left nothing behind in the v6 set
     assert!(find(&store, "e", "eth0").unwrap().is_empty());
-    let valid: HashSet<_> = [("c".to_string(), "eth0".to_string())]
-        .into_iter()
-        .collect();
+    let valid: HashSet<_> = [("c".to_string(), "eth0".to_string())].into_iter().collect();
     let mut freed = gc(&store, &valid).unwrap();
     freed.sort();
     assert_eq!(freed.len(), 2);

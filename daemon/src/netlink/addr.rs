@@ -30,19 +30,12 @@ impl Socket {
         let mut msg = addr_msg(index, &net);
         if let IpNetwork::V4(v4) = net {
             if v4.prefix() < 31 {
-                msg.attributes
-                    .push(AddressAttribute::Broadcast(v4.broadcast()));
+                msg.attributes.push(AddressAttribute::Broadcast(v4.broadcast()));
             }
         } else {
-            msg.attributes
-                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
-        match self.change(
-            "add address",
-            &net.to_string(),
-            RouteNetlinkMessage::NewAddress(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ) {
+        match self.change("add address", &net.to_string(), RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL) {
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
             r => r,
         }
@@ -50,12 +43,7 @@ impl Socket {
 
     /// Removes an address; one already gone is success.
     pub fn del_address(&mut self, index: u32, net: IpNetwork) -> Result<(), NetlinkError> {
-        match self.change(
-            "delete address",
-            &net.to_string(),
-            RouteNetlinkMessage::DelAddress(addr_msg(index, &net)),
-            0,
-        ) {
+        match self.change("delete address", &net.to_string(), RouteNetlinkMessage::DelAddress(addr_msg(index, &net)), 0) {
             Err(e) if e.errno() == Some(libc::EADDRNOTAVAIL) => Ok(()),
             r => r,
         }

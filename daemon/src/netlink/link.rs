@@ -2,8 +2,7 @@
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -62,11 +61,7 @@ impl Link {
 
 /// Formats a hardware address the way `ip link` and CNI results do.
 pub fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// Parses "aa:bb:cc:dd:ee:ff".
@@ -105,20 +100,15 @@ impl Socket {
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        Ok(
-            match self.get("get link", name, RouteNetlinkMessage::GetLink(msg))? {
-                Some(RouteNetlinkMessage::NewLink(m)) => Some(Link::from_msg(&m)),
-                _ => None,
-            },
-        )
+        Ok(match self.get("get link", name, RouteNetlinkMessage::GetLink(msg))? {
+            Some(RouteNetlinkMessage::NewLink(m)) => Some(Link::from_msg(&m)),
+            _ => None,
+        })
     }
 
     /// Lists every link of the netns.
     pub fn links(&mut self) -> Result<Vec<Link>, NetlinkError> {
-        let msgs = self.dump(
-            "list links",
-            RouteNetlinkMessage::GetLink(LinkMessage::default()),
-        )?;
+        let msgs = self.dump("list links", RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
@@ -132,31 +122,20 @@ impl Socket {
     pub fn create_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<(), NetlinkError> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        msg.attributes
-            .push(LinkAttribute::Address(random_mac().to_vec()));
+        msg.attributes.push(LinkAttribute::Address(random_mac().to_vec()));
         if let Some(mtu) = mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
-        msg.attributes
-            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
-                InfoKind::Bridge,
-            )]));
-        self.change(
-            "create bridge",
-            name,
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+        self.change("create bridge", name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Creates a veth pair whose peer is born inside the netns `peer_netns_fd` under its
     /// final name, and whose host end is already enslaved to `master`.
     pub fn create_veth(&mut self, req: &VethRequest<'_>) -> Result<(), NetlinkError> {
         let mut peer = LinkMessage::default();
-        peer.attributes
-            .push(LinkAttribute::IfName(req.peer_name.to_string()));
-        peer.attributes
-            .push(LinkAttribute::NetNsFd(req.peer_netns_fd));
+        peer.attributes.push(LinkAttribute::IfName(req.peer_name.to_string()));
+        peer.attributes.push(LinkAttribute::NetNsFd(req.peer_netns_fd));
         if let Some(mtu) = req.mtu {
             peer.attributes.push(LinkAttribute::Mtu(mtu));
         }
@@ -164,24 +143,16 @@ impl Socket {
             peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
         }
         let mut msg = LinkMessage::default();
-        msg.attributes
-            .push(LinkAttribute::IfName(req.host_name.to_string()));
+        msg.attributes.push(LinkAttribute::IfName(req.host_name.to_string()));
         if let Some(mtu) = req.mtu {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
         if let Some(master) = req.master {
             msg.attributes.push(LinkAttribute::Controller(master));
         }
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Veth),
-            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
-        ]));
-        self.change(
-            "create veth",
-            req.host_name,
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
+        msg.attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth), LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer)))]));
+        self.change("create veth", req.host_name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Brings a link up.
@@ -189,29 +160,15 @@ impl Socket {
         let mut msg = msg_for(index);
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
-        self.change(
-            "set link up",
-            &index.to_string(),
-            RouteNetlinkMessage::SetLink(msg),
-            0,
-        )
+        self.change("set link up", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Sets or clears promiscuous mode.
     pub fn set_promisc(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
         let mut msg = msg_for(index);
-        msg.header.flags = if on {
-            LinkFlags::Promisc
-        } else {
-            LinkFlags::empty()
-        };
+        msg.header.flags = if on { LinkFlags::Promisc } else { LinkFlags::empty() };
         msg.header.change_mask = LinkFlags::Promisc;
-        self.change(
-            "set promisc",
-            &index.to_string(),
-            RouteNetlinkMessage::SetLink(msg),
-            0,
-        )
+        self.change("set promisc", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Sets bridge-port options (hairpin) on a link enslaved to a bridge.
@@ -219,26 +176,14 @@ impl Socket {
         let mut msg = msg_for(index);
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::PortKind(InfoPortKind::Bridge),
-            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
-                hairpin,
-            )])),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(hairpin)])),
         ]));
-        self.change(
-            "set bridge port",
-            &index.to_string(),
-            RouteNetlinkMessage::NewLink(msg),
-            0,
-        )
+        self.change("set bridge port", &index.to_string(), RouteNetlinkMessage::NewLink(msg), 0)
     }
 
     /// Deletes a link; a link already gone is success.
     pub fn delete_link(&mut self, index: u32) -> Result<(), NetlinkError> {
-        match self.change(
-            "delete link",
-            &index.to_string(),
-            RouteNetlinkMessage::DelLink(msg_for(index)),
-            0,
-        ) {
+        match self.change("delete link", &index.to_string(), RouteNetlinkMessage::DelLink(msg_for(index)), 0) {
             Err(e) if e.errno() == Some(libc::ENODEV) => Ok(()),
             r => r,
         }

@@ -4,9 +4,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
-};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::Socket;
@@ -33,20 +31,12 @@ fn route_msg(r: &Route) -> RouteMessage {
     msg.header.table = RouteHeader::RT_TABLE_MAIN;
     msg.header.protocol = RouteProtocol::Boot;
     msg.header.kind = RouteType::Unicast;
-    msg.header.scope = if r.gw.is_some() {
-        RouteScope::Universe
-    } else {
-        RouteScope::Link
-    };
+    msg.header.scope = if r.gw.is_some() { RouteScope::Universe } else { RouteScope::Link };
     if r.dst.prefix() > 0 {
-        msg.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(
-                r.dst.network(),
-            )));
+        msg.attributes.push(RouteAttribute::Destination(RouteAddress::from(r.dst.network())));
     }
     if let Some(gw) = r.gw {
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::from(gw)));
+        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
     }
     msg.attributes.push(RouteAttribute::Oif(r.oif));
     msg
@@ -55,12 +45,7 @@ fn route_msg(r: &Route) -> RouteMessage {
 impl Socket {
     /// Adds a route; an identical route already present is success.
     pub fn add_route(&mut self, r: &Route) -> Result<(), NetlinkError> {
-        match self.change(
-            "add route",
-            &r.dst.to_string(),
-            RouteNetlinkMessage::NewRoute(route_msg(r)),
-            NLM_F_CREATE | NLM_F_EXCL,
-        ) {
+        match self.change("add route", &r.dst.to_string(), RouteNetlinkMessage::NewRoute(route_msg(r)), NLM_F_CREATE | NLM_F_EXCL) {
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
             res => res,
         }
@@ -69,11 +54,7 @@ impl Socket {
     /// Lists the routes of the main table for one family.
     pub fn routes(&mut self, v6: bool) -> Result<Vec<Route>, NetlinkError> {
         let mut req = RouteMessage::default();
-        req.header.address_family = if v6 {
-            AddressFamily::Inet6
-        } else {
-            AddressFamily::Inet
-        };
+        req.header.address_family = if v6 { AddressFamily::Inet6 } else { AddressFamily::Inet };
         let msgs = self.dump("list routes", RouteNetlinkMessage::GetRoute(req))?;
         let mut out = Vec::new();
         for m in msgs {
@@ -94,15 +75,8 @@ impl Socket {
                     _ => {}
                 }
             }
-            let unspecified: IpAddr = if v6 {
-                std::net::Ipv6Addr::UNSPECIFIED.into()
-            } else {
-                std::net::Ipv4Addr::UNSPECIFIED.into()
-            };
-            if let Ok(dst) = IpNetwork::new(
-                dst.unwrap_or(unspecified),
-                rm.header.destination_prefix_length,
-            ) {
+            let unspecified: IpAddr = if v6 { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
+            if let Ok(dst) = IpNetwork::new(dst.unwrap_or(unspecified), rm.header.destination_prefix_length) {
                 out.push(Route { dst, gw, oif });
             }
         }

@@ -6,9 +6,7 @@
 
 use std::io;
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket as NlSocket, SocketAddr};
 
@@ -23,37 +21,21 @@ pub struct Socket {
 impl Socket {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> Result<Self, NetlinkError> {
-        let mut sock =
-            NlSocket::new(NETLINK_ROUTE).map_err(|e| NetlinkError::io("open socket", "", e))?;
-        sock.bind_auto()
-            .map_err(|e| NetlinkError::io("bind socket", "", e))?;
-        sock.connect(&SocketAddr::new(0, 0))
-            .map_err(|e| NetlinkError::io("connect socket", "", e))?;
+        let mut sock = NlSocket::new(NETLINK_ROUTE).map_err(|e| NetlinkError::io("open socket", "", e))?;
+        sock.bind_auto().map_err(|e| NetlinkError::io("bind socket", "", e))?;
+        sock.connect(&SocketAddr::new(0, 0)).map_err(|e| NetlinkError::io("connect socket", "", e))?;
         // Extended acks would only add text we do not parse; strict checking makes dumps filter.
         let _ = sock.set_netlink_get_strict_chk(true);
         Ok(Self { sock, seq: 0 })
     }
 
     /// Sends one request that changes state and waits for its ACK.
-    pub fn change(
-        &mut self,
-        op: &'static str,
-        object: &str,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> Result<(), NetlinkError> {
-        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags)
-            .map(|_| ())
-            .map_err(|e| NetlinkError::io(op, object, e))
+    pub fn change(&mut self, op: &'static str, object: &str, msg: RouteNetlinkMessage, flags: u16) -> Result<(), NetlinkError> {
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK | flags).map(|_| ()).map_err(|e| NetlinkError::io(op, object, e))
     }
 
     /// Sends a get request for one object and returns the kernel's answer.
-    pub fn get(
-        &mut self,
-        op: &'static str,
-        object: &str,
-        msg: RouteNetlinkMessage,
-    ) -> Result<Option<RouteNetlinkMessage>, NetlinkError> {
+    pub fn get(&mut self, op: &'static str, object: &str, msg: RouteNetlinkMessage) -> Result<Option<RouteNetlinkMessage>, NetlinkError> {
         match self.exchange(msg, NLM_F_REQUEST | NLM_F_ACK) {
             Ok(mut v) => Ok(v.pop()),
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
@@ -62,20 +44,11 @@ impl Socket {
     }
 
     /// Sends a dump request and returns every message of the answer.
-    pub fn dump(
-        &mut self,
-        op: &'static str,
-        msg: RouteNetlinkMessage,
-    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
-        self.exchange(msg, NLM_F_REQUEST | NLM_F_DUMP)
-            .map_err(|e| NetlinkError::io(op, "", e))
+    pub fn dump(&mut self, op: &'static str, msg: RouteNetlinkMessage) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_DUMP).map_err(|e| NetlinkError::io(op, "", e))
     }
 
-    fn exchange(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn exchange(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = flags;

@@ -56,8 +56,7 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
                 Err(e) if e.errno() == Some(libc::EEXIST) => {} // a concurrent ADD won the race
                 r => r?,
             }
-            sock.link_by_name(&spec.name)?
-                .ok_or_else(|| Error::LinkExists(spec.name.clone()))?
+            sock.link_by_name(&spec.name)?.ok_or_else(|| Error::LinkExists(spec.name.clone()))?
         }
     };
     if link.kind.as_deref() != Some("bridge") {
@@ -74,27 +73,15 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
 
 /// Puts gateway addresses on the bridge. An address of the same family inside the same
 /// subnet but different is a conflict unless `force_address`.
-pub fn ensure_gateways(
-    sock: &mut Socket,
-    bridge: &Link,
-    gws: &[IpNetwork],
-    force: bool,
-) -> Result<()> {
+pub fn ensure_gateways(sock: &mut Socket, bridge: &Link, gws: &[IpNetwork], force: bool) -> Result<()> {
     let existing = sock.addresses(bridge.index)?;
     for gw in gws {
         if existing.iter().any(|a| a.ip() == gw.ip()) {
             continue;
         }
-        for a in existing
-            .iter()
-            .filter(|a| a.is_ipv4() == gw.is_ipv4() && (gw.contains(a.ip()) || a.contains(gw.ip())))
-        {
+        for a in existing.iter().filter(|a| a.is_ipv4() == gw.is_ipv4() && (gw.contains(a.ip()) || a.contains(gw.ip()))) {
             if !force {
-                return Err(Error::BridgeAddress {
-                    bridge: bridge.name.clone(),
-                    found: a.to_string(),
-                    wanted: gw.to_string(),
-                });
+                return Err(Error::BridgeAddress { bridge: bridge.name.clone(), found: a.to_string(), wanted: gw.to_string() });
             }
             sock.del_address(bridge.index, *a)?;
         }
@@ -117,23 +104,13 @@ pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
 fn host_veth_name() -> String {
     let mut b = [0u8; 4];
     fill_random(&mut b);
-    format!(
-        "veth{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    )
+    format!("veth{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
 }
 
 /// Creates the veth pair: the container end born in `netns` as `ifname`, the host end
 /// enslaved to the bridge with hairpin set, IPv6 disabled on both when `ipv4_only` (no
 /// DAD/MLD/RS floods), then both up. Undone if any step fails.
-pub fn attach(
-    sock: &mut Socket,
-    bridge: &Link,
-    spec: &BridgeSpec,
-    netns: &NetNs,
-    ifname: &str,
-    cfg: &IfaceConfig,
-) -> Result<Attached> {
+pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs, ifname: &str, cfg: &IfaceConfig) -> Result<Attached> {
     let ipv4_only = !cfg.addrs.iter().any(|a| a.is_ipv6());
     // No pre-check for `ifname` in the container: EEXIST tells, and costs nothing on success.
     let mut host_name = host_veth_name();
@@ -150,10 +127,7 @@ pub fn attach(
         match sock.create_veth(&req) {
             Err(e) if e.errno() == Some(libc::EEXIST) => {
                 if netns.run(|| Ok(Socket::open()?.link_by_name(ifname)?.is_some()))? {
-                    return Err(Error::LinkExists(format!(
-                        "{ifname} in {}",
-                        netns.path().display()
-                    )));
+                    return Err(Error::LinkExists(format!("{ifname} in {}", netns.path().display())));
                 }
                 tries += 1;
                 if tries > 5 {
@@ -165,9 +139,7 @@ pub fn attach(
         }
     }
     let result = (|| {
-        let host = sock
-            .link_by_name(&host_name)?
-            .ok_or_else(|| Error::LinkExists(host_name.clone()))?;
+        let host = sock.link_by_name(&host_name)?.ok_or_else(|| Error::LinkExists(host_name.clone()))?;
         if ipv4_only {
             sysctl::disable_ipv6(&host_name)?;
         }
@@ -176,11 +148,7 @@ pub fn attach(
         }
         sock.set_up(host.index)?;
         let container = netns.run(|| configure_container(ifname, cfg, ipv4_only))?;
-        Ok(Attached {
-            bridge: bridge.clone(),
-            host,
-            container,
-        })
+        Ok(Attached { bridge: bridge.clone(), host, container })
     })();
     if result.is_err() {
         if let Ok(Some(l)) = sock.link_by_name(&host_name) {
@@ -193,9 +161,7 @@ pub fn attach(
 /// Inside the container's netns: addresses, link up, routes. Runs on the netns thread.
 fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
     let mut sock = Socket::open()?;
-    let link = sock
-        .link_by_name(ifname)?
-        .ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
+    let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
     if ipv4_only {
         sysctl::disable_ipv6(ifname)?;
     } else {
@@ -207,11 +173,7 @@ fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Resu
     }
     sock.set_up(link.index)?;
     for (dst, gw) in &cfg.routes {
-        sock.add_route(&Route {
-            dst: *dst,
-            gw: *gw,
-            oif: link.index,
-        })?;
+        sock.add_route(&Route { dst: *dst, gw: *gw, oif: link.index })?;
     }
     Ok(link)
 }
@@ -259,11 +221,7 @@ pub fn inspect(netns: &NetNs, ifname: &str) -> Result<Option<Inspected>> {
         let addrs = sock.addresses(link.index)?;
         let mut routes = sock.routes(false)?;
         routes.extend(sock.routes(true)?);
-        Ok(Some(Inspected {
-            link,
-            addrs,
-            routes,
-        }))
+        Ok(Some(Inspected { link, addrs, routes }))
     })
 }
 

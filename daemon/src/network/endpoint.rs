@@ -61,10 +61,7 @@ pub struct Paths {
 impl Paths {
     /// All paths under one IPAM root and one run root.
     pub fn new(ipam: impl Into<PathBuf>, run: impl Into<PathBuf>) -> Self {
-        Self {
-            ipam: ipam.into(),
-            run: run.into(),
-        }
+        Self { ipam: ipam.into(), run: run.into() }
     }
 
     fn masq_dir(&self) -> Result<StateDir> {
@@ -100,14 +97,7 @@ fn range_set(net: &BridgeNetwork) -> Result<RangeSet> {
 }
 
 /// Attaches the container whose netns is `netns` as `ifname`, publishing `ports`.
-pub fn attach(
-    paths: &Paths,
-    net: &BridgeNetwork,
-    id: &str,
-    netns: &Path,
-    ifname: &str,
-    ports: &[PortMapping],
-) -> Result<Endpoint> {
+pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint> {
     let ns = NetNs::open(netns)?;
     let sets = [range_set(net)?];
     let store = Store::open(&paths.ipam, &net.name)?;
@@ -123,40 +113,20 @@ pub fn attach(
         let _ = ipam::release(&store, id, ifname, &[alloc.address.ip()]);
     };
     let result = (|| {
-        let spec = BridgeSpec {
-            name: net.bridge.clone(),
-            mtu: net.mtu,
-            is_gateway: true,
-            force_address: false,
-            hairpin: true,
-            promisc: false,
-        };
+        let spec =
+            BridgeSpec { name: net.bridge.clone(), mtu: net.mtu, is_gateway: true, force_address: false, hairpin: true, promisc: false };
         let mut sock = Socket::open()?;
         let br = bridge::ensure_bridge(&mut sock, &spec)?;
-        let gw = alloc
-            .gateway
-            .ok_or_else(|| Error::InvalidConfig("network has no gateway".into()))?;
-        let gw_net = IpNetwork::new(gw, alloc.address.prefix())
-            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let gw = alloc.gateway.ok_or_else(|| Error::InvalidConfig("network has no gateway".into()))?;
+        let gw_net = IpNetwork::new(gw, alloc.address.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?;
         bridge::ensure_gateways(&mut sock, &br, &[gw_net], false)?;
         bridge::enable_forwarding(gw.is_ipv4(), gw.is_ipv6())?;
-        let default: IpNetwork = if gw.is_ipv4() {
-            "0.0.0.0/0".parse().expect("literal")
-        } else {
-            "::/0".parse().expect("literal")
-        };
-        let iface = IfaceConfig {
-            addrs: vec![alloc.address],
-            routes: vec![(default, Some(gw))],
-        };
+        let default: IpNetwork = if gw.is_ipv4() { "0.0.0.0/0".parse().expect("literal") } else { "::/0".parse().expect("literal") };
+        let iface = IfaceConfig { addrs: vec![alloc.address], routes: vec![(default, Some(gw))] };
         let att = bridge::attach(&mut sock, &br, &spec, &ns, ifname, &iface)?;
         let key = file_key(&[&net.name, id, ifname]);
         let masq: Vec<Masquerade> = if net.ip_masq {
-            vec![Masquerade {
-                network: net.name.clone(),
-                subnet: net.subnet,
-                bridge: net.bridge.clone(),
-            }]
+            vec![Masquerade { network: net.name.clone(), subnet: net.subnet, bridge: net.bridge.clone() }]
         } else {
             Vec::new()
         };
@@ -177,8 +147,7 @@ pub fn attach(
                 conditions_v6: Vec::new(),
             };
             if let Err(e) = publisher.publish(&rules, &[net.bridge.clone()]) {
-                let _ =
-                    masquerade::release(&masq_dir, publisher.fw.as_ref(), &net.name, &key, &masq);
+                let _ = masquerade::release(&masq_dir, publisher.fw.as_ref(), &net.name, &key, &masq);
                 let _ = sock.delete_link(att.host.index);
                 return Err(e);
             }
@@ -199,24 +168,12 @@ pub fn attach(
 
 /// Detaches: unpublishes ports, releases the address and the masquerade reference, and
 /// deletes the interface if the netns still exists. Every part tolerates being gone.
-pub fn detach(
-    paths: &Paths,
-    net: &BridgeNetwork,
-    id: &str,
-    netns: Option<&Path>,
-    ifname: &str,
-) -> Result<()> {
+pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str) -> Result<()> {
     let publisher = paths.publisher()?;
     publisher.unpublish(&net.name, id, ifname, None)?;
     let store = Store::open(&paths.ipam, &net.name)?;
     ipam::release(&store, id, ifname, &[])?;
     bridge::detach(netns, ifname)?;
     let key = file_key(&[&net.name, id, ifname]);
-    masquerade::release(
-        &paths.masq_dir()?,
-        publisher.fw.as_ref(),
-        &net.name,
-        &key,
-        &[],
-    )
+    masquerade::release(&paths.masq_dir()?, publisher.fw.as_ref(), &net.name, &key, &[])
 }

@@ -11,12 +11,7 @@ use crate::state::{file_key, StateDir};
 
 fn lock(dir: &StateDir, network: &str) -> Result<File> {
     let path = dir.path().join(format!(".{}.lock", file_key(&[network])));
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("open lock", &path, e))?;
+    let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io("open lock", &path, e))?;
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(Error::io("lock", &path, std::io::Error::last_os_error()));
     }
@@ -25,20 +20,12 @@ fn lock(dir: &StateDir, network: &str) -> Result<File> {
 
 fn others(dir: &StateDir, network: &str, holder: &str) -> bool {
     let prefix = format!("{}~", file_key(&[network]));
-    dir.keys()
-        .iter()
-        .any(|k| k.starts_with(&prefix) && k != holder)
+    dir.keys().iter().any(|k| k.starts_with(&prefix) && k != holder)
 }
 
 /// Records `holder` (an attachment key made with `file_key(&[network, id, ifname])`) and
 /// installs `masq` if it is the network's first attachment.
-pub fn hold(
-    dir: &StateDir,
-    fw: &dyn Firewall,
-    network: &str,
-    holder: &str,
-    masq: &[Masquerade],
-) -> Result<()> {
+pub fn hold(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, masq: &[Masquerade]) -> Result<()> {
     let _lock = lock(dir, network)?;
     let first = !others(dir, network, holder);
     dir.save(holder, &masq)?;
@@ -55,13 +42,7 @@ pub fn hold(
 
 /// Forgets `holder` and removes the network's masquerade when it was the last attachment.
 /// `fallback` is used when the record is gone (state lost): DEL still cleans up.
-pub fn release(
-    dir: &StateDir,
-    fw: &dyn Firewall,
-    network: &str,
-    holder: &str,
-    fallback: &[Masquerade],
-) -> Result<()> {
+pub fn release(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, fallback: &[Masquerade]) -> Result<()> {
     let _lock = lock(dir, network)?;
     let masq: Vec<Masquerade> = dir.load(holder).unwrap_or_else(|| fallback.to_vec());
     dir.remove(holder)?;
@@ -81,8 +62,5 @@ pub fn held(dir: &StateDir, holder: &str) -> Option<Vec<Masquerade>> {
 /// Every attachment key recorded for `network`, for GC.
 pub fn holders(dir: &StateDir, network: &str) -> Vec<String> {
     let prefix = format!("{}~", file_key(&[network]));
-    dir.keys()
-        .into_iter()
-        .filter(|k| k.starts_with(&prefix))
-        .collect()
+    dir.keys().into_iter().filter(|k| k.starts_with(&prefix)).collect()
 }

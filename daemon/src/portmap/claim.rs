@@ -34,12 +34,7 @@ impl Claims {
 
     fn lock(&self) -> Result<File> {
         let path = self.dir.join("lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open lock", &path, e))?;
+        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io("open lock", &path, e))?;
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(Error::io("lock", &path, std::io::Error::last_os_error()));
         }
@@ -108,12 +103,7 @@ impl Claims {
 }
 
 fn in_use(m: &PortMapping, by: String) -> Error {
-    Error::PortInUse {
-        port: m.host_port,
-        proto: m.proto.to_string(),
-        host_ip: ip_name(m.host_ip).replace("any", "0.0.0.0"),
-        by,
-    }
+    Error::PortInUse { port: m.host_port, proto: m.proto.to_string(), host_ip: ip_name(m.host_ip).replace("any", "0.0.0.0"), by }
 }
 
 /// Whether a socket already holds the host port (a listener for TCP/SCTP, any bound
@@ -140,11 +130,7 @@ fn listening(m: &PortMapping) -> bool {
 fn bind_fails(addr: SocketAddr, ty: i32, proto: i32) -> bool {
     use nix::sys::socket::{bind, setsockopt, sockopt, SockaddrStorage};
     use std::os::fd::{FromRawFd, OwnedFd};
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
+    let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: socket(2) returns a fresh descriptor or -1; OwnedFd takes ownership once.
     let raw = unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, proto) };
     if raw < 0 {
@@ -156,8 +142,5 @@ fn bind_fails(addr: SocketAddr, ty: i32, proto: i32) -> bool {
         let _ = setsockopt(&fd, sockopt::Ipv6V6Only, &true);
     }
     let sa = SockaddrStorage::from(addr);
-    matches!(
-        bind(fd.as_raw_fd(), &sa),
-        Err(nix::errno::Errno::EADDRINUSE)
-    )
+    matches!(bind(fd.as_raw_fd(), &sa), Err(nix::errno::Errno::EADDRINUSE))
 }

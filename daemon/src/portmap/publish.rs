@@ -50,13 +50,7 @@ impl Publisher {
 
     /// Removes what was published for the attachment; `fallback` is used when no record
     /// exists (state lost). Nothing published is success.
-    pub fn unpublish(
-        &self,
-        network: &str,
-        container_id: &str,
-        ifname: &str,
-        fallback: Option<&PortRules>,
-    ) -> Result<()> {
+    pub fn unpublish(&self, network: &str, container_id: &str, ifname: &str, fallback: Option<&PortRules>) -> Result<()> {
         let k = key(network, container_id, ifname);
         match self.state.load::<PortRules>(&k) {
             Some(r) => self.unpublish_record(&k, &r),
@@ -81,12 +75,7 @@ impl Publisher {
     /// Unpublishes every attachment of `network` whose key is not in `valid`.
     pub fn gc(&self, network: &str, valid: &[String]) -> Result<()> {
         let prefix = format!("{}~", file_key(&[network]));
-        for k in self
-            .state
-            .keys()
-            .into_iter()
-            .filter(|k| k.starts_with(&prefix) && !valid.contains(k))
-        {
+        for k in self.state.keys().into_iter().filter(|k| k.starts_with(&prefix) && !valid.contains(k)) {
             match self.state.load::<PortRules>(&k) {
                 Some(r) => self.unpublish_record(&k, &r)?,
                 None => self.state.remove(&k)?,

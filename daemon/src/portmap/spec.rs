@@ -37,9 +37,7 @@ impl FromStr for Proto {
             "" | "tcp" => Ok(Proto::Tcp),
             "udp" => Ok(Proto::Udp),
             "sctp" => Ok(Proto::Sctp),
-            other => Err(Error::InvalidConfig(format!(
-                "unknown protocol {other:?} (tcp, udp or sctp)"
-            ))),
+            other => Err(Error::InvalidConfig(format!("unknown protocol {other:?} (tcp, udp or sctp)"))),
         }
     }
 }
@@ -59,35 +57,21 @@ pub struct PortMapping {
 
 impl PortMapping {
     /// Checks ranges and addresses; called before anything is changed.
-    pub fn new(
-        host_ip: Option<IpAddr>,
-        host_port: i64,
-        container_port: i64,
-        proto: Proto,
-    ) -> Result<Self> {
+    pub fn new(host_ip: Option<IpAddr>, host_port: i64, container_port: i64, proto: Proto) -> Result<Self> {
         let port = |what: &str, p: i64| -> Result<u16> {
             if (1..=65535).contains(&p) {
                 Ok(p as u16)
             } else {
-                Err(Error::InvalidConfig(format!(
-                    "{what} {p} out of range 1-65535"
-                )))
+                Err(Error::InvalidConfig(format!("{what} {p} out of range 1-65535")))
             }
         };
         let host_ip = host_ip.filter(|ip| !ip.is_unspecified());
         if let Some(ip) = host_ip {
             if ip.is_multicast() {
-                return Err(Error::InvalidConfig(format!(
-                    "host IP {ip} is a multicast address"
-                )));
+                return Err(Error::InvalidConfig(format!("host IP {ip} is a multicast address")));
             }
         }
-        Ok(Self {
-            host_ip,
-            host_port: port("hostPort", host_port)?,
-            container_port: port("containerPort", container_port)?,
-            proto,
-        })
+        Ok(Self { host_ip, host_port: port("hostPort", host_port)?, container_port: port("containerPort", container_port)?, proto })
     }
 
     /// Whether this mapping applies to an IPv6 (true) or IPv4 (false) container address.
@@ -103,11 +87,7 @@ impl fmt::Display for PortMapping {
             Some(ip) => write!(f, "{ip}:")?,
             None => {}
         }
-        write!(
-            f,
-            "{}->{}/{}",
-            self.host_port, self.container_port, self.proto
-        )
+        write!(f, "{}->{}/{}", self.host_port, self.container_port, self.proto)
     }
 }
 
@@ -128,18 +108,12 @@ pub struct Publish {
 pub fn parse_publish(spec: &str) -> Result<Publish> {
     let bad = |why: &str| Error::InvalidConfig(format!("invalid port spec {spec:?}: {why}"));
     let (rest, proto) = match spec.rsplit_once('/') {
-        Some((r, p)) => (
-            r,
-            p.parse::<Proto>()
-                .map_err(|_| bad("protocol must be tcp, udp or sctp"))?,
-        ),
+        Some((r, p)) => (r, p.parse::<Proto>().map_err(|_| bad("protocol must be tcp, udp or sctp"))?),
         None => (spec, Proto::Tcp),
     };
     // An IPv6 host IP is written in brackets: [::1]:80:80
     let (ip, rest) = if let Some(r) = rest.strip_prefix('[') {
-        let (ip, r) = r
-            .split_once("]:")
-            .ok_or_else(|| bad("unclosed [ in host IP"))?;
+        let (ip, r) = r.split_once("]:").ok_or_else(|| bad("unclosed [ in host IP"))?;
         (Some(ip), r)
     } else {
         let parts: Vec<&str> = rest.split(':').collect();
@@ -151,10 +125,7 @@ pub fn parse_publish(spec: &str) -> Result<Publish> {
     };
     let host_ip = match ip {
         None | Some("") => None,
-        Some(s) => Some(
-            s.parse::<IpAddr>()
-                .map_err(|_| bad("host IP is not an address"))?,
-        ),
+        Some(s) => Some(s.parse::<IpAddr>().map_err(|_| bad("host IP is not an address"))?),
     };
     let (host, ctr) = match rest.split_once(':') {
         Some((h, c)) => (if h.is_empty() { None } else { Some(h) }, c),
@@ -182,26 +153,13 @@ pub fn parse_publish(spec: &str) -> Result<Publish> {
             return Err(bad("host and container port ranges differ in length"));
         }
     }
-    Ok(Publish {
-        host_ip,
-        host_ports: host,
-        container_ports: ctr,
-        proto,
-    })
+    Ok(Publish { host_ip, host_ports: host, container_ports: ctr, proto })
 }
 
 /// Expands a parsed `-p` into one mapping per port, pairing ranges element-wise.
 /// Ranges are expanded because one DNAT to a port range would pick ports at random.
-pub fn expand_publish(
-    spec: &str,
-    mut ephemeral: impl FnMut(Proto) -> Result<u16>,
-) -> Result<Vec<PortMapping>> {
-    let Publish {
-        host_ip: ip,
-        host_ports: host,
-        container_ports: ctr,
-        proto,
-    } = parse_publish(spec)?;
+pub fn expand_publish(spec: &str, mut ephemeral: impl FnMut(Proto) -> Result<u16>) -> Result<Vec<PortMapping>> {
+    let Publish { host_ip: ip, host_ports: host, container_ports: ctr, proto } = parse_publish(spec)?;
     let mut out = Vec::new();
     for (i, cport) in (ctr.0..=ctr.1).enumerate() {
         let hport = match host {
@@ -220,36 +178,18 @@ mod tests {
     use super::*;
 
     fn exp(s: &str) -> Result<Vec<String>> {
-        Ok(expand_publish(s, |_| Ok(49153))?
-            .iter()
-            .map(|m| m.to_string())
-            .collect())
+        Ok(expand_publish(s, |_| Ok(49153))?.iter().map(|m| m.to_string()).collect())
     }
 
     #[test]
     fn docker_grammar() {
         assert_eq!(exp("4000:80").unwrap(), ["4000->80/tcp"]);
-        assert_eq!(
-            exp("127.0.0.1:4000:80/udp").unwrap(),
-            ["127.0.0.1:4000->80/udp"]
-        );
+        assert_eq!(exp("127.0.0.1:4000:80/udp").unwrap(), ["127.0.0.1:4000->80/udp"]);
         assert_eq!(exp("80").unwrap(), ["49153->80/tcp"]);
         assert_eq!(exp("127.0.0.1::80").unwrap(), ["127.0.0.1:49153->80/tcp"]);
         assert_eq!(exp("[::1]:4000:80").unwrap(), ["[::1]:4000->80/tcp"]);
-        assert_eq!(
-            exp("4000-4001:80-81/sctp").unwrap(),
-            ["4000->80/sctp", "4001->81/sctp"]
-        );
-        for bad in [
-            "0:80",
-            "4000:70000",
-            "a:80",
-            "4000:80/icmp",
-            "1.2.3:4000:80",
-            "4000-3999:80",
-            "4000-4002:80-81",
-            "1:2:3:4",
-        ] {
+        assert_eq!(exp("4000-4001:80-81/sctp").unwrap(), ["4000->80/sctp", "4001->81/sctp"]);
+        for bad in ["0:80", "4000:70000", "a:80", "4000:80/icmp", "1.2.3:4000:80", "4000-3999:80", "4000-4002:80-81", "1:2:3:4"] {
             assert!(exp(bad).is_err(), "{bad} accepted");
         }
     }

@@ -65,46 +65,24 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let mut c: BridgeConf = conf.plugin()?;
     if c.bridge.is_empty() || c.bridge.len() > 15 || c.bridge.contains('/') {
-        return Err(CniError::new(
-            code::INVALID_CONFIG,
-            format!("invalid bridge name {:?}", c.bridge),
-        ));
+        return Err(CniError::new(code::INVALID_CONFIG, format!("invalid bridge name {:?}", c.bridge)));
     }
     if c.vlan != 0 {
-        return Err(CniError::new(
-            code::UNSUPPORTED_FIELD,
-            "bridge: vlan is not supported yet",
-        ));
+        return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: vlan is not supported yet"));
     }
     if c.macspoofchk {
-        return Err(CniError::new(
-            code::UNSUPPORTED_FIELD,
-            "bridge: macspoofchk is not supported yet",
-        ));
+        return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: macspoofchk is not supported yet"));
     }
     if c.is_default_gateway {
         c.is_gateway = true;
     }
-    let ipam_type = c
-        .ipam
-        .get("type")
-        .and_then(|t| t.as_str())
-        .unwrap_or("")
-        .to_string();
+    let ipam_type = c.ipam.get("type").and_then(|t| t.as_str()).unwrap_or("").to_string();
     if ipam_type.is_empty() {
-        return Err(CniError::new(
-            code::INVALID_CONFIG,
-            "bridge: ipam.type is required",
-        ));
+        return Err(CniError::new(code::INVALID_CONFIG, "bridge: ipam.type is required"));
     }
     let run_dir = PathBuf::from(c.state_dir.clone().unwrap_or_else(|| "/run/berth".into()));
     let state = StateDir::open(run_dir.join("cni-bridge"))?;
-    Ok(Ctx {
-        conf: c,
-        ipam_type,
-        state,
-        run_dir,
-    })
+    Ok(Ctx { conf: c, ipam_type, state, run_dir })
 }
 
 fn key(conf: &NetConf, args: &Args) -> String {
@@ -112,25 +90,12 @@ fn key(conf: &NetConf, args: &Args) -> String {
 }
 
 fn fw(c: &Ctx) -> Result<Box<dyn Firewall>, CniError> {
-    Ok(firewall::select(
-        &c.conf.firewall_backend,
-        &c.run_dir,
-        firewall::DEFAULT_MARK_BIT,
-    )?)
+    Ok(firewall::select(&c.conf.firewall_backend, &c.run_dir, firewall::DEFAULT_MARK_BIT)?)
 }
 
 impl Bridge {
-    fn setup(
-        &self,
-        c: &Ctx,
-        args: &Args,
-        conf: &NetConf,
-        ipam: &CniResult,
-    ) -> Result<CniResult, CniError> {
-        let netns_path = args
-            .netns
-            .as_ref()
-            .ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?;
+    fn setup(&self, c: &Ctx, args: &Args, conf: &NetConf, ipam: &CniResult) -> Result<CniResult, CniError> {
+        let netns_path = args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?;
         let ns = NetNs::open(netns_path)?;
         let spec = BridgeSpec {
             name: c.conf.bridge.clone(),
@@ -145,11 +110,7 @@ impl Bridge {
         if c.conf.is_default_gateway {
             for ip in &ipam.ips {
                 let Some(gw) = ip.gateway else { continue };
-                let dst: IpNetwork = if gw.is_ipv4() {
-                    "0.0.0.0/0".parse().expect("literal")
-                } else {
-                    "::/0".parse().expect("literal")
-                };
+                let dst: IpNetwork = if gw.is_ipv4() { "0.0.0.0/0".parse().expect("literal") } else { "::/0".parse().expect("literal") };
                 if !routes.iter().any(|r| r.dst == dst) {
                     routes.push(RouteConfig { dst, gw: Some(gw) });
                 }
@@ -157,34 +118,20 @@ impl Bridge {
         }
         let iface = IfaceConfig {
             addrs: addrs.clone(),
-            routes: routes
-                .iter()
-                .map(|r| (r.dst, r.gw.or_else(|| default_gw(ipam, r.dst))))
-                .collect(),
+            routes: routes.iter().map(|r| (r.dst, r.gw.or_else(|| default_gw(ipam, r.dst)))).collect(),
         };
         let mut sock = Socket::open().map_err(netd::Error::from)?;
         let br = bridge::ensure_bridge(&mut sock, &spec)?;
         if spec.is_gateway {
-            let gws: Vec<IpNetwork> = ipam
-                .ips
-                .iter()
-                .filter_map(|i| {
-                    i.gateway
-                        .and_then(|g| IpNetwork::new(g, i.address.prefix()).ok())
-                })
-                .collect();
+            let gws: Vec<IpNetwork> =
+                ipam.ips.iter().filter_map(|i| i.gateway.and_then(|g| IpNetwork::new(g, i.address.prefix()).ok())).collect();
             bridge::ensure_gateways(&mut sock, &br, &gws, spec.force_address)?;
-            bridge::enable_forwarding(
-                addrs.iter().any(|a| a.is_ipv4()),
-                addrs.iter().any(|a| a.is_ipv6()),
-            )?;
+            bridge::enable_forwarding(addrs.iter().any(|a| a.is_ipv4()), addrs.iter().any(|a| a.is_ipv6()))?;
         }
         let att = bridge::attach(&mut sock, &br, &spec, &ns, &args.ifname, &iface)?;
         let masq = masq_rules(c, conf, &addrs);
         let fwl = fw(c)?;
-        if let Err(e) =
-            masquerade::hold(&c.state, fwl.as_ref(), &conf.name, &key(conf, args), &masq)
-        {
+        if let Err(e) = masquerade::hold(&c.state, fwl.as_ref(), &conf.name, &key(conf, args), &masq) {
             let _ = bridge::detach(Some(netns_path), &args.ifname);
             return Err(e.into());
         }
@@ -198,18 +145,8 @@ impl Bridge {
         Ok(CniResult {
             cni_version: conf.cni_version.clone(),
             interfaces: vec![
-                Interface {
-                    name: att.bridge.name.clone(),
-                    mac: att.bridge.mac.clone(),
-                    mtu: mtu(&att.bridge),
-                    sandbox: String::new(),
-                },
-                Interface {
-                    name: att.host.name.clone(),
-                    mac: att.host.mac.clone(),
-                    mtu: mtu(&att.host),
-                    sandbox: String::new(),
-                },
+                Interface { name: att.bridge.name.clone(), mac: att.bridge.mac.clone(), mtu: mtu(&att.bridge), sandbox: String::new() },
+                Interface { name: att.host.name.clone(), mac: att.host.mac.clone(), mtu: mtu(&att.host), sandbox: String::new() },
                 Interface {
                     name: att.container.name.clone(),
                     mac: att.container.mac.clone(),
@@ -217,20 +154,9 @@ impl Bridge {
                     sandbox: netns_path.display().to_string(),
                 },
             ],
-            ips: ipam
-                .ips
-                .iter()
-                .map(|i| IpConfig {
-                    interface: Some(2),
-                    ..i.clone()
-                })
-                .collect(),
+            ips: ipam.ips.iter().map(|i| IpConfig { interface: Some(2), ..i.clone() }).collect(),
             routes,
-            dns: if c.conf.dns == Dns::default() {
-                ipam.dns.clone()
-            } else {
-                c.conf.dns.clone()
-            },
+            dns: if c.conf.dns == Dns::default() { ipam.dns.clone() } else { c.conf.dns.clone() },
         })
     }
 }
@@ -240,27 +166,14 @@ fn masq_rules(c: &Ctx, conf: &NetConf, addrs: &[IpNetwork]) -> Vec<Masquerade> {
     if !c.conf.ip_masq {
         return Vec::new();
     }
-    let mut subnets: Vec<IpNetwork> = addrs
-        .iter()
-        .filter_map(|a| IpNetwork::new(a.network(), a.prefix()).ok())
-        .collect();
+    let mut subnets: Vec<IpNetwork> = addrs.iter().filter_map(|a| IpNetwork::new(a.network(), a.prefix()).ok()).collect();
     subnets.dedup();
-    subnets
-        .into_iter()
-        .map(|subnet| Masquerade {
-            network: conf.name.clone(),
-            subnet,
-            bridge: c.conf.bridge.clone(),
-        })
-        .collect()
+    subnets.into_iter().map(|subnet| Masquerade { network: conf.name.clone(), subnet, bridge: c.conf.bridge.clone() }).collect()
 }
 
 /// A route without a gateway goes through the gateway of its family, as the reference does.
 fn default_gw(ipam: &CniResult, dst: IpNetwork) -> Option<std::net::IpAddr> {
-    ipam.ips
-        .iter()
-        .find(|i| i.address.is_ipv4() == dst.is_ipv4())
-        .and_then(|i| i.gateway)
+    ipam.ips.iter().find(|i| i.address.is_ipv4() == dst.is_ipv4()).and_then(|i| i.gateway)
 }
 
 impl Plugin for Bridge {
@@ -269,14 +182,10 @@ impl Plugin for Bridge {
         if let Some(p) = &args.netns {
             NetNs::open(p)?;
         }
-        let ipam = delegate(&c.ipam_type, "ADD", args)?
-            .ok_or_else(|| CniError::new(code::INTERNAL, "IPAM returned no result"))?;
+        let ipam = delegate(&c.ipam_type, "ADD", args)?.ok_or_else(|| CniError::new(code::INTERNAL, "IPAM returned no result"))?;
         if ipam.ips.is_empty() {
             let _ = delegate(&c.ipam_type, "DEL", args);
-            return Err(CniError::new(
-                code::INVALID_CONFIG,
-                "IPAM plugin returned no IP configuration",
-            ));
+            return Err(CniError::new(code::INVALID_CONFIG, "IPAM plugin returned no IP configuration"));
         }
         match self.setup(&c, args, conf, &ipam) {
             Ok(r) => Ok(r),
@@ -294,61 +203,30 @@ impl Plugin for Bridge {
         let mut addrs = bridge::detach(args.netns.as_deref(), &args.ifname)?;
         addrs.extend(conf.prev_result.iter().flat_map(|r| r.container_ips()));
         let fallback = masq_rules(&c, conf, &addrs);
-        masquerade::release(
-            &c.state,
-            fw(&c)?.as_ref(),
-            &conf.name,
-            &key(conf, args),
-            &fallback,
-        )?;
+        masquerade::release(&c.state, fw(&c)?.as_ref(), &conf.name, &key(conf, args), &fallback)?;
         Ok(())
     }
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        let prev = conf.prev_result.as_ref().ok_or_else(|| {
-            CniError::new(code::INVALID_CONFIG, "bridge: CHECK requires prevResult")
-        })?;
+        let prev = conf.prev_result.as_ref().ok_or_else(|| CniError::new(code::INVALID_CONFIG, "bridge: CHECK requires prevResult"))?;
         delegate(&c.ipam_type, "CHECK", args)?;
-        let ns = NetNs::open(
-            args.netns
-                .as_ref()
-                .ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?,
-        )?;
-        let bridge::Inspected { link, addrs, .. } = bridge::inspect(&ns, &args.ifname)?
-            .ok_or_else(|| {
-                CniError::new(
-                    code::INTERNAL,
-                    format!(
-                        "bridge: interface {} not found in {}",
-                        args.ifname,
-                        ns.path().display()
-                    ),
-                )
-            })?;
+        let ns = NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?;
+        let bridge::Inspected { link, addrs, .. } = bridge::inspect(&ns, &args.ifname)?.ok_or_else(|| {
+            CniError::new(code::INTERNAL, format!("bridge: interface {} not found in {}", args.ifname, ns.path().display()))
+        })?;
         if !link.up {
-            return Err(CniError::new(
-                code::INTERNAL,
-                format!("bridge: interface {} is down", args.ifname),
-            ));
+            return Err(CniError::new(code::INTERNAL, format!("bridge: interface {} is down", args.ifname)));
         }
         for want in prev.container_ips() {
             if !addrs.contains(&want) {
-                return Err(CniError::new(
-                    code::INTERNAL,
-                    format!("bridge: interface {} lacks address {want}", args.ifname),
-                ));
+                return Err(CniError::new(code::INTERNAL, format!("bridge: interface {} lacks address {want}", args.ifname)));
             }
         }
         let mut sock = Socket::open().map_err(netd::Error::from)?;
-        let br = sock
-            .link_by_name(&c.conf.bridge)
-            .map_err(netd::Error::from)?;
+        let br = sock.link_by_name(&c.conf.bridge).map_err(netd::Error::from)?;
         if br.is_none_or(|b| b.kind.as_deref() != Some("bridge")) {
-            return Err(CniError::new(
-                code::INTERNAL,
-                format!("bridge: bridge {} not found", c.conf.bridge),
-            ));
+            return Err(CniError::new(code::INTERNAL, format!("bridge: bridge {} not found", c.conf.bridge)));
         }
         let fwl = fw(&c)?;
         for m in masquerade::held(&c.state, &key(conf, args)).unwrap_or_default() {
@@ -360,17 +238,10 @@ impl Plugin for Bridge {
     fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
         delegate(&c.ipam_type, "GC", args)?;
-        let valid: Vec<String> = conf
-            .valid_attachments
-            .iter()
-            .flatten()
-            .map(|a| file_key(&[&conf.name, &a.container_id, &a.ifname]))
-            .collect();
+        let valid: Vec<String> =
+            conf.valid_attachments.iter().flatten().map(|a| file_key(&[&conf.name, &a.container_id, &a.ifname])).collect();
         let fwl = fw(&c)?;
-        for k in masquerade::holders(&c.state, &conf.name)
-            .into_iter()
-            .filter(|k| !valid.contains(k))
-        {
+        for k in masquerade::holders(&c.state, &conf.name).into_iter().filter(|k| !valid.contains(k)) {
             masquerade::release(&c.state, fwl.as_ref(), &conf.name, &k, &[])?;
         }
         Ok(())

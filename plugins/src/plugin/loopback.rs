@@ -10,10 +10,7 @@ use crate::types::{code, CniError, CniResult, Interface, IpConfig, NetConf};
 pub struct Loopback;
 
 fn netns(args: &Args) -> Result<NetNs, CniError> {
-    let path = args
-        .netns
-        .as_ref()
-        .ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?;
+    let path = args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?;
     Ok(NetNs::open(path)?)
 }
 
@@ -22,32 +19,17 @@ impl Plugin for Loopback {
         let ns = netns(args)?;
         ns.run(|| {
             let mut s = Socket::open()?;
-            let lo = s
-                .link_by_name("lo")?
-                .ok_or_else(|| netd::Error::Check("no lo interface".into()))?;
+            let lo = s.link_by_name("lo")?.ok_or_else(|| netd::Error::Check("no lo interface".into()))?;
             s.set_up(lo.index)?;
             Ok(())
         })?;
         let sandbox = ns.path().display().to_string();
         Ok(CniResult {
             cni_version: conf.cni_version.clone(),
-            interfaces: vec![Interface {
-                name: "lo".into(),
-                mac: "00:00:00:00:00:00".into(),
-                mtu: None,
-                sandbox,
-            }],
+            interfaces: vec![Interface { name: "lo".into(), mac: "00:00:00:00:00:00".into(), mtu: None, sandbox }],
             ips: vec![
-                IpConfig {
-                    address: "127.0.0.1/8".parse().expect("literal"),
-                    gateway: None,
-                    interface: Some(0),
-                },
-                IpConfig {
-                    address: "::1/128".parse().expect("literal"),
-                    gateway: None,
-                    interface: Some(0),
-                },
+                IpConfig { address: "127.0.0.1/8".parse().expect("literal"), gateway: None, interface: Some(0) },
+                IpConfig { address: "::1/128".parse().expect("literal"), gateway: None, interface: Some(0) },
             ],
             ..Default::default()
         })

@@ -70,38 +70,21 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     for w in &c.runtime_config.port_mappings {
         let ip = match w.host_ip.as_str() {
             "" => None,
-            s => Some(
-                s.parse::<IpAddr>()
-                    .map_err(|_| invalid(format!("portmap: invalid hostIP {s:?}")))?,
-            ),
+            s => Some(s.parse::<IpAddr>().map_err(|_| invalid(format!("portmap: invalid hostIP {s:?}")))?),
         };
         let proto: Proto = w.protocol.parse()?;
         mappings.push(PortMapping::new(ip, w.host_port, w.container_port, proto)?);
     }
     let run_dir = PathBuf::from(c.state_dir.clone().unwrap_or_else(|| "/run/berth".into()));
     let state = StateDir::open(run_dir.join("cni-portmap"))?;
-    Ok(Ctx {
-        conf: c,
-        mappings,
-        run_dir,
-        state,
-    })
+    Ok(Ctx { conf: c, mappings, run_dir, state })
 }
 
 impl Ctx {
     fn publisher(&self) -> Result<Publisher, CniError> {
-        let fw = firewall::select(
-            &self.conf.firewall_backend,
-            &self.run_dir,
-            self.conf
-                .mark_masq_bit
-                .unwrap_or(firewall::DEFAULT_MARK_BIT),
-        )?;
-        Ok(Publisher {
-            state: self.state.clone(),
-            claims: Claims::open(self.run_dir.join("ports"))?,
-            fw,
-        })
+        let fw =
+            firewall::select(&self.conf.firewall_backend, &self.run_dir, self.conf.mark_masq_bit.unwrap_or(firewall::DEFAULT_MARK_BIT))?;
+        Ok(Publisher { state: self.state.clone(), claims: Claims::open(self.run_dir.join("ports"))?, fw })
     }
 
     fn rules(&self, conf: &NetConf, args: &Args, prev: &CniResult) -> PortRules {
@@ -121,40 +104,23 @@ impl Ctx {
 impl Plugin for Portmap {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(conf)?;
-        let prev = conf.prev_result.clone().ok_or_else(|| {
-            invalid("portmap: must be called as a chained plugin (no prevResult)".into())
-        })?;
+        let prev = conf.prev_result.clone().ok_or_else(|| invalid("portmap: must be called as a chained plugin (no prevResult)".into()))?;
         if c.mappings.is_empty() {
             return Ok(prev);
         }
         let rules = c.rules(conf, args, &prev);
         if rules.addrs.is_empty() {
-            return Err(invalid(
-                "portmap: prevResult has no container address".into(),
-            ));
+            return Err(invalid("portmap: prevResult has no container address".into()));
         }
-        let host_ifaces: Vec<String> = prev
-            .interfaces
-            .iter()
-            .filter(|i| i.sandbox.is_empty())
-            .map(|i| i.name.clone())
-            .collect();
+        let host_ifaces: Vec<String> = prev.interfaces.iter().filter(|i| i.sandbox.is_empty()).map(|i| i.name.clone()).collect();
         c.publisher()?.publish(&rules, &host_ifaces)?;
         Ok(prev)
     }
 
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        let fallback = conf
-            .prev_result
-            .as_ref()
-            .map(|prev| c.rules(conf, args, prev));
-        c.publisher()?.unpublish(
-            &conf.name,
-            &args.container_id,
-            &args.ifname,
-            fallback.as_ref(),
-        )?;
+        let fallback = conf.prev_result.as_ref().map(|prev| c.rules(conf, args, prev));
+        c.publisher()?.unpublish(&conf.name, &args.container_id, &args.ifname, fallback.as_ref())?;
         Ok(())
     }
 
@@ -164,29 +130,17 @@ impl Plugin for Portmap {
             return Ok(());
         }
         let p = c.publisher()?;
-        let rules = p
-            .record(&conf.name, &args.container_id, &args.ifname)
-            .ok_or_else(|| {
-                CniError::new(
-                    code::UNKNOWN_CONTAINER,
-                    format!(
-                        "portmap: no port mappings recorded for container {}",
-                        args.container_id
-                    ),
-                )
-            })?;
+        let rules = p.record(&conf.name, &args.container_id, &args.ifname).ok_or_else(|| {
+            CniError::new(code::UNKNOWN_CONTAINER, format!("portmap: no port mappings recorded for container {}", args.container_id))
+        })?;
         p.fw.check_ports(&rules)?;
         Ok(())
     }
 
     fn gc(&self, _args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        let valid: Vec<String> = conf
-            .valid_attachments
-            .iter()
-            .flatten()
-            .map(|a| publish::key(&conf.name, &a.container_id, &a.ifname))
-            .collect();
+        let valid: Vec<String> =
+            conf.valid_attachments.iter().flatten().map(|a| publish::key(&conf.name, &a.container_id, &a.ifname)).collect();
         c.publisher()?.gc(&conf.name, &valid)?;
         Ok(())
     }

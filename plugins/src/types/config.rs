@@ -38,90 +38,47 @@ impl NetConf {
     /// Parses and checks the common keys: JSON decode errors are code 6, a missing or
     /// unsupported version code 1, missing keys code 7.
     pub fn parse(stdin: &[u8]) -> Result<Self, CniError> {
-        let raw: Value = serde_json::from_slice(stdin).map_err(|e| {
-            CniError::new(
-                code::DECODE,
-                format!("failed to parse network configuration: {e}"),
-            )
-        })?;
+        let raw: Value = serde_json::from_slice(stdin)
+            .map_err(|e| CniError::new(code::DECODE, format!("failed to parse network configuration: {e}")))?;
         if !raw.is_object() {
-            return Err(CniError::new(
-                code::DECODE,
-                "network configuration is not a JSON object",
-            ));
+            return Err(CniError::new(code::DECODE, "network configuration is not a JSON object"));
         }
-        let cni_version = raw
-            .get("cniVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let cni_version = raw.get("cniVersion").and_then(Value::as_str).unwrap_or("").to_string();
         if cni_version.is_empty() {
-            return Err(CniError::new(
-                code::INVALID_CONFIG,
-                "network configuration has no cniVersion",
-            ));
+            return Err(CniError::new(code::INVALID_CONFIG, "network configuration has no cniVersion"));
         }
         if !version::SUPPORTED.contains(&cni_version.as_str()) {
             return Err(CniError::new(
                 code::INCOMPATIBLE_VERSION,
-                format!(
-                    "incompatible CNI versions: config is {cni_version:?}, plugin supports {:?}",
-                    version::SUPPORTED
-                ),
+                format!("incompatible CNI versions: config is {cni_version:?}, plugin supports {:?}", version::SUPPORTED),
             ));
         }
-        let name = raw
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let plugin_type = raw
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let name = raw.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let plugin_type = raw.get("type").and_then(Value::as_str).unwrap_or("").to_string();
         let prev_result = match raw.get("prevResult") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(CniResult::from_json(v).map_err(|e| {
-                CniError::new(code::DECODE, format!("failed to parse prevResult: {e}"))
-            })?),
+            Some(v) => Some(CniResult::from_json(v).map_err(|e| CniError::new(code::DECODE, format!("failed to parse prevResult: {e}")))?),
         };
         let valid_attachments = match raw.get("cni.dev/valid-attachments") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| {
-                CniError::new(
-                    code::DECODE,
-                    format!("failed to parse cni.dev/valid-attachments: {e}"),
-                )
-            })?),
+            Some(v) => Some(
+                serde_json::from_value(v.clone())
+                    .map_err(|e| CniError::new(code::DECODE, format!("failed to parse cni.dev/valid-attachments: {e}")))?,
+            ),
         };
-        Ok(Self {
-            cni_version,
-            name,
-            plugin_type,
-            prev_result,
-            valid_attachments,
-            raw,
-        })
+        Ok(Self { cni_version, name, plugin_type, prev_result, valid_attachments, raw })
     }
 
     /// Deserialises the plugin-specific view of the config; errors are code 7.
     pub fn plugin<T: serde::de::DeserializeOwned>(&self) -> Result<T, CniError> {
-        serde_json::from_value(self.raw.clone()).map_err(|e| {
-            CniError::new(
-                code::INVALID_CONFIG,
-                format!("invalid {} configuration: {e}", self.plugin_type),
-            )
-        })
+        serde_json::from_value(self.raw.clone())
+            .map_err(|e| CniError::new(code::INVALID_CONFIG, format!("invalid {} configuration: {e}", self.plugin_type)))
     }
 
     /// The network name, required by plugins that keep state per network.
     pub fn require_name(&self) -> Result<&str, CniError> {
         if self.name.is_empty() {
-            Err(CniError::new(
-                code::INVALID_CONFIG,
-                "network configuration has no name",
-            ))
+            Err(CniError::new(code::INVALID_CONFIG, "network configuration has no name"))
         } else {
             Ok(&self.name)
         }

@@ -47,11 +47,7 @@ pub struct CniError {
 impl CniError {
     /// An error with a code and message.
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        Self {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
+        Self { code, msg: msg.into(), details: String::new() }
     }
 
     /// The JSON the runtime reads, in the config's version.
@@ -66,9 +62,7 @@ impl From<netd::Error> for CniError {
     fn from(e: netd::Error) -> Self {
         use netd::Error as E;
         let c = match &e {
-            E::InvalidConfig(_) | E::NotABridge(_) | E::BridgeAddress { .. } => {
-                code::INVALID_CONFIG
-            }
+            E::InvalidConfig(_) | E::NotABridge(_) | E::BridgeAddress { .. } => code::INVALID_CONFIG,
             E::Netns { .. } => code::INVALID_ENV,
             E::RangeExhausted(_) => code::RANGE_EXHAUSTED,
             E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) => code::IN_USE,

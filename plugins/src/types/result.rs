@@ -98,9 +98,7 @@ impl CniResult {
         if version::has_ip_version_field(ver) {
             if let Some(ips) = v.get_mut("ips").and_then(|x| x.as_array_mut()) {
                 for (ip, cfg) in ips.iter_mut().zip(&r.ips) {
-                    ip["version"] = serde_json::Value::String(
-                        if cfg.address.is_ipv4() { "4" } else { "6" }.into(),
-                    );
+                    ip["version"] = serde_json::Value::String(if cfg.address.is_ipv4() { "4" } else { "6" }.into());
                 }
             }
         }
@@ -116,10 +114,7 @@ impl CniResult {
     pub fn container_ips(&self) -> Vec<IpNetwork> {
         self.ips
             .iter()
-            .filter(|ip| {
-                ip.interface
-                    .is_none_or(|i| self.interfaces.get(i).is_none_or(|x| !x.sandbox.is_empty()))
-            })
+            .filter(|ip| ip.interface.is_none_or(|i| self.interfaces.get(i).is_none_or(|x| !x.sandbox.is_empty())))
             .map(|ip| ip.address)
             .collect()
     }

@@ -9,11 +9,7 @@ pub const LATEST: &str = "1.1.0";
 /// Parses "1.0.0" into a comparable tuple.
 pub fn parse(v: &str) -> Option<(u32, u32, u32)> {
     let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
-    let t = (
-        it.next()??,
-        it.next().flatten().unwrap_or(0),
-        it.next().flatten().unwrap_or(0),
-    );
+    let t = (it.next()??, it.next().flatten().unwrap_or(0), it.next().flatten().unwrap_or(0));
     it.next().is_none().then_some(t)
 }
 

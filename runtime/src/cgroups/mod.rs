@@ -20,6 +20,9 @@ pub enum Cgroup {
 
 const ROOT: &str = "/sys/fs/cgroup";
 
+/// The v1 controllers berth limits (and mounts inside containers).
+pub const V1_CONTROLLERS: &[&str] = v1::CONTROLLERS;
+
 /// The parent group under which containers are created (BERTH_CGROUP_PARENT, "berth").
 fn parent() -> String {
     std::env::var("BERTH_CGROUP_PARENT").unwrap_or_else(|_| "berth".into())
@@ -47,9 +50,7 @@ impl Cgroup {
     /// Moves `pid` into the group.
     pub fn add(&self, pid: i32) -> Result<()> {
         match self {
-            Cgroup::V1(dirs) => dirs
-                .iter()
-                .try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string())),
+            Cgroup::V1(dirs) => dirs.iter().try_for_each(|d| write(&d.join("cgroup.procs"), &pid.to_string())),
             Cgroup::V2(d) => write(&d.join("cgroup.procs"), &pid.to_string()),
         }
     }
@@ -63,9 +64,7 @@ impl Cgroup {
         for d in dirs {
             for _ in 0..50 {
                 match std::fs::remove_dir(d) {
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        std::thread::sleep(std::time::Duration::from_millis(10))
-                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(10)),
                     _ => break,
                 }
             }
@@ -77,12 +76,7 @@ impl Cgroup {
         if is_v2() {
             Cgroup::V2(Path::new(ROOT).join(parent()).join(id))
         } else {
-            Cgroup::V1(
-                v1::CONTROLLERS
-                    .iter()
-                    .map(|c| Path::new(ROOT).join(c).join(parent()).join(id))
-                    .collect(),
-            )
+            Cgroup::V1(v1::CONTROLLERS.iter().map(|c| Path::new(ROOT).join(c).join(parent()).join(id)).collect())
         }
     }
 }

@@ -32,19 +32,13 @@ pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits) -> Result<Ve
             }
             "pids" => {
                 if let Some(p) = limits.pids {
-                    write(
-                        &dir.join("pids.max"),
-                        &if p > 0 { p.to_string() } else { "max".into() },
-                    )?;
+                    write(&dir.join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
                 }
             }
             "cpu" => {
                 if let Some(c) = limits.cpus {
                     write(&dir.join("cpu.cfs_period_us"), "100000")?;
-                    write(
-                        &dir.join("cpu.cfs_quota_us"),
-                        &((c * 100_000.0) as i64).to_string(),
-                    )?;
+                    write(&dir.join("cpu.cfs_quota_us"), &((c * 100_000.0) as i64).to_string())?;
                 }
             }
             _ => {}

@@ -23,16 +23,10 @@ pub fn create(parent: &Path, id: &str, limits: &Limits) -> Result<PathBuf> {
         }
     }
     if let Some(p) = limits.pids {
-        write(
-            &dir.join("pids.max"),
-            &if p > 0 { p.to_string() } else { "max".into() },
-        )?;
+        write(&dir.join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
     }
     if let Some(c) = limits.cpus {
-        write(
-            &dir.join("cpu.max"),
-            &format!("{} 100000", (c * 100_000.0) as i64),
-        )?;
+        write(&dir.join("cpu.max"), &format!("{} 100000", (c * 100_000.0) as i64))?;
     }
     Ok(dir)
 }

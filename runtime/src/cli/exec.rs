@@ -14,19 +14,9 @@ use crate::error::{Error, Result};
 use crate::paths::Paths;
 
 /// Runs `cmd` in the container; returns its exit code (126/127 if it cannot run).
-pub fn exec(
-    paths: &Paths,
-    name: &str,
-    cmd: &[String],
-    env: &[String],
-    workdir: Option<&str>,
-) -> Result<i32> {
+pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: Option<&str>) -> Result<i32> {
     let c = container::lookup(paths, name)?;
-    let pid = c
-        .state
-        .pid
-        .filter(|_| c.alive())
-        .ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
+    let pid = c.state.pid.filter(|_| c.alive()).ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
     // Namespaces in setns order: the mount namespace last, as it changes what paths mean.
     let kinds = [
         ("cgroup", CloneFlags::CLONE_NEWCGROUP),
@@ -42,21 +32,12 @@ pub fn exec(
         fds.push((File::open(&p).map_err(|e| Error::io("open", p, e))?, flag));
     }
     let cgroup_procs: Vec<String> = match crate::cgroups::Cgroup::existing(&c.id) {
-        crate::cgroups::Cgroup::V1(d) => d
-            .iter()
-            .map(|x| x.join("cgroup.procs").display().to_string())
-            .collect(),
+        crate::cgroups::Cgroup::V1(d) => d.iter().map(|x| x.join("cgroup.procs").display().to_string()).collect(),
         crate::cgroups::Cgroup::V2(d) => vec![d.join("cgroup.procs").display().to_string()],
     };
     let mut envs = c.spec.env.clone();
     envs.extend(env.iter().cloned());
-    let wd = workdir.map(str::to_string).unwrap_or_else(|| {
-        if c.spec.workdir.is_empty() {
-            "/".into()
-        } else {
-            c.spec.workdir.clone()
-        }
-    });
+    let wd = workdir.map(str::to_string).unwrap_or_else(|| if c.spec.workdir.is_empty() { "/".into() } else { c.spec.workdir.clone() });
     let mut command = Command::new(&cmd[0]);
     command.args(&cmd[1..]).env_clear();
     for e in &envs {
@@ -92,27 +73,14 @@ pub fn exec(
     let status = match command.status() {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::Start {
-                code: 127,
-                msg: format!("exec: \"{}\": executable file not found in $PATH", cmd[0]),
-            })
+            return Err(Error::Start { code: 127, msg: format!("exec: \"{}\": executable file not found in $PATH", cmd[0]) })
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Err(Error::Start {
-                code: 126,
-                msg: format!("exec: \"{}\": permission denied", cmd[0]),
-            })
+            return Err(Error::Start { code: 126, msg: format!("exec: \"{}\": permission denied", cmd[0]) })
         }
-        Err(e) => {
-            return Err(Error::Start {
-                code: 126,
-                msg: format!("exec: \"{}\": {e}", cmd[0]),
-            })
-        }
+        Err(e) => return Err(Error::Start { code: 126, msg: format!("exec: \"{}\": {e}", cmd[0]) }),
     };
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
 fn fds_keepalive() -> i32 {

@@ -25,23 +25,10 @@ pub fn load(paths: &Paths, file: &Path) -> Result<i32> {
 
 /// Lists images.
 pub fn list(paths: &Paths) -> Result<i32> {
-    println!(
-        "{:<32}  {:<12}  {:<8}  CREATED",
-        "REPOSITORY:TAG", "IMAGE ID", "LAYERS"
-    );
+    println!("{:<32}  {:<12}  {:<8}  CREATED", "REPOSITORY:TAG", "IMAGE ID", "LAYERS");
     for i in image::list(paths)? {
-        let id: String =
-            i.id.trim_start_matches("sha256:")
-                .chars()
-                .take(12)
-                .collect();
-        println!(
-            "{:<32}  {:<12}  {:<8}  {} seconds ago",
-            i.name,
-            id,
-            i.layers.len(),
-            now().saturating_sub(i.created)
-        );
+        let id: String = i.id.trim_start_matches("sha256:").chars().take(12).collect();
+        println!("{:<32}  {:<12}  {:<8}  {} seconds ago", i.name, id, i.layers.len(), now().saturating_sub(i.created));
     }
     Ok(0)
 }
@@ -51,20 +38,11 @@ pub fn rmi(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
     for n in names {
         let img = image::get(paths, n)?;
         if !force {
-            if let Some(c) = container::all(paths)?
-                .into_iter()
-                .find(|c| c.spec.image_id == img.id)
-            {
-                return Err(Error::State(format!(
-                    "image {} is used by container {} (remove it first or use -f)",
-                    img.name, c.name
-                )));
+            if let Some(c) = container::all(paths)?.into_iter().find(|c| c.spec.image_id == img.id) {
+                return Err(Error::State(format!("image {} is used by container {} (remove it first or use -f)", img.name, c.name)));
             }
         }
-        let in_use: Vec<String> = container::all(paths)?
-            .into_iter()
-            .flat_map(|c| c.spec.layers)
-            .collect();
+        let in_use: Vec<String> = container::all(paths)?.into_iter().flat_map(|c| c.spec.layers).collect();
         image::remove(paths, n, &in_use)?;
         println!("Untagged: {}", img.name);
     }

@@ -27,9 +27,7 @@ fn ports(c: &Container) -> String {
         .map(|m| {
             format!(
                 "{}:{}->{}/{}",
-                m.host_ip
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "0.0.0.0".into()),
+                m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
                 m.host_port,
                 m.container_port,
                 m.proto
@@ -43,30 +41,20 @@ fn status(c: &Container) -> String {
     match c.effective_status() {
         Status::Created => "Created".into(),
         Status::Running => format!("Up since {}", ago(c.state.started_at.unwrap_or(c.created))),
-        Status::Exited => format!(
-            "Exited ({}) {}",
-            c.state.exit_code.unwrap_or(0),
-            ago(c.state.finished_at.unwrap_or(c.created))
-        ),
+        Status::Exited => format!("Exited ({}) {}", c.state.exit_code.unwrap_or(0), ago(c.state.finished_at.unwrap_or(c.created))),
     }
 }
 
 /// Lists containers.
 pub fn ps(paths: &Paths, all: bool, quiet: bool) -> Result<i32> {
-    let list: Vec<Container> = container::all(paths)?
-        .into_iter()
-        .filter(|c| all || c.effective_status() == Status::Running)
-        .collect();
+    let list: Vec<Container> = container::all(paths)?.into_iter().filter(|c| all || c.effective_status() == Status::Running).collect();
     if quiet {
         for c in &list {
             println!("{}", c.short_id());
         }
         return Ok(0);
     }
-    println!(
-        "{:<12}  {:<16}  {:<24}  {:<16}  {:<28}  {:<30}  NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
-    );
+    println!("{:<12}  {:<16}  {:<24}  {:<16}  {:<28}  {:<30}  NAMES", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS");
     for c in &list {
         let mut cmd = format!("\"{}\"", c.spec.args.join(" "));
         if cmd.len() > 24 {
@@ -99,10 +87,8 @@ pub fn logs(paths: &Paths, name: &str, follow: bool) -> Result<i32> {
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        f.read_to_end(&mut buf)
-            .map_err(|e| Error::io("read", &p, e))?;
-        out.write_all(&buf)
-            .map_err(|e| Error::io("write", "stdout", e))?;
+        f.read_to_end(&mut buf).map_err(|e| Error::io("read", &p, e))?;
+        out.write_all(&buf).map_err(|e| Error::io("write", "stdout", e))?;
         let _ = out.flush();
         if !follow {
             return Ok(0);
@@ -110,10 +96,8 @@ pub fn logs(paths: &Paths, name: &str, follow: bool) -> Result<i32> {
         let cur = container::lookup(paths, &c.id)?;
         if cur.effective_status() != Status::Running {
             buf.clear();
-            f.read_to_end(&mut buf)
-                .map_err(|e| Error::io("read", &p, e))?;
-            out.write_all(&buf)
-                .map_err(|e| Error::io("write", "stdout", e))?;
+            f.read_to_end(&mut buf).map_err(|e| Error::io("read", &p, e))?;
+            out.write_all(&buf).map_err(|e| Error::io("write", "stdout", e))?;
             return Ok(0);
         }
         let pos = f.stream_position().unwrap_or(0);
@@ -182,9 +166,7 @@ pub fn port(paths: &Paths, name: &str) -> Result<i32> {
             "{}/{} -> {}:{}",
             m.container_port,
             m.proto,
-            m.host_ip
-                .map(|i| i.to_string())
-                .unwrap_or_else(|| "0.0.0.0".into()),
+            m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
             m.host_port
         );
     }

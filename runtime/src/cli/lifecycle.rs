@@ -15,13 +15,8 @@ fn parse_signal(s: &str) -> Result<Signal> {
         return Signal::try_from(n).map_err(|_| Error::Invalid(format!("invalid signal {s:?}")));
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    name.parse::<Signal>()
-        .map_err(|_| Error::Invalid(format!("invalid signal {s:?}")))
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    name.parse::<Signal>().map_err(|_| Error::Invalid(format!("invalid signal {s:?}")))
 }
 
 /// Waits until the monitor has recorded the exit (and cleaned up), or `timeout` passes.
@@ -87,10 +82,7 @@ pub fn rm(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
         let c = container::lookup(paths, n)?;
         if c.state.status == Status::Running {
             if c.alive() && !force {
-                return Err(Error::State(format!(
-                    "cannot remove running container {}: stop it first or use rm -f",
-                    c.name
-                )));
+                return Err(Error::State(format!("cannot remove running container {}: stop it first or use rm -f", c.name)));
             }
             signal(&c, Signal::SIGKILL);
             if wait_exited(paths, &c.id, Duration::from_secs(10))?.is_none() {
@@ -107,8 +99,7 @@ pub fn rm(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
 pub fn wait(paths: &Paths, names: &[String]) -> Result<i32> {
     for n in names {
         let c = container::lookup(paths, n)?;
-        let done = wait_exited(paths, &c.id, Duration::from_secs(u64::MAX / 4))?
-            .ok_or_else(|| Error::State("wait interrupted".into()))?;
+        let done = wait_exited(paths, &c.id, Duration::from_secs(u64::MAX / 4))?.ok_or_else(|| Error::State("wait interrupted".into()))?;
         println!("{}", done.state.exit_code.unwrap_or(0));
     }
     Ok(0)

@@ -21,20 +21,10 @@ pub use run::RunArgs;
 #[command(name = "berth", version, about, disable_help_subcommand = true)]
 pub struct Cli {
     /// Persistent state: images, layers, containers, IPAM.
-    #[arg(
-        long,
-        env = "BERTH_ROOT",
-        default_value = "/var/lib/berth",
-        global = true
-    )]
+    #[arg(long, env = "BERTH_ROOT", default_value = "/var/lib/berth", global = true)]
     pub root: PathBuf,
     /// Runtime state: firewall lock, port claims.
-    #[arg(
-        long,
-        env = "BERTH_RUN_ROOT",
-        default_value = "/run/berth",
-        global = true
-    )]
+    #[arg(long, env = "BERTH_RUN_ROOT", default_value = "/run/berth", global = true)]
     pub run_root: PathBuf,
     /// The command.
     #[command(subcommand)]
@@ -170,14 +160,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(args) => run::run(&paths, *args),
         Command::Ps { all, quiet } => info::ps(&paths, all, quiet),
         Command::Logs { follow, container } => info::logs(&paths, &container, follow),
-        Command::Exec {
-            interactive: _,
-            tty: _,
-            env,
-            workdir,
-            container,
-            cmd,
-        } => exec::exec(&paths, &container, &cmd, &env, workdir.as_deref()),
+        Command::Exec { interactive: _, tty: _, env, workdir, container, cmd } => {
+            exec::exec(&paths, &container, &cmd, &env, workdir.as_deref())
+        }
         Command::Stop { time, containers } => lifecycle::stop(&paths, &containers, time),
         Command::Kill { signal, containers } => lifecycle::kill(&paths, &containers, &signal),
         Command::Rm { force, containers } => lifecycle::rm(&paths, &containers, force),

@@ -99,8 +99,7 @@ fn random_id() -> String {
 
 fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
-    c.next().is_some_and(|x| x.is_ascii_alphanumeric())
-        && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
+    c.next().is_some_and(|x| x.is_ascii_alphanumeric()) && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
 }
 
 /// A free port in Docker's ephemeral range that no container publishes and nothing binds.
@@ -128,17 +127,12 @@ fn ephemeral(taken: &[PortMapping], proto: Proto, picked: &[PortMapping]) -> Res
 }
 
 fn ports(paths: &Paths, a: &RunArgs, exposed: &[String]) -> Result<Vec<PortMapping>> {
-    let taken: Vec<PortMapping> = container::all(paths)?
-        .into_iter()
-        .filter(|c| c.alive())
-        .flat_map(|c| c.spec.ports)
-        .collect();
+    let taken: Vec<PortMapping> = container::all(paths)?.into_iter().filter(|c| c.alive()).flat_map(|c| c.spec.ports).collect();
     let mut out: Vec<PortMapping> = Vec::new();
     for spec in &a.publish {
         let mut picked = out.clone();
         let maps = expand_publish(spec, |proto| {
-            let p = ephemeral(&taken, proto, &picked)
-                .map_err(|e| netd::Error::InvalidConfig(e.to_string()))?;
+            let p = ephemeral(&taken, proto, &picked).map_err(|e| netd::Error::InvalidConfig(e.to_string()))?;
             picked.push(PortMapping::new(None, p as i64, 1, proto)?);
             Ok(p)
         })
@@ -148,35 +142,20 @@ fn ports(paths: &Paths, a: &RunArgs, exposed: &[String]) -> Result<Vec<PortMappi
     if a.publish_all {
         for e in exposed {
             let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
-            let proto: Proto = proto
-                .parse()
-                .map_err(|_| Error::Invalid(format!("image exposes {e:?}")))?;
-            let cport: i64 = port
-                .parse()
-                .map_err(|_| Error::Invalid(format!("image exposes {e:?}")))?;
-            if out
-                .iter()
-                .any(|m| m.container_port as i64 == cport && m.proto == proto)
-            {
+            let proto: Proto = proto.parse().map_err(|_| Error::Invalid(format!("image exposes {e:?}")))?;
+            let cport: i64 = port.parse().map_err(|_| Error::Invalid(format!("image exposes {e:?}")))?;
+            if out.iter().any(|m| m.container_port as i64 == cport && m.proto == proto) {
                 continue;
             }
             let h = ephemeral(&taken, proto, &out)?;
-            out.push(
-                PortMapping::new(None, h as i64, cport, proto)
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-            );
+            out.push(PortMapping::new(None, h as i64, cport, proto).map_err(|e| Error::Invalid(e.to_string()))?);
         }
     }
     for (i, m) in out.iter().enumerate() {
         if out[..i].iter().any(|o| {
-            o.host_port == m.host_port
-                && o.proto == m.proto
-                && (o.host_ip.is_none() || m.host_ip.is_none() || o.host_ip == m.host_ip)
+            o.host_port == m.host_port && o.proto == m.proto && (o.host_ip.is_none() || m.host_ip.is_none() || o.host_ip == m.host_ip)
         }) {
-            return Err(Error::Invalid(format!(
-                "host port {}/{} is published twice",
-                m.host_port, m.proto
-            )));
+            return Err(Error::Invalid(format!("host port {}/{} is published twice", m.host_port, m.proto)));
         }
     }
     Ok(out)
@@ -190,36 +169,20 @@ fn volumes(specs: &[String]) -> Result<Vec<Volume>> {
             let (host, ctr, mode) = match parts.as_slice() {
                 [h, c] => (*h, *c, ""),
                 [h, c, m] => (*h, *c, *m),
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "invalid volume spec {s:?}: use HOST:CONTAINER[:ro]"
-                    )))
-                }
+                _ => return Err(Error::Invalid(format!("invalid volume spec {s:?}: use HOST:CONTAINER[:ro]"))),
             };
             if !host.starts_with('/') || !ctr.starts_with('/') {
-                return Err(Error::Invalid(format!(
-                    "invalid volume spec {s:?}: paths must be absolute"
-                )));
+                return Err(Error::Invalid(format!("invalid volume spec {s:?}: paths must be absolute")));
             }
             if !std::path::Path::new(host).exists() {
-                return Err(Error::Invalid(format!(
-                    "invalid volume spec {s:?}: {host} does not exist"
-                )));
+                return Err(Error::Invalid(format!("invalid volume spec {s:?}: {host} does not exist")));
             }
             let readonly = match mode {
                 "" | "rw" => false,
                 "ro" => true,
-                m => {
-                    return Err(Error::Invalid(format!(
-                        "invalid volume mode {m:?} (ro or rw)"
-                    )))
-                }
+                m => return Err(Error::Invalid(format!("invalid volume mode {m:?} (ro or rw)"))),
             };
-            Ok(Volume {
-                host: host.into(),
-                container: ctr.into(),
-                readonly,
-            })
+            Ok(Volume { host: host.into(), container: ctr.into(), readonly })
         })
         .collect()
 }
@@ -240,10 +203,7 @@ fn env(image_env: &[String], flags: &[String]) -> Vec<String> {
         out.push(kv);
     }
     if !out.iter().any(|e| e.starts_with("PATH=")) {
-        out.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
+        out.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
     out
 }
@@ -258,41 +218,25 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         publish = false;
     }
     if publish && matches!(net, NetMode::None | NetMode::Container(_)) {
-        return Err(Error::Invalid(
-            "conflicting options: port publishing and the container type network mode".into(),
-        ));
+        return Err(Error::Invalid("conflicting options: port publishing and the container type network mode".into()));
     }
-    let ports = if publish {
-        ports(paths, a, &img.config.exposed_ports)?
-    } else {
-        Vec::new()
-    };
+    let ports = if publish { ports(paths, a, &img.config.exposed_ports)? } else { Vec::new() };
     let name = match &a.name {
         Some(n) if !valid_name(n) => {
-            return Err(Error::Invalid(format!(
-                "invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )))
+            return Err(Error::Invalid(format!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")))
         }
         Some(n) => n.clone(),
         None => format!("berth_{}", &random_id()[..8]),
     };
     let mut args = img.config.entrypoint.clone();
-    args.extend(if a.cmd.is_empty() {
-        img.config.cmd.clone()
-    } else {
-        a.cmd.clone()
-    });
+    args.extend(if a.cmd.is_empty() { img.config.cmd.clone() } else { a.cmd.clone() });
     if args.is_empty() {
-        return Err(Error::Invalid(
-            "no command specified (the image has none)".into(),
-        ));
+        return Err(Error::Invalid("no command specified (the image has none)".into()));
     }
     let limits = Limits {
         memory: a.memory.as_deref().map(parse_bytes).transpose()?,
         cpus: match a.cpus {
-            Some(c) if !(c > 0.0 && c <= 1024.0) => {
-                return Err(Error::Invalid(format!("invalid --cpus {c}: must be > 0")))
-            }
+            Some(c) if !(c > 0.0 && c <= 1024.0) => return Err(Error::Invalid(format!("invalid --cpus {c}: must be > 0"))),
             c => c,
         },
         pids: a.pids_limit,
@@ -326,13 +270,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         endpoint: None,
         error: String::new(),
     };
-    Ok(Container {
-        id,
-        name,
-        created: monitor::now(),
-        spec,
-        state,
-    })
+    Ok(Container { id, name, created: monitor::now(), spec, state })
 }
 
 /// `berth run`: returns the exit code (the container's in the foreground).
@@ -350,28 +288,16 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
         return Ok(monitor::supervise(paths, &c, started));
     }
     let dir = paths.container(&c.id);
-    let mlog = std::fs::File::create(dir.join("monitor.log"))
-        .map_err(|e| Error::io("create", dir.join("monitor.log"), e))?;
+    let mlog = std::fs::File::create(dir.join("monitor.log")).map_err(|e| Error::io("create", dir.join("monitor.log"), e))?;
     let exe = std::env::current_exe().map_err(|e| Error::io("find", "/proc/self/exe", e))?;
     let mut cmd = Process::new(exe);
-    cmd.arg("--root")
-        .arg(&paths.lib)
-        .arg("--run-root")
-        .arg(&paths.run)
-        .arg("__monitor")
-        .arg(&c.id);
+    cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg(&c.id);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(mlog);
     // SAFETY: setsid is async-signal-safe; the monitor must outlive this CLI's session.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::io("start monitor", "berth __monitor", e))?;
+    let mut child = cmd.spawn().map_err(|e| Error::io("start monitor", "berth __monitor", e))?;
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
         let _ = BufReader::new(out).read_line(&mut line);

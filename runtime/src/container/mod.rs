@@ -148,9 +148,7 @@ impl Container {
     /// Whether PID 1 is really alive (the record may be stale after a crash).
     pub fn alive(&self) -> bool {
         self.state.status == Status::Running
-            && self.state.pid.is_some_and(|p| {
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok()
-            })
+            && self.state.pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
     }
 
     /// The status `ps` shows, correcting a stale "running".
@@ -163,9 +161,7 @@ impl Container {
 
     /// Whether the monitor process still runs.
     pub fn monitor_alive(&self) -> bool {
-        self.state
-            .monitor_pid
-            .is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+        self.state.monitor_pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
     }
 
     /// The short ID.

@@ -12,12 +12,7 @@ pub fn lock(paths: &Paths) -> Result<File> {
     let dir = paths.containers();
     fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
     let p = dir.join(".lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .map_err(|e| Error::io("open", &p, e))?;
+    let f = OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| Error::io("open", &p, e))?;
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(Error::io("lock", &p, std::io::Error::last_os_error()));
     }
@@ -55,16 +50,11 @@ pub fn lookup(paths: &Paths, key: &str) -> Result<Container> {
     if let Some(c) = all.iter().find(|c| c.name == key || c.id == key) {
         return Ok(c.clone());
     }
-    let matches: Vec<&Container> = all
-        .iter()
-        .filter(|c| key.len() >= 3 && c.id.starts_with(key))
-        .collect();
+    let matches: Vec<&Container> = all.iter().filter(|c| key.len() >= 3 && c.id.starts_with(key)).collect();
     match matches.as_slice() {
         [c] => Ok((*c).clone()),
         [] => Err(Error::NoContainer(key.to_string())),
-        _ => Err(Error::Invalid(format!(
-            "multiple containers match ID prefix {key}"
-        ))),
+        _ => Err(Error::Invalid(format!("multiple containers match ID prefix {key}"))),
     }
 }
 
@@ -82,8 +72,7 @@ pub fn update(paths: &Paths, id: &str, f: impl FnOnce(&mut Container)) -> Result
     let _l = lock(paths)?;
     let p = paths.container(id).join("container.json");
     let data = fs::read(&p).map_err(|e| Error::io("read", &p, e))?;
-    let mut c: Container = serde_json::from_slice(&data)
-        .map_err(|e| Error::Invalid(format!("corrupt record {}: {e}", p.display())))?;
+    let mut c: Container = serde_json::from_slice(&data).map_err(|e| Error::Invalid(format!("corrupt record {}: {e}", p.display())))?;
     f(&mut c);
     save(paths, &c)?;
     Ok(c)

@@ -64,31 +64,18 @@ pub fn normalize(name: &str) -> String {
 }
 
 fn record_path(paths: &Paths, name: &str) -> PathBuf {
-    let file: String = normalize(name)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let file: String = normalize(name).chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
     paths.images().join(format!("{file}.json"))
 }
 
 /// Loads an image by name (tag optional) or by ID prefix.
 pub fn get(paths: &Paths, name: &str) -> Result<Image> {
     if let Ok(data) = fs::read(record_path(paths, name)) {
-        return serde_json::from_slice(&data)
-            .map_err(|e| Error::Invalid(format!("corrupt image record {name}: {e}")));
+        return serde_json::from_slice(&data).map_err(|e| Error::Invalid(format!("corrupt image record {name}: {e}")));
     }
     let want = name.trim_start_matches("sha256:");
     if want.len() >= 4 {
-        if let Some(img) = list(paths)?
-            .into_iter()
-            .find(|i| i.id.trim_start_matches("sha256:").starts_with(want))
-        {
+        if let Some(img) = list(paths)?.into_iter().find(|i| i.id.trim_start_matches("sha256:").starts_with(want)) {
             return Ok(img);
         }
     }
@@ -148,21 +135,13 @@ pub fn ensure_layer(paths: &Paths, tarball: &Path, digest: &str, label: &str) ->
     if dst.is_dir() {
         return Ok(());
     }
-    let tmp = paths.layers().join(format!(
-        ".tmp-{}-{}",
-        digest.replace(':', "-"),
-        std::process::id()
-    ));
+    let tmp = paths.layers().join(format!(".tmp-{}-{}", digest.replace(':', "-"), std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     let tty = std::io::stdout().is_terminal();
     let total = fs::metadata(tarball).map(|m| m.len()).unwrap_or(0);
     let mut progress = |n: u64| {
         if tty {
-            print!(
-                "\r{label}: {:.1} MB / {:.1} MB",
-                n as f64 / 1e6,
-                total as f64 / 1e6
-            );
+            print!("\r{label}: {:.1} MB / {:.1} MB", n as f64 / 1e6, total as f64 / 1e6);
         }
     };
     let res = unpack::unpack_layer(tarball, &tmp, &mut progress);
@@ -185,10 +164,7 @@ pub fn ensure_layer(paths: &Paths, tarball: &Path, digest: &str, label: &str) ->
 
 /// Parses Docker's `ExposedPorts` object into "80/tcp" strings.
 pub fn exposed(v: Option<&serde_json::Value>) -> Vec<String> {
-    let mut ports: Vec<String> = v
-        .and_then(|x| x.as_object())
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    let mut ports: Vec<String> = v.and_then(|x| x.as_object()).map(|m| m.keys().cloned().collect()).unwrap_or_default();
     ports.sort();
     ports
 }

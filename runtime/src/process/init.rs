@@ -8,9 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, unshare, CloneFlags};
-use nix::unistd::{
-    chdir, dup2, execve, read, setgid, setgroups, sethostname, setuid, write, Gid, Uid,
-};
+use nix::unistd::{chdir, dup2, execve, read, setgid, setgroups, sethostname, setuid, write, Gid, Uid};
 
 use super::rootfs::{self, Plan};
 
@@ -57,19 +55,11 @@ fn resolve(cmd: &str, env: &[String]) -> Result<PathBuf, Fail> {
             Err((127, format!("exec: \"{cmd}\": no such file or directory")))
         };
     }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     path.split(':')
         .map(|d| Path::new(d).join(cmd))
         .find(|p| p.is_file())
-        .ok_or_else(|| {
-            (
-                127,
-                format!("exec: \"{cmd}\": executable file not found in $PATH"),
-            )
-        })
+        .ok_or_else(|| (127, format!("exec: \"{cmd}\": executable file not found in $PATH")))
 }
 
 fn user_ids(user: &str) -> Result<Option<(u32, u32)>, Fail> {
@@ -84,20 +74,12 @@ fn user_ids(user: &str) -> Result<Option<(u32, u32)>, Fail> {
             if f.first() != Some(&name) {
                 return None;
             }
-            Some((
-                f.get(2)?.parse().ok()?,
-                f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0),
-            ))
+            Some((f.get(2)?.parse().ok()?, f.get(3).and_then(|x| x.parse().ok()).unwrap_or(0)))
         })
     };
     let (uid, mut gid) = match u.parse::<u32>() {
         Ok(n) => (n, n),
-        Err(_) => lookup("/etc/passwd", u).ok_or_else(|| {
-            (
-                125,
-                format!("unable to find user {u}: no matching entries in passwd file"),
-            )
-        })?,
+        Err(_) => lookup("/etc/passwd", u).ok_or_else(|| (125, format!("unable to find user {u}: no matching entries in passwd file")))?,
     };
     if !g.is_empty() {
         gid = g
@@ -123,11 +105,7 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         sethostname(h).map_err(fail("sethostname"))?;
     }
     if let Some(log) = &cfg.log {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(fail("open log"))?;
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(fail("open log"))?;
         let null = std::fs::File::open("/dev/null").map_err(fail("open /dev/null"))?;
         dup2(null.as_raw_fd(), 0).map_err(fail("dup2"))?;
         dup2(f.as_raw_fd(), 1).map_err(fail("dup2"))?;
@@ -143,19 +121,14 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         setgid(Gid::from_raw(gid)).map_err(fail("setgid"))?;
         setuid(Uid::from_raw(uid)).map_err(fail("setuid"))?;
     }
-    let first = cfg
-        .args
-        .first()
-        .ok_or((125, "no command specified".to_string()))?;
+    let first = cfg.args.first().ok_or((125, "no command specified".to_string()))?;
     let prog = resolve(first, &cfg.env)?;
     let c = |s: &str| CString::new(s).map_err(|_| (125, format!("argument contains NUL: {s:?}")));
     let argv: Vec<CString> = cfg.args.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let envp: Vec<CString> = cfg.env.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let prog_c = c(&prog.display().to_string())?;
     match execve(&prog_c, &argv, &envp) {
-        Err(nix::errno::Errno::EACCES) | Err(nix::errno::Errno::ENOEXEC) => {
-            Err((126, format!("exec: \"{first}\": permission denied")))
-        }
+        Err(nix::errno::Errno::EACCES) | Err(nix::errno::Errno::ENOEXEC) => Err((126, format!("exec: \"{first}\": permission denied"))),
         Err(e) => Err((127, format!("exec: \"{first}\": {e}"))),
         Ok(never) => match never {},
     }

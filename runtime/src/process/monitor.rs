@@ -23,10 +23,7 @@ use crate::paths::Paths;
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// A started container.
@@ -44,23 +41,11 @@ fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
     for d in [&upper, &work, &merged] {
         fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
     }
-    let lowers: Vec<PathBuf> = c
-        .spec
-        .layers
-        .iter()
-        .rev()
-        .map(|l| crate::image::layer_dir(paths, l))
-        .collect();
+    let lowers: Vec<PathBuf> = c.spec.layers.iter().rev().map(|l| crate::image::layer_dir(paths, l)).collect();
     if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
-        return Err(Error::Invalid(format!(
-            "image layer {} is missing; load the image again",
-            missing.display()
-        )));
+        return Err(Error::Invalid(format!("image layer {} is missing; load the image again", missing.display())));
     }
-    let mut etc = vec![
-        (dir.join("hosts"), "/etc/hosts"),
-        (dir.join("resolv.conf"), "/etc/resolv.conf"),
-    ];
+    let mut etc = vec![(dir.join("hosts"), "/etc/hosts"), (dir.join("resolv.conf"), "/etc/resolv.conf")];
     if c.spec.net != NetMode::Host {
         etc.push((dir.join("hostname"), "/etc/hostname"));
     }
@@ -82,22 +67,17 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     let join_netns: Option<OwnedFd> = match &c.spec.net {
         NetMode::Container(id) => {
             let other = container::lookup(paths, id)?;
-            let pid = other.state.pid.filter(|_| other.alive()).ok_or_else(|| {
-                Error::State(format!(
-                    "cannot join network of container {}: it is not running",
-                    other.name
-                ))
-            })?;
-            let f = fs::File::open(format!("/proc/{pid}/ns/net"))
-                .map_err(|e| Error::io("open netns of", other.name.clone(), e))?;
+            let pid = other
+                .state
+                .pid
+                .filter(|_| other.alive())
+                .ok_or_else(|| Error::State(format!("cannot join network of container {}: it is not running", other.name)))?;
+            let f = fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| Error::io("open netns of", other.name.clone(), e))?;
             Some(OwnedFd::from(f))
         }
         _ => None,
     };
-    let mut flags = CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
+    let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if matches!(c.spec.net, NetMode::Bridge(_) | NetMode::None) {
         flags |= CloneFlags::CLONE_NEWNET;
     }
@@ -119,29 +99,16 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     let mut stack = vec![0u8; 1024 * 1024];
     // SAFETY: no CLONE_VM; the child gets a copy of this (single-threaded) process, like
     // fork, and either execs or exits without returning into our frames.
-    let pid = unsafe {
-        clone(
-            Box::new(|| child_main(&cfg)),
-            &mut stack,
-            flags,
-            Some(Signal::SIGCHLD as i32),
-        )
-    }
-    .map_err(|e| Error::sys("clone container process", e))?;
-    let InitConfig {
-        sync_peer: sync_w,
-        err: err_w,
-        ..
-    } = cfg;
+    let pid = unsafe { clone(Box::new(|| child_main(&cfg)), &mut stack, flags, Some(Signal::SIGCHLD as i32)) }
+        .map_err(|e| Error::sys("clone container process", e))?;
+    let InitConfig { sync_peer: sync_w, err: err_w, .. } = cfg;
     drop(err_w);
     let abort = |e: Error| -> Error {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
         e
     };
-    let cgroup = match Cgroup::create(&c.id, &c.spec.limits)
-        .and_then(|cg| cg.add(pid.as_raw()).map(|_| cg))
-    {
+    let cgroup = match Cgroup::create(&c.id, &c.spec.limits).and_then(|cg| cg.add(pid.as_raw()).map(|_| cg)) {
         Ok(cg) => cg,
         Err(e) => {
             Cgroup::existing(&c.id).remove();

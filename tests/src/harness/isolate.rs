@@ -30,14 +30,10 @@ pub fn isolated(body: impl FnOnce()) {
         .expect("test thread has no name; run under cargo test or nextest");
     let exe = std::env::current_exe().expect("current exe");
     let mut cmd = Command::new(exe);
-    cmd.args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
-        .env(INNER, "1");
+    cmd.args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"]).env(INNER, "1");
     // SAFETY: unshare is async-signal-safe and runs in the forked child before exec.
     unsafe {
-        cmd.pre_exec(|| {
-            unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
-                .map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(|| unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from));
     }
     let out = cmd.output().expect("spawn isolated test");
 
@@ -45,17 +41,10 @@ pub fn isolated(body: impl FnOnce()) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let ran = stdout.contains("1 passed");
     if !out.status.success() || !ran {
-        panic!(
-            "isolated test {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-            out.status
-        );
+        panic!("isolated test {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
     }
     // Skips are printed, never silent.
-    for line in stdout
-        .lines()
-        .chain(stderr.lines())
-        .filter(|l| l.starts_with("SKIP"))
-    {
+    for line in stdout.lines().chain(stderr.lines()).filter(|l| l.starts_with("SKIP")) {
         eprintln!("{line}");
     }
 }
@@ -73,42 +62,19 @@ pub fn isolated_main(body: impl FnOnce()) {
     cmd.args(std::env::args_os().skip(1)).env(INNER, "1");
     // SAFETY: as in `isolated`.
     unsafe {
-        cmd.pre_exec(|| {
-            unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS)
-                .map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(|| unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from));
     }
     let st = cmd.status().expect("spawn isolated main");
     std::process::exit(st.code().unwrap_or(1));
 }
 
 fn setup_inside() {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .expect("make mounts private");
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).expect("make mounts private");
     for d in STATE_DIRS {
         std::fs::create_dir_all(d).expect("create state dir");
-        mount(
-            Some("tmpfs"),
-            *d,
-            Some("tmpfs"),
-            MsFlags::empty(),
-            Some("mode=755"),
-        )
-        .expect("mount tmpfs");
+        mount(Some("tmpfs"), *d, Some("tmpfs"), MsFlags::empty(), Some("mode=755")).expect("mount tmpfs");
     }
     // /sys must show this netns's links (ip and sysctl paths rely on it).
-    let _ = mount(
-        Some("sysfs"),
-        "/sys",
-        Some("sysfs"),
-        MsFlags::empty(),
-        None::<&str>,
-    );
+    let _ = mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>);
     super::sh("ip link set lo up");
 }

@@ -30,35 +30,27 @@ pub fn conflist(ver: &str) -> ConfList {
 
 /// A runner over our plugin binaries.
 pub fn runner() -> Runner {
-    Runner {
-        path: vec![bin_dir()],
-    }
+    Runner { path: vec![bin_dir()] }
 }
 
 /// Runtime config for container `cid` in netns `ns` with `ports` as (host, container, proto, hostIP).
 pub fn rt(cid: &str, netns: &str, ports: &[(u16, u16, &str, &str)]) -> RuntimeConf {
-    let mut rt = RuntimeConf {
-        container_id: cid.into(),
-        netns: netns.into(),
-        ifname: "eth0".into(),
-        ..Default::default()
-    };
+    let mut rt = RuntimeConf { container_id: cid.into(), netns: netns.into(), ifname: "eth0".into(), ..Default::default() };
     if !ports.is_empty() {
-        let maps: Vec<Value> = ports.iter().map(|(h, c, p, ip)| json!({"hostPort": h, "containerPort": c, "protocol": p, "hostIP": ip})).collect();
-        rt.capability_args
-            .insert("portMappings".into(), Value::Array(maps));
+        let maps: Vec<Value> =
+            ports.iter().map(|(h, c, p, ip)| json!({"hostPort": h, "containerPort": c, "protocol": p, "hostIP": ip})).collect();
+        rt.capability_args.insert("portMappings".into(), Value::Array(maps));
     }
     rt
 }
 
 /// Our rules in the nat and raw tables, one line each, sorted (counters stripped).
 pub fn rules() -> Vec<String> {
-    let mut v: Vec<String> =
-        super::sh("iptables-save -t nat; iptables-save -t raw; iptables-save -t filter")
-            .lines()
-            .filter(|l| l.starts_with("-A") || l.starts_with(':'))
-            .map(|l| l.split(" [").next().unwrap_or(l).to_string())
-            .collect();
+    let mut v: Vec<String> = super::sh("iptables-save -t nat; iptables-save -t raw; iptables-save -t filter")
+        .lines()
+        .filter(|l| l.starts_with("-A") || l.starts_with(':'))
+        .map(|l| l.split(" [").next().unwrap_or(l).to_string())
+        .collect();
     v.sort();
     v
 }
@@ -67,10 +59,7 @@ pub fn rules() -> Vec<String> {
 pub fn allocations() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/var/lib/cni/networks/berth")
         .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-                .collect()
+            rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.parse::<std::net::IpAddr>().is_ok()).collect()
         })
         .unwrap_or_default();
     v.sort();

@@ -6,36 +6,17 @@ use std::time::{Duration, Instant};
 
 /// Runs a shell command in the test host; panics with its output if it fails.
 pub fn sh(cmd: &str) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .expect("spawn sh");
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh");
     if !out.status.success() {
-        panic!(
-            "`{cmd}` failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        panic!("`{cmd}` failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// Runs a shell command and returns (success, stdout+stderr).
 pub fn try_sh(cmd: &str) -> (bool, String) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .expect("spawn sh");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 /// A named netns under /run/netns (a test's "container").
@@ -48,12 +29,8 @@ pub struct Netns {
 impl Netns {
     /// Creates it, with `lo` up as a runtime's loopback plugin would leave it.
     pub fn new(name: &str) -> Self {
-        sh(&format!(
-            "ip netns add {name} && ip -n {name} link set lo up"
-        ));
-        Self {
-            name: name.to_string(),
-        }
+        sh(&format!("ip netns add {name} && ip -n {name} link set lo up"));
+        Self { name: name.to_string() }
     }
 
     /// Its path, as CNI_NETNS.
@@ -63,33 +40,18 @@ impl Netns {
 
     /// Runs a command inside; panics on failure.
     pub fn sh(&self, cmd: &str) -> String {
-        sh(&format!(
-            "ip netns exec {} sh -c '{}'",
-            self.name,
-            cmd.replace('\'', "'\\''")
-        ))
+        sh(&format!("ip netns exec {} sh -c '{}'", self.name, cmd.replace('\'', "'\\''")))
     }
 
     /// Runs a command inside; returns (success, output).
     pub fn try_sh(&self, cmd: &str) -> (bool, String) {
-        try_sh(&format!(
-            "ip netns exec {} sh -c '{}'",
-            self.name,
-            cmd.replace('\'', "'\\''")
-        ))
+        try_sh(&format!("ip netns exec {} sh -c '{}'", self.name, cmd.replace('\'', "'\\''")))
     }
 
     /// Starts a long-running command inside; it is killed when the handle drops.
     pub fn spawn(&self, cmd: &str) -> Proc {
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.name,
-                "sh",
-                "-c",
-                &format!("exec {cmd}"),
-            ])
+            .args(["netns", "exec", &self.name, "sh", "-c", &format!("exec {cmd}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -131,10 +93,6 @@ pub fn web_server(ns: &Netns, body: &str) -> Proc {
     std::fs::create_dir_all(&dir).expect("www dir");
     std::fs::write(format!("{dir}/index.html"), body).expect("index");
     let p = ns.spawn(&format!("busybox httpd -f -p 80 -h {dir}"));
-    wait_for("httpd to listen", || {
-        ns.try_sh("curl -s --max-time 1 http://127.0.0.1:80/")
-            .1
-            .contains(body)
-    });
+    wait_for("httpd to listen", || ns.try_sh("curl -s --max-time 1 http://127.0.0.1:80/").1.contains(body));
     p
 }

@@ -18,12 +18,8 @@ impl OtherHost {
     pub fn new() -> Self {
         let ns = Netns::new("other");
         sh("ip link add uplink type veth peer name eth0 netns other");
-        sh(&format!(
-            "ip addr add {HOST_IP}/24 dev uplink && ip link set uplink up"
-        ));
-        ns.sh(&format!(
-            "ip addr add {PEER_IP}/24 dev eth0 && ip link set eth0 up && ip link set lo up"
-        ));
+        sh(&format!("ip addr add {HOST_IP}/24 dev uplink && ip link set uplink up"));
+        ns.sh(&format!("ip addr add {PEER_IP}/24 dev eth0 && ip link set eth0 up && ip link set lo up"));
         Self { ns }
     }
 }

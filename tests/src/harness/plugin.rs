@@ -9,17 +9,9 @@ use serde_json::Value;
 /// Where cargo put the plugin binaries (target/<profile>).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf();
-    for b in ["bridge", "host-local", "portmap", "loopback"] {
-        assert!(
-            dir.join(b).is_file(),
-            "plugin {b} not built in {}: run `cargo build --workspace` first",
-            dir.display()
-        );
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
+    for b in ["bridge", "host-local", "portmap", "loopback", "berth"] {
+        assert!(dir.join(b).is_file(), "plugin {b} not built in {}: run `cargo build --workspace` first", dir.display());
     }
     dir
 }
@@ -40,27 +32,14 @@ pub struct Outcome {
 impl Outcome {
     /// Panics unless the call succeeded.
     pub fn ok(self) -> Value {
-        assert_eq!(
-            self.code, 0,
-            "plugin failed: {}\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "plugin failed: {}\n{}", self.stdout, self.stderr);
         self.json
     }
 
     /// Panics unless the call failed with `code`; returns the message.
     pub fn err(self, code: u64) -> String {
-        assert_ne!(
-            self.code, 0,
-            "plugin unexpectedly succeeded: {}",
-            self.stdout
-        );
-        assert_eq!(
-            self.json["code"].as_u64(),
-            Some(code),
-            "wrong error: {}",
-            self.stdout
-        );
+        assert_ne!(self.code, 0, "plugin unexpectedly succeeded: {}", self.stdout);
+        assert_eq!(self.json["code"].as_u64(), Some(code), "wrong error: {}", self.stdout);
         self.json["msg"].as_str().unwrap_or_default().to_string()
     }
 }
@@ -80,30 +59,13 @@ impl Default for Cni {
 
 impl Cni {
     /// Runs plugin `ty` (from our CNI_PATH) with the given command and stdin.
-    pub fn call(
-        &self,
-        ty: &str,
-        command: &str,
-        cid: &str,
-        netns: &str,
-        ifname: &str,
-        stdin: &str,
-    ) -> Outcome {
+    pub fn call(&self, ty: &str, command: &str, cid: &str, netns: &str, ifname: &str, stdin: &str) -> Outcome {
         self.call_in(&self.path, ty, command, cid, netns, ifname, stdin)
     }
 
     /// Same, with plugins from another directory (the reference plugins).
     #[allow(clippy::too_many_arguments)]
-    pub fn call_in(
-        &self,
-        dir: &std::path::Path,
-        ty: &str,
-        command: &str,
-        cid: &str,
-        netns: &str,
-        ifname: &str,
-        stdin: &str,
-    ) -> Outcome {
+    pub fn call_in(&self, dir: &std::path::Path, ty: &str, command: &str, cid: &str, netns: &str, ifname: &str, stdin: &str) -> Outcome {
         let mut child = Command::new(dir.join(ty))
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", cid)
@@ -115,25 +77,14 @@ impl Cni {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn plugin");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
         let out = child.wait_with_output().expect("wait plugin");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let json = if stdout.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&stdout)
-                .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}"))
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}"))
         };
-        Outcome {
-            code: out.status.code().unwrap_or(-1),
-            json,
-            stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-        }
+        Outcome { code: out.status.code().unwrap_or(-1), json, stdout, stderr: String::from_utf8_lossy(&out.stderr).to_string() }
     }
 }

@@ -1,0 +1,46 @@
+//! Driving the `berth` CLI as a user does.
+
+use std::process::Command;
+
+use super::plugin::bin_dir;
+
+/// What one `berth` call returned.
+#[derive(Debug)]
+pub struct Out {
+    /// Exit code.
+    pub code: i32,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+}
+
+impl Out {
+    /// Panics unless it succeeded; returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(self.code, 0, "berth failed ({}): {}{}", self.code, self.stdout, self.stderr);
+        self.stdout
+    }
+}
+
+/// Runs `berth ARGS` with the test host's default state roots.
+pub fn berth(args: &[&str]) -> Out {
+    let out = Command::new(bin_dir().join("berth")).args(args).output().expect("run berth");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+/// Imports the busybox image (serving `page` from /www) as "busybox".
+pub fn import_busybox(page: &str) {
+    let tar = super::image::busybox_tar(page);
+    berth(&["import", tar.to_str().unwrap(), "busybox"]).ok();
+}
+
+/// `berth inspect NAME` parsed.
+pub fn inspect(name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&berth(&["inspect", name]).ok()).expect("inspect JSON");
+    v[0].clone()
+}
