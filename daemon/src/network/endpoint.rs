@@ -146,7 +146,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
                 conditions_v4: Vec::new(),
                 conditions_v6: Vec::new(),
             };
-            if let Err(e) = publisher.publish(&rules, &[net.bridge.clone()]) {
+            if let Err(e) = publisher.publish(&rules, std::slice::from_ref(&net.bridge)) {
                 let _ = masquerade::release(&masq_dir, publisher.fw.as_ref(), &net.name, &key, &masq);
                 let _ = sock.delete_link(att.host.index);
                 return Err(e);

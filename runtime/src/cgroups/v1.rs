@@ -15,6 +15,14 @@ pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits) -> Result<Ve
     for ctrl in CONTROLLERS {
         let base = root.join(ctrl);
         if !base.join("cgroup.procs").is_file() {
+            let wanted = match *ctrl {
+                "memory" => limits.memory.is_some(),
+                "pids" => limits.pids.is_some(),
+                _ => limits.cpus.is_some(),
+            };
+            if wanted {
+                return Err(Error::Invalid(format!("the {ctrl} cgroup controller is not available on this host")));
+            }
             continue;
         }
         let dir = base.join(parent).join(id);

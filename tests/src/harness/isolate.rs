@@ -74,7 +74,12 @@ fn setup_inside() {
         std::fs::create_dir_all(d).expect("create state dir");
         mount(Some("tmpfs"), *d, Some("tmpfs"), MsFlags::empty(), Some("mode=755")).expect("mount tmpfs");
     }
-    // /sys must show this netns's links (ip and sysctl paths rely on it).
-    let _ = mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>);
+    // /sys must show this netns's links (ip and sysctl paths rely on it), while the
+    // cgroup hierarchies mounted under it stay reachable for the runtime.
+    let keep = "/run/berth/.cgroup-keep";
+    std::fs::create_dir_all(keep).expect("keep dir");
+    mount(Some("/sys/fs/cgroup"), keep, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).expect("bind cgroups aside");
+    mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), None::<&str>).expect("mount sysfs");
+    mount(Some(keep), "/sys/fs/cgroup", None::<&str>, MsFlags::MS_MOVE, None::<&str>).expect("move cgroups back");
     super::sh("ip link set lo up");
 }

@@ -1,0 +1,306 @@
+//! `berth run` end to end: published ports, network modes, PID 1 and signals, limits,
+//! /etc files, exec, bad input, concurrency, image loading.
+
+use std::time::{Duration, Instant};
+
+use berth_tests::harness::berth::{berth, import_busybox, inspect};
+use berth_tests::harness::net::rules;
+use berth_tests::harness::peer::{HOST_IP, PEER_IP};
+use berth_tests::harness::{image, isolated, sh, try_sh, wait_for, OtherHost};
+
+const PAGE: &str = "hello from berth";
+
+fn curl(url: &str) -> String {
+    format!("curl -s --max-time 2 {url}")
+}
+
+fn veths() -> usize {
+    sh("ip -o link show master docker0 2>/dev/null || true").lines().count()
+}
+
+fn allocations() -> usize {
+    std::fs::read_dir("/var/lib/berth/ipam/bridge")
+        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("172.")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn published_web_server_answers_and_stop_rm_clean_up() {
+    isolated(|| {
+        let other = OtherHost::new();
+        import_busybox(PAGE);
+        let id = berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        assert_eq!(id.trim().len(), 64);
+        wait_for("the page on 127.0.0.1:4000", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
+        assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), PAGE);
+        let info = inspect("web");
+        assert_eq!(info["State"]["Status"], "running");
+        assert_eq!(info["NetworkSettings"]["IPAddress"], "172.17.0.2");
+        assert_eq!(info["NetworkSettings"]["Ports"][0]["HostPort"], "4000");
+        assert_eq!(berth(&["port", "web"]).ok().trim(), "80/tcp -> 0.0.0.0:4000");
+        assert!(berth(&["ps"]).ok().contains("web"));
+        assert_eq!((veths(), allocations()), (1, 1));
+        berth(&["stop", "-t", "1", "web"]).ok();
+        assert_eq!(inspect("web")["State"]["Status"], "exited");
+        assert_eq!((veths(), allocations()), (0, 0), "veth or address left after stop");
+        assert!(!sh("iptables-save -t nat").contains("172.17.0.2"), "rules left after stop");
+        assert!(!try_sh(&curl("http://127.0.0.1:4000/")).0, "port still answers");
+        assert!(!berth(&["ps"]).ok().contains("web"));
+        assert!(berth(&["ps", "-a"]).ok().contains("web"));
+        berth(&["rm", "web"]).ok();
+        assert!(!berth(&["ps", "-a"]).ok().contains("web"));
+        // rm -f of a running container cleans up too
+        berth(&["run", "-d", "--name", "web2", "-p", "4001:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        wait_for("web2", || try_sh(&curl("http://127.0.0.1:4001/")).1 == PAGE);
+        berth(&["rm", "-f", "web2"]).ok();
+        assert_eq!((veths(), allocations()), (0, 0));
+        assert!(!sh("iptables-save -t nat").contains("172.17.0."));
+    });
+}
+
+#[test]
+fn network_modes() {
+    isolated(|| {
+        let other = OtherHost::new();
+        import_busybox(PAGE);
+        // none: only lo
+        let links = berth(&["run", "--rm", "--net=none", "busybox", "ip", "-o", "link"]).ok();
+        assert_eq!(links.lines().count(), 1, "{links}");
+        assert!(links.contains("lo:"));
+        // host: the host's links; -p ignored with a warning
+        let out = berth(&["run", "--rm", "--net=host", "-p", "4000:80", "busybox", "ip", "-o", "link"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains("uplink"), "{}", out.stdout);
+        assert!(out.stderr.contains("Published ports are discarded"), "{}", out.stderr);
+        // bridge: eth0 with 172.17.0.x, reaches a sibling
+        berth(&["run", "-d", "--name", "web", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        let web_ip = inspect("web")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
+        assert!(web_ip.starts_with("172.17.0."));
+        let addr = berth(&["run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"]).ok();
+        assert!(addr.contains("inet 172.17.0."), "{addr}");
+        let page = berth(&["run", "--rm", "busybox", "sh", "-c", &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc {web_ip} 80")]).ok();
+        assert!(page.contains(PAGE), "{page}");
+        // container:web shares web's netns: its server is on 127.0.0.1
+        let page =
+            berth(&["run", "--rm", "--net=container:web", "busybox", "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80"])
+                .ok();
+        assert!(page.contains(PAGE), "{page}");
+        // MASQUERADE: another host sees the host's address as the source
+        let _srv = other.ns.spawn("python3 -c 'import socket; s=socket.socket(); s.bind((\"0.0.0.0\", 9000)); s.listen(); c, a = s.accept(); open(\"/run/berth/peer.out\", \"w\").write(a[0])'");
+        wait_for("peer listener", || other.ns.sh("ss -Hltn").contains(":9000"));
+        let _ = berth(&["run", "--rm", "busybox", "sh", "-c", &format!("echo hi | nc {PEER_IP} 9000")]);
+        wait_for("the peer to see the connection", || std::fs::metadata("/run/berth/peer.out").is_ok_and(|m| m.len() > 0));
+        assert_eq!(std::fs::read_to_string("/run/berth/peer.out").unwrap(), HOST_IP);
+        berth(&["rm", "-f", "web"]).ok();
+    });
+}
+
+#[test]
+fn pid1_signals_exit_codes_and_rm() {
+    isolated(|| {
+        import_busybox(PAGE);
+        assert_eq!(berth(&["run", "--rm", "busybox", "sh", "-c", "echo $$"]).ok().trim(), "1");
+        assert_eq!(berth(&["run", "--rm", "busybox", "sh", "-c", "exit 42"]).code, 42);
+        // a trap sees SIGTERM from stop
+        berth(&["run", "-d", "--name", "trap", "busybox", "sh", "-c", "trap 'echo got TERM; exit 3' TERM; while :; do sleep 0.1; done"])
+            .ok();
+        std::thread::sleep(Duration::from_millis(300));
+        berth(&["stop", "-t", "5", "trap"]).ok();
+        assert!(berth(&["logs", "trap"]).ok().contains("got TERM"));
+        assert_eq!(inspect("trap")["State"]["ExitCode"], 3);
+        assert_eq!(berth(&["wait", "trap"]).ok().trim(), "3");
+        // a command ignoring SIGTERM is killed after -t 1
+        berth(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]).ok();
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        berth(&["stop", "-t", "1", "stubborn"]).ok();
+        assert!(t.elapsed() >= Duration::from_secs(1));
+        assert_eq!(inspect("stubborn")["State"]["ExitCode"], 137);
+        // kill -s delivers other signals
+        berth(&["run", "-d", "--name", "usr1", "busybox", "sh", "-c", "trap 'echo got USR1; exit 7' USR1; while :; do sleep 0.1; done"])
+            .ok();
+        std::thread::sleep(Duration::from_millis(300));
+        berth(&["kill", "-s", "USR1", "usr1"]).ok();
+        assert_eq!(berth(&["wait", "usr1"]).ok().trim(), "7");
+        // --rm removes the container when it exits
+        berth(&["run", "--rm", "--name", "gone", "busybox", "true"]).ok();
+        assert!(!berth(&["ps", "-a"]).ok().contains("gone"));
+        berth(&["run", "-d", "--rm", "--name", "gone2", "busybox", "true"]).ok();
+        wait_for("--rm of a detached container", || !berth(&["ps", "-a"]).ok().contains("gone2"));
+    });
+}
+
+#[test]
+fn memory_and_pids_limits_are_enforced() {
+    isolated(|| {
+        import_busybox(PAGE);
+        berth(&["run", "-d", "--name", "lim", "--memory", "64m", "--pids-limit", "20", "--cpus", "0.5", "busybox", "sleep", "100"]).ok();
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let (mem, pids) = if v2 {
+            ("cat /sys/fs/cgroup/memory.max", "cat /sys/fs/cgroup/pids.max")
+        } else {
+            ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes", "cat /sys/fs/cgroup/pids/pids.max")
+        };
+        assert_eq!(berth(&["exec", "lim", "sh", "-c", mem]).ok().trim(), "67108864");
+        assert_eq!(berth(&["exec", "lim", "sh", "-c", pids]).ok().trim(), "20");
+        berth(&["rm", "-f", "lim"]).ok();
+        // a memory hog is OOM-killed
+        let out = berth(&["run", "--rm", "--memory", "16m", "busybox", "sh", "-c", "x=0123456789abcdef; while :; do x=$x$x; done"]);
+        assert_eq!(out.code, 137, "{}", out.stderr);
+        // a fork loop is capped
+        let out =
+            berth(&["run", "--rm", "--pids-limit", "10", "busybox", "sh", "-c", "for i in $(seq 40); do sleep 2 & done 2>&1; echo done"]);
+        assert!(out.stdout.contains("can't fork") || out.stderr.contains("can't fork"), "{} {}", out.stdout, out.stderr);
+    });
+}
+
+#[test]
+fn etc_files_hostname_and_exec() {
+    isolated(|| {
+        import_busybox(PAGE);
+        berth(&[
+            "run",
+            "-d",
+            "--name",
+            "named",
+            "--hostname",
+            "myhost",
+            "--dns",
+            "192.0.2.53",
+            "-e",
+            "FOO=bar",
+            "-w",
+            "/tmp",
+            "busybox",
+            "sleep",
+            "100",
+        ])
+        .ok();
+        assert_eq!(berth(&["exec", "named", "hostname"]).ok().trim(), "myhost");
+        assert_eq!(berth(&["exec", "named", "cat", "/etc/hostname"]).ok().trim(), "myhost");
+        let hosts = berth(&["exec", "named", "cat", "/etc/hosts"]).ok();
+        assert!(hosts.contains("127.0.0.1\tlocalhost") && hosts.contains("172.17.0.2\tmyhost named"), "{hosts}");
+        assert_eq!(berth(&["exec", "named", "cat", "/etc/resolv.conf"]).ok().trim(), "nameserver 192.0.2.53");
+        assert_eq!(berth(&["exec", "named", "sh", "-c", "echo $FOO $(pwd)"]).ok().trim(), "bar /tmp");
+        // exec runs in the same namespaces as PID 1
+        let pid = inspect("named")["State"]["Pid"].as_i64().unwrap();
+        for ns in ["net", "pid", "mnt", "uts", "ipc"] {
+            let host_view = sh(&format!("readlink /proc/{pid}/ns/{ns}"));
+            let inside = berth(&["exec", "named", "readlink", &format!("/proc/self/ns/{ns}")]).ok();
+            assert_eq!(host_view.trim(), inside.trim(), "{ns} namespace differs");
+        }
+        assert!(berth(&["exec", "named", "ps"]).ok().contains("sleep 100"));
+        assert_eq!(berth(&["exec", "named", "sh", "-c", "exit 5"]).code, 5);
+        assert_eq!(berth(&["exec", "named", "nonexistent"]).code, 127);
+        berth(&["rm", "-f", "named"]).ok();
+    });
+}
+
+#[test]
+fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
+    isolated(|| {
+        import_busybox(PAGE);
+        berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        let before = (berth(&["ps", "-a", "-q"]).ok(), veths(), allocations(), rules());
+        let cases: &[(&[&str], &str)] = &[
+            (&["run", "-d", "nosuchimage", "true"], "unable to find image"),
+            (&["run", "-d", "-p", "4000:80:90:1", "busybox", "true"], "invalid port spec"),
+            (&["run", "-d", "-p", "70000:80", "busybox", "true"], "invalid port spec"),
+            (&["run", "-d", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80"], "already in use"),
+            (&["run", "-d", "--net=nope", "busybox", "true"], "network nope not found"),
+            (&["run", "-d", "--name", "web", "busybox", "true"], "already in use"),
+            (&["run", "-d", "--memory", "lots", "busybox", "true"], "invalid size"),
+            (&["run", "-d", "-v", "relative:/x", "busybox", "true"], "invalid volume spec"),
+            (&["run", "-d", "--net=container:nobody", "busybox", "true"], "not found"),
+        ];
+        for (args, msg) in cases {
+            let out = berth(args);
+            assert_eq!(out.code, 125, "{args:?}: {}", out.stderr);
+            assert_eq!(out.stderr.lines().count(), 1, "{args:?}: not one line: {}", out.stderr);
+            assert!(out.stderr.contains(msg), "{args:?}: {}", out.stderr);
+            assert_eq!((berth(&["ps", "-a", "-q"]).ok(), veths(), allocations(), rules()), before, "{args:?} left state behind");
+        }
+        assert_eq!(berth(&["run", "busybox", "nonexistent-cmd"]).code, 127);
+        assert_eq!(berth(&["run", "busybox", "/etc/passwd"]).code, 126);
+        assert_eq!(berth(&["rm", "nobody"]).code, 125);
+        berth(&["rm", "-f", "web"]).ok();
+    });
+}
+
+#[test]
+fn ten_parallel_detached_runs_get_distinct_addresses() {
+    isolated(|| {
+        import_busybox(PAGE);
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..10)
+                .map(|i| {
+                    s.spawn(move || {
+                        berth(&[
+                            "run",
+                            "-d",
+                            "--name",
+                            &format!("p{i}"),
+                            "-p",
+                            &format!("{}:80", 5000 + i),
+                            "busybox",
+                            "httpd",
+                            "-f",
+                            "-p",
+                            "80",
+                            "-h",
+                            "/www",
+                        ])
+                        .ok()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(ids.len(), 10);
+        let mut ips: Vec<String> =
+            (0..10).map(|i| inspect(&format!("p{i}"))["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string()).collect();
+        ips.sort();
+        ips.dedup();
+        assert_eq!(ips.len(), 10, "{ips:?}");
+        for i in 0..10 {
+            wait_for("each published port", || try_sh(&curl(&format!("http://127.0.0.1:{}/", 5000 + i))).1 == PAGE);
+        }
+        std::thread::scope(|s| {
+            for i in 0..10 {
+                s.spawn(move || berth(&["rm", "-f", &format!("p{i}")]).ok());
+            }
+        });
+        assert_eq!((veths(), allocations()), (0, 0));
+    });
+}
+
+#[test]
+fn docker_save_and_oci_archives_load_with_whiteouts_and_config() {
+    isolated(|| {
+        for (tar, name) in [(image::docker_archive("loaded:v1"), "loaded:v1"), (image::oci_archive("oci:v1"), "oci:v1")] {
+            let out = berth(&["load", "-i", tar.to_str().unwrap()]).ok();
+            assert!(out.contains(&format!("Loaded image: {name}")), "{out}");
+            assert!(berth(&["images"]).ok().contains(name));
+            // the image's Cmd, Env and WorkingDir
+            assert_eq!(berth(&["run", "--rm", name]).ok().trim(), "from-image in /data");
+            // whiteout and opaque directory from layer two
+            let ls = berth(&["run", "--rm", name, "sh", "-c", "ls /data; ls /etc; cat /etc/motd"]).ok();
+            assert!(ls.contains("new") && !ls.contains("old"), "opaque dir not applied: {ls}");
+            assert!(!ls.contains("gone"), "whiteout not applied: {ls}");
+            assert!(ls.contains("layer two"));
+            // -P publishes the exposed port 80/tcp
+            berth(&["run", "-d", "-P", "--name", "pub", name, "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+            let port = berth(&["port", "pub"]).ok();
+            assert!(port.starts_with("80/tcp -> 0.0.0.0:"), "{port}");
+            let hp: u16 = port.trim().rsplit(':').next().unwrap().parse().unwrap();
+            assert!((49153..=60999).contains(&hp));
+            wait_for("-P port", || try_sh(&curl(&format!("http://127.0.0.1:{hp}/"))).1 == "loaded page");
+            berth(&["rm", "-f", "pub"]).ok();
+            berth(&["rmi", name]).ok();
+        }
+        assert!(
+            std::fs::read_dir("/var/lib/berth/layers").unwrap().flatten().all(|e| e.file_name().to_string_lossy().starts_with('.')),
+            "layers left after rmi"
+        );
+    });
+}
