@@ -174,6 +174,7 @@ pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u
 pub fn run(plugin: &dyn Plugin) -> ! {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )

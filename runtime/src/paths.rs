@@ -38,8 +38,9 @@ impl Paths {
         self.containers().join(id)
     }
 
-    /// The network engine's paths.
+    /// The network engine's paths. The run root is the CNI plugins' default `stateDir`
+    /// too, so host-port claims and the firewall lock are shared with them.
     pub fn net(&self) -> netd::network::endpoint::Paths {
-        netd::network::endpoint::Paths::new(self.lib.join("ipam"), self.run.join("net"))
+        netd::network::endpoint::Paths::new(self.lib.join("ipam"), self.run.clone())
     }
 }

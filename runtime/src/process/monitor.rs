@@ -63,6 +63,8 @@ fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
 /// Starts the container: on success PID 1 has exec'd its command and the record says
 /// running; on failure everything done is undone and the error carries the exit code.
 pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Started> {
+    let t0 = std::time::Instant::now();
+    let step = |name: &str| tracing::debug!(step = name, elapsed_us = t0.elapsed().as_micros() as u64, "start step");
     let plan = plan(paths, c)?;
     let join_netns: Option<OwnedFd> = match &c.spec.net {
         NetMode::Container(id) => {
@@ -101,6 +103,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     // fork, and either execs or exits without returning into our frames.
     let pid = unsafe { clone(Box::new(|| child_main(&cfg)), &mut stack, flags, Some(Signal::SIGCHLD as i32)) }
         .map_err(|e| Error::sys("clone container process", e))?;
+    step("clone");
     let InitConfig { sync_peer: sync_w, err: err_w, .. } = cfg;
     drop(err_w);
     let abort = |e: Error| -> Error {
@@ -115,6 +118,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
             return Err(abort(e));
         }
     };
+    step("cgroup");
     let fail = |e: Error| {
         let e = abort(e);
         cgroup.remove();
@@ -124,6 +128,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
         Ok(ep) => ep,
         Err(e) => return Err(fail(e)),
     };
+    step("network");
     let undo_net = |e: Error| {
         let e = fail(e);
         let _ = network::teardown(paths, c);
@@ -146,7 +151,10 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
         return Err(undo_net(Error::sys("start container", e)));
     }
     drop(sync_w);
-    if let Some((code, msg)) = read_failure(err_r.as_raw_fd()) {
+    step("record+go");
+    let failure = read_failure(err_r.as_raw_fd());
+    step("rootfs+exec");
+    if let Some((code, msg)) = failure {
         let _ = waitpid(pid, None);
         cgroup.remove();
         let _ = network::teardown(paths, c);

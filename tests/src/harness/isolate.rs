@@ -17,7 +17,11 @@ pub const STATE_DIRS: &[&str] = &["/run/netns", "/var/lib/cni", "/run/berth", "/
 pub fn isolated(body: impl FnOnce()) {
     if std::env::var(INNER).as_deref() == Ok("1") {
         setup_inside();
-        body();
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+        kill_containers();
+        if let Err(p) = res {
+            std::panic::resume_unwind(p);
+        }
         return;
     }
     if !nix::unistd::geteuid().is_root() {
@@ -66,6 +70,26 @@ pub fn isolated_main(body: impl FnOnce()) {
     }
     let st = cmd.status().expect("spawn isolated main");
     std::process::exit(st.code().unwrap_or(1));
+}
+
+/// Kills what berth containers a test left running (monitors outlive the test process),
+/// so nothing of a test survives it, passed or failed.
+fn kill_containers() {
+    let Ok(rd) = std::fs::read_dir("/var/lib/berth/containers") else { return };
+    for e in rd.flatten() {
+        let Ok(data) = std::fs::read(e.path().join("container.json")) else { continue };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) else { continue };
+        for key in ["monitor_pid", "pid"] {
+            if let Some(pid) = v["state"][key].as_i64() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        let id = e.file_name().to_string_lossy().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        for ctrl in ["memory", "pids", "cpu", ""] {
+            let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}/berth/{id}").replace("//", "/"));
+        }
+    }
 }
 
 fn setup_inside() {
