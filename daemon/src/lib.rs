@@ -10,6 +10,7 @@ pub mod sysctl;
 pub use error::{Error, Result};
 pub mod firewall;
 pub mod ipam;
+pub mod logging;
 pub mod network;
 pub mod portmap;
 pub mod state;

@@ -9,6 +9,26 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Opens (creating it and its directory) and exclusively flocks `path`; the lock is held
+/// until the returned file is dropped. Every lock of berth and its plugins goes through
+/// here, so concurrent processes serialise the same way.
+pub fn lock_file(path: &Path) -> Result<fs::File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io("create lock directory", dir, e))?;
+    }
+    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io("open lock", path, e))?;
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } == 0 {
+            return Ok(f);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::io("lock", path, err));
+        }
+    }
+}
+
 /// A directory of JSON records keyed by name.
 #[derive(Debug, Clone)]
 pub struct StateDir {

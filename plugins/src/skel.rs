@@ -172,13 +172,7 @@ pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u
 /// The whole main of a plugin: logs to stderr (RUST_LOG), reads env and stdin, prints,
 /// exits. Never returns.
 pub fn run(plugin: &dyn Plugin) -> ! {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
+    netd::logging::init();
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut stdin = Vec::new();
     let needs_stdin = env.get("CNI_COMMAND").map(String::as_str) != Some("VERSION");

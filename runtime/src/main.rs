@@ -3,13 +3,7 @@
 use clap::Parser;
 
 fn main() {
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
+    netd::logging::init();
     let cli = match berth::cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -2,9 +2,8 @@
 //! batch fails (first use in a netns, or rules removed by hand) does the slow path probe
 //! individual rules with `iptables -C` and repair or skip them.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -78,19 +77,7 @@ impl Iptables {
     }
 
     fn lock(&self) -> Result<File> {
-        if let Some(dir) = self.lock_path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create lock directory", dir, e))?;
-        }
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(|e| Error::io("open lock", &self.lock_path, e))?;
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io("lock", &self.lock_path, std::io::Error::last_os_error()));
-        }
-        Ok(f)
+        crate::state::lock_file(&self.lock_path)
     }
 
     fn restore(&self, family: Family, batch: &Batch) -> Result<()> {

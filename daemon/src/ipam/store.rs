@@ -5,7 +5,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -57,24 +56,7 @@ impl Store {
 
     /// Takes the network's exclusive lock (the same `lock` file the reference plugin uses).
     pub fn lock(&self) -> Result<Locked<'_>> {
-        let path = self.dir.join("lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io("open lock", &path, e))?;
-        loop {
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::io("lock", &path, err));
-            }
-        }
+        let file = crate::state::lock_file(&self.dir.join("lock"))?;
         Ok(Locked { store: self, _lock: file })
     }
 }

@@ -2,20 +2,14 @@
 //! attachment of a network installs the rule, the last one to leave removes it, so a
 //! steady-state ADD or DEL costs no firewall call at all.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs::File;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::firewall::{Firewall, Masquerade};
 use crate::state::{file_key, StateDir};
 
 fn lock(dir: &StateDir, network: &str) -> Result<File> {
-    let path = dir.path().join(format!(".{}.lock", file_key(&[network])));
-    let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io("open lock", &path, e))?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(Error::io("lock", &path, std::io::Error::last_os_error()));
-    }
-    Ok(f)
+    crate::state::lock_file(&dir.path().join(format!(".{}.lock", file_key(&[network]))))
 }
 
 fn others(dir: &StateDir, network: &str, holder: &str) -> bool {

@@ -2,7 +2,7 @@
 //! that a listening socket holds. Claims are files under one flock, so the check and the
 //! claim are atomic across concurrent plugin and CLI processes.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -33,12 +33,7 @@ impl Claims {
     }
 
     fn lock(&self) -> Result<File> {
-        let path = self.dir.join("lock");
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io("open lock", &path, e))?;
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(Error::io("lock", &path, std::io::Error::last_os_error()));
-        }
-        Ok(f)
+        crate::state::lock_file(&self.dir.join("lock"))
     }
 
     /// Claims every mapping for `owner`, all or nothing. A mapping `owner` already holds

@@ -1,7 +1,6 @@
 //! On-disk container records: `containers/<id>/container.json`.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs::{self, File};
 
 use super::Container;
 use crate::error::{Error, Result};
@@ -9,14 +8,7 @@ use crate::paths::Paths;
 
 /// Takes the containers lock (name reservation, record updates); held briefly.
 pub fn lock(paths: &Paths) -> Result<File> {
-    let dir = paths.containers();
-    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    let p = dir.join(".lock");
-    let f = OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| Error::io("open", &p, e))?;
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(Error::io("lock", &p, std::io::Error::last_os_error()));
-    }
-    Ok(f)
+    Ok(netd::state::lock_file(&paths.containers().join(".lock"))?)
 }
 
 /// Writes a record atomically (temp + rename).
