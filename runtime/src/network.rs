@@ -53,7 +53,13 @@ pub fn setup(paths: &Paths, c: &Container, pid: i32) -> Result<Option<Endpoint>>
         NetMode::Bridge(name) => {
             let net = network(paths, name)?;
             lo_up(&netns)?;
-            Ok(Some(endpoint::attach(&paths.net(), &net, &c.id, &netns, "eth0", &c.spec.ports)?))
+            match endpoint::attach(&paths.net(), &net, &c.id, &netns, "eth0", &c.spec.ports) {
+                Ok(ep) => Ok(Some(ep)),
+                Err(netd::Error::BridgeAddress { bridge, found, .. }) => Err(Error::Invalid(format!(
+                    "bridge {bridge} already has address {found} (is another runtime using it?); create a network with `berth network create --subnet CIDR NAME` and run with --net NAME"
+                ))),
+                Err(e) => Err(e.into()),
+            }
         }
         NetMode::None => {
             lo_up(&netns)?;

@@ -304,3 +304,60 @@ fn docker_save_and_oci_archives_load_with_whiteouts_and_config() {
         );
     });
 }
+
+#[test]
+fn user_defined_networks_and_a_foreign_docker0() {
+    isolated(|| {
+        import_busybox(PAGE);
+        assert_eq!(berth(&["network", "create", "--subnet", "10.89.0.0/24", "appnet"]).ok().trim(), "appnet");
+        assert!(berth(&["network", "ls"]).ok().contains("10.89.0.0/24"));
+        let dup = berth(&["network", "create", "--subnet", "10.89.0.0/25", "other"]);
+        assert_eq!(dup.code, 125);
+        assert!(dup.stderr.contains("overlaps"), "{}", dup.stderr);
+        berth(&["run", "-d", "--net", "appnet", "--name", "a", "-p", "4100:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        assert_eq!(inspect("a")["NetworkSettings"]["IPAddress"], "10.89.0.2");
+        wait_for("the page via appnet", || try_sh(&curl("http://127.0.0.1:4100/")).1 == PAGE);
+        let page =
+            berth(&["run", "--rm", "--net", "appnet", "busybox", "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 10.89.0.2 80"]).ok();
+        assert!(page.contains(PAGE));
+        let busy = berth(&["network", "rm", "appnet"]);
+        assert_eq!(busy.code, 125);
+        assert!(busy.stderr.contains("in use"));
+        berth(&["rm", "-f", "a"]).ok();
+        berth(&["network", "rm", "appnet"]).ok();
+        assert!(!berth(&["network", "ls"]).ok().contains("appnet"));
+        // docker0 owned by someone else, with another address
+        sh("ip link add docker0 type bridge && ip addr add 10.1.2.1/24 dev docker0");
+        let out = berth(&["run", "-d", "busybox", "sleep", "10"]);
+        assert_eq!(out.code, 125);
+        assert!(out.stderr.contains("berth network create"), "{}", out.stderr);
+        assert!(berth(&["ps", "-a", "-q"]).ok().trim().is_empty());
+        assert_eq!(allocations(), 0);
+    });
+}
+
+#[test]
+fn logs_follow_and_recovery_after_a_killed_monitor() {
+    isolated(|| {
+        import_busybox(PAGE);
+        berth(&["run", "-d", "--name", "talk", "busybox", "sh", "-c", "echo one; sleep 0.5; echo two"]).ok();
+        let out = berth(&["logs", "-f", "talk"]).ok();
+        assert_eq!(out, "one\ntwo\n");
+        // a monitor killed with its container: the next rm repairs network state
+        berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        let id = inspect("web")["Id"].as_str().unwrap().to_string();
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("/var/lib/berth/containers/{id}/container.json")).unwrap()).unwrap();
+        for k in ["monitor_pid", "pid"] {
+            sh(&format!("kill -9 {}", rec["state"][k]));
+        }
+        wait_for("ps to see it gone", || !berth(&["ps"]).ok().contains("web"));
+        berth(&["rm", "web"]).ok();
+        assert_eq!((veths(), allocations()), (0, 0));
+        assert!(!sh("iptables-save -t nat").contains("172.17.0.2"));
+        // the port is free again
+        berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        wait_for("the page again", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
+        berth(&["rm", "-f", "web"]).ok();
+    });
+}

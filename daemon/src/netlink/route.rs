@@ -21,6 +21,14 @@ pub struct Route {
     pub oif: u32,
 }
 
+impl Route {
+    /// The default destination of `gw`'s family (0.0.0.0/0 or ::/0).
+    pub fn default_dst(gw: IpAddr) -> IpNetwork {
+        let any: IpAddr = if gw.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
+        IpNetwork::new(any, 0).unwrap_or(IpNetwork::V4(ipnetwork::Ipv4Network::from(std::net::Ipv4Addr::UNSPECIFIED)))
+    }
+}
+
 fn route_msg(r: &Route) -> RouteMessage {
     let mut msg = RouteMessage::default();
     msg.header.address_family = match r.dst {

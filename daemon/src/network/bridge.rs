@@ -71,15 +71,15 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
     Ok(link)
 }
 
-/// Puts gateway addresses on the bridge. An address of the same family inside the same
-/// subnet but different is a conflict unless `force_address`.
+/// Puts gateway addresses on the bridge. As in the reference plugin, any other IPv4
+/// address (or an overlapping IPv6 one) is a conflict unless `force_address`.
 pub fn ensure_gateways(sock: &mut Socket, bridge: &Link, gws: &[IpNetwork], force: bool) -> Result<()> {
     let existing = sock.addresses(bridge.index)?;
     for gw in gws {
         if existing.iter().any(|a| a.ip() == gw.ip()) {
             continue;
         }
-        for a in existing.iter().filter(|a| a.is_ipv4() == gw.is_ipv4() && (gw.contains(a.ip()) || a.contains(gw.ip()))) {
+        for a in existing.iter().filter(|a| a.is_ipv4() == gw.is_ipv4() && (gw.is_ipv4() || gw.contains(a.ip()) || a.contains(gw.ip()))) {
             if !force {
                 return Err(Error::BridgeAddress { bridge: bridge.name.clone(), found: a.to_string(), wanted: gw.to_string() });
             }

@@ -121,7 +121,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
         let gw_net = IpNetwork::new(gw, alloc.address.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?;
         bridge::ensure_gateways(&mut sock, &br, &[gw_net], false)?;
         bridge::enable_forwarding(gw.is_ipv4(), gw.is_ipv6())?;
-        let default: IpNetwork = if gw.is_ipv4() { "0.0.0.0/0".parse().expect("literal") } else { "::/0".parse().expect("literal") };
+        let default = crate::netlink::Route::default_dst(gw);
         let iface = IfaceConfig { addrs: vec![alloc.address], routes: vec![(default, Some(gw))] };
         let att = bridge::attach(&mut sock, &br, &spec, &ns, ifname, &iface)?;
         let key = file_key(&[&net.name, id, ifname]);

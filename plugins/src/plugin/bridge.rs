@@ -110,7 +110,7 @@ impl Bridge {
         if c.conf.is_default_gateway {
             for ip in &ipam.ips {
                 let Some(gw) = ip.gateway else { continue };
-                let dst: IpNetwork = if gw.is_ipv4() { "0.0.0.0/0".parse().expect("literal") } else { "::/0".parse().expect("literal") };
+                let dst = netd::netlink::Route::default_dst(gw);
                 if !routes.iter().any(|r| r.dst == dst) {
                     routes.push(RouteConfig { dst, gw: Some(gw) });
                 }

@@ -5,6 +5,7 @@ mod exec;
 mod images;
 mod info;
 mod lifecycle;
+mod network;
 mod run;
 
 use std::path::PathBuf;
@@ -141,11 +142,40 @@ pub enum Command {
         /// Container name or ID.
         container: String,
     },
+    /// Manage user-defined bridge networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// (internal) Supervise a detached container.
     #[command(name = "__monitor", hide = true)]
     Monitor {
         /// Container ID.
         id: String,
+    },
+}
+
+/// `berth network` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a bridge network with its own bridge and subnet.
+    Create {
+        /// Subnet in CIDR form (default: a free 172.18-31.0.0/16).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address (default: the subnet's first address).
+        #[arg(long)]
+        gateway: Option<std::net::IpAddr>,
+        /// Bridge interface name (default: br-<random>).
+        #[arg(long)]
+        bridge: Option<String>,
+        /// Network name.
+        name: String,
+    },
+    /// List networks.
+    Ls,
+    /// Remove a network no container uses.
+    Rm {
+        /// Network name.
+        name: String,
     },
 }
 
@@ -169,6 +199,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inspect { containers } => info::inspect(&paths, &containers),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
+        Command::Network(NetworkCommand::Create { subnet, gateway, bridge, name }) => {
+            network::create(&paths, &name, subnet.as_deref(), gateway, bridge.as_deref())
+        }
+        Command::Network(NetworkCommand::Ls) => network::ls(&paths),
+        Command::Network(NetworkCommand::Rm { name }) => network::rm(&paths, &name),
         Command::Monitor { id } => run::monitor(&paths, &id),
     }
 }
