@@ -117,3 +117,35 @@ fn masquerade_hides_containers_behind_the_host_address() {
         assert_eq!(std::fs::read_to_string("/run/berth/peer.out").unwrap(), HOST_IP, "source not masqueraded");
     });
 }
+
+#[test]
+fn stale_udp_conntrack_entries_are_flushed_when_a_mapping_moves() {
+    isolated(|| {
+        let other = OtherHost::new();
+        let run = runner();
+        let list = conflist("1.0.0");
+        let (a, b) = (Netns::new("a"), Netns::new("b"));
+        let server = |ns: &Netns, out: &str| {
+            let p = ns.spawn(&format!("python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((\"0.0.0.0\", 53)); d, a = s.recvfrom(100); open(\"{out}\", \"wb\").write(d)'"));
+            wait_for("udp listener", || ns.sh("ss -Hlun").contains(":53"));
+            p
+        };
+        // A peer keeps sending from one source port: its flow is NATed to container a.
+        let send = |msg: &str| {
+            other.ns.sh(&format!("python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 40000)); s.sendto(b\"{msg}\", (\"{HOST_IP}\", 5353))'"))
+        };
+        let cfg_a = rt("a", "/run/netns/a", &[(5353, 53, "udp", "")]);
+        let res_a = run.add(&list, &cfg_a).unwrap();
+        let _sa = server(&a, "/run/berth/a.out");
+        send("to-a");
+        wait_for("a's datagram", || std::fs::read_to_string("/run/berth/a.out").is_ok_and(|s| s.contains("to-a")));
+        // The port moves to container b; the same flow must follow it.
+        run.del(&list, &cfg_a, Some(&res_a)).unwrap();
+        run.add(&list, &rt("b", "/run/netns/b", &[(5353, 53, "udp", "")])).unwrap();
+        let _sb = server(&b, "/run/berth/b.out");
+        send("to-b");
+        wait_for("b's datagram through the moved mapping", || {
+            std::fs::read_to_string("/run/berth/b.out").is_ok_and(|s| s.contains("to-b"))
+        });
+    });
+}

@@ -1,6 +1,7 @@
 //! Port mappings: the model and Docker's `-p` grammar, host-port claims, and publishing.
 
 mod claim;
+pub mod conntrack;
 pub mod publish;
 mod spec;
 

@@ -24,6 +24,15 @@ pub fn key(network: &str, container_id: &str, ifname: &str) -> String {
     file_key(&[network, container_id, ifname])
 }
 
+/// Drops stale UDP conntrack entries of these host ports; failure only costs a warning.
+fn flush(maps: &[crate::portmap::PortMapping]) {
+    match super::conntrack::flush_udp(maps) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(entries = n, "flushed stale UDP conntrack entries"),
+        Err(e) => tracing::warn!(error = %e, "could not flush UDP conntrack entries"),
+    }
+}
+
 impl Publisher {
     /// Publishes `rules` (all or nothing). `host_ifaces` get `route_localnet` so mappings
     /// answer on 127.0.0.1. A previous record for the same attachment is torn down first.
@@ -45,6 +54,7 @@ impl Publisher {
             let _ = self.unpublish_record(&k, rules);
             return Err(e);
         }
+        flush(&rules.mappings);
         Ok(())
     }
 
@@ -63,6 +73,7 @@ impl Publisher {
 
     fn unpublish_record(&self, k: &str, rules: &PortRules) -> Result<()> {
         self.fw.remove_ports(rules)?;
+        flush(&rules.mappings);
         self.claims.release(k, &rules.mappings)?;
         self.state.remove(k)
     }
