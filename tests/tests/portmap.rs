@@ -149,3 +149,34 @@ fn stale_udp_conntrack_entries_are_flushed_when_a_mapping_moves() {
         });
     });
 }
+
+#[test]
+fn dual_stack_addresses_and_an_ipv6_published_port() {
+    isolated(|| {
+        let other = OtherHost::new();
+        sh("ip addr add 2001:db8::1/64 dev uplink nodad");
+        other.ns.sh("ip addr add 2001:db8::2/64 dev eth0 nodad");
+        let run = runner();
+        let doc = serde_json::json!({
+            "cniVersion": "1.0.0", "name": "dual",
+            "plugins": [
+                {"type": "bridge", "bridge": "br-dual", "isGateway": true, "isDefaultGateway": true, "ipMasq": true, "hairpinMode": true,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.66.0.0/24"}], [{"subnet": "fd00:66::/64"}]]}},
+                {"type": "portmap", "capabilities": {"portMappings": true}}
+            ]
+        });
+        let list = berth_cni::conflist::ConfList::parse(doc.to_string().as_bytes()).unwrap();
+        let (web, sib) = (Netns::new("web"), Netns::new("sib"));
+        let r = run.add(&list, &rt("web", "/run/netns/web", &[(4000, 80, "tcp", "")])).unwrap();
+        let addrs: Vec<&str> = r["ips"].as_array().unwrap().iter().map(|i| i["address"].as_str().unwrap()).collect();
+        assert_eq!(addrs, ["10.66.0.2/24", "fd00:66::2/64"]);
+        run.add(&list, &rt("sib", "/run/netns/sib", &[])).unwrap();
+        assert!(web.sh("ip -6 route").contains("default via fd00:66::1"));
+        sib.sh("busybox ping -6 -c1 -W2 fd00:66::2");
+        sib.sh("busybox ping -6 -c1 -W2 fd00:66::1");
+        let _srv = web_server(&web, "hello over v6");
+        assert_eq!(other.ns.sh(&curl("-g http://[2001:db8::1]:4000/")), "hello over v6");
+        assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "hello over v6");
+        assert!(sh("ip6tables-save -t nat").contains("--to-destination [fd00:66::2]:80"));
+    });
+}

@@ -66,6 +66,13 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
         sock.set_promisc(link.index, true)?;
     }
     if !link.up {
+        // The bridge is the subnet's router: a tentative link-local would keep it from
+        // sending neighbour solicitations for forwarded (DNATed) IPv6 traffic until DAD
+        // ends, seconds later. Nothing else can own its addresses, so skip DAD.
+        let key = format!("net/ipv6/conf/{}/accept_dad", spec.name);
+        if std::path::Path::new("/proc/sys").join(&key).exists() {
+            sysctl::set(&key, "0")?;
+        }
         sock.set_up(link.index)?;
     }
     Ok(link)
