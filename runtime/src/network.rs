@@ -84,7 +84,9 @@ fn lo_up(netns: &std::path::Path) -> Result<()> {
 pub fn teardown(paths: &Paths, c: &Container) -> Result<()> {
     if let NetMode::Bridge(name) = &c.spec.net {
         let net = network(paths, name)?;
-        endpoint::detach(&paths.net(), &net, &c.id, None, "eth0")?;
+        // The record as it is now: the endpoint was filled in after this copy was taken.
+        let ep = container::lookup(paths, &c.id).ok().and_then(|r| r.state.endpoint).or_else(|| c.state.endpoint.clone());
+        endpoint::detach(&paths.net(), &net, &c.id, None, "eth0", ep.as_ref())?;
     }
     Ok(())
 }

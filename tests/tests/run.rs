@@ -53,7 +53,7 @@ fn published_web_server_answers_and_stop_rm_clean_up() {
         berth(&["run", "-d", "--name", "web2", "-p", "4001:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
         wait_for("web2", || try_sh(&curl("http://127.0.0.1:4001/")).1 == PAGE);
         berth(&["rm", "-f", "web2"]).ok();
-        assert_eq!((veths(), allocations()), (0, 0));
+        assert_eq!((veths(), allocations()), (0, 0), "veths, addresses left after rm -f");
         assert!(!sh("iptables-save -t nat").contains("172.17.0."));
     });
 }

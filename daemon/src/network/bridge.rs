@@ -207,6 +207,20 @@ pub fn detach(netns_path: Option<&std::path::Path>, ifname: &str) -> Result<Vec<
     })
 }
 
+/// Deletes host-side veths by name; names that are gone or are not veths are left alone.
+pub fn delete_host_veths(names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut sock = Socket::open()?;
+    for n in names {
+        if let Some(l) = sock.link_by_name(n)?.filter(|l| l.kind.as_deref() == Some("veth")) {
+            sock.delete_link(l.index)?;
+        }
+    }
+    Ok(())
+}
+
 /// What CHECK looks at inside the container.
 #[derive(Debug, Clone)]
 pub struct Inspected {

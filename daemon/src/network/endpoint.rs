@@ -167,13 +167,19 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
 }
 
 /// Detaches: unpublishes ports, releases the address and the masquerade reference, and
-/// deletes the interface if the netns still exists. Every part tolerates being gone.
-pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str) -> Result<()> {
+/// deletes the veth (through the netns if it still exists, else by the host end's name
+/// from `ep`: a dead netns frees its veth only later, in a kernel work queue). Every part
+/// tolerates being gone.
+pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()> {
     let publisher = paths.publisher()?;
     publisher.unpublish(&net.name, id, ifname, None)?;
     let store = Store::open(&paths.ipam, &net.name)?;
-    ipam::release(&store, id, ifname, &[])?;
+    let hint: Vec<IpAddr> = ep.map(|e| e.address.ip()).into_iter().collect();
+    ipam::release(&store, id, ifname, &hint)?;
     bridge::detach(netns, ifname)?;
+    if let Some(e) = ep {
+        bridge::delete_host_veths(std::slice::from_ref(&e.host_veth))?;
+    }
     let key = file_key(&[&net.name, id, ifname]);
     masquerade::release(&paths.masq_dir()?, publisher.fw.as_ref(), &net.name, &key, &[])
 }

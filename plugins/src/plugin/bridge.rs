@@ -201,6 +201,16 @@ impl Plugin for Bridge {
         let c = ctx(conf)?;
         delegate(&c.ipam_type, "DEL", args)?;
         let mut addrs = bridge::detach(args.netns.as_deref(), &args.ifname)?;
+        // A netns already gone frees its veth later, in a kernel work queue; the host end
+        // named in prevResult goes now, so DEL leaves nothing behind when it returns.
+        let host_veths: Vec<String> = conf
+            .prev_result
+            .iter()
+            .flat_map(|r| r.interfaces.iter())
+            .filter(|i| i.sandbox.is_empty() && i.name != c.conf.bridge)
+            .map(|i| i.name.clone())
+            .collect();
+        bridge::delete_host_veths(&host_veths)?;
         addrs.extend(conf.prev_result.iter().flat_map(|r| r.container_ips()));
         let fallback = masq_rules(&c, conf, &addrs);
         masquerade::release(&c.state, fw(&c)?.as_ref(), &conf.name, &key(conf, args), &fallback)?;
