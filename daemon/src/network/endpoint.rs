@@ -172,7 +172,8 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
 /// tolerates being gone.
 pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()> {
     let publisher = paths.publisher()?;
-    publisher.unpublish(&net.name, id, ifname, None)?;
+    let ports: Vec<PortMapping> = ep.map(|e| e.ports.clone()).unwrap_or_default();
+    publisher.unpublish(&net.name, id, ifname, &ports, None)?;
     let store = Store::open(&paths.ipam, &net.name)?;
     let hint: Vec<IpAddr> = ep.map(|e| e.address.ip()).into_iter().collect();
     ipam::release(&store, id, ifname, &hint)?;

@@ -82,6 +82,22 @@ impl Claims {
         Ok(())
     }
 
+    /// Removes claims whose owner starts with `prefix` (one network) but is not in `valid`.
+    pub fn gc(&self, prefix: &str, valid: &[String]) -> Result<()> {
+        let _lock = self.lock()?;
+        let Ok(slots) = fs::read_dir(&self.dir) else { return Ok(()) };
+        for slot in slots.flatten().filter(|e| e.path().is_dir()) {
+            for f in fs::read_dir(slot.path()).into_iter().flatten().flatten() {
+                let owner = fs::read_to_string(f.path()).unwrap_or_default();
+                if owner.starts_with(prefix) && !valid.contains(&owner) {
+                    fs::remove_file(f.path()).map_err(|e| Error::io("remove port claim", f.path(), e))?;
+                }
+            }
+            let _ = fs::remove_dir(slot.path());
+        }
+        Ok(())
+    }
+
     /// Who holds a slot that conflicts with `ip` (the wildcard conflicts with everything).
     fn conflict(&self, sdir: &Path, ip: Option<IpAddr>) -> Result<Option<String>> {
         let Ok(rd) = fs::read_dir(sdir) else {

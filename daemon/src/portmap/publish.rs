@@ -7,7 +7,7 @@ use crate::firewall::{Firewall, PortRules};
 use crate::network::bridge::enable_route_localnet;
 use crate::state::{file_key, StateDir};
 
-use super::Claims;
+use super::{Claims, PortMapping};
 
 /// Where published ports are recorded and claimed.
 pub struct Publisher {
@@ -58,15 +58,23 @@ impl Publisher {
         Ok(())
     }
 
-    /// Removes what was published for the attachment; `fallback` is used when no record
-    /// exists (state lost). Nothing published is success.
-    pub fn unpublish(&self, network: &str, container_id: &str, ifname: &str, fallback: Option<&PortRules>) -> Result<()> {
+    /// Removes what was published for the attachment. Without a record (state lost, or
+    /// an ADD killed before it wrote one) `fallback` rules are removed if given, and the
+    /// claims `mappings` would hold are released either way. Nothing published is success.
+    pub fn unpublish(
+        &self,
+        network: &str,
+        container_id: &str,
+        ifname: &str,
+        mappings: &[PortMapping],
+        fallback: Option<&PortRules>,
+    ) -> Result<()> {
         let k = key(network, container_id, ifname);
         match self.state.load::<PortRules>(&k) {
             Some(r) => self.unpublish_record(&k, &r),
             None => match fallback {
                 Some(r) if !r.mappings.is_empty() => self.unpublish_record(&k, r),
-                _ => Ok(()),
+                _ => self.claims.release(&k, mappings),
             },
         }
     }
@@ -83,9 +91,11 @@ impl Publisher {
         self.state.load(&key(network, container_id, ifname))
     }
 
-    /// Unpublishes every attachment of `network` whose key is not in `valid`.
+    /// Unpublishes every attachment of `network` whose key is not in `valid`, and drops
+    /// claims whose owner is not valid (left by an ADD killed before its record).
     pub fn gc(&self, network: &str, valid: &[String]) -> Result<()> {
         let prefix = format!("{}~", file_key(&[network]));
+        self.claims.gc(&prefix, valid)?;
         for k in self.state.keys().into_iter().filter(|k| k.starts_with(&prefix) && !valid.contains(k)) {
             match self.state.load::<PortRules>(&k) {
                 Some(r) => self.unpublish_record(&k, &r)?,
