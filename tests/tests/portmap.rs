@@ -180,3 +180,24 @@ fn dual_stack_addresses_and_an_ipv6_published_port() {
         assert!(sh("ip6tables-save -t nat").contains("--to-destination [fd00:66::2]:80"));
     });
 }
+
+#[test]
+fn netd_cleanup_removes_every_berth_rule_and_the_next_add_rebuilds() {
+    isolated(|| {
+        let run = runner();
+        let list = conflist("1.0.0");
+        let _c = Netns::new("c");
+        // Somebody else's rules, which cleanup must leave alone.
+        sh("iptables -t nat -A POSTROUTING -s 10.9.9.0/24 -j MASQUERADE && iptables -A FORWARD -j ACCEPT && iptables -t nat -N OTHER");
+        let before = rules();
+        run.add(&list, &rt("c", "/run/netns/c", &[(4000, 80, "tcp", ""), (4001, 81, "udp", "127.0.0.1")])).unwrap();
+        assert!(sh("iptables-save").contains("BERTH-HOSTPORT-DNAT"));
+        sh(&format!("{}/netd cleanup", berth_tests::harness::bin_dir().display()));
+        let all = sh("iptables-save; ip6tables-save");
+        assert!(!all.contains("BERTH"), "left:\n{all}");
+        assert_eq!(rules(), before, "cleanup touched rules that are not berth's");
+        let _d = Netns::new("d");
+        run.add(&list, &rt("d", "/run/netns/d", &[(4000, 80, "tcp", "")])).unwrap();
+        assert!(sh("iptables-save -t nat").contains("--dport 4000"));
+    });
+}

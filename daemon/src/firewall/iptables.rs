@@ -202,7 +202,42 @@ fn families(p: &PortRules) -> Vec<Family> {
     f
 }
 
+/// The lines of `iptables-save -t table` output that remove berth's rules from built-in
+/// chains and then berth's own chains.
+fn cleanup_lines(save: &str) -> Vec<String> {
+    let ours = |c: &str| c.starts_with("BERTH-");
+    let mut out: Vec<String> = save
+        .lines()
+        .filter(|l| l.starts_with("-A ") && !ours(l.split_whitespace().nth(1).unwrap_or("")) && l.contains(" -j BERTH-"))
+        .map(|l| l.replacen("-A ", "-D ", 1))
+        .collect();
+    let chains: Vec<&str> =
+        save.lines().filter_map(|l| l.strip_prefix(':')).filter_map(|l| l.split_whitespace().next()).filter(|c| ours(c)).collect();
+    out.extend(chains.iter().map(|c| format!("-F {c}")));
+    out.extend(chains.iter().map(|c| format!("-X {c}")));
+    out
+}
+
 impl Firewall for Iptables {
+    fn cleanup(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in [Family::V4, Family::V6] {
+            let mut batch = Batch::default();
+            for table in ["raw", "nat", "filter"] {
+                let cmd = match family {
+                    Family::V4 => "iptables-save",
+                    Family::V6 => "ip6tables-save",
+                };
+                let out = Command::new(cmd).args(["-t", table]).output().map_err(|e| Error::io("run", cmd, e))?;
+                for l in cleanup_lines(&String::from_utf8_lossy(&out.stdout)) {
+                    batch.push(table, l);
+                }
+            }
+            self.restore(family, &batch)?;
+        }
+        Ok(())
+    }
+
     fn add_ports(&self, p: &PortRules) -> Result<()> {
         let _lock = self.lock()?;
         for family in families(p) {

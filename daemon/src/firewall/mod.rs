@@ -25,6 +25,8 @@ pub trait Firewall {
     fn remove_masquerade(&self, m: &Masquerade) -> Result<()>;
     /// Fails if it is missing.
     fn check_masquerade(&self, m: &Masquerade) -> Result<()>;
+    /// Removes every chain and rule of this backend (`netd cleanup`), nothing else.
+    fn cleanup(&self) -> Result<()>;
 }
 
 /// The default connection-mark bit for hairpin/localhost masquerade (as CNI portmap).
