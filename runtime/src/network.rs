@@ -80,13 +80,12 @@ fn lo_up(netns: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Releases the container's address, ports and masquerade reference. Idempotent.
-pub fn teardown(paths: &Paths, c: &Container) -> Result<()> {
+/// Releases the container's address, ports and masquerade reference, and deletes its
+/// veth (`ep`, the attachment as recorded). Idempotent.
+pub fn teardown(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<()> {
     if let NetMode::Bridge(name) = &c.spec.net {
         let net = network(paths, name)?;
-        // The record as it is now: the endpoint was filled in after this copy was taken.
-        let ep = container::lookup(paths, &c.id).ok().and_then(|r| r.state.endpoint).or_else(|| c.state.endpoint.clone());
-        endpoint::detach(&paths.net(), &net, &c.id, None, "eth0", ep.as_ref())?;
+        endpoint::detach(&paths.net(), &net, &c.id, None, "eth0", ep)?;
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use crate::container::{self, Container, NetMode, Status};
 use crate::error::{Error, Result};
 use crate::network;
 use crate::paths::Paths;
+use netd::network::endpoint::Endpoint;
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
@@ -60,25 +61,49 @@ fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
     })
 }
 
-/// Starts the container: on success PID 1 has exec'd its command and the record says
-/// running; on failure everything done is undone and the error carries the exit code.
-pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Started> {
-    let t0 = std::time::Instant::now();
-    let step = |name: &str| tracing::debug!(step = name, elapsed_us = t0.elapsed().as_micros() as u64, "start step");
-    let plan = plan(paths, c)?;
-    let join_netns: Option<OwnedFd> = match &c.spec.net {
-        NetMode::Container(id) => {
-            let other = container::lookup(paths, id)?;
-            let pid = other
-                .state
-                .pid
-                .filter(|_| other.alive())
-                .ok_or_else(|| Error::State(format!("cannot join network of container {}: it is not running", other.name)))?;
-            let f = fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| Error::io("open netns of", other.name.clone(), e))?;
-            Some(OwnedFd::from(f))
+/// What a half-started container holds; dropped unarmed, it undoes all of it.
+struct Undo<'a> {
+    paths: &'a Paths,
+    c: &'a Container,
+    pid: Pid,
+    cgroup: Option<Cgroup>,
+    endpoint: Option<Option<Endpoint>>,
+    armed: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
         }
-        _ => None,
-    };
+        let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+        match &self.cgroup {
+            Some(cg) => cg.remove(),
+            None => Cgroup::existing(&self.c.id).remove(),
+        }
+        if let Some(ep) = &self.endpoint {
+            let _ = network::teardown(self.paths, self.c, ep.as_ref());
+        }
+    }
+}
+
+/// The netns to join in `container:<x>` mode, opened before the child exists.
+fn joined_netns(paths: &Paths, c: &Container) -> Result<Option<OwnedFd>> {
+    let NetMode::Container(id) = &c.spec.net else { return Ok(None) };
+    let other = container::lookup(paths, id)?;
+    let pid = other
+        .state
+        .pid
+        .filter(|_| other.alive())
+        .ok_or_else(|| Error::State(format!("cannot join network of container {}: it is not running", other.name)))?;
+    let f = fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| Error::io("open netns of", other.name.clone(), e))?;
+    Ok(Some(OwnedFd::from(f)))
+}
+
+/// Clones the container's PID 1 into its namespaces, waiting on the sync pipe; returns
+/// its PID, the write end of the sync pipe and the read end of the error pipe.
+fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<(Pid, OwnedFd, OwnedFd)> {
     let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if matches!(c.spec.net, NetMode::Bridge(_) | NetMode::None) {
         flags |= CloneFlags::CLONE_NEWNET;
@@ -90,8 +115,8 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
         env: c.spec.env.clone(),
         workdir: c.spec.workdir.clone(),
         hostname: (c.spec.net != NetMode::Host).then(|| c.spec.hostname.clone()),
-        rootfs: plan,
-        join_netns,
+        rootfs: plan(paths, c)?,
+        join_netns: joined_netns(paths, c)?,
         user: c.spec.user.clone(),
         log,
         sync: sync_r,
@@ -103,61 +128,42 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     // fork, and either execs or exits without returning into our frames.
     let pid = unsafe { clone(Box::new(|| child_main(&cfg)), &mut stack, flags, Some(Signal::SIGCHLD as i32)) }
         .map_err(|e| Error::sys("clone container process", e))?;
+    // Our copy of the error pipe's write end goes with `cfg`, so EOF means exec succeeded.
+    let InitConfig { sync_peer, .. } = cfg;
+    Ok((pid, sync_peer, err_r))
+}
+
+/// Starts the container: on success PID 1 has exec'd its command and the record says
+/// running; on failure everything done is undone and the error carries the exit code.
+pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Started> {
+    let t0 = std::time::Instant::now();
+    let step = |name: &str| tracing::debug!(step = name, elapsed_us = t0.elapsed().as_micros() as u64, "start step");
+    let (pid, sync_w, err_r) = spawn_init(paths, c, log)?;
+    let mut undo = Undo { paths, c, pid, cgroup: None, endpoint: None, armed: true };
     step("clone");
-    let InitConfig { sync_peer: sync_w, err: err_w, .. } = cfg;
-    drop(err_w);
-    let abort = |e: Error| -> Error {
-        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        e
-    };
-    let cgroup = match Cgroup::create(&c.id, &c.spec.limits).and_then(|cg| cg.add(pid.as_raw()).map(|_| cg)) {
-        Ok(cg) => cg,
-        Err(e) => {
-            Cgroup::existing(&c.id).remove();
-            return Err(abort(e));
-        }
-    };
+    let cgroup = Cgroup::create(&c.id, &c.spec.limits)?;
+    undo.cgroup = Some(cgroup.clone());
+    cgroup.add(pid.as_raw())?;
     step("cgroup");
-    let fail = |e: Error| {
-        let e = abort(e);
-        cgroup.remove();
-        e
-    };
-    let endpoint = match network::setup(paths, c, pid.as_raw()) {
-        Ok(ep) => ep,
-        Err(e) => return Err(fail(e)),
-    };
+    undo.endpoint = Some(None);
+    let endpoint = network::setup(paths, c, pid.as_raw())?;
+    undo.endpoint = Some(endpoint.clone());
     step("network");
-    let undo_net = |e: Error| {
-        let e = fail(e);
-        let _ = network::teardown(paths, c);
-        e
-    };
-    if let Err(e) = network::write_etc(paths, c, endpoint.as_ref()) {
-        return Err(undo_net(e));
-    }
-    let rec = container::update(paths, &c.id, |r| {
+    network::write_etc(paths, c, endpoint.as_ref())?;
+    container::update(paths, &c.id, |r| {
         r.state.status = Status::Running;
         r.state.pid = Some(pid.as_raw());
         r.state.monitor_pid = Some(std::process::id() as i32);
         r.state.started_at = Some(now());
         r.state.endpoint = endpoint.clone();
-    });
-    if let Err(e) = rec {
-        return Err(undo_net(e));
-    }
-    if let Err(e) = write(sync_w.as_fd(), b"g") {
-        return Err(undo_net(Error::sys("start container", e)));
-    }
+    })?;
+    write(sync_w.as_fd(), b"g").map_err(|e| Error::sys("start container", e))?;
     drop(sync_w);
     step("record+go");
     let failure = read_failure(err_r.as_raw_fd());
     step("rootfs+exec");
     if let Some((code, msg)) = failure {
-        let _ = waitpid(pid, None);
-        cgroup.remove();
-        let _ = network::teardown(paths, c);
+        drop(undo);
         let _ = container::update(paths, &c.id, |r| {
             r.state.status = Status::Exited;
             r.state.exit_code = Some(code);
@@ -166,6 +172,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
         });
         return Err(Error::Start { code, msg });
     }
+    undo.armed = false;
     Ok(Started { pid, cgroup })
 }
 
@@ -181,7 +188,8 @@ pub fn supervise(paths: &Paths, c: &Container, started: Started) -> i32 {
         }
     };
     started.cgroup.remove();
-    if let Err(e) = network::teardown(paths, c) {
+    let ep = container::lookup(paths, &c.id).ok().and_then(|r| r.state.endpoint);
+    if let Err(e) = network::teardown(paths, c, ep.as_ref()) {
         tracing::warn!(error = %e, id = %c.id, "network teardown failed");
     }
     let _ = container::update(paths, &c.id, |r| {
@@ -199,7 +207,7 @@ pub fn supervise(paths: &Paths, c: &Container, started: Started) -> i32 {
 /// Cleans up after a container whose monitor is gone (crash): network, cgroup, record.
 pub fn reap_stale(paths: &Paths, c: &Container) -> Result<()> {
     Cgroup::existing(&c.id).remove();
-    network::teardown(paths, c)?;
+    network::teardown(paths, c, c.state.endpoint.as_ref())?;
     container::update(paths, &c.id, |r| {
         r.state.status = Status::Exited;
         r.state.pid = None;
