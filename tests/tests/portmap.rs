@@ -201,3 +201,26 @@ fn netd_cleanup_removes_every_berth_rule_and_the_next_add_rebuilds() {
         assert!(sh("iptables-save -t nat").contains("--dport 4000"));
     });
 }
+
+#[test]
+fn forwarding_works_under_a_drop_policy_and_berth_user_runs_first() {
+    isolated(|| {
+        let other = OtherHost::new();
+        sh("iptables -P FORWARD DROP");
+        let run = runner();
+        let list = conflist("1.0.0");
+        let (web, cl) = (Netns::new("web"), Netns::new("cl"));
+        run.add(&list, &rt("web", "/run/netns/web", &[(4000, 80, "tcp", "")])).unwrap();
+        run.add(&list, &rt("cl", "/run/netns/cl", &[])).unwrap();
+        let _srv = web_server(&web, "through a DROP policy");
+        assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "through a DROP policy");
+        let _peer = web_server(&other.ns, "peer page");
+        assert_eq!(cl.sh(&curl(&format!("http://{PEER_IP}:80/"))), "peer page");
+        // The user's chain comes first: a rule there overrides berth's acceptance.
+        let fwd = sh("iptables -S FORWARD");
+        let pos = |c: &str| fwd.lines().position(|l| l.contains(c)).unwrap();
+        assert!(pos("BERTH-USER") < pos("BERTH-FORWARD"), "{fwd}");
+        sh(&format!("iptables -A BERTH-USER -s {PEER_IP} -j DROP"));
+        assert!(!other.ns.try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0);
+    });
+}

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::rules::{self, Family, Masquerade, PortRules, Rule};
+use super::rules::{self, Family, NetworkRules, PortRules, Rule};
 use super::Firewall;
 use crate::error::{Error, Result};
 
@@ -282,27 +282,30 @@ impl Firewall for Iptables {
         Ok(())
     }
 
-    fn add_masquerade(&self, m: &Masquerade) -> Result<()> {
+    fn ensure_network(&self, m: &NetworkRules) -> Result<()> {
         let _lock = self.lock()?;
-        let (family, rule) = rules::masquerade(m);
+        let (family, rules) = rules::network(m);
         let mut batch = Batch::default();
-        batch.push("nat", rule.render("-A"));
+        for r in &rules {
+            batch.push(&r.table, r.render("-A"));
+        }
         self.apply_with_base(family, &batch)
     }
 
-    fn remove_masquerade(&self, m: &Masquerade) -> Result<()> {
+    fn remove_network(&self, m: &NetworkRules) -> Result<()> {
         let _lock = self.lock()?;
-        let (family, rule) = rules::masquerade(m);
-        self.remove(family, &[rule], &[])
+        let (family, rules) = rules::network(m);
+        self.remove(family, &rules, &[])
     }
 
-    fn check_masquerade(&self, m: &Masquerade) -> Result<()> {
+    fn check_network(&self, m: &NetworkRules) -> Result<()> {
         let _lock = self.lock()?;
-        let (family, rule) = rules::masquerade(m);
-        if self.rule_exists(family, &rule)? {
-            Ok(())
-        } else {
-            Err(Error::Check(format!("iptables rule missing: -t nat {}", rule.render("-A"))))
+        let (family, rules) = rules::network(m);
+        for r in &rules {
+            if !self.rule_exists(family, r)? {
+                return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
+            }
         }
+        Ok(())
     }
 }

@@ -5,7 +5,7 @@ mod iptables;
 pub mod rules;
 
 pub use iptables::Iptables;
-pub use rules::{Family, Masquerade, PortRules, Rule};
+pub use rules::{Family, NetworkRules, PortRules, Rule};
 
 use crate::error::Result;
 
@@ -19,12 +19,12 @@ pub trait Firewall {
     fn remove_ports(&self, p: &PortRules) -> Result<()>;
     /// Fails with a precise message if any rule of the attachment is missing.
     fn check_ports(&self, p: &PortRules) -> Result<()>;
-    /// Installs a container's outbound MASQUERADE.
-    fn add_masquerade(&self, m: &Masquerade) -> Result<()>;
-    /// Removes it.
-    fn remove_masquerade(&self, m: &Masquerade) -> Result<()>;
-    /// Fails if it is missing.
-    fn check_masquerade(&self, m: &Masquerade) -> Result<()>;
+    /// Installs a network's own rules (forward acceptance, outbound masquerade).
+    fn ensure_network(&self, m: &NetworkRules) -> Result<()>;
+    /// Removes them.
+    fn remove_network(&self, m: &NetworkRules) -> Result<()>;
+    /// Fails if one of them is missing.
+    fn check_network(&self, m: &NetworkRules) -> Result<()>;
     /// Removes every chain and rule of this backend (`netd cleanup`), nothing else.
     fn cleanup(&self) -> Result<()>;
 }

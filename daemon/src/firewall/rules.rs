@@ -17,6 +17,10 @@ pub const SETMARK_CHAIN: &str = "BERTH-HOSTPORT-SETMARK";
 pub const MASQ_CHAIN: &str = "BERTH-HOSTPORT-MASQ";
 /// Chain holding per-container outbound MASQUERADE rules.
 pub const POSTROUTING_CHAIN: &str = "BERTH-POSTROUTING";
+/// filter-table chain accepting traffic of berth's bridges.
+pub const FORWARD_CHAIN: &str = "BERTH-FORWARD";
+/// Empty filter-table chain run before berth's own, for the user's rules (like DOCKER-USER).
+pub const USER_CHAIN: &str = "BERTH-USER";
 /// raw-table chain that drops packets to 127.0.0.0/8 arriving from the network (Docker #45610).
 pub const RAW_CHAIN: &str = "BERTH-RAW-PREROUTING";
 
@@ -86,7 +90,7 @@ pub struct PortRules {
     pub addrs: Vec<IpNetwork>,
     /// The mappings.
     pub mappings: Vec<PortMapping>,
-    /// Masquerade hairpin and localhost connections (portmap's `snat`, default true).
+    /// NetworkRules hairpin and localhost connections (portmap's `snat`, default true).
     pub snat: bool,
     /// Extra match arguments per family before jumping into the container's chain.
     pub conditions_v4: Vec<String>,
@@ -94,16 +98,25 @@ pub struct PortRules {
     pub conditions_v6: Vec<String>,
 }
 
-/// A network's outbound MASQUERADE (bridge `ipMasq`): traffic from the subnet leaving
-/// through any interface but the bridge, as Docker's `-s 172.17.0.0/16 ! -o docker0`.
+/// A bridge network's own rules, installed by its first attachment and removed with the
+/// last: forwarding to and from the bridge is accepted (so a FORWARD policy of DROP does
+/// not cut containers off) and, with `masquerade`, traffic from the subnet leaving through
+/// any other interface is masqueraded, as Docker's `-s 172.17.0.0/16 ! -o docker0`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Masquerade {
+pub struct NetworkRules {
     /// Network name.
     pub network: String,
     /// The subnet (host bits ignored).
     pub subnet: IpNetwork,
     /// The bridge the subnet lives on.
     pub bridge: String,
+    /// Masquerade outbound traffic (bridge `ipMasq`).
+    #[serde(default = "yes")]
+    pub masquerade: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Names the per-attachment chain: short (iptables allows 28 characters) and stable.
@@ -126,6 +139,8 @@ pub fn base(family: Family, mark_bit: u8) -> (Vec<(String, String)>, Vec<Rule>) 
         ("nat".to_string(), SETMARK_CHAIN.to_string()),
         ("nat".to_string(), MASQ_CHAIN.to_string()),
         ("nat".to_string(), POSTROUTING_CHAIN.to_string()),
+        ("filter".to_string(), FORWARD_CHAIN.to_string()),
+        ("filter".to_string(), USER_CHAIN.to_string()),
     ];
     let mut rules = vec![
         Rule::new("nat", SETMARK_CHAIN, &["-j", "MARK", "--set-xmark", &mark]),
@@ -134,6 +149,9 @@ pub fn base(family: Family, mark_bit: u8) -> (Vec<(String, String)>, Vec<Rule>) 
         Rule::new("nat", "OUTPUT", &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN]),
         Rule::new("nat", "POSTROUTING", &["-j", MASQ_CHAIN]),
         Rule::new("nat", "POSTROUTING", &["-j", POSTROUTING_CHAIN]),
+        // Inserted in this order at the top of FORWARD, so BERTH-USER runs first.
+        Rule::new("filter", "FORWARD", &["-j", FORWARD_CHAIN]),
+        Rule::new("filter", "FORWARD", &["-j", USER_CHAIN]),
     ];
     if family == Family::V4 {
         chains.push(("raw".to_string(), RAW_CHAIN.to_string()));
@@ -185,14 +203,28 @@ pub fn ports(p: &PortRules, family: Family) -> Option<(String, Vec<Rule>, Rule)>
     Some((chain, rules, jump))
 }
 
-/// The outbound MASQUERADE rule of one network.
-pub fn masquerade(m: &Masquerade) -> (Family, Rule) {
+/// The rules of one network, for the family of its subnet.
+pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
     let family = Family::of(m.subnet.ip());
     let subnet = IpNetwork::new(m.subnet.network(), m.subnet.prefix()).map(|n| n.to_string()).unwrap_or_default();
     let c = format!("berth:{}", m.network);
-    let rule =
-        Rule::new("nat", POSTROUTING_CHAIN, &["-s", &subnet, "!", "-o", &m.bridge, "-m", "comment", "--comment", &c, "-j", "MASQUERADE"]);
-    (family, rule)
+    let br = m.bridge.as_str();
+    let mut rules = vec![
+        Rule::new("filter", FORWARD_CHAIN, &["-i", br, "-m", "comment", "--comment", &c, "-j", "ACCEPT"]),
+        Rule::new(
+            "filter",
+            FORWARD_CHAIN,
+            &["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-m", "comment", "--comment", &c, "-j", "ACCEPT"],
+        ),
+    ];
+    if m.masquerade {
+        rules.push(Rule::new(
+            "nat",
+            POSTROUTING_CHAIN,
+            &["-s", &subnet, "!", "-o", br, "-m", "comment", "--comment", &c, "-j", "MASQUERADE"],
+        ));
+    }
+    (family, rules)
 }
 
 #[cfg(test)]
@@ -227,11 +259,21 @@ mod tests {
     }
 
     #[test]
-    fn masquerade_covers_the_subnet_leaving_other_interfaces() {
-        let m = Masquerade { network: "n".into(), subnet: "10.88.0.5/16".parse().unwrap(), bridge: "br0".into() };
-        let (f, r) = masquerade(&m);
+    fn network_rules_forward_and_masquerade_the_subnet() {
+        let m = NetworkRules { network: "n".into(), subnet: "10.88.0.5/16".parse().unwrap(), bridge: "br0".into(), masquerade: true };
+        let (f, r) = network(&m);
         assert_eq!(f, Family::V4);
-        assert_eq!(r.render("-A"), "-A BERTH-POSTROUTING -s 10.88.0.0/16 ! -o br0 -m comment --comment berth:n -j MASQUERADE");
+        let lines: Vec<String> = r.iter().map(|r| r.render("-A")).collect();
+        assert_eq!(
+            lines,
+            [
+                "-A BERTH-FORWARD -i br0 -m comment --comment berth:n -j ACCEPT",
+                "-A BERTH-FORWARD -o br0 -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment berth:n -j ACCEPT",
+                "-A BERTH-POSTROUTING -s 10.88.0.0/16 ! -o br0 -m comment --comment berth:n -j MASQUERADE",
+            ]
+        );
+        let (_, r) = network(&NetworkRules { masquerade: false, ..m });
+        assert_eq!(r.len(), 2);
     }
 
     #[test]

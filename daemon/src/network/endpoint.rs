@@ -9,12 +9,12 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::firewall::{self, Masquerade, PortRules};
+use crate::firewall::{self, NetworkRules, PortRules};
 use crate::ipam::{self, Range, RangeSet, Store};
 use crate::netlink::Socket;
 use crate::netns::NetNs;
 use crate::network::bridge::{self, BridgeSpec, IfaceConfig};
-use crate::network::masquerade;
+use crate::network::shared;
 use crate::portmap::{Claims, PortMapping, Publisher};
 use crate::state::{file_key, StateDir};
 
@@ -29,7 +29,7 @@ pub struct BridgeNetwork {
     pub subnet: IpNetwork,
     /// Gateway address on the bridge.
     pub gateway: Option<IpAddr>,
-    /// Masquerade traffic leaving through other interfaces.
+    /// NetworkRules traffic leaving through other interfaces.
     pub ip_masq: bool,
     /// MTU for bridge and veths.
     pub mtu: Option<u32>,
@@ -54,7 +54,7 @@ impl BridgeNetwork {
 pub struct Paths {
     /// IPAM data directory (host-local layout).
     pub ipam: PathBuf,
-    /// Run directory: firewall lock, masquerade refs, port claims and records.
+    /// Run directory: firewall lock, network rule refs, port claims and records.
     pub run: PathBuf,
 }
 
@@ -64,8 +64,8 @@ impl Paths {
         Self { ipam: ipam.into(), run: run.into() }
     }
 
-    fn masq_dir(&self) -> Result<StateDir> {
-        StateDir::open(self.run.join("endpoint-masq"))
+    fn shared_dir(&self) -> Result<StateDir> {
+        StateDir::open(self.run.join("endpoint-network"))
     }
 
     fn publisher(&self) -> Result<Publisher> {
@@ -125,13 +125,10 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
         let iface = IfaceConfig { addrs: vec![alloc.address], routes: vec![(default, Some(gw))] };
         let att = bridge::attach(&mut sock, &br, &spec, &ns, ifname, &iface)?;
         let key = file_key(&[&net.name, id, ifname]);
-        let masq: Vec<Masquerade> = if net.ip_masq {
-            vec![Masquerade { network: net.name.clone(), subnet: net.subnet, bridge: net.bridge.clone() }]
-        } else {
-            Vec::new()
-        };
-        let masq_dir = paths.masq_dir()?;
-        if let Err(e) = masquerade::hold(&masq_dir, publisher.fw.as_ref(), &net.name, &key, &masq) {
+        let netrules =
+            [NetworkRules { network: net.name.clone(), subnet: net.subnet, bridge: net.bridge.clone(), masquerade: net.ip_masq }];
+        let shared_dir = paths.shared_dir()?;
+        if let Err(e) = shared::hold(&shared_dir, publisher.fw.as_ref(), &net.name, &key, &netrules) {
             let _ = sock.delete_link(att.host.index);
             return Err(e);
         }
@@ -147,7 +144,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
                 conditions_v6: Vec::new(),
             };
             if let Err(e) = publisher.publish(&rules, std::slice::from_ref(&net.bridge)) {
-                let _ = masquerade::release(&masq_dir, publisher.fw.as_ref(), &net.name, &key, &masq);
+                let _ = shared::release(&shared_dir, publisher.fw.as_ref(), &net.name, &key, &netrules);
                 let _ = sock.delete_link(att.host.index);
                 return Err(e);
             }
@@ -166,7 +163,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
     result
 }
 
-/// Detaches: unpublishes ports, releases the address and the masquerade reference, and
+/// Detaches: unpublishes ports, releases the address and the network rules reference, and
 /// deletes the veth (through the netns if it still exists, else by the host end's name
 /// from `ep`: a dead netns frees its veth only later, in a kernel work queue). Every part
 /// tolerates being gone.
@@ -182,5 +179,5 @@ pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>
         bridge::delete_host_veths(std::slice::from_ref(&e.host_veth))?;
     }
     let key = file_key(&[&net.name, id, ifname]);
-    masquerade::release(&paths.masq_dir()?, publisher.fw.as_ref(), &net.name, &key, &[])
+    shared::release(&paths.shared_dir()?, publisher.fw.as_ref(), &net.name, &key, &[])
 }

@@ -2,4 +2,4 @@
 
 pub mod bridge;
 pub mod endpoint;
-pub mod masquerade;
+pub mod shared;

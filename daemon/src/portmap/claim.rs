@@ -55,7 +55,10 @@ impl Claims {
                     return Err(in_use(m, ": a process is listening on it".into()));
                 }
                 fs::create_dir_all(&sdir).map_err(|e| Error::io("create port claim", &sdir, e))?;
-                fs::write(&file, owner).map_err(|e| Error::io("write port claim", &file, e))?;
+                // Written aside and renamed in: a kill never leaves a claim without its owner.
+                let tmp = self.dir.join(format!(".tmp-{}", std::process::id()));
+                fs::write(&tmp, owner).map_err(|e| Error::io("write port claim", &tmp, e))?;
+                fs::rename(&tmp, &file).map_err(|e| Error::io("write port claim", &file, e))?;
                 done.push(file);
             }
             Ok(())
@@ -86,7 +89,14 @@ impl Claims {
     pub fn gc(&self, prefix: &str, valid: &[String]) -> Result<()> {
         let _lock = self.lock()?;
         let Ok(slots) = fs::read_dir(&self.dir) else { return Ok(()) };
-        for slot in slots.flatten().filter(|e| e.path().is_dir()) {
+        for slot in slots.flatten() {
+            if slot.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = fs::remove_file(slot.path());
+                continue;
+            }
+            if !slot.path().is_dir() {
+                continue;
+            }
             for f in fs::read_dir(slot.path()).into_iter().flatten().flatten() {
                 let owner = fs::read_to_string(f.path()).unwrap_or_default();
                 if owner.starts_with(prefix) && !valid.contains(&owner) {

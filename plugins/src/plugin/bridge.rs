@@ -1,14 +1,14 @@
 //! bridge: a veth from the container into a Linux bridge, addresses from the IPAM
-//! plugin named in `ipam.type` (run by exec through CNI_PATH), optional outbound masquerade.
+//! plugin named in `ipam.type` (run by exec through CNI_PATH), the network's forward and masquerade rules.
 
 use std::path::PathBuf;
 
 use ipnetwork::IpNetwork;
-use netd::firewall::{self, Firewall, Masquerade};
+use netd::firewall::{self, Firewall, NetworkRules};
 use netd::netlink::Socket;
 use netd::netns::NetNs;
 use netd::network::bridge::{self, BridgeSpec, IfaceConfig};
-use netd::network::masquerade;
+use netd::network::shared;
 use netd::state::{file_key, StateDir};
 use serde::Deserialize;
 
@@ -129,9 +129,9 @@ impl Bridge {
             bridge::enable_forwarding(addrs.iter().any(|a| a.is_ipv4()), addrs.iter().any(|a| a.is_ipv6()))?;
         }
         let att = bridge::attach(&mut sock, &br, &spec, &ns, &args.ifname, &iface)?;
-        let masq = masq_rules(c, conf, &addrs);
+        let netrules = network_rules(c, conf, &addrs);
         let fwl = fw(c)?;
-        if let Err(e) = masquerade::hold(&c.state, fwl.as_ref(), &conf.name, &key(conf, args), &masq) {
+        if let Err(e) = shared::hold(&c.state, fwl.as_ref(), &conf.name, &key(conf, args), &netrules) {
             let _ = bridge::detach(Some(netns_path), &args.ifname);
             return Err(e.into());
         }
@@ -161,14 +161,14 @@ impl Bridge {
     }
 }
 
-/// The network-wide masquerade rules this config asks for, one per subnet.
-fn masq_rules(c: &Ctx, conf: &NetConf, addrs: &[IpNetwork]) -> Vec<Masquerade> {
-    if !c.conf.ip_masq {
-        return Vec::new();
-    }
+/// The network's own rules this config asks for, one set per subnet.
+fn network_rules(c: &Ctx, conf: &NetConf, addrs: &[IpNetwork]) -> Vec<NetworkRules> {
     let mut subnets: Vec<IpNetwork> = addrs.iter().filter_map(|a| IpNetwork::new(a.network(), a.prefix()).ok()).collect();
     subnets.dedup();
-    subnets.into_iter().map(|subnet| Masquerade { network: conf.name.clone(), subnet, bridge: c.conf.bridge.clone() }).collect()
+    subnets
+        .into_iter()
+        .map(|subnet| NetworkRules { network: conf.name.clone(), subnet, bridge: c.conf.bridge.clone(), masquerade: c.conf.ip_masq })
+        .collect()
 }
 
 /// A route without a gateway goes through the gateway of its family, as the reference does.
@@ -212,8 +212,8 @@ impl Plugin for Bridge {
             .collect();
         bridge::delete_host_veths(&host_veths)?;
         addrs.extend(conf.prev_result.iter().flat_map(|r| r.container_ips()));
-        let fallback = masq_rules(&c, conf, &addrs);
-        masquerade::release(&c.state, fw(&c)?.as_ref(), &conf.name, &key(conf, args), &fallback)?;
+        let fallback = network_rules(&c, conf, &addrs);
+        shared::release(&c.state, fw(&c)?.as_ref(), &conf.name, &key(conf, args), &fallback)?;
         Ok(())
     }
 
@@ -239,8 +239,8 @@ impl Plugin for Bridge {
             return Err(CniError::new(code::INTERNAL, format!("bridge: bridge {} not found", c.conf.bridge)));
         }
         let fwl = fw(&c)?;
-        for m in masquerade::held(&c.state, &key(conf, args)).unwrap_or_default() {
-            fwl.check_masquerade(&m)?;
+        for m in shared::held(&c.state, &key(conf, args)).unwrap_or_default() {
+            fwl.check_network(&m)?;
         }
         Ok(())
     }
@@ -251,8 +251,8 @@ impl Plugin for Bridge {
         let valid: Vec<String> =
             conf.valid_attachments.iter().flatten().map(|a| file_key(&[&conf.name, &a.container_id, &a.ifname])).collect();
         let fwl = fw(&c)?;
-        for k in masquerade::holders(&c.state, &conf.name).into_iter().filter(|k| !valid.contains(k)) {
-            masquerade::release(&c.state, fwl.as_ref(), &conf.name, &k, &[])?;
+        for k in shared::holders(&c.state, &conf.name).into_iter().filter(|k| !valid.contains(k)) {
+            shared::release(&c.state, fwl.as_ref(), &conf.name, &k, &[])?;
         }
         Ok(())
     }

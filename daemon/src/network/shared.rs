@@ -1,11 +1,12 @@
-//! Network-wide outbound masquerade, reference-counted by attachment records: the first
-//! attachment of a network installs the rule, the last one to leave removes it, so a
-//! steady-state ADD or DEL costs no firewall call at all.
+//! A network's own firewall rules (forward acceptance, outbound masquerade),
+//! reference-counted by attachment records: the first attachment of a network installs
+//! them, the last one to leave removes them, so a steady-state ADD or DEL costs no
+//! firewall call at all.
 
 use std::fs::File;
 
 use crate::error::Result;
-use crate::firewall::{Firewall, Masquerade};
+use crate::firewall::{Firewall, NetworkRules};
 use crate::state::{file_key, StateDir};
 
 fn lock(dir: &StateDir, network: &str) -> Result<File> {
@@ -18,14 +19,14 @@ fn others(dir: &StateDir, network: &str, holder: &str) -> bool {
 }
 
 /// Records `holder` (an attachment key made with `file_key(&[network, id, ifname])`) and
-/// installs `masq` if it is the network's first attachment.
-pub fn hold(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, masq: &[Masquerade]) -> Result<()> {
+/// installs `rules` if it is the network's first attachment.
+pub fn hold(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, rules: &[NetworkRules]) -> Result<()> {
     let _lock = lock(dir, network)?;
     let first = !others(dir, network, holder);
-    dir.save(holder, &masq)?;
+    dir.save(holder, &rules)?;
     if first {
-        for m in masq {
-            if let Err(e) = fw.add_masquerade(m) {
+        for m in rules {
+            if let Err(e) = fw.ensure_network(m) {
                 let _ = dir.remove(holder);
                 return Err(e);
             }
@@ -34,22 +35,22 @@ pub fn hold(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, masq
     Ok(())
 }
 
-/// Forgets `holder` and removes the network's masquerade when it was the last attachment.
+/// Forgets `holder` and removes the network's rules when it was the last attachment.
 /// `fallback` is used when the record is gone (state lost): DEL still cleans up.
-pub fn release(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, fallback: &[Masquerade]) -> Result<()> {
+pub fn release(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, fallback: &[NetworkRules]) -> Result<()> {
     let _lock = lock(dir, network)?;
-    let masq: Vec<Masquerade> = dir.load(holder).unwrap_or_else(|| fallback.to_vec());
+    let rules: Vec<NetworkRules> = dir.load(holder).unwrap_or_else(|| fallback.to_vec());
     dir.remove(holder)?;
     if !others(dir, network, holder) {
-        for m in &masq {
-            fw.remove_masquerade(m)?;
+        for m in &rules {
+            fw.remove_network(m)?;
         }
     }
     Ok(())
 }
 
-/// The masquerade rules `holder` relies on, for CHECK.
-pub fn held(dir: &StateDir, holder: &str) -> Option<Vec<Masquerade>> {
+/// The network rules `holder` relies on, for CHECK.
+pub fn held(dir: &StateDir, holder: &str) -> Option<Vec<NetworkRules>> {
     dir.load(holder)
 }
 
