@@ -13,4 +13,5 @@ pub mod ipam;
 pub mod logging;
 pub mod network;
 pub mod portmap;
+pub mod reconcile;
 pub mod state;

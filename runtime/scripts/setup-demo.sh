@@ -10,7 +10,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends iptables nftables iproute2 procps busybox-static curl >/dev/null
 
 cargo build --release --workspace --quiet
-install -m 755 target/release/berth /usr/local/bin/berth
+install -m 755 target/release/berth target/release/netd /usr/local/bin/
 install -d /opt/cni/bin
 install -m 755 target/release/bridge target/release/host-local target/release/portmap target/release/loopback /opt/cni/bin/
 

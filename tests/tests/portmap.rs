@@ -224,3 +224,31 @@ fn forwarding_works_under_a_drop_policy_and_berth_user_runs_first() {
         assert!(!other.ns.try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0);
     });
 }
+
+#[test]
+fn netd_reconcile_restores_rules_after_a_firewall_flush() {
+    isolated(|| {
+        let other = OtherHost::new();
+        let run = runner();
+        let list = conflist("1.0.0");
+        let web = Netns::new("web");
+        run.add(&list, &rt("web", "/run/netns/web", &[(4000, 80, "tcp", "")])).unwrap();
+        let _srv = web_server(&web, "back again");
+        assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "back again");
+        let before = rules();
+        // What a firewall reload does to rules it does not know.
+        sh("iptables -t nat -F && iptables -t nat -X && iptables -t filter -F && iptables -t filter -X && iptables -t raw -F && iptables -t raw -X");
+        sh("iptables -P FORWARD DROP");
+        assert!(!other.ns.try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0);
+        let out = sh(&format!("{}/netd reconcile", berth_tests::harness::bin_dir().display()));
+        assert!(out.contains("1 networks and 1 port publications"), "{out}");
+        assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "back again");
+        assert_eq!(
+            rules().into_iter().filter(|r| !r.starts_with(":FORWARD")).collect::<Vec<_>>(),
+            before.into_iter().filter(|r| !r.starts_with(":FORWARD")).collect::<Vec<_>>()
+        );
+        // A second pass finds nothing to do.
+        let out = sh(&format!("{}/netd reconcile", berth_tests::harness::bin_dir().display()));
+        assert!(out.contains("0 networks and 0 port publications"), "{out}");
+    });
+}

@@ -23,6 +23,9 @@ enum Command {
     /// of what they published; containers keep their addresses but lose published ports
     /// and masquerade until they are attached again.
     Cleanup,
+    /// Re-install berth's firewall rules that something removed (a firewall reload,
+    /// `iptables -F`), from the records of what was installed.
+    Reconcile,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +45,10 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             println!("removed berth's firewall rules and records under {}", cli.run_root.display());
+        }
+        Command::Reconcile => {
+            let r = netd::reconcile::reconcile(&cli.run_root).context("reconciling firewall rules")?;
+            println!("re-installed the rules of {} networks and {} port publications", r.networks, r.ports);
         }
     }
     Ok(())

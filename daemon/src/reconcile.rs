@@ -1,0 +1,58 @@
+//! Restoring berth's firewall rules from its records after something removed them (a
+//! firewall reload, `iptables -F`): every recorded network rule set and port publication
+//! is checked and re-installed where anything is missing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::firewall::{self, NetworkRules, PortRules};
+use crate::state::StateDir;
+
+/// Record directories of network rules (bridge plugin, runtime) and of published ports.
+const NETWORK_DIRS: &[&str] = &["cni-bridge", "endpoint-network"];
+const PORT_DIRS: &[&str] = &["cni-portmap", "endpoint-ports"];
+
+/// What a reconcile pass repaired.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Repaired {
+    /// Network rule sets re-installed.
+    pub networks: usize,
+    /// Attachments whose port rules were re-installed.
+    pub ports: usize,
+}
+
+/// Checks every record under `run_dir` against the firewall and re-installs what is
+/// missing. Records are not changed.
+pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
+    let fw = firewall::select("auto", run_dir, firewall::DEFAULT_MARK_BIT)?;
+    let mut done = Repaired::default();
+    let mut networks: BTreeMap<String, NetworkRules> = BTreeMap::new();
+    for d in NETWORK_DIRS {
+        let Ok(dir) = StateDir::open(run_dir.join(d)) else { continue };
+        for k in dir.keys() {
+            for n in dir.load::<Vec<NetworkRules>>(&k).unwrap_or_default() {
+                networks.insert(format!("{}|{}|{}", n.network, n.subnet, n.bridge), n);
+            }
+        }
+    }
+    for n in networks.values() {
+        if fw.check_network(n).is_err() {
+            fw.remove_network(n)?;
+            fw.ensure_network(n)?;
+            done.networks += 1;
+        }
+    }
+    for d in PORT_DIRS {
+        let Ok(dir) = StateDir::open(run_dir.join(d)) else { continue };
+        for k in dir.keys() {
+            let Some(p) = dir.load::<PortRules>(&k) else { continue };
+            if fw.check_ports(&p).is_err() {
+                fw.remove_ports(&p)?;
+                fw.add_ports(&p)?;
+                done.ports += 1;
+            }
+        }
+    }
+    Ok(done)
+}
