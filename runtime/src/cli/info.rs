@@ -10,14 +10,19 @@ use crate::error::{Error, Result};
 use crate::paths::Paths;
 use crate::process::monitor::now;
 
-fn ago(t: u64) -> String {
+/// "5 seconds", "3 minutes"... since `t`.
+fn since(t: u64) -> String {
     let d = now().saturating_sub(t);
     match d {
-        0..=59 => format!("{d} seconds ago"),
-        60..=3599 => format!("{} minutes ago", d / 60),
-        3600..=86399 => format!("{} hours ago", d / 3600),
-        _ => format!("{} days ago", d / 86400),
+        0..=59 => format!("{d} seconds"),
+        60..=3599 => format!("{} minutes", d / 60),
+        3600..=86399 => format!("{} hours", d / 3600),
+        _ => format!("{} days", d / 86400),
     }
+}
+
+fn ago(t: u64) -> String {
+    format!("{} ago", since(t))
 }
 
 fn ports(c: &Container) -> String {
@@ -40,7 +45,7 @@ fn ports(c: &Container) -> String {
 fn status(c: &Container) -> String {
     match c.effective_status() {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up since {}", ago(c.state.started_at.unwrap_or(c.created))),
+        Status::Running => format!("Up {}", since(c.state.started_at.unwrap_or(c.created))),
         Status::Exited => format!("Exited ({}) {}", c.state.exit_code.unwrap_or(0), ago(c.state.finished_at.unwrap_or(c.created))),
     }
 }

@@ -58,9 +58,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub cpus: Option<f64>,
     /// Maximum number of processes (-1: unlimited).
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
-    /// Keep stdin open (foreground runs use the caller's stdin).
+    /// For Docker compatibility: a foreground run always reads the caller's stdin, a
+    /// detached one /dev/null.
     #[arg(short, long)]
     pub interactive: bool,
     /// The caller's terminal is used as is (no new pseudo-terminal).
