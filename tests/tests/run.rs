@@ -361,3 +361,19 @@ fn logs_follow_and_recovery_after_a_killed_monitor() {
         berth(&["rm", "-f", "web"]).ok();
     });
 }
+
+#[test]
+fn import_shows_progress_on_a_terminal_only() {
+    isolated(|| {
+        let tar = image::busybox_tar(PAGE);
+        let exe = berth_tests::harness::bin_dir().join("berth");
+        // `script` gives berth a terminal as stdout.
+        let on_tty = sh(&format!("script -qec '{} import {} tty-img' /dev/null", exe.display(), tar.display()));
+        assert!(on_tty.contains("Importing:") && on_tty.contains("MB"), "{on_tty}");
+        // Another tarball, so its layer is unpacked again rather than shared.
+        let tar = image::busybox_tar("another page");
+        let piped = berth(&["import", tar.to_str().unwrap(), "pipe-img"]).ok();
+        assert!(!piped.contains("MB"), "{piped}");
+        assert!(piped.trim().starts_with("sha256:"));
+    });
+}
