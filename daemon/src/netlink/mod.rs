@@ -7,4 +7,5 @@ mod socket;
 
 pub use link::{fill_random, format_mac, parse_mac, random_mac, Link, VethRequest};
 pub use route::Route;
+pub(crate) use socket::exchange;
 pub use socket::Socket;

@@ -6,7 +6,9 @@
 
 use std::io;
 
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_core::{
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket as NlSocket, SocketAddr};
 
@@ -50,39 +52,48 @@ impl Socket {
 
     fn exchange(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = self.seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
-        let mut buf = vec![0u8; nl.buffer_len()];
-        nl.serialize(&mut buf);
-        self.sock.send(&buf, 0)?;
+        exchange(&self.sock, self.seq, msg, flags)
+    }
+}
 
-        let mut out = Vec::new();
-        loop {
-            let (data, _) = self.sock.recv_from_full()?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let len = reply.header.length as usize;
-                if len == 0 {
-                    break;
-                }
-                offset += (len + 3) & !3;
-                if reply.header.sequence_number != self.seq {
-                    continue;
-                }
-                match reply.payload {
-                    NetlinkPayload::InnerMessage(m) => out.push(m),
-                    NetlinkPayload::Error(e) => match e.code {
-                        Some(code) => return Err(io::Error::from_raw_os_error(-code.get())),
-                        None => return Ok(out),
-                    },
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    _ => {}
-                }
+/// Sends one netlink request of any family and collects the messages of its answer until
+/// DONE or the ACK; a kernel error becomes an `io::Error` with its errno. Shared by the
+/// rtnetlink socket and ctnetlink.
+pub(crate) fn exchange<T>(sock: &NlSocket, seq: u32, msg: T, flags: u16) -> io::Result<Vec<T>>
+where
+    T: NetlinkSerializable + NetlinkDeserializable + std::fmt::Debug,
+{
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+    nl.finalize();
+    let mut buf = vec![0u8; nl.buffer_len()];
+    nl.serialize(&mut buf);
+    sock.send(&buf, 0)?;
+    let mut out = Vec::new();
+    loop {
+        let (data, _) = sock.recv_from_full()?;
+        let mut offset = 0;
+        while offset < data.len() {
+            let reply =
+                NetlinkMessage::<T>::deserialize(&data[offset..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let len = reply.header.length as usize;
+            if len == 0 {
+                break;
+            }
+            offset += (len + 3) & !3;
+            if reply.header.sequence_number != seq {
+                continue;
+            }
+            match reply.payload {
+                NetlinkPayload::InnerMessage(m) => out.push(m),
+                NetlinkPayload::Error(e) => match e.code {
+                    Some(code) => return Err(io::Error::from_raw_os_error(-code.get())),
+                    None => return Ok(out),
+                },
+                NetlinkPayload::Done(_) => return Ok(out),
+                _ => {}
             }
         }
     }

@@ -7,7 +7,7 @@
 
 use std::io;
 
-use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_netfilter::conntrack::{ConntrackAttribute, ConntrackMessage, ProtoTuple, Protocol, Tuple};
 use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
@@ -45,48 +45,18 @@ impl Ctnetlink {
         Ok(Self { sock, seq: 0 })
     }
 
-    /// Sends one request and collects the conntrack messages of the answer.
+    /// Sends one request and collects the conntrack entries of the answer.
     fn request(&mut self, family: NetfilterProtoFamily, msg: ConntrackMessage, flags: u16) -> io::Result<Vec<Vec<ConntrackAttribute>>> {
         self.seq += 1;
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | flags;
-        header.sequence_number = self.seq;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), msg)));
-        nl.finalize();
-        let mut buf = vec![0; nl.buffer_len()];
-        nl.serialize(&mut buf);
-        self.sock.send(&buf, 0)?;
-        let mut out = Vec::new();
-        loop {
-            let (data, _) = self.sock.recv_from_full()?;
-            let mut off = 0;
-            while off < data.len() {
-                let reply = NetlinkMessage::<NetfilterMessage>::deserialize(&data[off..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let len = reply.header.length as usize;
-                if len == 0 {
-                    return Ok(out);
-                }
-                off += (len + 3) & !3;
-                if reply.header.sequence_number != self.seq {
-                    continue;
-                }
-                match reply.payload {
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    NetlinkPayload::Error(e) => {
-                        return match e.code {
-                            None => Ok(out),
-                            Some(c) => Err(io::Error::from_raw_os_error(-c.get())),
-                        };
-                    }
-                    NetlinkPayload::InnerMessage(NetfilterMessage {
-                        inner: NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)),
-                        ..
-                    }) => out.push(attrs),
-                    _ => {}
-                }
-            }
-        }
+        let msg = NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), msg);
+        let replies = crate::netlink::exchange(&self.sock, self.seq, msg, NLM_F_REQUEST | flags)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m.inner {
+                NetfilterMessageInner::Conntrack(ConntrackMessage::New(attrs)) => Some(attrs),
+                _ => None,
+            })
+            .collect())
     }
 }
 
