@@ -2,6 +2,7 @@
 //! allocation, a port mapping, a firewall rule set) that the CNI plugins, the `netd`
 //! daemon and the `berth` runtime all call.
 
+pub mod child;
 pub mod error;
 pub mod netlink;
 pub mod netns;

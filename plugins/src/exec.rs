@@ -40,7 +40,7 @@ pub struct Invocation {
 /// its CNI error (or a synthesised one) on failure.
 pub fn exec(binary: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
     let path = std::env::join_paths(&inv.path).unwrap_or_default();
-    let mut child = Process::new(binary)
+    let mut child = netd::child::die_with_parent(&mut Process::new(binary))
         .env("CNI_COMMAND", &inv.command)
         .env("CNI_CONTAINERID", &inv.container_id)
         .env("CNI_NETNS", &inv.netns)

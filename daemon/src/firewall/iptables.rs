@@ -87,7 +87,7 @@ impl Iptables {
         let text = batch.text();
         tracing::debug!(family = ?family, rules = %text, "iptables-restore");
         let cmd = restore_cmd(family);
-        let mut child = Command::new(cmd)
+        let mut child = crate::child::die_with_parent(&mut Command::new(cmd))
             .args(["--noflush", "-w", "5"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -107,7 +107,7 @@ impl Iptables {
 
     fn run(&self, family: Family, args: &[&str]) -> Result<bool> {
         let cmd = plain_cmd(family);
-        let st = Command::new(cmd)
+        let st = crate::child::die_with_parent(&mut Command::new(cmd))
             .args(["-w", "5"])
             .args(args)
             .stdout(Stdio::null())
