@@ -15,12 +15,6 @@ pub fn set(key: &str, value: &str) -> Result<()> {
     std::fs::write(&path, value).map_err(|e| Error::io("write sysctl", path, e))
 }
 
-/// Reads a sysctl value, trimmed.
-pub fn get(key: &str) -> Result<String> {
-    let path = PathBuf::from("/proc/sys").join(key);
-    std::fs::read_to_string(&path).map(|s| s.trim().to_string()).map_err(|e| Error::io("read sysctl", path, e))
-}
-
 /// Disables IPv6 on an interface before it comes up, so it sends no DAD, MLD or RS
 /// multicast that the bridge would flood to every port. A kernel without IPv6 is fine.
 pub fn disable_ipv6(ifname: &str) -> Result<()> {

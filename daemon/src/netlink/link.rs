@@ -20,8 +20,6 @@ pub struct Link {
     pub mac: String,
     /// The link kind ("bridge", "veth"), if it has one.
     pub kind: Option<String>,
-    /// Index of the bridge it is enslaved to.
-    pub master: Option<u32>,
     /// Whether IFF_UP is set.
     pub up: bool,
     /// MTU.
@@ -35,7 +33,6 @@ impl Link {
             name: String::new(),
             mac: String::new(),
             kind: None,
-            master: None,
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: 0,
         };
@@ -43,7 +40,6 @@ impl Link {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::Address(a) => link.mac = format_mac(a),
-                LinkAttribute::Controller(m) => link.master = Some(*m),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
@@ -62,16 +58,6 @@ impl Link {
 /// Formats a hardware address the way `ip link` and CNI results do.
 pub fn format_mac(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-/// Parses "aa:bb:cc:dd:ee:ff".
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in out.iter_mut() {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 /// A random locally administered unicast MAC; pinning it keeps a bridge's MAC from
@@ -139,9 +125,6 @@ impl Socket {
         if let Some(mtu) = req.mtu {
             peer.attributes.push(LinkAttribute::Mtu(mtu));
         }
-        if let Some(mac) = req.peer_mac {
-            peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
-        }
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(req.host_name.to_string()));
         if let Some(mtu) = req.mtu {
@@ -201,8 +184,6 @@ pub struct VethRequest<'a> {
     pub peer_netns_fd: std::os::fd::RawFd,
     /// MTU of both ends.
     pub mtu: Option<u32>,
-    /// MAC of the peer, if the caller pins one.
-    pub peer_mac: Option<[u8; 6]>,
     /// Bridge index to enslave the host end to.
     pub master: Option<u32>,
 }

@@ -128,7 +128,6 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
             peer_name: ifname,
             peer_netns_fd: netns.fd(),
             mtu: spec.mtu.or(Some(bridge.mtu)).filter(|m| *m > 0),
-            peer_mac: None,
             master: Some(bridge.index),
         };
         match sock.create_veth(&req) {
