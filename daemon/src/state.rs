@@ -29,6 +29,20 @@ pub fn lock_file(path: &Path) -> Result<fs::File> {
     }
 }
 
+/// Writes `data` to `dst` through a temporary file in the same directory renamed into
+/// place, so readers and a kill at any point see the old or the new content, never a
+/// torn one. Leftover temporaries are named `.tmp-*`.
+pub fn write_atomic(dst: &Path, data: &[u8]) -> Result<()> {
+    let dir = dst.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let name = dst.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    let mut f = fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, dst).map_err(|e| Error::io("rename", dst, e))
+}
+
 /// A directory of JSON records keyed by name.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -60,12 +74,7 @@ impl StateDir {
     /// Saves `value` under `key` atomically.
     pub fn save<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let data = serde_json::to_vec(value).map_err(|e| Error::io("encode state", self.dir.join(key), e.into()))?;
-        let tmp = self.dir.join(format!(".{key}.tmp{}", std::process::id()));
-        let dst = self.dir.join(format!("{key}.json"));
-        let mut f = fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(&data).map_err(|e| Error::io("write", &tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))
+        write_atomic(&self.dir.join(format!("{key}.json")), &data)
     }
 
     /// Loads the record under `key`; `None` if there is none or it cannot be read.

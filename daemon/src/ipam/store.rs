@@ -90,7 +90,7 @@ impl Locked<'_> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
             Err(e) => return Err(Error::io("reserve address", target, e)),
         }
-        self.write_atomic(&format!("{LAST_PREFIX}{rangeset}"), ip.to_string().as_bytes())?;
+        crate::state::write_atomic(&self.path(&format!("{LAST_PREFIX}{rangeset}")), ip.to_string().as_bytes())?;
         Ok(true)
     }
 
@@ -151,13 +151,6 @@ impl Locked<'_> {
             }
         }
         Ok(freed)
-    }
-
-    fn write_atomic(&self, name: &str, data: &[u8]) -> Result<()> {
-        let tmp = self.path(&format!("{TMP_PREFIX}{name}"));
-        write_file(&tmp, data)?;
-        let dst = self.path(name);
-        fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", dst, e))
     }
 }
 

@@ -14,8 +14,12 @@ use crate::paths::Paths;
 
 fn stored(paths: &Paths) -> Vec<BridgeNetwork> {
     let Ok(rd) = fs::read_dir(paths.lib.join("networks")) else { return Vec::new() };
-    let mut v: Vec<BridgeNetwork> =
-        rd.flatten().filter_map(|e| fs::read(e.path()).ok()).filter_map(|d| serde_json::from_slice(&d).ok()).collect();
+    let mut v: Vec<BridgeNetwork> = rd
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| fs::read(e.path()).ok())
+        .filter_map(|d| serde_json::from_slice(&d).ok())
+        .collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v
 }
@@ -66,13 +70,8 @@ pub fn create(paths: &Paths, name: &str, subnet: Option<&str>, gateway: Option<I
         }
     };
     let net = BridgeNetwork { name: name.to_string(), bridge, subnet, gateway, ip_masq: true, mtu: None };
-    let dir = paths.lib.join("networks");
-    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    let dst = dir.join(format!("{name}.json"));
-    let tmp = dir.join(format!(".{name}.json.tmp"));
-    fs::write(&tmp, serde_json::to_vec_pretty(&net).map_err(|e| Error::Invalid(e.to_string()))?)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))?;
+    let data = serde_json::to_vec_pretty(&net).map_err(|e| Error::Invalid(e.to_string()))?;
+    netd::state::write_atomic(&paths.lib.join("networks").join(format!("{name}.json")), &data)?;
     println!("{name}");
     Ok(0)
 }

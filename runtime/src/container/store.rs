@@ -13,13 +13,8 @@ pub fn lock(paths: &Paths) -> Result<File> {
 
 /// Writes a record atomically (temp + rename).
 pub fn save(paths: &Paths, c: &Container) -> Result<()> {
-    let dir = paths.container(&c.id);
-    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    let dst = dir.join("container.json");
-    let tmp = dir.join(format!(".container.json.{}", std::process::id()));
     let data = serde_json::to_vec_pretty(c).map_err(|e| Error::Invalid(e.to_string()))?;
-    fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
-    fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))
+    Ok(netd::state::write_atomic(&paths.container(&c.id).join("container.json"), &data)?)
 }
 
 /// Every container record.

@@ -100,13 +100,8 @@ pub fn list(paths: &Paths) -> Result<Vec<Image>> {
 
 /// Stores an image record atomically.
 pub fn save(paths: &Paths, img: &Image) -> Result<()> {
-    let dir = paths.images();
-    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    let dst = record_path(paths, &img.name);
-    let tmp = dst.with_extension(format!("tmp{}", std::process::id()));
     let data = serde_json::to_vec_pretty(img).map_err(|e| Error::Invalid(e.to_string()))?;
-    fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
-    fs::rename(&tmp, &dst).map_err(|e| Error::io("rename", &dst, e))
+    Ok(netd::state::write_atomic(&record_path(paths, &img.name), &data)?)
 }
 
 /// Removes an image record, then every layer that no remaining image and none of
