@@ -75,6 +75,13 @@ pub fn fill_random(buf: &mut [u8]) {
     let _ = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
 }
 
+/// `bytes` random bytes as lowercase hex: unique names for veths, bridges, containers.
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    fill_random(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn msg_for(index: u32) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.header.index = index;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 
 use crate::error::{Error, Result};
-use crate::netlink::{fill_random, Link, Route, Socket, VethRequest};
+use crate::netlink::{random_hex, Link, Route, Socket, VethRequest};
 use crate::netns::NetNs;
 use crate::sysctl;
 
@@ -109,9 +109,7 @@ pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
 }
 
 fn host_veth_name() -> String {
-    let mut b = [0u8; 4];
-    fill_random(&mut b);
-    format!("veth{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    format!("veth{}", random_hex(4))
 }
 
 /// Creates the veth pair: the container end born in `netns` as `ifname`, the host end

@@ -63,11 +63,7 @@ pub fn create(paths: &Paths, name: &str, subnet: Option<&str>, gateway: Option<I
             return Err(Error::Invalid(format!("invalid bridge name {b:?}")));
         }
         Some(b) => b.to_string(),
-        None => {
-            let mut r = [0u8; 5];
-            netd::netlink::fill_random(&mut r);
-            format!("br-{}", r.iter().map(|x| format!("{x:02x}")).collect::<String>())
-        }
+        None => format!("br-{}", netd::netlink::random_hex(5)),
     };
     let net = BridgeNetwork { name: name.to_string(), bridge, subnet, gateway, ip_masq: true, mtu: None };
     let data = serde_json::to_vec_pretty(&net).map_err(|e| Error::Invalid(e.to_string()))?;

@@ -92,12 +92,6 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
     Ok((n * mult as f64) as u64)
 }
 
-fn random_id() -> String {
-    let mut b = [0u8; 32];
-    netd::netlink::fill_random(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
     c.next().is_some_and(|x| x.is_ascii_alphanumeric()) && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
@@ -227,7 +221,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
             return Err(Error::Invalid(format!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")))
         }
         Some(n) => n.clone(),
-        None => format!("berth_{}", &random_id()[..8]),
+        None => format!("berth_{}", netd::netlink::random_hex(4)),
     };
     let mut args = img.config.entrypoint.clone();
     args.extend(if a.cmd.is_empty() { img.config.cmd.clone() } else { a.cmd.clone() });
@@ -242,7 +236,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         },
         pids: a.pids_limit,
     };
-    let id = random_id();
+    let id = netd::netlink::random_hex(32);
     let spec = Spec {
         image: a.image.clone(),
         image_id: img.id.clone(),
