@@ -18,17 +18,11 @@ pub struct Iptables {
     mark_bit: u8,
 }
 
-fn restore_cmd(f: Family) -> &'static str {
+/// The family's tool: `tool(V6, "-restore")` is "ip6tables-restore".
+fn tool(f: Family, suffix: &str) -> String {
     match f {
-        Family::V4 => "iptables-restore",
-        Family::V6 => "ip6tables-restore",
-    }
-}
-
-fn plain_cmd(f: Family) -> &'static str {
-    match f {
-        Family::V4 => "iptables",
-        Family::V6 => "ip6tables",
+        Family::V4 => format!("iptables{suffix}"),
+        Family::V6 => format!("ip6tables{suffix}"),
     }
 }
 
@@ -86,18 +80,18 @@ impl Iptables {
         }
         let text = batch.text();
         tracing::debug!(family = ?family, rules = %text, "iptables-restore");
-        let cmd = restore_cmd(family);
-        let mut child = crate::child::die_with_parent(&mut Command::new(cmd))
+        let cmd = tool(family, "-restore");
+        let mut child = crate::child::die_with_parent(&mut Command::new(&cmd))
             .args(["--noflush", "-w", "5"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| Error::io("run", cmd, e))?;
+            .map_err(|e| Error::io("run", &cmd, e))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(text.as_bytes()).map_err(|e| Error::io("write to", cmd, e))?;
+            stdin.write_all(text.as_bytes()).map_err(|e| Error::io("write to", &cmd, e))?;
         }
-        let out = child.wait_with_output().map_err(|e| Error::io("wait for", cmd, e))?;
+        let out = child.wait_with_output().map_err(|e| Error::io("wait for", &cmd, e))?;
         if out.status.success() {
             Ok(())
         } else {
@@ -106,14 +100,14 @@ impl Iptables {
     }
 
     fn run(&self, family: Family, args: &[&str]) -> Result<bool> {
-        let cmd = plain_cmd(family);
-        let st = crate::child::die_with_parent(&mut Command::new(cmd))
+        let cmd = tool(family, "");
+        let st = crate::child::die_with_parent(&mut Command::new(&cmd))
             .args(["-w", "5"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .map_err(|e| Error::io("run", cmd, e))?;
+            .map_err(|e| Error::io("run", &cmd, e))?;
         Ok(st.success())
     }
 
@@ -224,11 +218,8 @@ impl Firewall for Iptables {
         for family in [Family::V4, Family::V6] {
             let mut batch = Batch::default();
             for table in ["raw", "nat", "filter"] {
-                let cmd = match family {
-                    Family::V4 => "iptables-save",
-                    Family::V6 => "ip6tables-save",
-                };
-                let out = Command::new(cmd).args(["-t", table]).output().map_err(|e| Error::io("run", cmd, e))?;
+                let cmd = tool(family, "-save");
+                let out = Command::new(&cmd).args(["-t", table]).output().map_err(|e| Error::io("run", &cmd, e))?;
                 for l in cleanup_lines(&String::from_utf8_lossy(&out.stdout)) {
                     batch.push(table, l);
                 }

@@ -1,7 +1,6 @@
 //! `berth exec`: a new process in a running container's namespaces and cgroup.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 
@@ -69,7 +68,6 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
             }
         });
     }
-    let _ = fds_keepalive();
     let status = match command.status() {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -81,8 +79,4 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
         Err(e) => return Err(Error::Start { code: 126, msg: format!("exec: \"{}\": {e}", cmd[0]) }),
     };
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
-}
-
-fn fds_keepalive() -> i32 {
-    std::io::stdout().as_raw_fd()
 }
