@@ -3,6 +3,7 @@
 
 pub mod cgroups;
 pub mod cli;
+pub mod clock;
 pub mod container;
 pub mod error;
 pub mod image;

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
+use crate::clock::now;
 use crate::container;
 use crate::error::{Error, Result};
 use crate::image;
 use crate::paths::Paths;
-use crate::process::monitor::now;
 
 /// Imports a rootfs tarball.
 pub fn import(paths: &Paths, file: &Path, name: &str) -> Result<i32> {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::clock::now;
 use crate::container::{self, Container, Status};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
-use crate::process::monitor::now;
 
 /// "5 seconds", "3 minutes"... since `t`.
 fn since(t: u64) -> String {

@@ -265,7 +265,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         endpoint: None,
         error: String::new(),
     };
-    Ok(Container { id, name, created: monitor::now(), spec, state })
+    Ok(Container { id, name, created: crate::clock::now(), spec, state })
 }
 
 /// `berth run`: returns the exit code (the container's in the foreground).

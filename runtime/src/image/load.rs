@@ -3,18 +3,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use super::unpack::{file_digest, open_tar};
 use super::{ensure_layer, exposed, normalize, save, Image, RunConfig};
+use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 /// Imports a root filesystem tarball as a one-layer image named `name`.
 pub fn import(paths: &Paths, tarball: &Path, name: &str) -> Result<Image> {

@@ -5,7 +5,6 @@
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::OFlag;
 use nix::sched::{clone, CloneFlags};
@@ -16,16 +15,12 @@ use nix::unistd::{pipe2, write, Pid};
 use super::init::{child_main, read_failure, InitConfig};
 use super::rootfs::Plan;
 use crate::cgroups::Cgroup;
+use crate::clock::now;
 use crate::container::{self, Container, NetMode, Status};
 use crate::error::{Error, Result};
 use crate::network;
 use crate::paths::Paths;
 use netd::network::endpoint::Endpoint;
-
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 /// A started container.
 #[derive(Debug)]
