@@ -124,7 +124,7 @@ impl Claims {
 }
 
 fn in_use(m: &PortMapping, by: String) -> Error {
-    Error::PortInUse { port: m.host_port, proto: m.proto.to_string(), host_ip: ip_name(m.host_ip).replace("any", "0.0.0.0"), by }
+    Error::PortInUse { port: m.host_port, proto: m.proto.to_string(), host_ip: m.host_ip_display(), by }
 }
 
 /// Whether a socket already holds the host port (a listener for TCP/SCTP, any bound

@@ -74,6 +74,11 @@ impl PortMapping {
         Ok(Self { host_ip, host_port: port("hostPort", host_port)?, container_port: port("containerPort", container_port)?, proto })
     }
 
+    /// The host address as users read it: "0.0.0.0" for every address.
+    pub fn host_ip_display(&self) -> String {
+        self.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into())
+    }
+
     /// Whether this mapping applies to an IPv6 (true) or IPv4 (false) container address.
     pub fn applies_to(&self, v6: bool) -> bool {
         self.host_ip.is_none_or(|ip| ip.is_ipv6() == v6)

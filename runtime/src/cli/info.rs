@@ -29,15 +29,7 @@ fn ports(c: &Container) -> String {
     c.spec
         .ports
         .iter()
-        .map(|m| {
-            format!(
-                "{}:{}->{}/{}",
-                m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
-                m.host_port,
-                m.container_port,
-                m.proto
-            )
-        })
+        .map(|m| format!("{}:{}->{}/{}", m.host_ip_display(), m.host_port, m.container_port, m.proto))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -153,7 +145,7 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
                 "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
                 "Ports": c.spec.ports.iter().map(|m| json!({
                     "ContainerPort": format!("{}/{}", m.container_port, m.proto),
-                    "HostIp": m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                    "HostIp": m.host_ip_display(),
                     "HostPort": m.host_port.to_string(),
                 })).collect::<Vec<_>>(),
             },
@@ -167,13 +159,7 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
 pub fn port(paths: &Paths, name: &str) -> Result<i32> {
     let c = container::lookup(paths, name)?;
     for m in &c.spec.ports {
-        println!(
-            "{}/{} -> {}:{}",
-            m.container_port,
-            m.proto,
-            m.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
-            m.host_port
-        );
+        println!("{}/{} -> {}:{}", m.container_port, m.proto, m.host_ip_display(), m.host_port);
     }
     Ok(0)
 }
