@@ -102,13 +102,17 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
     let sets = [range_set(net)?];
     let store = Store::open(&paths.ipam, &net.name)?;
     let publisher = paths.publisher()?;
-    // Conflicts are refused before anything changes.
-    let probe = publisher.claims.clone();
+    // Host ports are claimed before anything changes, so a conflict changes nothing;
+    // `publish` below finds the claims already held by this owner and keeps them.
     let owner = crate::portmap::publish::key(&net.name, id, ifname);
-    probe.claim(&owner, ports, true)?;
-    probe.release(&owner, ports)?;
-
-    let alloc = ipam::allocate(&store, &sets, id, ifname, &[])?.remove(0);
+    publisher.claims.claim(&owner, ports, true)?;
+    let alloc = match ipam::allocate(&store, &sets, id, ifname, &[]) {
+        Ok(mut a) => a.remove(0),
+        Err(e) => {
+            let _ = publisher.claims.release(&owner, ports);
+            return Err(e);
+        }
+    };
     let undo_ipam = || {
         let _ = ipam::release(&store, id, ifname, &[alloc.address.ip()]);
     };
@@ -159,6 +163,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
     })();
     if result.is_err() {
         undo_ipam();
+        let _ = publisher.claims.release(&owner, ports);
     }
     result
 }
