@@ -9,6 +9,9 @@ pub enum Error {
     /// The network engine failed.
     #[error(transparent)]
     Net(#[from] netd::Error),
+    /// A confinement setting is invalid or cannot be applied.
+    #[error(transparent)]
+    Security(#[from] crate::security::Error),
     /// A file operation failed.
     #[error("{op} {path}: {source}")]
     Io {

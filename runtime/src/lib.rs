@@ -1,6 +1,7 @@
 //! berth: a small container runtime whose strength is networking. The CLI (`cli`) is a
 //! thin layer over images, container records, process supervision and the netd engine.
 
+pub mod beneath;
 pub mod cgroups;
 pub mod cli;
 pub mod clock;
@@ -10,3 +11,4 @@ pub mod image;
 pub mod network;
 pub mod paths;
 pub mod process;
+pub mod security;

@@ -1,6 +1,7 @@
 //! cgroups for `--memory`, `--cpus` and `--pids-limit`, v1 or v2 detected at run time
 //! (a hybrid host, with v1 controllers and an empty unified tree, is driven as v1).
 
+pub mod devices;
 mod v1;
 mod v2;
 
@@ -38,13 +39,18 @@ fn write(path: &Path, value: &str) -> Result<()> {
 }
 
 impl Cgroup {
-    /// Creates the container's cgroup with its limits applied.
-    pub fn create(id: &str, limits: &Limits) -> Result<Self> {
-        if is_v2() {
-            v2::create(&Path::new(ROOT).join(parent()), id, limits).map(Cgroup::V2)
+    /// Creates the container's cgroup with its limits and device allowlist applied;
+    /// on failure nothing is left.
+    pub fn create(id: &str, limits: &Limits, devices: devices::Devices) -> Result<Self> {
+        let res = if is_v2() {
+            v2::create(&Path::new(ROOT).join(parent()), id, limits, devices).map(Cgroup::V2)
         } else {
-            v1::create(Path::new(ROOT), &parent(), id, limits).map(Cgroup::V1)
+            v1::create(Path::new(ROOT), &parent(), id, limits, devices).map(Cgroup::V1)
+        };
+        if res.is_err() {
+            Cgroup::existing(id).remove();
         }
+        res
     }
 
     /// Moves `pid` into the group.

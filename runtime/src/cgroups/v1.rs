@@ -2,15 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
+use super::devices::Devices;
 use super::write;
 use crate::container::Limits;
 use crate::error::{Error, Result};
 
 /// The controllers berth uses.
-pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu"];
+pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "devices"];
 
 /// Creates `<root>/<ctrl>/<parent>/<id>` for every mounted controller and writes limits.
-pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits) -> Result<Vec<PathBuf>> {
+pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits, devices: Devices) -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for ctrl in CONTROLLERS {
         let base = root.join(ctrl);
@@ -18,6 +19,7 @@ pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits) -> Result<Ve
             let wanted = match *ctrl {
                 "memory" => limits.memory.is_some(),
                 "pids" => limits.pids.is_some(),
+                "devices" => devices != Devices::All,
                 _ => limits.cpus.is_some(),
             };
             if wanted {
@@ -49,6 +51,7 @@ pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits) -> Result<Ve
                     write(&dir.join("cpu.cfs_quota_us"), &((c * 100_000.0) as i64).to_string())?;
                 }
             }
+            "devices" => super::devices::apply_v1(&dir, devices)?,
             _ => {}
         }
     }

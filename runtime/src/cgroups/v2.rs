@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use super::devices::Devices;
 use super::write;
 use crate::container::Limits;
 use crate::error::{Error, Result};
 
 /// Creates `<parent>/<id>` with memory, pids and cpu enabled and limits written.
-pub fn create(parent: &Path, id: &str, limits: &Limits) -> Result<PathBuf> {
+pub fn create(parent: &Path, id: &str, limits: &Limits, devices: Devices) -> Result<PathBuf> {
     std::fs::create_dir_all(parent).map_err(|e| Error::io("create cgroup", parent, e))?;
     for dir in [parent.parent().unwrap_or(parent), parent] {
         // Enabling may fail for controllers the kernel lacks; limits below then fail clearly.
@@ -28,5 +29,6 @@ pub fn create(parent: &Path, id: &str, limits: &Limits) -> Result<PathBuf> {
     if let Some(c) = limits.cpus {
         write(&dir.join("cpu.max"), &format!("{} 100000", (c * 100_000.0) as i64))?;
     }
+    super::devices::apply_v2(&dir, devices)?;
     Ok(dir)
 }

@@ -1,4 +1,5 @@
-//! `berth exec`: a new process in a running container's namespaces and cgroup.
+//! `berth exec`: a new process in a running container's namespaces and cgroup, as the
+//! image's user and confined like the container's PID 1.
 
 use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -34,6 +35,9 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
         crate::cgroups::Cgroup::V1(d) => d.iter().map(|x| x.join("cgroup.procs").display().to_string()).collect(),
         crate::cgroups::Cgroup::V2(d) => vec![d.join("cgroup.procs").display().to_string()],
     };
+    // Prepared here (the filter compiled) so the forked child only makes syscalls.
+    let confine = c.spec.security.prepare()?;
+    let user = c.spec.user.clone();
     let mut envs = c.spec.env.clone();
     envs.extend(env.iter().cloned());
     let wd = workdir.map(str::to_string).unwrap_or_else(|| if c.spec.workdir.is_empty() { "/".into() } else { c.spec.workdir.clone() });
@@ -56,7 +60,11 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
             }
             nix::unistd::chdir(wd.as_str()).map_err(std::io::Error::from)?;
             match fork().map_err(std::io::Error::from)? {
-                ForkResult::Child => Ok(()),
+                // The image's USER and the container's confinement, as for PID 1.
+                ForkResult::Child => {
+                    let ids = crate::process::init::user_ids(&user).map_err(|(_, m)| std::io::Error::other(m))?;
+                    confine.confine(ids).map_err(|(step, e)| std::io::Error::new(e.kind(), format!("{step}: {e}")))
+                }
                 ForkResult::Parent { child } => {
                     let code = match waitpid(child, None) {
                         Ok(WaitStatus::Exited(_, c)) => c,

@@ -67,6 +67,18 @@ pub struct RunArgs {
     /// The caller's terminal is used as is (no new pseudo-terminal).
     #[arg(short, long)]
     pub tty: bool,
+    /// Give the container every capability and device, no seccomp filter, no masked paths.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a capability to Docker's default set (e.g. NET_ADMIN, or ALL).
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability from the set (e.g. NET_RAW, or ALL).
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined, seccomp=PROFILE.json (Docker's format), no-new-privileges.
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
     /// Image name or ID.
     pub image: String,
     /// Command and arguments (default: the image's).
@@ -74,22 +86,34 @@ pub struct RunArgs {
     pub cmd: Vec<String>,
 }
 
-/// Parses "64m", "1g", "512k", "1048576" into bytes.
+/// Docker's smallest memory limit: below it a container cannot even start.
+const MIN_MEMORY: u64 = 6 << 20;
+
+/// Parses "64m", "1g", "512k", "1048576" into bytes; refuses what is not a finite size
+/// between 6 MiB and 8 EiB (NaN, fractions of a byte, overflow), as Docker does.
 pub fn parse_bytes(s: &str) -> Result<u64> {
-    let bad = || Error::Invalid(format!("invalid size: {s:?} (e.g. 64m, 1g)"));
-    let s = s.trim().to_ascii_lowercase();
-    let s = s.strip_suffix('b').unwrap_or(&s);
-    let (num, mult) = match s.chars().last() {
-        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('m') => (&s[..s.len() - 1], 1 << 20),
-        Some('g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
+    let bad = |why: &str| Error::Invalid(format!("invalid size: {s:?} ({why})"));
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
     };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    if n <= 0.0 {
-        return Err(bad());
+    if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(bad("e.g. 64m, 1g"));
     }
-    Ok((n * mult as f64) as u64)
+    let n: f64 = num.parse().map_err(|_| bad("e.g. 64m, 1g"))?;
+    let bytes = n * mult as f64;
+    if !bytes.is_finite() || bytes >= 9.2e18 {
+        return Err(bad("too large"));
+    }
+    let bytes = bytes as u64;
+    if bytes < MIN_MEMORY {
+        return Err(bad("the minimum memory limit is 6m"));
+    }
+    Ok(bytes)
 }
 
 fn valid_name(n: &str) -> bool {
@@ -169,6 +193,14 @@ fn volumes(specs: &[String]) -> Result<Vec<Volume>> {
             if !host.starts_with('/') || !ctr.starts_with('/') {
                 return Err(Error::Invalid(format!("invalid volume spec {s:?}: paths must be absolute")));
             }
+            if ctr.contains(char::is_control) || host.contains(char::is_control) {
+                return Err(Error::Invalid(format!("invalid volume spec {s:?}: control characters")));
+            }
+            // Resolved inside the container's root: `..` cannot climb out of it.
+            let ctr = format!("/{}", crate::beneath::clean_in_root(ctr).display());
+            if ctr == "/" {
+                return Err(Error::Invalid(format!("invalid volume spec {s:?}: cannot mount over the root")));
+            }
             if !std::path::Path::new(host).exists() {
                 return Err(Error::Invalid(format!("invalid volume spec {s:?}: {host} does not exist")));
             }
@@ -177,7 +209,7 @@ fn volumes(specs: &[String]) -> Result<Vec<Volume>> {
                 "ro" => true,
                 m => return Err(Error::Invalid(format!("invalid volume mode {m:?} (ro or rw)"))),
             };
-            Ok(Volume { host: host.into(), container: ctr.into(), readonly })
+            Ok(Volume { host: host.into(), container: ctr, readonly })
         })
         .collect()
 }
@@ -254,6 +286,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         auto_remove: a.rm,
         interactive: a.interactive,
         tty: a.tty,
+        security: crate::security::Security::from_flags(a.privileged, &a.cap_add, &a.cap_drop, &a.security_opt)?,
     };
     let state = State {
         status: Status::Created,
@@ -330,6 +363,20 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
             let msg = e.to_string().replace('\n', " ");
             let _ = writeln!(out, "err {} {msg}", e.exit_code());
             Ok(e.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1.5g").unwrap(), 3 << 29);
+        for bad in ["nan", "0.1", "1e30g", "inf", "-5m", "", "m", "1k", "99999999999999g", "\u{e9}m"] {
+            assert!(parse_bytes(bad).is_err(), "{bad} accepted");
         }
     }
 }

@@ -94,6 +94,9 @@ pub struct Spec {
     pub interactive: bool,
     /// Allocate a terminal.
     pub tty: bool,
+    /// Capabilities, seccomp, no_new_privs, privileged (Docker's defaults for old records).
+    #[serde(default)]
+    pub security: crate::security::Security,
 }
 
 /// Lifecycle status.

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, unshare, CloneFlags};
-use nix::unistd::{chdir, dup2, execve, read, setgid, setgroups, sethostname, setuid, write, Gid, Uid};
+use nix::unistd::{chdir, dup2, execve, read, sethostname, write};
 
 use super::rootfs::{self, Plan};
 
@@ -29,6 +29,8 @@ pub struct InitConfig {
     pub join_netns: Option<OwnedFd>,
     /// "uid[:gid]" or empty.
     pub user: String,
+    /// Capabilities, seccomp filter and no_new_privs, prepared before the clone.
+    pub confine: crate::security::Prepared,
     /// File receiving stdout and stderr (detached), with stdin from /dev/null.
     pub log: Option<PathBuf>,
     /// The monitor writes one byte here when the container may start.
@@ -62,7 +64,9 @@ fn resolve(cmd: &str, env: &[String]) -> Result<PathBuf, Fail> {
         .ok_or_else(|| (127, format!("exec: \"{cmd}\": executable file not found in $PATH")))
 }
 
-fn user_ids(user: &str) -> Result<Option<(u32, u32)>, Fail> {
+/// Resolves "user[:group]" (names or numbers) in the container's /etc/passwd and
+/// /etc/group; `None` for an empty user (root).
+pub fn user_ids(user: &str) -> Result<Option<(u32, u32)>, Fail> {
     if user.is_empty() {
         return Ok(None);
     }
@@ -116,17 +120,14 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         let _ = std::fs::create_dir_all(&cfg.workdir);
         chdir(cfg.workdir.as_str()).map_err(|e| (125, format!("chdir to {}: {e}", cfg.workdir)))?;
     }
-    if let Some((uid, gid)) = user_ids(&cfg.user)? {
-        setgroups(&[]).map_err(fail("setgroups"))?;
-        setgid(Gid::from_raw(gid)).map_err(fail("setgid"))?;
-        setuid(Uid::from_raw(uid)).map_err(fail("setuid"))?;
-    }
+    let ids = user_ids(&cfg.user)?;
     let first = cfg.args.first().ok_or((125, "no command specified".to_string()))?;
     let prog = resolve(first, &cfg.env)?;
     let c = |s: &str| CString::new(s).map_err(|_| (125, format!("argument contains NUL: {s:?}")));
     let argv: Vec<CString> = cfg.args.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let envp: Vec<CString> = cfg.env.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let prog_c = c(&prog.display().to_string())?;
+    cfg.confine.confine(ids).map_err(|(step, e)| (125, format!("{step}: {e}")))?;
     match execve(&prog_c, &argv, &envp) {
         Err(nix::errno::Errno::EACCES) | Err(nix::errno::Errno::ENOEXEC) => Err((126, format!("exec: \"{first}\": permission denied"))),
         Err(e) => Err((127, format!("exec: \"{first}\": {e}"))),

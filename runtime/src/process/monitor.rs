@@ -14,7 +14,7 @@ use nix::unistd::{pipe2, write, Pid};
 
 use super::init::{child_main, read_failure, InitConfig};
 use super::rootfs::Plan;
-use crate::cgroups::Cgroup;
+use crate::cgroups::{devices::Devices, Cgroup};
 use crate::clock::now;
 use crate::container::{self, Container, NetMode, Status};
 use crate::error::{Error, Result};
@@ -45,15 +45,7 @@ fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
     if c.spec.net != NetMode::Host {
         etc.push((dir.join("hostname"), "/etc/hostname"));
     }
-    Ok(Plan {
-        lowers,
-        upper,
-        work,
-        merged,
-        volumes: c.spec.volumes.clone(),
-        etc,
-        own_sysfs: !matches!(c.spec.net, NetMode::Host | NetMode::Container(_)),
-    })
+    Ok(Plan { lowers, upper, work, merged, volumes: c.spec.volumes.clone(), etc, privileged: c.spec.security.privileged })
 }
 
 /// What a half-started container holds; dropped unarmed, it undoes all of it.
@@ -113,6 +105,7 @@ fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<(Pid
         rootfs: plan(paths, c)?,
         join_netns: joined_netns(paths, c)?,
         user: c.spec.user.clone(),
+        confine: c.spec.security.prepare()?,
         log,
         sync: sync_r,
         sync_peer: sync_w,
@@ -136,7 +129,8 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     let (pid, sync_w, err_r) = spawn_init(paths, c, log)?;
     let mut undo = Undo { paths, c, pid, cgroup: None, endpoint: None, armed: true };
     step("clone");
-    let cgroup = Cgroup::create(&c.id, &c.spec.limits)?;
+    let devices = if c.spec.security.privileged { Devices::All } else { Devices::Default };
+    let cgroup = Cgroup::create(&c.id, &c.spec.limits, devices)?;
     undo.cgroup = Some(cgroup.clone());
     cgroup.add(pid.as_raw())?;
     step("cgroup");

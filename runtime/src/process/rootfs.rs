@@ -5,10 +5,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::unistd::{chdir, fchdir, pivot_root};
 
+use crate::beneath;
 use crate::container::Volume;
 use crate::error::{Error, Result};
 
@@ -27,11 +28,30 @@ pub struct Plan {
     pub volumes: Vec<Volume>,
     /// Files bind-mounted over /etc/hosts, /etc/resolv.conf, /etc/hostname.
     pub etc: Vec<(PathBuf, &'static str)>,
-    /// Mount a fresh sysfs (only possible with a netns of our own).
-    pub own_sysfs: bool,
+    /// `--privileged`: /sys and cgroupfs writable, nothing masked.
+    pub privileged: bool,
 }
 
-fn m(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+/// Kernel files and directories hidden from containers, as Docker hides them.
+pub const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Kernel paths containers may read but not write, as Docker's.
+pub const READ_ONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+fn m(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
     mount(src, target, fstype, flags, data).map_err(|e| Error::sys(format!("mount {}", target.display()), e))
 }
 
@@ -40,18 +60,19 @@ fn mkdir(p: &Path) -> Result<()> {
 }
 
 fn touch(p: &Path) -> Result<()> {
-    if let Some(d) = p.parent() {
-        mkdir(d)?;
-    }
     if !p.exists() {
         fs::write(p, b"").map_err(|e| Error::io("create", p, e))?;
     }
     Ok(())
 }
 
-/// Resolves a path inside the new root without following symlinks out of it.
-fn inside(root: &Path, p: &str) -> PathBuf {
-    root.join(p.trim_start_matches('/'))
+/// A mount point for `dst` inside the image's root, resolved without following the
+/// image's symlinks: a directory, or a file when `file`. Returns the descriptor whose
+/// `/proc/self/fd` path the mount goes onto.
+fn mount_point(root: &beneath::Root, dst: &str, file: bool) -> Result<OwnedFd> {
+    let rel = beneath::clean_in_root(dst);
+    let res = if file { root.mount_file(&rel) } else { root.dir(&rel, true) };
+    res.map_err(|e| Error::io("resolve mount point in the image", dst.to_string(), e))
 }
 
 /// Builds the root and pivots into it. Runs in the container's fresh mount namespace.
@@ -59,41 +80,37 @@ pub fn setup(plan: &Plan) -> Result<()> {
     m(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     let lowers: Vec<String> = plan.lowers.iter().map(|p| p.display().to_string()).collect();
     let opts = format!("lowerdir={},upperdir={},workdir={}", lowers.join(":"), plan.upper.display(), plan.work.display());
-    m(Some("overlay"), &plan.merged, Some("overlay"), MsFlags::empty(), Some(&opts))?;
+    m(Some(Path::new("overlay")), &plan.merged, Some("overlay"), MsFlags::empty(), Some(&opts))?;
     let root = &plan.merged;
+    let image = beneath::Root::open(root).map_err(|e| Error::io("open", root, e))?;
     for v in &plan.volumes {
-        let target = inside(root, &v.container);
-        if Path::new(&v.host).is_dir() {
-            mkdir(&target)?;
-        } else {
-            touch(&target)?;
-        }
-        m(Some(&v.host), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        let target = mount_point(&image, &v.container, !Path::new(&v.host).is_dir())?;
+        let t = beneath::fd_path(&target);
+        m(Some(Path::new(&v.host)), &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         if v.readonly {
-            m(None, &target, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
+            m(None, &t, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
         }
     }
     for (src, dst) in &plan.etc {
-        let target = inside(root, dst);
-        if target.is_symlink() {
-            let _ = fs::remove_file(&target);
-        }
-        touch(&target)?;
-        m(Some(&src.display().to_string()), &target, None, MsFlags::MS_BIND, None)?;
+        let target = mount_point(&image, dst, true)?;
+        m(Some(src), &beneath::fd_path(&target), None, MsFlags::MS_BIND, None)?;
     }
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    let proc_dir = inside(root, "/proc");
-    mkdir(&proc_dir)?;
-    m(Some("proc"), &proc_dir, Some("proc"), nosuid, None)?;
-    let sys = inside(root, "/sys");
-    mkdir(&sys)?;
-    if plan.own_sysfs {
-        m(Some("sysfs"), &sys, Some("sysfs"), nosuid | MsFlags::MS_RDONLY, None)?;
-        cgroupfs(&sys.join("fs/cgroup"))?;
-    } else {
-        m(Some("/sys"), &sys, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    let proc_dir = mount_point(&image, "/proc", false)?;
+    m(Some(Path::new("proc")), &beneath::fd_path(&proc_dir), Some("proc"), nosuid, None)?;
+    // A fresh sysfs shows the links of the netns we are in (ours, the host's, or the
+    // joined container's); read-only unless privileged, in every network mode.
+    let sys_dir = mount_point(&image, "/sys", false)?;
+    let ro = if plan.privileged { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+    m(Some(Path::new("sysfs")), &beneath::fd_path(&sys_dir), Some("sysfs"), nosuid | ro, None)?;
+    let dev_dir = mount_point(&image, "/dev", false)?;
+    dev(&beneath::fd_path(&dev_dir), &root.join("dev"))?;
+    // From here on, only mounts of our own are touched: plain paths are safe.
+    let sys = root.join("sys");
+    cgroupfs(&sys.join("fs/cgroup"), ro)?;
+    if !plan.privileged {
+        mask(root)?;
     }
-    dev(root)?;
     // pivot_root(".", ".") stacks the old root on the new one; detach it from there.
     let old = fs::File::open("/").map_err(|e| Error::io("open", "/", e))?;
     chdir(root).map_err(|e| Error::sys("chdir to new root", e))?;
@@ -105,41 +122,77 @@ pub fn setup(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
+/// Masks [`MASKED`] (files under /dev/null, directories under an empty read-only tmpfs)
+/// and makes [`READ_ONLY`] read-only, in the fresh /proc and /sys of `root`.
+fn mask(root: &Path) -> Result<()> {
+    let null = root.join("dev/null");
+    for p in MASKED {
+        let target = root.join(p.trim_start_matches('/'));
+        match fs::symlink_metadata(&target) {
+            Ok(md) if md.is_dir() => m(Some(Path::new("tmpfs")), &target, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"))?,
+            Ok(_) => m(Some(&null), &target, None, MsFlags::MS_BIND, None)?,
+            Err(_) => {}
+        }
+    }
+    for p in READ_ONLY {
+        let target = root.join(p.trim_start_matches('/'));
+        if target.exists() {
+            m(Some(&target), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            let flags =
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            m(None, &target, None, flags, None)?;
+        }
+    }
+    Ok(())
+}
+
 /// The container's own cgroups, read-only at /sys/fs/cgroup: with the cgroup namespace
 /// already entered, the container's group is the root there, so its limits are visible.
-fn cgroupfs(target: &Path) -> Result<()> {
-    let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+fn cgroupfs(target: &Path, ro: MsFlags) -> Result<()> {
+    let ro = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | ro;
     if crate::cgroups::is_v2() {
-        return m(Some("cgroup2"), target, Some("cgroup2"), ro, None);
+        return m(Some(Path::new("cgroup2")), target, Some("cgroup2"), ro, None);
     }
-    m(Some("tmpfs"), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=755"))?;
+    m(Some(Path::new("tmpfs")), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=755"))?;
     for ctrl in crate::cgroups::V1_CONTROLLERS {
         if !Path::new("/sys/fs/cgroup").join(ctrl).join("cgroup.procs").is_file() {
             continue;
         }
         let dir = target.join(ctrl);
         mkdir(&dir)?;
-        m(Some("cgroup"), &dir, Some("cgroup"), ro, Some(ctrl))?;
+        m(Some(Path::new("cgroup")), &dir, Some("cgroup"), ro, Some(ctrl))?;
     }
-    Ok(())
+    // The tmpfs holding the controllers is read-only too.
+    m(None, target, None, MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | ro, Some("mode=755"))
 }
 
-/// A minimal /dev: tmpfs with the usual devices bound from the host, devpts, shm.
-fn dev(root: &Path) -> Result<()> {
-    let d = inside(root, "/dev");
-    mkdir(&d)?;
-    m(Some("tmpfs"), &d, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k"))?;
+/// A minimal /dev: tmpfs mounted on `target` (the checked mount point of `d`) with the
+/// usual devices bound from the host, devpts, shm.
+fn dev(target: &Path, d: &Path) -> Result<()> {
+    m(Some(Path::new("tmpfs")), target, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=755,size=65536k"))?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = d.join(name);
         touch(&target)?;
-        m(Some(&format!("/dev/{name}")), &target, None, MsFlags::MS_BIND, None)?;
+        m(Some(&Path::new("/dev").join(name)), &target, None, MsFlags::MS_BIND, None)?;
     }
     let pts = d.join("pts");
     mkdir(&pts)?;
-    m(Some("devpts"), &pts, Some("devpts"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))?;
+    m(
+        Some(Path::new("devpts")),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
     let shm = d.join("shm");
     mkdir(&shm)?;
-    m(Some("shm"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=1777,size=65536k"))?;
+    m(
+        Some(Path::new("shm")),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=1777,size=65536k"),
+    )?;
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
