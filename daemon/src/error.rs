@@ -46,6 +46,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Another process held a lock for longer than berth waits.
+    #[error("timed out after {waited:?} waiting for lock {path} (another berth or CNI plugin holds it; BERTH_LOCK_TIMEOUT sets the wait)")]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long berth waited.
+        waited: std::time::Duration,
+    },
     /// The network namespace given does not exist or cannot be entered.
     #[error("network namespace {path}: {source}")]
     Netns {
@@ -55,6 +63,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A name (network, interface, container, image) failed its grammar.
+    #[error(transparent)]
+    Name(#[from] crate::name::NameError),
     /// A configuration value is invalid; nothing was changed.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

@@ -12,6 +12,7 @@ pub use error::{Error, Result};
 pub mod firewall;
 pub mod ipam;
 pub mod logging;
+pub mod name;
 pub mod network;
 pub mod portmap;
 pub mod reconcile;

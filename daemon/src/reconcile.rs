@@ -36,6 +36,17 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
             }
         }
     }
+    let ports: Vec<PortRules> = PORT_DIRS
+        .iter()
+        .filter_map(|d| StateDir::open(run_dir.join(d)).ok())
+        .flat_map(|dir| dir.keys().into_iter().filter_map(move |k| dir.load::<PortRules>(&k)))
+        .collect();
+    if networks.is_empty() && ports.is_empty() {
+        return Ok(done);
+    }
+    // The base rules first: the 127.0.0.0/8 drop comes back even if every check below
+    // passes (a raw-table flush leaves the nat and filter rules alone).
+    fw.ensure_base()?;
     for n in networks.values() {
         if fw.check_network(n).is_err() {
             fw.remove_network(n)?;
@@ -43,15 +54,11 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
             done.networks += 1;
         }
     }
-    for d in PORT_DIRS {
-        let Ok(dir) = StateDir::open(run_dir.join(d)) else { continue };
-        for k in dir.keys() {
-            let Some(p) = dir.load::<PortRules>(&k) else { continue };
-            if fw.check_ports(&p).is_err() {
-                fw.remove_ports(&p)?;
-                fw.add_ports(&p)?;
-                done.ports += 1;
-            }
+    for p in &ports {
+        if fw.check_ports(p).is_err() {
+            fw.remove_ports(p)?;
+            fw.add_ports(p)?;
+            done.ports += 1;
         }
     }
     Ok(done)

@@ -3,41 +3,97 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Opens (creating it and its directory) and exclusively flocks `path`; the lock is held
-/// until the returned file is dropped. Every lock of berth and its plugins goes through
-/// here, so concurrent processes serialise the same way.
+/// Creates `dir` and its missing parents with mode 0700: berth's state is root's alone.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io("create directory", dir, e))
+}
+
+/// How long a lock is waited for: `BERTH_LOCK_TIMEOUT` seconds, 30 by default.
+fn lock_timeout() -> Duration {
+    let secs = std::env::var("BERTH_LOCK_TIMEOUT").ok().and_then(|v| v.parse::<f64>().ok()).filter(|s| s.is_finite() && *s > 0.0);
+    Duration::from_secs_f64(secs.unwrap_or(30.0))
+}
+
+fn open_lock(path: &Path) -> Result<fs::File> {
+    let open = || {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| Error::io("open lock", path, e))
+    };
+    let f = open()?;
+    let md = f.metadata().map_err(|e| Error::io("stat lock", path, e))?;
+    // A lock file someone else made (or left readable) could be held by anyone: replace it.
+    if md.uid() != nix::unistd::geteuid().as_raw() || md.mode() & 0o077 != 0 {
+        drop(f);
+        fs::remove_file(path).map_err(|e| Error::io("replace foreign lock", path, e))?;
+        return open();
+    }
+    Ok(f)
+}
+
+/// Opens (creating it 0600 in a 0700 directory, so no other user can open it) and
+/// exclusively flocks `path`; the lock is held until the returned file is dropped. Waits
+/// at most `BERTH_LOCK_TIMEOUT` seconds (30), then fails naming the lock. Every lock of
+/// berth and its plugins goes through here, so concurrent processes serialise the same way.
 pub fn lock_file(path: &Path) -> Result<fs::File> {
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| Error::io("create lock directory", dir, e))?;
+        private_dir(dir)?;
     }
-    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io("open lock", path, e))?;
+    let f = open_lock(path)?;
+    let deadline = Instant::now() + lock_timeout();
+    let mut pause = Duration::from_micros(200);
     loop {
         // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } == 0 {
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(f);
         }
         let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) && err.kind() != std::io::ErrorKind::Interrupted {
             return Err(Error::io("lock", path, err));
         }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::LockTimeout { path: path.to_path_buf(), waited: lock_timeout() });
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
-/// Writes `data` to `dst` through a temporary file in the same directory renamed into
-/// place, so readers and a kill at any point see the old or the new content, never a
-/// torn one. Leftover temporaries are named `.tmp-*`.
+/// Writes `data` to `dst` (mode 0600) through a temporary file in the same directory
+/// renamed into place, so readers and a kill at any point see the old or the new content,
+/// never a torn one. Leftover temporaries are named `.tmp-*`.
 pub fn write_atomic(dst: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_mode(dst, data, 0o600)
+}
+
+/// [`write_atomic`] with another mode, for files a container must read (its /etc files).
+pub fn write_atomic_mode(dst: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = dst.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    private_dir(dir)?;
     let name = dst.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let mut f = fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
     f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
     drop(f);
     fs::rename(&tmp, dst).map_err(|e| Error::io("rename", dst, e))
@@ -62,7 +118,7 @@ impl StateDir {
     /// Opens (creating) the directory.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create state directory", &dir, e))?;
+        private_dir(&dir)?;
         Ok(Self { dir })
     }
 

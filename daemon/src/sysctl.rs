@@ -6,6 +6,9 @@ use crate::error::{Error, Result};
 
 /// Sets a sysctl such as `net/ipv4/ip_forward`; skips the write if the value is already set.
 pub fn set(key: &str, value: &str) -> Result<()> {
+    if key.split('/').any(|p| p.is_empty() || p == "." || p == "..") || key.contains(char::is_control) {
+        return Err(crate::Error::InvalidConfig(format!("invalid sysctl key {key:?}")));
+    }
     let path = PathBuf::from("/proc/sys").join(key);
     if let Ok(cur) = std::fs::read_to_string(&path) {
         if cur.trim() == value {

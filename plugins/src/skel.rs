@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 
+use netd::name::Name;
+
 use crate::types::{code, version, CniError, CniResult, NetConf};
 
 /// A CNI command.
@@ -64,15 +66,6 @@ fn env_err(msg: String) -> CniError {
     CniError::new(code::INVALID_ENV, msg)
 }
 
-fn valid_container_id(id: &str) -> bool {
-    let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}
-
-fn valid_ifname(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 15 && n != "." && n != ".." && !n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
-}
-
 /// Parses and validates the environment for `command`.
 pub fn parse_env(env: &HashMap<String, String>, stdin: Vec<u8>) -> Result<Args, CniError> {
     let get = |k: &str| env.get(k).cloned().unwrap_or_default();
@@ -102,12 +95,12 @@ pub fn parse_env(env: &HashMap<String, String>, stdin: Vec<u8>) -> Result<Args, 
         return Err(env_err(format!("required environment variables missing: {}", missing.join(", "))));
     }
     let container_id = get("CNI_CONTAINERID");
-    if !container_id.is_empty() && !valid_container_id(&container_id) {
-        return Err(env_err(format!("invalid CNI_CONTAINERID {container_id:?}: must be alphanumeric, '_', '.' or '-'")));
+    if !container_id.is_empty() {
+        Name::container(&container_id).map_err(|e| env_err(format!("CNI_CONTAINERID: {e}")))?;
     }
     let ifname = get("CNI_IFNAME");
-    if !ifname.is_empty() && !valid_ifname(&ifname) {
-        return Err(env_err(format!("invalid CNI_IFNAME {ifname:?}")));
+    if !ifname.is_empty() {
+        Name::interface(&ifname).map_err(|e| env_err(format!("CNI_IFNAME: {e}")))?;
     }
     let netns = Some(get("CNI_NETNS")).filter(|s| !s.is_empty()).map(PathBuf::from);
     let args = get("CNI_ARGS")

@@ -41,6 +41,8 @@ pub fn network(paths: &Paths, name: &str) -> Result<BridgeNetwork> {
     if name == "bridge" {
         return Ok(BridgeNetwork::docker_default());
     }
+    // Only a valid name can name a record: `../x` never reaches the file system.
+    netd::name::Name::network(name).map_err(|_| Error::NoNetwork(name.to_string()))?;
     let p = paths.lib.join("networks").join(format!("{name}.json"));
     let data = fs::read(&p).map_err(|_| Error::NoNetwork(name.to_string()))?;
     serde_json::from_slice(&data).map_err(|e| Error::Invalid(format!("corrupt network {name}: {e}")))
@@ -106,7 +108,8 @@ fn host_resolv() -> String {
 /// they are bind-mounted.
 pub fn write_etc(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<()> {
     let dir = paths.container(&c.id);
-    let w = |name: &str, data: String| fs::write(dir.join(name), data).map_err(|e| Error::io("write", dir.join(name), e));
+    // Readable by the container's user, whoever it is: bind-mounted as its /etc files.
+    let w = |name: &str, data: String| Ok::<(), Error>(netd::state::write_atomic_mode(&dir.join(name), data.as_bytes(), 0o644)?);
     let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if c.spec.net == NetMode::Host {
         hosts = fs::read_to_string("/etc/hosts").unwrap_or(hosts);

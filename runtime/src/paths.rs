@@ -18,6 +18,17 @@ impl Paths {
         Self { lib, run }
     }
 
+    /// Creates the roots 0711 (traversable, not listable) and the container directory
+    /// 0700, tightening modes left by older versions.
+    pub fn ensure(&self) -> crate::error::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for (dir, mode) in [(&self.lib, 0o711), (&self.run, 0o711), (&self.containers(), 0o700)] {
+            netd::state::private_dir(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| crate::error::Error::io("chmod", dir, e))?;
+        }
+        Ok(())
+    }
+
     /// Image records.
     pub fn images(&self) -> PathBuf {
         self.lib.join("images")

@@ -89,7 +89,11 @@ fn bad_input_gets_the_right_code_and_changes_nothing() {
             ),
             (with(ok.clone(), "/ipam", json!({"type": "host-local"})), 7, "no ranges"),
             (with(ok.clone(), "/ipam", json!({"type": "nonexistent"})), 7, "failed to find plugin"),
-            (with(ok.clone(), "/bridge", json!("a/b")), 7, "invalid bridge name"),
+            (with(ok.clone(), "/bridge", json!("a/b")), 7, "invalid interface name"),
+            // Injection: a newline in a name would start an iptables-restore line of its own.
+            (with(ok.clone(), "/name", json!("berth\n-A INPUT -j ACCEPT")), 7, "invalid network name"),
+            (with(ok.clone(), "/bridge", json!("br0\n-F")), 7, "invalid interface name"),
+            (with(ok.clone(), "/gatewayMode", json!("open")), 7, "gatewayMode"),
             (with(ok.clone(), "/mtu", json!("big")), 7, "invalid bridge configuration"),
         ];
         for (conf, code, msg) in &cases {
@@ -111,6 +115,24 @@ fn bad_input_gets_the_right_code_and_changes_nothing() {
             assert!(got.contains(msg), "{got}");
             assert_eq!((rules(), links(), allocations()), before);
         }
+        // A newline in a condition, names from a forged prevResult: refused, nothing applied.
+        let pm = json!([{"hostPort": 8080, "containerPort": 80}]);
+        for cond in [json!(["-s", "10.0.0.0/8\n-A INPUT -j ACCEPT"]), json!(["-m comment\r"])] {
+            let conf = json!({"cniVersion": "1.0.0", "name": "berth", "type": "portmap", "conditionsV4": cond, "runtimeConfig": {"portMappings": pm}, "prevResult": prev});
+            for cmd in ["ADD", "DEL"] {
+                let got = cni.call("portmap", cmd, "c", NS, "eth0", &conf.to_string()).err(7);
+                assert!(got.contains("control characters"), "{got}");
+            }
+            assert_eq!((rules(), links(), allocations()), before);
+        }
+        for bad in ["all", "../../ipv4/conf/lo", "x\ny"] {
+            let forged =
+                json!({"cniVersion": "1.0.0", "interfaces": [{"name": bad}], "ips": [{"address": "172.17.0.9/16", "interface": 0}]});
+            let conf = json!({"cniVersion": "1.0.0", "name": "berth", "type": "portmap", "runtimeConfig": {"portMappings": pm}, "prevResult": forged});
+            assert!(cni.call("portmap", "ADD", "c", NS, "eth0", &conf.to_string()).err(7).contains("prevResult"));
+            assert_eq!((rules(), links(), allocations()), before);
+        }
+        assert!(cni.call("bridge", "ADD", "c", NS, "all", &ok.to_string()).err(4).contains("CNI_IFNAME"));
         // environment
         let out = cni.call("bridge", "ADD", "c", "/run/netns/missing", "eth0", &ok.to_string());
         assert!(out.err(4).contains("/run/netns/missing"));

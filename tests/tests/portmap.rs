@@ -67,10 +67,10 @@ fn localhost_binding_is_not_reachable_from_other_host() {
         other.ns.sh("sysctl -qw net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.route_localnet=1");
         other.ns.sh(&format!("ip route add 127.0.0.1/32 via {HOST_IP} dev eth0 table 100"));
         other.ns.sh("ip rule add to 127.0.0.1 lookup 100 pref 10 && ip rule add pref 100 lookup local && ip rule del pref 0 lookup local");
-        let drops_before = sh("iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ {print $1}'");
+        let drops_before = sh(r"iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ && /127.0.0.0\/8/ {print $1}'");
         let (ok, out) = other.ns.try_sh(&curl("http://127.0.0.1:4000/"));
         assert!(!ok || !out.contains("local only"), "127.0.0.1 mapping answered a neighbour: {out}");
-        let drops_after = sh("iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ {print $1}'");
+        let drops_after = sh(r"iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ && /127.0.0.0\/8/ {print $1}'");
         assert!(drops_after.trim().parse::<u64>().unwrap() > drops_before.trim().parse::<u64>().unwrap(), "no packet was dropped");
     });
 }

@@ -26,14 +26,21 @@ fn tool(f: Family, suffix: &str) -> String {
     }
 }
 
-/// Groups rule lines per table into restore text.
+/// Groups rule lines per table into restore text. A line with a control character (a
+/// newline smuggled in a name or condition would start a rule of its own) poisons the
+/// batch: it is never applied.
 #[derive(Default)]
 struct Batch {
     tables: Vec<(String, Vec<String>)>,
+    poisoned: Option<String>,
 }
 
 impl Batch {
     fn push(&mut self, table: &str, line: String) {
+        if line.chars().any(char::is_control) || table.chars().any(char::is_control) {
+            self.poisoned.get_or_insert(line);
+            return;
+        }
         match self.tables.iter_mut().find(|(t, _)| t == table) {
             Some((_, lines)) => lines.push(line),
             None => self.tables.push((table.to_string(), vec![line])),
@@ -75,6 +82,9 @@ impl Iptables {
     }
 
     fn restore(&self, family: Family, batch: &Batch) -> Result<()> {
+        if let Some(line) = &batch.poisoned {
+            return Err(Error::InvalidConfig(format!("refusing a firewall rule with control characters: {line:?}")));
+        }
         if batch.is_empty() {
             return Ok(());
         }
@@ -273,6 +283,14 @@ impl Firewall for Iptables {
         Ok(())
     }
 
+    fn ensure_base(&self) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in [Family::V4, Family::V6] {
+            self.repair_base(family)?;
+        }
+        Ok(())
+    }
+
     fn ensure_network(&self, m: &NetworkRules) -> Result<()> {
         let _lock = self.lock()?;
         let (family, rules) = rules::network(m);
@@ -292,7 +310,8 @@ impl Firewall for Iptables {
     fn check_network(&self, m: &NetworkRules) -> Result<()> {
         let _lock = self.lock()?;
         let (family, rules) = rules::network(m);
-        for r in &rules {
+        let (_, base) = rules::base(family, self.mark_bit);
+        for r in base.iter().chain(&rules) {
             if !self.rule_exists(family, r)? {
                 return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
             }

@@ -19,7 +19,11 @@ pub trait Firewall {
     fn remove_ports(&self, p: &PortRules) -> Result<()>;
     /// Fails with a precise message if any rule of the attachment is missing.
     fn check_ports(&self, p: &PortRules) -> Result<()>;
-    /// Installs a network's own rules (forward acceptance, outbound masquerade).
+    /// Restores missing base chains and rules (the 127.0.0.0/8 drop among them) of both
+    /// families; slow (probes each rule), for reconcile only.
+    fn ensure_base(&self) -> Result<()>;
+    /// Installs a network's own rules (forward acceptance, outbound masquerade, the drop
+    /// of traffic routed directly to the subnet).
     fn ensure_network(&self, m: &NetworkRules) -> Result<()>;
     /// Removes them.
     fn remove_network(&self, m: &NetworkRules) -> Result<()>;

@@ -113,6 +113,12 @@ pub struct NetworkRules {
     /// Masquerade outbound traffic (bridge `ipMasq`).
     #[serde(default = "yes")]
     pub masquerade: bool,
+    /// Drop packets for the subnet that arrive on any other interface than the bridge
+    /// (a neighbour routing the subnet via this host), as Docker 28 does; published ports
+    /// still answer (their packets are addressed to the host). Off is Docker's
+    /// `gateway_mode=nat-unprotected`.
+    #[serde(default = "yes")]
+    pub protect: bool,
 }
 
 fn yes() -> bool {
@@ -153,11 +159,11 @@ pub fn base(family: Family, mark_bit: u8) -> (Vec<(String, String)>, Vec<Rule>) 
         Rule::new("filter", "FORWARD", &["-j", FORWARD_CHAIN]),
         Rule::new("filter", "FORWARD", &["-j", USER_CHAIN]),
     ];
+    chains.push(("raw".to_string(), RAW_CHAIN.to_string()));
     if family == Family::V4 {
-        chains.push(("raw".to_string(), RAW_CHAIN.to_string()));
         rules.push(Rule::new("raw", RAW_CHAIN, &["-d", "127.0.0.0/8", "!", "-i", "lo", "-j", "DROP"]));
-        rules.push(Rule::new("raw", "PREROUTING", &["-j", RAW_CHAIN]));
     }
+    rules.push(Rule::new("raw", "PREROUTING", &["-j", RAW_CHAIN]));
     (chains, rules)
 }
 
@@ -224,6 +230,9 @@ pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
             &["-s", &subnet, "!", "-o", br, "-m", "comment", "--comment", &c, "-j", "MASQUERADE"],
         ));
     }
+    if m.protect {
+        rules.push(Rule::new("raw", RAW_CHAIN, &["-d", &subnet, "!", "-i", br, "-m", "comment", "--comment", &c, "-j", "DROP"]));
+    }
     (family, rules)
 }
 
@@ -260,7 +269,13 @@ mod tests {
 
     #[test]
     fn network_rules_forward_and_masquerade_the_subnet() {
-        let m = NetworkRules { network: "n".into(), subnet: "10.88.0.5/16".parse().unwrap(), bridge: "br0".into(), masquerade: true };
+        let m = NetworkRules {
+            network: "n".into(),
+            subnet: "10.88.0.5/16".parse().unwrap(),
+            bridge: "br0".into(),
+            masquerade: true,
+            protect: true,
+        };
         let (f, r) = network(&m);
         assert_eq!(f, Family::V4);
         let lines: Vec<String> = r.iter().map(|r| r.render("-A")).collect();
@@ -270,9 +285,10 @@ mod tests {
                 "-A BERTH-FORWARD -i br0 -m comment --comment berth:n -j ACCEPT",
                 "-A BERTH-FORWARD -o br0 -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment berth:n -j ACCEPT",
                 "-A BERTH-POSTROUTING -s 10.88.0.0/16 ! -o br0 -m comment --comment berth:n -j MASQUERADE",
+                "-A BERTH-RAW-PREROUTING -d 10.88.0.0/16 ! -i br0 -m comment --comment berth:n -j DROP",
             ]
         );
-        let (_, r) = network(&NetworkRules { masquerade: false, ..m });
+        let (_, r) = network(&NetworkRules { masquerade: false, protect: false, ..m });
         assert_eq!(r.len(), 2);
     }
 

@@ -112,7 +112,7 @@ impl RangeSet {
     /// Walks the set round-robin starting after `last` (or at the first address),
     /// yielding each address once and `last` itself at the end, as host-local does.
     pub fn candidates(&self, last: Option<IpAddr>) -> impl Iterator<Item = (usize, IpAddr)> + '_ {
-        let total: u128 = self.0.iter().fold(0u128, |acc, r| acc.saturating_add(as_u128(r.end) - as_u128(r.start) + 1));
+        let total: u128 = self.0.iter().fold(0u128, |acc, r| acc.saturating_add((as_u128(r.end) - as_u128(r.start)).saturating_add(1)));
         let advance = move |i: usize, ip: IpAddr| {
             if ip == self.0[i].end {
                 let n = (i + 1) % self.0.len();

@@ -97,3 +97,11 @@ fn dual_stack_and_pinned_addresses() {
     assert_eq!(find(&store, "c", "eth0").unwrap().len(), 2);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn whole_v6_space_counts_without_overflow() {
+    let net: ipnetwork::IpNetwork = "::/0".parse().unwrap();
+    let r = crate::ipam::Range::new(net, Some("::".parse().unwrap()), None, Some("::1".parse().unwrap())).unwrap();
+    let set = crate::ipam::RangeSet(vec![r]);
+    assert_eq!(set.candidates(None).take(3).count(), 3);
+}

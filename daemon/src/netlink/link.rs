@@ -24,6 +24,8 @@ pub struct Link {
     pub up: bool,
     /// MTU.
     pub mtu: u32,
+    /// Index of the bridge it is a port of, if any.
+    pub master: Option<u32>,
 }
 
 impl Link {
@@ -35,12 +37,14 @@ impl Link {
             kind: None,
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: 0,
+            master: None,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::Address(a) => link.mac = format_mac(a),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
+                LinkAttribute::Controller(m) => link.master = Some(*m),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let LinkInfo::Kind(k) = i {

@@ -205,13 +205,16 @@ pub fn detach(netns_path: Option<&std::path::Path>, ifname: &str) -> Result<Vec<
 }
 
 /// Deletes host-side veths by name; names that are gone or are not veths are left alone.
-pub fn delete_host_veths(names: &[String]) -> Result<()> {
+pub fn delete_host_veths(bridge: &str, names: &[String]) -> Result<()> {
     if names.is_empty() {
         return Ok(());
     }
     let mut sock = Socket::open()?;
+    let Some(br) = sock.link_by_name(bridge)? else { return Ok(()) };
     for n in names {
-        if let Some(l) = sock.link_by_name(n)?.filter(|l| l.kind.as_deref() == Some("veth")) {
+        // Only a veth that is a port of this network's bridge: a forged prevResult
+        // naming any other link deletes nothing.
+        if let Some(l) = sock.link_by_name(n)?.filter(|l| l.kind.as_deref() == Some("veth") && l.master == Some(br.index)) {
             sock.delete_link(l.index)?;
         }
     }
@@ -246,4 +249,9 @@ pub fn inspect(netns: &NetNs, ifname: &str) -> Result<Option<Inspected>> {
 /// Sets `route_localnet` on the bridge so DNAT of 127.0.0.1 toward containers is routed.
 pub fn enable_route_localnet(ifname: &str) -> Result<()> {
     sysctl::set(&format!("net/ipv4/conf/{ifname}/route_localnet"), "1")
+}
+
+/// Clears it again once no mapping needs it.
+pub fn disable_route_localnet(ifname: &str) -> Result<()> {
+    sysctl::set(&format!("net/ipv4/conf/{ifname}/route_localnet"), "0")
 }

@@ -33,6 +33,14 @@ pub struct BridgeNetwork {
     pub ip_masq: bool,
     /// MTU for bridge and veths.
     pub mtu: Option<u32>,
+    /// The bridge existed before the network (`--bridge` naming the user's own): removing
+    /// the network leaves it.
+    #[serde(default)]
+    pub external_bridge: bool,
+    /// Docker's `gateway_mode=nat-unprotected`: no drop of traffic routed directly to the
+    /// subnet from other interfaces.
+    #[serde(default)]
+    pub unprotected: bool,
 }
 
 impl BridgeNetwork {
@@ -45,6 +53,8 @@ impl BridgeNetwork {
             gateway: None,
             ip_masq: true,
             mtu: None,
+            external_bridge: false,
+            unprotected: false,
         }
     }
 }
@@ -129,8 +139,13 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
         let iface = IfaceConfig { addrs: vec![alloc.address], routes: vec![(default, Some(gw))] };
         let att = bridge::attach(&mut sock, &br, &spec, &ns, ifname, &iface)?;
         let key = file_key(&[&net.name, id, ifname]);
-        let netrules =
-            [NetworkRules { network: net.name.clone(), subnet: net.subnet, bridge: net.bridge.clone(), masquerade: net.ip_masq }];
+        let netrules = [NetworkRules {
+            network: net.name.clone(),
+            subnet: net.subnet,
+            bridge: net.bridge.clone(),
+            masquerade: net.ip_masq,
+            protect: !net.unprotected,
+        }];
         let shared_dir = paths.shared_dir()?;
         if let Err(e) = shared::hold(&shared_dir, publisher.fw.as_ref(), &net.name, &key, &netrules) {
             let _ = sock.delete_link(att.host.index);
@@ -181,7 +196,7 @@ pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>
     ipam::release(&store, id, ifname, &hint)?;
     bridge::detach(netns, ifname)?;
     if let Some(e) = ep {
-        bridge::delete_host_veths(std::slice::from_ref(&e.host_veth))?;
+        bridge::delete_host_veths(&net.bridge, std::slice::from_ref(&e.host_veth))?;
     }
     let key = file_key(&[&net.name, id, ifname]);
     shared::release(&paths.shared_dir()?, publisher.fw.as_ref(), &net.name, &key, &[])

@@ -32,6 +32,11 @@ impl Claims {
         Ok(Self { dir })
     }
 
+    /// The claims directory (other per-host publication state lives beside it).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     fn lock(&self) -> Result<File> {
         crate::state::lock_file(&self.dir.join("lock"))
     }

@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::firewall::{Firewall, PortRules};
-use crate::network::bridge::enable_route_localnet;
+use crate::network::bridge::{disable_route_localnet, enable_route_localnet};
 use crate::state::{file_key, StateDir};
 
 use super::{Claims, PortMapping};
@@ -43,9 +43,7 @@ impl Publisher {
         }
         self.claims.claim(&k, &rules.mappings, true)?;
         let res = (|| {
-            for i in host_ifaces {
-                enable_route_localnet(i)?;
-            }
+            self.localnet(&k, host_ifaces)?;
             // Recorded before the rules go in: a kill in between still lets DEL find them.
             self.state.save(&k, rules)?;
             self.fw.add_ports(rules)
@@ -83,7 +81,39 @@ impl Publisher {
         self.fw.remove_ports(rules)?;
         flush(&rules.mappings);
         self.claims.release(k, &rules.mappings)?;
+        self.localnet(k, &[])?;
         self.state.remove(k)
+    }
+
+    /// Makes attachment `key` the holder of `route_localnet` on `ifaces` (none: it holds
+    /// nothing any more). The sysctl is on while any attachment holds it on that interface
+    /// and off again after the last, so a bridge without 127.0.0.1 mappings does not
+    /// route loopback addresses. References are files `route-localnet/<iface>/<key>`.
+    fn localnet(&self, key: &str, ifaces: &[String]) -> Result<()> {
+        let dir = self.claims.dir().with_file_name("route-localnet");
+        let _l = crate::state::lock_file(&dir.join(".lock"))?;
+        let held: Vec<String> = std::fs::read_dir(&dir)
+            .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+            .unwrap_or_default();
+        for i in held.iter().filter(|i| !ifaces.contains(i)) {
+            let d = dir.join(i);
+            let _ = std::fs::remove_file(d.join(key));
+            // rmdir succeeds only when no other attachment holds the interface.
+            if std::fs::remove_dir(&d).is_ok() {
+                match disable_route_localnet(i) {
+                    Err(crate::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                    r => r?,
+                }
+            }
+        }
+        for i in ifaces {
+            crate::name::Name::interface(i)?;
+            let d = dir.join(i);
+            std::fs::create_dir_all(&d).map_err(|e| crate::Error::io("create", &d, e))?;
+            std::fs::write(d.join(key), b"").map_err(|e| crate::Error::io("create", d.join(key), e))?;
+            enable_route_localnet(i)?;
+        }
+        Ok(())
     }
 
     /// The record of an attachment, if it published anything.

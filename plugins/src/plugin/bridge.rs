@@ -52,6 +52,10 @@ struct BridgeConf {
     state_dir: Option<String>,
     #[serde(default)]
     firewall_backend: String,
+    /// Docker's gateway mode: "nat" (default: traffic routed directly to the subnet from
+    /// other interfaces is dropped) or "nat-unprotected".
+    #[serde(default)]
+    gateway_mode: String,
 }
 
 struct Ctx {
@@ -64,9 +68,7 @@ struct Ctx {
 fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let mut c: BridgeConf = conf.plugin()?;
-    if c.bridge.is_empty() || c.bridge.len() > 15 || c.bridge.contains('/') {
-        return Err(CniError::new(code::INVALID_CONFIG, format!("invalid bridge name {:?}", c.bridge)));
-    }
+    netd::name::Name::interface(&c.bridge).map_err(|e| CniError::new(code::INVALID_CONFIG, format!("bridge: {e}")))?;
     if c.vlan != 0 {
         return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: vlan is not supported yet"));
     }
@@ -75,6 +77,9 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     }
     if c.is_default_gateway {
         c.is_gateway = true;
+    }
+    if !matches!(c.gateway_mode.as_str(), "" | "nat" | "nat-unprotected") {
+        return Err(CniError::new(code::INVALID_CONFIG, format!("bridge: gatewayMode {:?}: use nat or nat-unprotected", c.gateway_mode)));
     }
     let ipam_type = c.ipam.get("type").and_then(|t| t.as_str()).unwrap_or("").to_string();
     if ipam_type.is_empty() {
@@ -167,7 +172,13 @@ fn network_rules(c: &Ctx, conf: &NetConf, addrs: &[IpNetwork]) -> Vec<NetworkRul
     subnets.dedup();
     subnets
         .into_iter()
-        .map(|subnet| NetworkRules { network: conf.name.clone(), subnet, bridge: c.conf.bridge.clone(), masquerade: c.conf.ip_masq })
+        .map(|subnet| NetworkRules {
+            network: conf.name.clone(),
+            subnet,
+            bridge: c.conf.bridge.clone(),
+            masquerade: c.conf.ip_masq,
+            protect: c.conf.gateway_mode != "nat-unprotected",
+        })
         .collect()
 }
 
@@ -210,7 +221,7 @@ impl Plugin for Bridge {
             .filter(|i| i.sandbox.is_empty() && i.name != c.conf.bridge)
             .map(|i| i.name.clone())
             .collect();
-        bridge::delete_host_veths(&host_veths)?;
+        bridge::delete_host_veths(&c.conf.bridge, &host_veths)?;
         addrs.extend(conf.prev_result.iter().flat_map(|r| r.container_ips()));
         let fallback = network_rules(&c, conf, &addrs);
         shared::release(&c.state, fw(&c)?.as_ref(), &conf.name, &key(conf, args), &fallback)?;

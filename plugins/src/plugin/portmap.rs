@@ -66,6 +66,9 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     if c.mark_masq_bit.is_some_and(|b| b > 31) {
         return Err(invalid("portmap: markMasqBit must be 0-31".into()));
     }
+    for cond in c.conditions_v4.iter().chain(&c.conditions_v6) {
+        netd::name::firewall_arg(cond).map_err(|e| invalid(format!("portmap: {e}")))?;
+    }
     let mut mappings = Vec::new();
     for w in &c.runtime_config.port_mappings {
         let ip = match w.host_ip.as_str() {

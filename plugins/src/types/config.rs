@@ -1,5 +1,6 @@
 //! Network configuration as a plugin receives it on stdin.
 
+use netd::name::Name;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -54,18 +55,30 @@ impl NetConf {
             ));
         }
         let name = raw.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        if !name.is_empty() {
+            Name::network(&name).map_err(|e| CniError::new(code::INVALID_CONFIG, e.to_string()))?;
+        }
         let plugin_type = raw.get("type").and_then(Value::as_str).unwrap_or("").to_string();
         let prev_result = match raw.get("prevResult") {
             None | Some(Value::Null) => None,
             Some(v) => Some(CniResult::from_json(v).map_err(|e| CniError::new(code::DECODE, format!("failed to parse prevResult: {e}")))?),
         };
-        let valid_attachments = match raw.get("cni.dev/valid-attachments") {
+        // prevResult comes from whoever ran the chain: its names are checked like input.
+        for i in prev_result.iter().flat_map(|r| r.interfaces.iter()) {
+            Name::interface(&i.name).map_err(|e| CniError::new(code::INVALID_CONFIG, format!("prevResult: {e}")))?;
+        }
+        let valid_attachments: Option<Vec<Attachment>> = match raw.get("cni.dev/valid-attachments") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 serde_json::from_value(v.clone())
                     .map_err(|e| CniError::new(code::DECODE, format!("failed to parse cni.dev/valid-attachments: {e}")))?,
             ),
         };
+        for a in valid_attachments.iter().flatten() {
+            Name::container(&a.container_id)
+                .and_then(|_| Name::interface(&a.ifname))
+                .map_err(|e| CniError::new(code::INVALID_CONFIG, format!("cni.dev/valid-attachments: {e}")))?;
+        }
         Ok(Self { cni_version, name, plugin_type, prev_result, valid_attachments, raw })
     }
 

@@ -62,11 +62,12 @@ impl From<netd::Error> for CniError {
     fn from(e: netd::Error) -> Self {
         use netd::Error as E;
         let c = match &e {
-            E::InvalidConfig(_) | E::NotABridge(_) | E::BridgeAddress { .. } => code::INVALID_CONFIG,
+            E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } => code::INVALID_CONFIG,
             E::Netns { .. } => code::INVALID_ENV,
             E::RangeExhausted(_) => code::RANGE_EXHAUSTED,
             E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) => code::IN_USE,
             E::Io { .. } => code::IO,
+            E::LockTimeout { .. } => code::TRY_AGAIN,
             E::Check(_) => code::INTERNAL,
             E::Netlink(_) | E::Command { .. } => code::INTERNAL,
         };

@@ -54,8 +54,9 @@ pub fn ps(paths: &Paths, all: bool, quiet: bool) -> Result<i32> {
     println!("{:<12}  {:<16}  {:<24}  {:<16}  {:<28}  {:<30}  NAMES", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS");
     for c in &list {
         let mut cmd = format!("\"{}\"", c.spec.args.join(" "));
-        if cmd.len() > 24 {
-            cmd = format!("{}…\"", &cmd[..22]);
+        // Cut by characters: a byte index could split a multi-byte one.
+        if cmd.chars().count() > 24 {
+            cmd = format!("{}…\"", cmd.chars().take(22).collect::<String>());
         }
         println!(
             "{:<12}  {:<16}  {:<24}  {:<16}  {:<28}  {:<30}  {}",

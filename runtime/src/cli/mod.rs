@@ -164,9 +164,14 @@ pub enum NetworkCommand {
         /// Gateway address (default: the subnet's first address).
         #[arg(long)]
         gateway: Option<std::net::IpAddr>,
-        /// Bridge interface name (default: br-<random>).
+        /// Bridge interface name (default: br-<random>); an existing bridge is used and
+        /// left in place on rm.
         #[arg(long)]
         bridge: Option<String>,
+        /// Driver option: com.docker.network.bridge.gateway_mode_ipv4=nat|nat-unprotected
+        /// (nat-unprotected lets hosts that route the subnet here reach unpublished ports).
+        #[arg(short = 'o', long = "opt")]
+        opt: Vec<String>,
         /// Network name.
         name: String,
     },
@@ -182,6 +187,7 @@ pub enum NetworkCommand {
 /// Runs a parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let paths = Paths::new(cli.root, cli.run_root);
+    paths.ensure()?;
     match cli.command {
         Command::Import { file, name } => images::import(&paths, &file, &name),
         Command::Load { input } => images::load(&paths, &input),
@@ -199,8 +205,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inspect { containers } => info::inspect(&paths, &containers),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
-        Command::Network(NetworkCommand::Create { subnet, gateway, bridge, name }) => {
-            network::create(&paths, &name, subnet.as_deref(), gateway, bridge.as_deref())
+        Command::Network(NetworkCommand::Create { subnet, gateway, bridge, opt, name }) => {
+            network::create(&paths, &name, subnet.as_deref(), gateway, bridge.as_deref(), &opt)
         }
         Command::Network(NetworkCommand::Ls) => network::ls(&paths),
         Command::Network(NetworkCommand::Rm { name }) => network::rm(&paths, &name),

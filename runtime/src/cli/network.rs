@@ -5,6 +5,7 @@ use std::fs;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
+use netd::name::Name;
 use netd::network::endpoint::BridgeNetwork;
 
 use crate::container::{self, NetMode};
@@ -28,13 +29,39 @@ fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
     a.contains(b.network()) || b.contains(a.network())
 }
 
-/// Creates a network; picks a free 172.18-31.0.0/16 subnet when none is given.
-pub fn create(paths: &Paths, name: &str, subnet: Option<&str>, gateway: Option<IpAddr>, bridge: Option<&str>) -> Result<i32> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !valid || ["bridge", "host", "none", "default"].contains(&name) {
-        return Err(Error::Invalid(format!("invalid network name {name:?}")));
+/// The network options `-o` understands, Docker's names.
+fn unprotected(opts: &[String]) -> Result<bool> {
+    let mut unprotected = false;
+    for o in opts {
+        match o.split_once('=') {
+            Some(("com.docker.network.bridge.gateway_mode_ipv4" | "com.docker.network.bridge.gateway_mode_ipv6", v)) => {
+                unprotected = match v {
+                    "nat" => false,
+                    "nat-unprotected" => true,
+                    _ => return Err(Error::Invalid(format!("invalid option {o:?}: gateway mode nat or nat-unprotected"))),
+                }
+            }
+            _ => return Err(Error::Invalid(format!("unsupported network option {o:?}"))),
+        }
     }
+    Ok(unprotected)
+}
+
+/// Creates a network; picks a free 172.18-31.0.0/16 subnet when none is given.
+pub fn create(
+    paths: &Paths,
+    name: &str,
+    subnet: Option<&str>,
+    gateway: Option<IpAddr>,
+    bridge: Option<&str>,
+    opts: &[String],
+) -> Result<i32> {
+    let name = Name::network(name).map_err(netd::Error::from)?;
+    let name = name.as_str();
+    if ["bridge", "host", "none", "default"].contains(&name) {
+        return Err(Error::Invalid(format!("invalid network name {name:?}: reserved")));
+    }
+    let unprotected = unprotected(opts)?;
     if network::network(paths, name).is_ok() {
         return Err(Error::Invalid(format!("network with name {name} already exists")));
     }
@@ -59,13 +86,20 @@ pub fn create(paths: &Paths, name: &str, subnet: Option<&str>, gateway: Option<I
     // Validate the range the same way allocation will.
     netd::ipam::Range::new(subnet, None, None, gateway)?;
     let bridge = match bridge {
-        Some(b) if b.is_empty() || b.len() > 15 || b.contains('/') || b.contains(char::is_whitespace) => {
-            return Err(Error::Invalid(format!("invalid bridge name {b:?}")));
-        }
-        Some(b) => b.to_string(),
+        Some(b) => Name::interface(b).map_err(netd::Error::from)?.to_string(),
         None => format!("br-{}", netd::netlink::random_hex(5)),
     };
-    let net = BridgeNetwork { name: name.to_string(), bridge, subnet, gateway, ip_masq: true, mtu: None };
+    if let Some(other) = stored(paths).iter().find(|n| n.bridge == bridge) {
+        return Err(Error::Invalid(format!("bridge {bridge} is already used by network {}", other.name)));
+    }
+    // An existing link may serve only if it is a bridge, and then it stays the user's.
+    let mut sock = netd::netlink::Socket::open().map_err(netd::Error::from)?;
+    let external_bridge = match sock.link_by_name(&bridge).map_err(netd::Error::from)? {
+        Some(l) if l.kind.as_deref() == Some("bridge") => true,
+        Some(_) => return Err(netd::Error::NotABridge(bridge).into()),
+        None => false,
+    };
+    let net = BridgeNetwork { name: name.to_string(), bridge, subnet, gateway, ip_masq: true, mtu: None, external_bridge, unprotected };
     let data = serde_json::to_vec_pretty(&net).map_err(|e| Error::Invalid(e.to_string()))?;
     netd::state::write_atomic(&paths.lib.join("networks").join(format!("{name}.json")), &data)?;
     println!("{name}");
@@ -83,6 +117,8 @@ pub fn ls(paths: &Paths) -> Result<i32> {
 
 /// Removes a network no container uses, with its bridge and address store.
 pub fn rm(paths: &Paths, name: &str) -> Result<i32> {
+    let name = Name::network(name).map_err(netd::Error::from)?;
+    let name = name.as_str();
     if name == "bridge" {
         return Err(Error::Invalid("the built-in bridge network cannot be removed".into()));
     }
@@ -91,7 +127,10 @@ pub fn rm(paths: &Paths, name: &str) -> Result<i32> {
         return Err(Error::State(format!("network {name} is in use by container {}", c.name)));
     }
     let mut sock = netd::netlink::Socket::open().map_err(netd::Error::from)?;
-    if let Some(l) = sock.link_by_name(&net.bridge).map_err(netd::Error::from)? {
+    // Only a bridge berth made for this network: never the user's own, never a non-bridge.
+    if let Some(l) =
+        sock.link_by_name(&net.bridge).map_err(netd::Error::from)?.filter(|l| !net.external_bridge && l.kind.as_deref() == Some("bridge"))
+    {
         sock.delete_link(l.index).map_err(netd::Error::from)?;
     }
     let _ = fs::remove_dir_all(paths.lib.join("ipam").join(name));

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command as Process, Stdio};
 
@@ -114,11 +115,6 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
         return Err(bad("the minimum memory limit is 6m"));
     }
     Ok(bytes)
-}
-
-fn valid_name(n: &str) -> bool {
-    let mut c = n.chars();
-    c.next().is_some_and(|x| x.is_ascii_alphanumeric()) && c.all(|x| x.is_ascii_alphanumeric() || "_.-".contains(x))
 }
 
 /// A free port in Docker's ephemeral range that no container publishes and nothing binds.
@@ -249,10 +245,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
     }
     let ports = if publish { ports(paths, a, &img.config.exposed_ports)? } else { Vec::new() };
     let name = match &a.name {
-        Some(n) if !valid_name(n) => {
-            return Err(Error::Invalid(format!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")))
-        }
-        Some(n) => n.clone(),
+        Some(n) => netd::name::Name::container(n).map_err(netd::Error::from)?.to_string(),
         None => format!("berth_{}", netd::netlink::random_hex(4)),
     };
     let mut args = img.config.entrypoint.clone();
@@ -316,7 +309,13 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
         return Ok(monitor::supervise(paths, &c, started));
     }
     let dir = paths.container(&c.id);
-    let mlog = std::fs::File::create(dir.join("monitor.log")).map_err(|e| Error::io("create", dir.join("monitor.log"), e))?;
+    let mlog = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(dir.join("monitor.log"))
+        .map_err(|e| Error::io("create", dir.join("monitor.log"), e))?;
     let exe = std::env::current_exe().map_err(|e| Error::io("find", "/proc/self/exe", e))?;
     let mut cmd = Process::new(exe);
     cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg(&c.id);

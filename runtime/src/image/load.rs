@@ -1,29 +1,28 @@
 //! `berth import` (a plain root filesystem tarball) and `berth load` (a `docker save`
 //! archive or an OCI image layout archive).
 
+use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
 use super::unpack::{file_digest, open_tar};
-use super::{ensure_layer, exposed, normalize, save, Image, RunConfig};
+use super::{ensure_layer, exposed, save, Image, RunConfig};
 use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 
 /// Imports a root filesystem tarball as a one-layer image named `name`.
 pub fn import(paths: &Paths, tarball: &Path, name: &str) -> Result<Image> {
-    if name.is_empty() || name.contains(char::is_whitespace) {
-        return Err(Error::Invalid(format!("invalid image name {name:?}")));
-    }
+    let name = super::checked_name(name).map_err(Error::Invalid)?;
     if !tarball.is_file() {
         return Err(Error::Invalid(format!("{}: no such file", tarball.display())));
     }
     let digest = file_digest(tarball)?;
     ensure_layer(paths, tarball, &digest, "Importing")?;
     let img = Image {
-        name: normalize(name),
+        name,
         id: digest.clone(),
         layers: vec![digest],
         config: RunConfig { env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()], ..Default::default() },
@@ -42,12 +41,82 @@ impl Drop for Scratch {
     }
 }
 
-fn read_json(path: &Path, archive: &Path) -> Result<Value> {
-    let data = fs::read(path).map_err(|_| Error::BadArchive {
-        path: archive.into(),
-        why: format!("missing {}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()),
-    })?;
-    serde_json::from_slice(&data).map_err(|e| Error::BadArchive { path: archive.into(), why: format!("{}: {e}", path.display()) })
+/// An archive's name for a member, normalised ("./a//b" is "a/b"); `None` for a name
+/// that is absolute or climbs out with `..` (no member can have it).
+fn member_name(p: &Path) -> Option<String> {
+    if p.is_absolute() {
+        return None;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => parts.push(n.to_string_lossy().to_string()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The regular members of an outer archive, copied flat into a scratch directory and
+/// found only by their in-archive names: a manifest naming `../x`, an absolute path
+/// or a symlink leading out of the archive finds nothing. Symlinks and hard links
+/// between members are followed inside the archive's own name space.
+struct Members {
+    files: HashMap<String, PathBuf>,
+    links: HashMap<String, String>,
+    archive: PathBuf,
+}
+
+impl Members {
+    fn read(archive: &Path, scratch: &Path) -> Result<Self> {
+        let bad = |why: String| Error::BadArchive { path: archive.into(), why };
+        let mut m = Members { files: HashMap::new(), links: HashMap::new(), archive: archive.to_path_buf() };
+        let mut outer = tar::Archive::new(open_tar(archive)?);
+        for (i, entry) in outer.entries().map_err(|e| bad(e.to_string()))?.enumerate() {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+            let Some(name) = member_name(&path) else { continue };
+            let kind = entry.header().entry_type();
+            if kind.is_file() {
+                let dst = scratch.join(format!("m{i}"));
+                let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&dst).map_err(|e| Error::io("create", &dst, e))?;
+                std::io::copy(&mut entry, &mut f).map_err(|e| bad(format!("{name}: {e}")))?;
+                m.files.insert(name, dst);
+            } else if kind.is_symlink() || kind.is_hard_link() {
+                let Ok(Some(target)) = entry.link_name() else { continue };
+                // A symlink is relative to its own directory, a hard link to the root.
+                let base =
+                    if kind.is_symlink() { Path::new(&name).parent().unwrap_or(Path::new("")).join(&target) } else { target.into_owned() };
+                if let Some(t) = member_name(&base) {
+                    m.links.insert(name, t);
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// The file of member `name`, following in-archive links (at most 16).
+    fn get(&self, name: &str) -> Result<&Path> {
+        let missing = || Error::BadArchive { path: self.archive.clone(), why: format!("no member {name:?} in the archive") };
+        let mut cur = member_name(Path::new(name)).ok_or_else(missing)?;
+        for _ in 0..16 {
+            if let Some(p) = self.files.get(&cur) {
+                return Ok(p);
+            }
+            cur = self.links.get(&cur).ok_or_else(missing)?.clone();
+        }
+        Err(missing())
+    }
+
+    fn json(&self, name: &str) -> Result<Value> {
+        let path = self.get(name)?;
+        let data = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+        serde_json::from_slice(&data).map_err(|e| Error::BadArchive { path: self.archive.clone(), why: format!("{name}: {e}") })
+    }
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -78,33 +147,35 @@ pub fn load(paths: &Paths, archive: &Path) -> Result<Vec<Image>> {
     }
     let scratch = Scratch(paths.lib.join(format!("tmp/load-{}", std::process::id())));
     fs::create_dir_all(&scratch.0).map_err(|e| Error::io("create", &scratch.0, e))?;
-    let mut outer = tar::Archive::new(open_tar(archive)?);
-    outer.unpack(&scratch.0).map_err(|e| Error::BadArchive { path: archive.into(), why: e.to_string() })?;
-    let dir = &scratch.0;
-    if dir.join("manifest.json").is_file() {
-        load_docker(paths, archive, dir)
-    } else if dir.join("index.json").is_file() {
-        load_oci(paths, archive, dir)
+    let members = Members::read(archive, &scratch.0)?;
+    if members.get("manifest.json").is_ok() {
+        load_docker(paths, &members)
+    } else if members.get("index.json").is_ok() {
+        load_oci(paths, &members)
     } else {
         Err(Error::BadArchive { path: archive.into(), why: "neither manifest.json (docker save) nor index.json (OCI layout) found".into() })
     }
 }
 
-fn store_layers(paths: &Paths, files: &[PathBuf], archive: &Path) -> Result<Vec<String>> {
+/// Unpacks the layers (`expected` digests are verified when given) and returns their digests.
+fn store_layers(paths: &Paths, files: &[(&Path, Option<&str>)], archive: &Path) -> Result<Vec<String>> {
     let mut digests = Vec::new();
-    for (i, f) in files.iter().enumerate() {
-        if !f.is_file() {
-            return Err(Error::BadArchive { path: archive.into(), why: format!("missing layer {}", f.display()) });
-        }
+    for (i, (f, expected)) in files.iter().enumerate() {
         let d = file_digest(f)?;
+        if let Some(want) = expected {
+            if d != *want {
+                return Err(Error::BadArchive { path: archive.into(), why: format!("layer {want} has digest {d}") });
+            }
+        }
         ensure_layer(paths, f, &d, &format!("Loading layer {}/{}", i + 1, files.len()))?;
         digests.push(d);
     }
     Ok(digests)
 }
 
-fn load_docker(paths: &Paths, archive: &Path, dir: &Path) -> Result<Vec<Image>> {
-    let manifest = read_json(&dir.join("manifest.json"), archive)?;
+fn load_docker(paths: &Paths, members: &Members) -> Result<Vec<Image>> {
+    let archive = members.archive.as_path();
+    let manifest = members.json("manifest.json")?;
     let entries = manifest.as_array().cloned().unwrap_or_default();
     if entries.is_empty() {
         return Err(Error::BadArchive { path: archive.into(), why: "manifest.json lists no image".into() });
@@ -115,17 +186,23 @@ fn load_docker(paths: &Paths, archive: &Path, dir: &Path) -> Result<Vec<Image>> 
             .get("Config")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::BadArchive { path: archive.into(), why: "manifest entry without Config".into() })?;
-        let cfg_path = dir.join(cfg_name);
-        let cfg = read_json(&cfg_path, archive)?;
-        let layers: Vec<PathBuf> = strings(m.get("Layers")).iter().map(|l| dir.join(l)).collect();
+        let cfg = members.json(cfg_name)?;
+        let names = strings(m.get("Layers"));
+        let layers: Vec<(&Path, Option<&str>)> = names.iter().map(|l| members.get(l).map(|p| (p, None))).collect::<Result<_>>()?;
         let digests = store_layers(paths, &layers, archive)?;
-        let id = file_digest(&cfg_path)?;
+        let id = file_digest(members.get(cfg_name)?)?;
         let mut names = strings(m.get("RepoTags"));
         if names.is_empty() {
             names.push(id.trim_start_matches("sha256:").chars().take(12).collect());
         }
         for name in names {
-            let img = Image { name: normalize(&name), id: id.clone(), layers: digests.clone(), config: run_config(&cfg), created: now() };
+            let img = Image {
+                name: image_name(&name, archive)?,
+                id: id.clone(),
+                layers: digests.clone(),
+                config: run_config(&cfg),
+                created: now(),
+            };
             save(paths, &img)?;
             out.push(img);
         }
@@ -133,24 +210,50 @@ fn load_docker(paths: &Paths, archive: &Path, dir: &Path) -> Result<Vec<Image>> 
     Ok(out)
 }
 
-fn blob(dir: &Path, digest: &str) -> PathBuf {
-    let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
-    dir.join("blobs").join(alg).join(hex)
+/// A digest as the OCI spec writes it, checked: `sha256:` and 64 lowercase hex digits.
+fn checked_digest<'a>(d: &'a str, archive: &Path) -> Result<&'a str> {
+    match d.strip_prefix("sha256:") {
+        Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => Ok(d),
+        _ => Err(Error::BadArchive { path: archive.into(), why: format!("invalid digest {d:?} (sha256:<64 hex>)") }),
+    }
 }
 
-fn load_oci(paths: &Paths, archive: &Path, dir: &Path) -> Result<Vec<Image>> {
-    let index = read_json(&dir.join("index.json"), archive)?;
+/// The blob with this digest, verified.
+fn blob<'m>(members: &'m Members, digest: &str) -> Result<&'m Path> {
+    let d = checked_digest(digest, &members.archive)?;
+    let path = members.get(&format!("blobs/sha256/{}", &d[7..]))?;
+    let got = file_digest(path)?;
+    if got != d {
+        return Err(Error::BadArchive { path: members.archive.clone(), why: format!("blob {d} has digest {got}") });
+    }
+    Ok(path)
+}
+
+fn blob_json(members: &Members, digest: &str) -> Result<Value> {
+    let p = blob(members, digest)?;
+    let data = fs::read(p).map_err(|e| Error::io("read", p, e))?;
+    serde_json::from_slice(&data).map_err(|e| Error::BadArchive { path: members.archive.clone(), why: format!("{digest}: {e}") })
+}
+
+fn load_oci(paths: &Paths, members: &Members) -> Result<Vec<Image>> {
+    let archive = members.archive.as_path();
+    let index = members.json("index.json")?;
     let mut out = Vec::new();
     for desc in index.get("manifests").and_then(Value::as_array).cloned().unwrap_or_default() {
         let digest = desc.get("digest").and_then(Value::as_str).unwrap_or("");
-        let manifest = read_json(&blob(dir, digest), archive)?;
-        let cfg_digest = manifest.pointer("/config/digest").and_then(Value::as_str).unwrap_or("");
-        let cfg = read_json(&blob(dir, cfg_digest), archive)?;
-        let layers: Vec<PathBuf> = manifest
+        let manifest = blob_json(members, digest)?;
+        let cfg_digest = checked_digest(manifest.pointer("/config/digest").and_then(Value::as_str).unwrap_or(""), archive)?;
+        let cfg = blob_json(members, cfg_digest)?;
+        let layer_digests: Vec<&str> = manifest
             .get("layers")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|l| l.get("digest").and_then(Value::as_str)).map(|d| blob(dir, d)).collect())
+            .map(|a| a.iter().filter_map(|l| l.get("digest").and_then(Value::as_str)).collect())
             .unwrap_or_default();
+        let mut layers = Vec::new();
+        for d in &layer_digests {
+            let d = checked_digest(d, archive)?;
+            layers.push((members.get(&format!("blobs/sha256/{}", &d[7..]))?, Some(d)));
+        }
         let digests = store_layers(paths, &layers, archive)?;
         let ann = desc.get("annotations");
         let name = ann
@@ -158,7 +261,13 @@ fn load_oci(paths: &Paths, archive: &Path, dir: &Path) -> Result<Vec<Image>> {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| cfg_digest.trim_start_matches("sha256:").chars().take(12).collect());
-        let img = Image { name: normalize(&name), id: cfg_digest.to_string(), layers: digests, config: run_config(&cfg), created: now() };
+        let img = Image {
+            name: image_name(&name, archive)?,
+            id: cfg_digest.to_string(),
+            layers: digests,
+            config: run_config(&cfg),
+            created: now(),
+        };
         save(paths, &img)?;
         out.push(img);
     }
@@ -166,4 +275,9 @@ fn load_oci(paths: &Paths, archive: &Path, dir: &Path) -> Result<Vec<Image>> {
         return Err(Error::BadArchive { path: archive.into(), why: "index.json lists no manifest".into() });
     }
     Ok(out)
+}
+
+/// An image name from an archive, validated like one typed on the command line.
+fn image_name(name: &str, archive: &Path) -> Result<String> {
+    super::checked_name(name).map_err(|why| Error::BadArchive { path: archive.into(), why })
 }

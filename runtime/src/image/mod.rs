@@ -63,6 +63,12 @@ pub fn normalize(name: &str) -> String {
     }
 }
 
+/// Validates an image reference ([`netd::name::Kind::Image`]) and adds ":latest"; the
+/// error says why it is refused.
+pub fn checked_name(name: &str) -> std::result::Result<String, String> {
+    netd::name::Name::image(name).map(|n| normalize(n.as_str())).map_err(|e| e.to_string())
+}
+
 fn record_path(paths: &Paths, name: &str) -> PathBuf {
     let file: String = normalize(name).chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
     paths.images().join(format!("{file}.json"))

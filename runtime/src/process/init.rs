@@ -5,6 +5,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, unshare, CloneFlags};
@@ -109,7 +110,7 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         sethostname(h).map_err(fail("sethostname"))?;
     }
     if let Some(log) = &cfg.log {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(fail("open log"))?;
+        let f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(log).map_err(fail("open log"))?;
         let null = std::fs::File::open("/dev/null").map_err(fail("open /dev/null"))?;
         dup2(null.as_raw_fd(), 0).map_err(fail("dup2"))?;
         dup2(f.as_raw_fd(), 1).map_err(fail("dup2"))?;
