@@ -85,6 +85,21 @@ fn default_containers_are_confined_like_docker() {
         assert_eq!(status_field(&st, "CapEff:"), "00000000a80425fb");
         assert_eq!(status_field(&st, "Seccomp:"), "2");
         berth(&["rm", "-f", "c"]).ok();
+        // The image's USER: PID 1 and exec run as it, without capabilities.
+        let base = berth_tests::harness::image::busybox_tar("x");
+        sh(&format!(
+            r#"mkdir -p /run/berth/u && cp {} /run/berth/u/l.tar && cd /run/berth/u && echo '{{"config":{{"User":"nobody","Cmd":["sleep","60"]}}}}' > c.json && echo '[{{"Config":"c.json","RepoTags":["userimg:1"],"Layers":["l.tar"]}}]' > manifest.json && tar -cf ../u.tar manifest.json c.json l.tar"#,
+            base.display()
+        ));
+        berth(&["load", "-i", "/run/berth/u.tar"]).ok();
+        berth(&["run", "-d", "--name", "u", "userimg:1"]).ok();
+        let st = berth(&["exec", "u", "cat", "/proc/self/status"]).ok();
+        assert_eq!(status_field(&st, "Uid:").split_whitespace().next(), Some("65534"), "{st}");
+        assert_eq!(status_field(&st, "CapEff:"), "0000000000000000");
+        assert_eq!(status_field(&st, "Seccomp:"), "2");
+        let pid = inspect("u")["State"]["Pid"].as_i64().unwrap();
+        assert!(sh(&format!("grep Uid: /proc/{pid}/status")).contains("65534"));
+        berth(&["rm", "-f", "u"]).ok();
     });
 }
 

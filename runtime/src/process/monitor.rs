@@ -20,6 +20,7 @@ use crate::container::{self, Container, NetMode, Status};
 use crate::error::{Error, Result};
 use crate::network;
 use crate::paths::Paths;
+use crate::security::Prepared;
 use netd::network::endpoint::Endpoint;
 
 /// A started container.
@@ -90,7 +91,7 @@ fn joined_netns(paths: &Paths, c: &Container) -> Result<Option<OwnedFd>> {
 
 /// Clones the container's PID 1 into its namespaces, waiting on the sync pipe; returns
 /// its PID, the write end of the sync pipe and the read end of the error pipe.
-fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<(Pid, OwnedFd, OwnedFd)> {
+fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>, confine: Prepared) -> Result<(Pid, OwnedFd, OwnedFd)> {
     let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if matches!(c.spec.net, NetMode::Bridge(_) | NetMode::None) {
         flags |= CloneFlags::CLONE_NEWNET;
@@ -105,7 +106,7 @@ fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<(Pid
         rootfs: plan(paths, c)?,
         join_netns: joined_netns(paths, c)?,
         user: c.spec.user.clone(),
-        confine: c.spec.security.prepare()?,
+        confine,
         log,
         sync: sync_r,
         sync_peer: sync_w,
@@ -126,7 +127,10 @@ fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<(Pid
 pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Started> {
     let t0 = std::time::Instant::now();
     let step = |name: &str| tracing::debug!(step = name, elapsed_us = t0.elapsed().as_micros() as u64, "start step");
-    let (pid, sync_w, err_r) = spawn_init(paths, c, log)?;
+    // Capabilities resolved and the seccomp filter compiled before the clone.
+    let confine = c.spec.security.prepare()?;
+    step("confine");
+    let (pid, sync_w, err_r) = spawn_init(paths, c, log, confine)?;
     let mut undo = Undo { paths, c, pid, cgroup: None, endpoint: None, armed: true };
     step("clone");
     let devices = if c.spec.security.privileged { Devices::All } else { Devices::Default };
