@@ -3,11 +3,7 @@
 
 use berth_tests::harness::net::{allocations, conflist, rt, rules, runner};
 use berth_tests::harness::peer::{HOST_IP, PEER_IP};
-use berth_tests::harness::{isolated, sh, try_sh, wait_for, web_server, Netns, OtherHost, Proc};
-
-fn curl(url: &str) -> String {
-    format!("curl -s --max-time 2 {url}")
-}
+use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for, web_server, Netns, OtherHost, Proc};
 
 #[test]
 fn tcp_mapping_answers_from_other_host_host_and_siblings() {

@@ -6,13 +6,9 @@ use std::time::{Duration, Instant};
 use berth_tests::harness::berth::{berth, import_busybox, inspect};
 use berth_tests::harness::net::rules;
 use berth_tests::harness::peer::{HOST_IP, PEER_IP};
-use berth_tests::harness::{image, isolated, sh, try_sh, wait_for, OtherHost};
+use berth_tests::harness::{curl, image, isolated, sh, try_sh, wait_for, OtherHost};
 
 const PAGE: &str = "hello from berth";
-
-fn curl(url: &str) -> String {
-    format!("curl -s --max-time 2 {url}")
-}
 
 fn veths() -> usize {
     sh("ip -o link show master docker0 2>/dev/null || true").lines().count()

@@ -3,7 +3,7 @@
 
 use berth_tests::harness::berth::{berth, import_busybox, inspect};
 use berth_tests::harness::peer::HOST_IP;
-use berth_tests::harness::{isolated, sh, try_sh, wait_for, Cni, OtherHost};
+use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for, Cni, OtherHost};
 
 fn status_field(out: &str, key: &str) -> String {
     out.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string()).unwrap_or_default()
@@ -266,10 +266,6 @@ fn names_cannot_inject_or_escape() {
         }
         berth(&["rm", "-f", "u"]).ok();
     });
-}
-
-fn curl(url: &str) -> String {
-    format!("curl -s --max-time 2 {url}")
 }
 
 #[test]

@@ -9,6 +9,6 @@ pub mod peer;
 pub mod plugin;
 
 pub use isolate::{isolated, isolated_main};
-pub use netns::{sh, try_sh, wait_for, web_server, Netns, Proc};
+pub use netns::{curl, sh, try_sh, wait_for, web_server, Netns, Proc};
 pub use peer::OtherHost;
 pub use plugin::{bin_dir, Cni, Outcome};

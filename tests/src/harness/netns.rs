@@ -4,6 +4,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The shell command that fetches `url` with a 2 s bound (what the tests ask servers).
+pub fn curl(url: &str) -> String {
+    format!("curl -s --max-time 2 {url}")
+}
+
 /// Runs a shell command in the test host; panics with its output if it fails.
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("spawn sh");
