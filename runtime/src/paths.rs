@@ -29,6 +29,11 @@ impl Paths {
         Ok(())
     }
 
+    /// Compiled seccomp filters (rebuilt after a reboot empties the run root).
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.run.join("seccomp")
+    }
+
     /// Image records.
     pub fn images(&self) -> PathBuf {
         self.lib.join("images")

@@ -144,9 +144,11 @@ fn mktar(path: &str, spec: serde_json::Value) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Everything under the canary, with modes, contents and xattrs.
+/// Everything under the canary, with modes, contents and xattrs (trusted.* included).
 fn snapshot() -> String {
-    sh("cd /mnt/canary && find . -exec stat -c '%n %f %s %U' {} + | sort && cat dir/file && getfattr -R -d -m - . 2>/dev/null || true")
+    let xattrs = "import os\nfor r, ds, fs in sorted(os.walk('/mnt/canary')):\n    for p in [r] + [os.path.join(r, f) for f in fs]:\n        print(p, sorted((a, os.getxattr(p, a)) for a in os.listxattr(p)))\n";
+    std::fs::write("/run/berth/xattrs.py", xattrs).unwrap();
+    sh("cd /mnt/canary && find . -exec stat -c '%n %f %s %U' {} + | sort && cat dir/file && python3 /run/berth/xattrs.py")
 }
 
 #[test]
@@ -210,7 +212,10 @@ fn hostile_images_cannot_touch_the_host() {
         berth(&["import", "/run/berth/r1.tar", "etclink"]).ok();
         let out = berth(&["run", "--rm", "etclink", "true"]);
         assert_eq!(out.code, 125, "{}", out.stderr);
-        sh(&format!("mkdir -p /run/berth/r2 && tar -C /run/berth/r2 -xf {base} && ln -sf /mnt/canary/dir/file /run/berth/r2/etc/hosts && tar -C /run/berth/r2 -cf /run/berth/r2.tar ."));
+        sh(&format!("mkdir -p /run/berth/r3 && tar -C /run/berth/r3 -xf {base} && ln -s /mnt/canary/opq /run/berth/r3/proc && tar -C /run/berth/r3 -cf /run/berth/r3.tar ."));
+        berth(&["import", "/run/berth/r3.tar", "proclink"]).ok();
+        assert_eq!(berth(&["run", "--rm", "proclink", "true"]).code, 125);
+        sh(&format!("mkdir -p /run/berth/r2 && tar -C /run/berth/r2 -xf {base} && ln -sf /mnt/canary/dir/file /run/berth/r2/etc/hosts && ln -sf /mnt/canary/dir/file /run/berth/r2/etc/hostname && tar -C /run/berth/r2 -cf /run/berth/r2.tar ."));
         berth(&["import", "/run/berth/r2.tar", "hostslink"]).ok();
         let out = berth(&["run", "--rm", "hostslink", "cat", "/etc/hosts"]).ok();
         assert!(out.contains("localhost"), "{out}");

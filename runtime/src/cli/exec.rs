@@ -36,7 +36,7 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
         crate::cgroups::Cgroup::V2(d) => vec![d.join("cgroup.procs").display().to_string()],
     };
     // Prepared here (the filter compiled) so the forked child only makes syscalls.
-    let confine = c.spec.security.prepare()?;
+    let confine = c.spec.security.prepare(Some(&paths.seccomp_cache()))?;
     let user = c.spec.user.clone();
     let mut envs = c.spec.env.clone();
     envs.extend(env.iter().cloned());

@@ -128,7 +128,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     let t0 = std::time::Instant::now();
     let step = |name: &str| tracing::debug!(step = name, elapsed_us = t0.elapsed().as_micros() as u64, "start step");
     // Capabilities resolved and the seccomp filter compiled before the clone.
-    let confine = c.spec.security.prepare()?;
+    let confine = c.spec.security.prepare(Some(&paths.seccomp_cache()))?;
     step("confine");
     let (pid, sync_w, err_r) = spawn_init(paths, c, log, confine)?;
     let mut undo = Undo { paths, c, pid, cgroup: None, endpoint: None, armed: true };

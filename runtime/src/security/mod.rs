@@ -91,18 +91,29 @@ impl Security {
         Ok(s)
     }
 
-    /// Compiles the filter for this container, or `None` when unconfined.
-    pub fn filter(&self) -> Result<Option<seccomp::Bpf>, Error> {
+    /// The filter for this container, or `None` when unconfined. Compiling takes ~13 ms,
+    /// so compiled filters are kept in `cache` (keyed by profile, capabilities, kernel and
+    /// libseccomp version) and compiled once per combination.
+    pub fn filter(&self, cache: Option<&std::path::Path>) -> Result<Option<seccomp::Bpf>, Error> {
         match &self.seccomp {
             Seccomp::Unconfined => Ok(None),
-            Seccomp::Default => seccomp::compile(&profile::default_profile(), &self.capabilities).map(Some),
-            Seccomp::Profile(p) => seccomp::compile(p, &self.capabilities).map(Some),
+            // The built-in profile is keyed by its version, not by its 400 names.
+            Seccomp::Default => seccomp::compile_cached(profile::DEFAULT_ID, profile::default_profile, &self.capabilities, cache).map(Some),
+            Seccomp::Profile(p) => {
+                let id = serde_json::to_string(p).map_err(|e| Error::Seccomp(e.to_string()))?;
+                seccomp::compile_cached(&id, || (**p).clone(), &self.capabilities, cache).map(Some)
+            }
         }
     }
 
-    /// Everything the process needs to confine itself, prepared before fork.
-    pub fn prepare(&self) -> Result<Prepared, Error> {
-        Ok(Prepared { caps: caps::Resolved::new(&self.capabilities)?, filter: self.filter()?, no_new_privileges: self.no_new_privileges })
+    /// Everything the process needs to confine itself, prepared before fork; `cache` is
+    /// where compiled seccomp filters are kept (berth's run directory).
+    pub fn prepare(&self, cache: Option<&std::path::Path>) -> Result<Prepared, Error> {
+        Ok(Prepared {
+            caps: caps::Resolved::new(&self.capabilities)?,
+            filter: self.filter(cache)?,
+            no_new_privileges: self.no_new_privileges,
+        })
     }
 }
 

@@ -519,6 +519,9 @@ fn caps(c: &[&str]) -> Filter {
     Filter { caps: c.iter().map(|s| s.to_string()).collect(), ..Default::default() }
 }
 
+/// Identifies [`default_profile`] in the compiled-filter cache: change it with the lists.
+pub const DEFAULT_ID: &str = "berth-default-1";
+
 /// berth's default profile.
 pub fn default_profile() -> Profile {
     let mut syscalls = vec![allow(ALLOWED)];

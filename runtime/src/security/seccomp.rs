@@ -6,6 +6,7 @@ use std::io::{Read, Seek};
 use std::os::fd::AsFd;
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use sha2::Digest;
 
 use super::profile::{ArgCmp, Filter, Profile, SyscallRule};
 use super::Error;
@@ -128,6 +129,29 @@ pub fn compile(profile: &Profile, caps: &[String]) -> Result<Bpf, Error> {
     let mut prog = Vec::new();
     f.read_to_end(&mut prog).map_err(bad)?;
     Ok(Bpf(prog))
+}
+
+/// [`compile`], through a cache directory of compiled programs (files `<sha256>.bpf`,
+/// written atomically, 0600) keyed by `id` (what identifies the profile), the
+/// capabilities, the kernel and the libseccomp version. `profile` is only built on a
+/// miss; a missing or unreadable cache only costs the compile.
+pub fn compile_cached(id: &str, profile: impl FnOnce() -> Profile, caps: &[String], cache: Option<&std::path::Path>) -> Result<Bpf, Error> {
+    let Some(dir) = cache else { return compile(&profile(), caps) };
+    let ver = libseccomp::ScmpVersion::current().map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro)).unwrap_or_default();
+    let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().to_string()).unwrap_or_default();
+    let key = serde_json::to_vec(&(id, caps, std::env::consts::ARCH, release, ver)).map_err(bad)?;
+    let digest: String = sha2::Sha256::digest(&key).iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("{digest}.bpf"));
+    if let Ok(prog) = std::fs::read(&path) {
+        if !prog.is_empty() && prog.len().is_multiple_of(8) {
+            return Ok(Bpf(prog));
+        }
+    }
+    let bpf = compile(&profile(), caps)?;
+    if let Err(e) = netd::state::write_atomic(&path, &bpf.0) {
+        tracing::debug!(error = %e, "seccomp cache not written");
+    }
+    Ok(bpf)
 }
 
 impl Bpf {
