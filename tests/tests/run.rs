@@ -373,3 +373,32 @@ fn import_shows_progress_on_a_terminal_only() {
         assert!(piped.trim().starts_with("sha256:"));
     });
 }
+
+#[test]
+fn parallel_ephemeral_ports_are_distinct_and_answer() {
+    isolated(|| {
+        import_busybox(PAGE);
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                s.spawn(move || {
+                    berth(&["run", "-d", "--name", &format!("e{i}"), "-p", "80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok()
+                });
+            }
+        });
+        let mut ports: Vec<u16> = (0..8)
+            .map(|i| {
+                let line = berth(&["port", &format!("e{i}")]).ok();
+                line.trim().rsplit(':').next().unwrap().parse().unwrap()
+            })
+            .collect();
+        for p in &ports {
+            assert!((49153..=60999).contains(p), "{p}");
+            wait_for("an ephemeral port", || try_sh(&curl(&format!("http://127.0.0.1:{p}/"))).1 == PAGE);
+        }
+        ports.sort();
+        ports.dedup();
+        assert_eq!(ports.len(), 8, "two containers got the same host port");
+        let shown: u16 = inspect("e0")["NetworkSettings"]["Ports"][0]["HostPort"].as_str().unwrap().parse().unwrap();
+        assert!(ports.contains(&shown), "inspect shows the picked port");
+    });
+}

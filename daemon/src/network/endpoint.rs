@@ -106,7 +106,8 @@ fn range_set(net: &BridgeNetwork) -> Result<RangeSet> {
     RangeSet::new(vec![Range::new(net.subnet, None, None, net.gateway)?])
 }
 
-/// Attaches the container whose netns is `netns` as `ifname`, publishing `ports`.
+/// Attaches the container whose netns is `netns` as `ifname`, publishing `ports`
+/// (ephemeral ones get their host port here; the endpoint holds the resolved mappings).
 pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint> {
     let ns = NetNs::open(netns)?;
     let sets = [range_set(net)?];
@@ -115,7 +116,8 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
     // Host ports are claimed before anything changes, so a conflict changes nothing;
     // `publish` below finds the claims already held by this owner and keeps them.
     let owner = crate::portmap::publish::key(&net.name, id, ifname);
-    publisher.claims.claim(&owner, ports, true)?;
+    // Ephemeral host ports are picked here, inside the claim lock.
+    let ports = &publisher.claims.claim(&owner, ports, true)?;
     let alloc = match ipam::allocate(&store, &sets, id, ifname, &[]) {
         Ok(mut a) => a.remove(0),
         Err(e) => {

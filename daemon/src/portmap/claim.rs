@@ -41,13 +41,19 @@ impl Claims {
         crate::state::lock_file(&self.dir.join("lock"))
     }
 
-    /// Claims every mapping for `owner`, all or nothing. A mapping `owner` already holds
-    /// is kept (ADD after a crash). `probe` also refuses ports a listening socket holds.
-    pub fn claim(&self, owner: &str, maps: &[PortMapping], probe: bool) -> Result<()> {
+    /// Claims every mapping for `owner`, all or nothing, and returns them with ephemeral
+    /// host ports picked (free of claims and, with `probe`, of listening sockets). A
+    /// mapping `owner` already holds is kept (ADD after a crash). `probe` also refuses
+    /// ports a listening socket holds.
+    pub fn claim(&self, owner: &str, maps: &[PortMapping], probe: bool) -> Result<Vec<PortMapping>> {
         let _lock = self.lock()?;
         let mut done: Vec<PathBuf> = Vec::new();
+        let mut out = Vec::with_capacity(maps.len());
         let res = (|| {
             for m in maps {
+                let m = if m.is_ephemeral() { self.pick(m, probe)? } else { *m };
+                out.push(m);
+                let m = &m;
                 let sdir = self.dir.join(slot(m));
                 let file = sdir.join(ip_name(m.host_ip));
                 if fs::read_to_string(&file).is_ok_and(|o| o == owner) {
@@ -73,7 +79,24 @@ impl Claims {
                 let _ = fs::remove_file(f);
             }
         }
-        res
+        res.map(|()| out)
+    }
+
+    /// A free host port for an ephemeral mapping, from a random start in the range.
+    fn pick(&self, m: &PortMapping, probe: bool) -> Result<PortMapping> {
+        let (lo, hi) = super::spec::EPHEMERAL_RANGE;
+        let span = (hi - lo) as u32 + 1;
+        let mut seed = [0u8; 4];
+        crate::netlink::fill_random(&mut seed);
+        let start = u32::from_le_bytes(seed) % span;
+        for i in 0..span {
+            let mut c = *m;
+            c.host_port = lo + ((start + i) % span) as u16;
+            if self.conflict(&self.dir.join(slot(&c)), c.host_ip)?.is_none() && !(probe && listening(&c)) {
+                return Ok(c);
+            }
+        }
+        Err(in_use(m, ": no free port left in the ephemeral range".into()))
     }
 
     /// Releases the claims `owner` holds for these mappings; missing claims are fine.

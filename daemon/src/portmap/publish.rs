@@ -41,6 +41,9 @@ impl Publisher {
         if let Some(old) = self.state.load::<PortRules>(&k) {
             self.unpublish_record(&k, &old)?;
         }
+        if rules.mappings.iter().any(PortMapping::is_ephemeral) {
+            return Err(crate::Error::InvalidConfig("port mappings must be claimed (ephemeral ports picked) before publishing".into()));
+        }
         self.claims.claim(&k, &rules.mappings, true)?;
         let res = (|| {
             self.localnet(&k, host_ifaces)?;

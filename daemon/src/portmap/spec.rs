@@ -74,6 +74,19 @@ impl PortMapping {
         Ok(Self { host_ip, host_port: port("hostPort", host_port)?, container_port: port("containerPort", container_port)?, proto })
     }
 
+    /// A mapping whose host port the engine picks when it claims it (Docker's ephemeral
+    /// range, inside the claim lock, so concurrent runs never pick the same one).
+    pub fn ephemeral(host_ip: Option<IpAddr>, container_port: i64, proto: Proto) -> Result<Self> {
+        let mut m = Self::new(host_ip, EPHEMERAL_RANGE.0 as i64, container_port, proto)?;
+        m.host_port = 0;
+        Ok(m)
+    }
+
+    /// Whether the host port is still to be picked.
+    pub fn is_ephemeral(&self) -> bool {
+        self.host_port == 0
+    }
+
     /// The host address as users read it: "0.0.0.0" for every address.
     pub fn host_ip_display(&self) -> String {
         self.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into())
@@ -161,9 +174,13 @@ pub fn parse_publish(spec: &str) -> Result<Publish> {
     Ok(Publish { host_ip, host_ports: host, container_ports: ctr, proto })
 }
 
-/// Expands a parsed `-p` into one mapping per port, pairing ranges element-wise.
-/// Ranges are expanded because one DNAT to a port range would pick ports at random.
-pub fn expand_publish(spec: &str, mut ephemeral: impl FnMut(Proto) -> Result<u16>) -> Result<Vec<PortMapping>> {
+/// Docker's ephemeral host-port range (`-P`, `-p 80`).
+pub const EPHEMERAL_RANGE: (u16, u16) = (49153, 60999);
+
+/// Expands a parsed `-p` into one mapping per port, pairing ranges element-wise; a
+/// missing host port gives an ephemeral mapping ([`PortMapping::ephemeral`]). Ranges are
+/// expanded because one DNAT to a port range would pick ports at random.
+pub fn expand_publish(spec: &str) -> Result<Vec<PortMapping>> {
     let Publish { host_ip: ip, host_ports: host, container_ports: ctr, proto } = parse_publish(spec)?;
     let mut out = Vec::new();
     for (i, cport) in (ctr.0..=ctr.1).enumerate() {
@@ -171,7 +188,10 @@ pub fn expand_publish(spec: &str, mut ephemeral: impl FnMut(Proto) -> Result<u16
             // one container port and a host range: the first port of the range
             Some((h0, _)) if ctr.0 == ctr.1 => h0,
             Some((h0, _)) => h0 + i as u16,
-            None => ephemeral(proto)?,
+            None => {
+                out.push(PortMapping::ephemeral(ip, cport as i64, proto)?);
+                continue;
+            }
         };
         out.push(PortMapping::new(ip, hport as i64, cport as i64, proto)?);
     }
@@ -183,15 +203,15 @@ mod tests {
     use super::*;
 
     fn exp(s: &str) -> Result<Vec<String>> {
-        Ok(expand_publish(s, |_| Ok(49153))?.iter().map(|m| m.to_string()).collect())
+        Ok(expand_publish(s)?.iter().map(|m| m.to_string()).collect())
     }
 
     #[test]
     fn docker_grammar() {
         assert_eq!(exp("4000:80").unwrap(), ["4000->80/tcp"]);
         assert_eq!(exp("127.0.0.1:4000:80/udp").unwrap(), ["127.0.0.1:4000->80/udp"]);
-        assert_eq!(exp("80").unwrap(), ["49153->80/tcp"]);
-        assert_eq!(exp("127.0.0.1::80").unwrap(), ["127.0.0.1:49153->80/tcp"]);
+        assert_eq!(exp("80").unwrap(), ["0->80/tcp"]);
+        assert_eq!(exp("127.0.0.1::80").unwrap(), ["127.0.0.1:0->80/tcp"]);
         assert_eq!(exp("[::1]:4000:80").unwrap(), ["[::1]:4000->80/tcp"]);
         assert_eq!(exp("4000-4001:80-81/sctp").unwrap(), ["4000->80/sctp", "4001->81/sctp"]);
         for bad in ["0:80", "4000:70000", "a:80", "4000:80/icmp", "1.2.3:4000:80", "4000-3999:80", "4000-4002:80-81", "1:2:3:4"] {

@@ -26,8 +26,7 @@ fn ago(t: u64) -> String {
 }
 
 fn ports(c: &Container) -> String {
-    c.spec
-        .ports
+    c.published()
         .iter()
         .map(|m| format!("{}:{}->{}/{}", m.host_ip_display(), m.host_port, m.container_port, m.proto))
         .collect::<Vec<_>>()
@@ -144,7 +143,7 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
                 "IPPrefixLen": ep.map(|e| e.address.prefix()).unwrap_or(0),
                 "Gateway": ep.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
                 "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
-                "Ports": c.spec.ports.iter().map(|m| json!({
+                "Ports": c.published().iter().map(|m| json!({
                     "ContainerPort": format!("{}/{}", m.container_port, m.proto),
                     "HostIp": m.host_ip_display(),
                     "HostPort": m.host_port.to_string(),
@@ -159,7 +158,7 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
 /// Published ports, as `docker port` prints them.
 pub fn port(paths: &Paths, name: &str) -> Result<i32> {
     let c = container::lookup(paths, name)?;
-    for m in &c.spec.ports {
+    for m in c.published() {
         println!("{}/{} -> {}:{}", m.container_port, m.proto, m.host_ip_display(), m.host_port);
     }
     Ok(0)

@@ -117,42 +117,12 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
     Ok(bytes)
 }
 
-/// A free port in Docker's ephemeral range that no container publishes and nothing binds.
-fn ephemeral(taken: &[PortMapping], proto: Proto, picked: &[PortMapping]) -> Result<u16> {
-    let mut seed = [0u8; 2];
-    netd::netlink::fill_random(&mut seed);
-    let span = 60999 - 49153 + 1;
-    let start = u16::from_le_bytes(seed) as u32 % span;
-    for i in 0..span {
-        let port = (49153 + (start + i) % span) as u16;
-        let used = |m: &PortMapping| m.proto == proto && m.host_port == port;
-        if taken.iter().any(used) || picked.iter().any(used) {
-            continue;
-        }
-        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
-        let free = match proto {
-            Proto::Udp => std::net::UdpSocket::bind(addr).is_ok(),
-            _ => std::net::TcpListener::bind(addr).is_ok(),
-        };
-        if free {
-            return Ok(port);
-        }
-    }
-    Err(Error::Invalid(format!("no free ephemeral {proto} port")))
-}
-
-fn ports(paths: &Paths, a: &RunArgs, exposed: &[String]) -> Result<Vec<PortMapping>> {
-    let taken: Vec<PortMapping> = container::all(paths)?.into_iter().filter(|c| c.alive()).flat_map(|c| c.spec.ports).collect();
+/// The mappings `-p` and `-P` ask for. Ports left to pick stay ephemeral: the engine picks
+/// them when it claims them, so concurrent runs cannot pick the same one.
+fn ports(a: &RunArgs, exposed: &[String]) -> Result<Vec<PortMapping>> {
     let mut out: Vec<PortMapping> = Vec::new();
     for spec in &a.publish {
-        let mut picked = out.clone();
-        let maps = expand_publish(spec, |proto| {
-            let p = ephemeral(&taken, proto, &picked).map_err(|e| netd::Error::InvalidConfig(e.to_string()))?;
-            picked.push(PortMapping::new(None, p as i64, 1, proto)?);
-            Ok(p)
-        })
-        .map_err(|e| Error::Invalid(e.to_string().replace("invalid configuration: ", "")))?;
-        out.extend(maps);
+        out.extend(expand_publish(spec).map_err(|e| Error::Invalid(e.to_string().replace("invalid configuration: ", "")))?);
     }
     if a.publish_all {
         for e in exposed {
@@ -162,11 +132,10 @@ fn ports(paths: &Paths, a: &RunArgs, exposed: &[String]) -> Result<Vec<PortMappi
             if out.iter().any(|m| m.container_port as i64 == cport && m.proto == proto) {
                 continue;
             }
-            let h = ephemeral(&taken, proto, &out)?;
-            out.push(PortMapping::new(None, h as i64, cport, proto).map_err(|e| Error::Invalid(e.to_string()))?);
+            out.push(PortMapping::ephemeral(None, cport, proto).map_err(|e| Error::Invalid(e.to_string()))?);
         }
     }
-    for (i, m) in out.iter().enumerate() {
+    for (i, m) in out.iter().enumerate().filter(|(_, m)| !m.is_ephemeral()) {
         if out[..i].iter().any(|o| {
             o.host_port == m.host_port && o.proto == m.proto && (o.host_ip.is_none() || m.host_ip.is_none() || o.host_ip == m.host_ip)
         }) {
@@ -243,7 +212,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
     if publish && matches!(net, NetMode::None | NetMode::Container(_)) {
         return Err(Error::Invalid("conflicting options: port publishing and the container type network mode".into()));
     }
-    let ports = if publish { ports(paths, a, &img.config.exposed_ports)? } else { Vec::new() };
+    let ports = if publish { ports(a, &img.config.exposed_ports)? } else { Vec::new() };
     let name = match &a.name {
         Some(n) => netd::name::Name::container(n).map_err(netd::Error::from)?.to_string(),
         None => format!("berth_{}", netd::netlink::random_hex(4)),

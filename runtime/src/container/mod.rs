@@ -167,6 +167,15 @@ impl Container {
         self.state.monitor_pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
     }
 
+    /// The published ports as they are: the attachment's (ephemeral host ports picked)
+    /// while attached, else what was asked for.
+    pub fn published(&self) -> &[PortMapping] {
+        match &self.state.endpoint {
+            Some(ep) => &ep.ports,
+            None => &self.spec.ports,
+        }
+    }
+
     /// The short ID.
     pub fn short_id(&self) -> &str {
         &self.id[..12]
