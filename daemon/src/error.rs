@@ -66,6 +66,52 @@ pub enum Error {
     /// A name (network, interface, container, image) failed its grammar.
     #[error(transparent)]
     Name(#[from] crate::name::NameError),
+    /// No network has that name.
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    /// A network of that name exists already.
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    /// `bridge`, `host`, `none` and `default` are Docker's own.
+    #[error("{0} is a pre-defined network and cannot be created or removed")]
+    PredefinedNetwork(String),
+    /// The network still has endpoints.
+    #[error("network {network} has {endpoints} active endpoint(s)")]
+    NetworkInUse {
+        /// The network.
+        network: String,
+        /// How many endpoints it has.
+        endpoints: usize,
+    },
+    /// The subnet asked for overlaps another network's.
+    #[error("subnet {subnet} overlaps {other} of network {network}")]
+    SubnetOverlap {
+        /// The subnet asked for.
+        subnet: ipnetwork::IpNetwork,
+        /// The other network's subnet.
+        other: ipnetwork::IpNetwork,
+        /// The other network.
+        network: String,
+    },
+    /// Every default subnet overlaps a network or a route of the host.
+    #[error("no free subnet left in the default pools; pass --subnet")]
+    NoFreeSubnet,
+    /// Another network uses the bridge.
+    #[error("bridge {bridge} is already used by network {network}")]
+    BridgeInUse {
+        /// The bridge.
+        bridge: String,
+        /// The network using it.
+        network: String,
+    },
+    /// A stored network cannot be read.
+    #[error("network {name} is stored corrupt: {why}")]
+    CorruptNetwork {
+        /// The network.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A configuration value is invalid; nothing was changed.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
@@ -121,6 +167,66 @@ pub enum Error {
     Check(String),
 }
 
+/// The CNI spec's error codes (and berth's own, 100 and up): what a plugin prints.
+pub mod code {
+    /// Incompatible CNI version.
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    /// Unsupported field in network configuration.
+    pub const UNSUPPORTED_FIELD: u32 = 2;
+    /// Container unknown or does not exist.
+    pub const UNKNOWN_CONTAINER: u32 = 3;
+    /// Invalid necessary environment variables.
+    pub const INVALID_ENV: u32 = 4;
+    /// I/O failure.
+    pub const IO: u32 = 5;
+    /// Failed to decode content.
+    pub const DECODE: u32 = 6;
+    /// Invalid network config.
+    pub const INVALID_CONFIG: u32 = 7;
+    /// Try again later.
+    pub const TRY_AGAIN: u32 = 11;
+    /// Plugin not available (STATUS).
+    pub const NOT_AVAILABLE: u32 = 50;
+    /// berth-specific: no address left in the range.
+    pub const RANGE_EXHAUSTED: u32 = 100;
+    /// berth-specific: a host port or address is already taken.
+    pub const IN_USE: u32 = 101;
+    /// Anything else.
+    pub const INTERNAL: u32 = 999;
+}
+
+impl Error {
+    /// The one mapping from an engine error to a CNI error code.
+    pub fn cni_code(&self) -> u32 {
+        use Error as E;
+        match self {
+            E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } => code::INVALID_CONFIG,
+            E::NoSuchNetwork(_) | E::PredefinedNetwork(_) | E::SubnetOverlap { .. } | E::CorruptNetwork { .. } => code::INVALID_CONFIG,
+            E::Netns { .. } => code::INVALID_ENV,
+            E::RangeExhausted(_) | E::NoFreeSubnet => code::RANGE_EXHAUSTED,
+            E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) => code::IN_USE,
+            E::NetworkExists(_) | E::NetworkInUse { .. } | E::BridgeInUse { .. } => code::IN_USE,
+            E::Io { .. } => code::IO,
+            E::LockTimeout { .. } => code::TRY_AGAIN,
+            E::Check(_) | E::Netlink(_) | E::Command { .. } => code::INTERNAL,
+        }
+    }
+
+    /// The one mapping to an HTTP status, as the Docker Engine API answers.
+    pub fn http_status(&self) -> u16 {
+        use Error as E;
+        match self {
+            E::NoSuchNetwork(_) | E::Netns { .. } => 404,
+            E::NetworkExists(_) | E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) | E::BridgeInUse { .. } => 409,
+            E::PredefinedNetwork(_) | E::NetworkInUse { .. } => 403,
+            E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::SubnetOverlap { .. } => 400,
+            E::RangeExhausted(_) | E::NoFreeSubnet => 400,
+            E::LockTimeout { .. } => 503,
+            E::CorruptNetwork { .. } | E::Io { .. } | E::Check(_) | E::Netlink(_) | E::Command { .. } => 500,
+        }
+    }
+}
+
 /// Shorthand for the engine's results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -128,5 +234,25 @@ impl Error {
     /// Builds an `Io` error for a path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io { op, path: path.into(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_mapping_to_cni_codes_and_http_statuses() {
+        let cases = [
+            (Error::NoSuchNetwork("x".into()), code::INVALID_CONFIG, 404),
+            (Error::NetworkExists("x".into()), code::IN_USE, 409),
+            (Error::PredefinedNetwork("bridge".into()), code::INVALID_CONFIG, 403),
+            (Error::NetworkInUse { network: "x".into(), endpoints: 1 }, code::IN_USE, 403),
+            (Error::InvalidConfig("bad".into()), code::INVALID_CONFIG, 400),
+            (Error::LockTimeout { path: "/l".into(), waited: std::time::Duration::from_secs(1) }, code::TRY_AGAIN, 503),
+        ];
+        for (e, c, h) in cases {
+            assert_eq!((e.cni_code(), e.http_status()), (c, h), "{e}");
+        }
     }
 }

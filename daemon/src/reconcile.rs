@@ -9,8 +9,9 @@ use crate::error::Result;
 use crate::firewall::{self, NetworkRules, PortRules};
 use crate::state::StateDir;
 
-/// Record directories of network rules (bridge plugin, runtime) and of published ports.
-const NETWORK_DIRS: &[&str] = &["cni-bridge", "endpoint-network"];
+/// Record directories of network rules (the endpoint registry, and the per-front-end
+/// directories of earlier versions) and of published ports.
+const NETWORK_DIRS: &[&str] = &[crate::network::shared::DIR, "cni-bridge", "endpoint-network"];
 const PORT_DIRS: &[&str] = &["cni-portmap", "endpoint-ports"];
 
 /// What a reconcile pass repaired.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// The network engine failed.
     #[error(transparent)]
-    Net(#[from] netd::Error),
+    Net(netd::Error),
     /// A confinement setting is invalid or cannot be applied.
     #[error(transparent)]
     Security(#[from] crate::security::Error),
@@ -66,6 +66,15 @@ pub enum Error {
         /// Why.
         msg: String,
     },
+}
+
+impl From<netd::Error> for Error {
+    fn from(e: netd::Error) -> Self {
+        match e {
+            netd::Error::NoSuchNetwork(n) => Error::NoNetwork(n),
+            e => Error::Net(e),
+        }
+    }
 }
 
 impl Error {

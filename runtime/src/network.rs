@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use netd::netlink::Socket;
 use netd::netns::NetNs;
-use netd::network::endpoint::{self, BridgeNetwork, Endpoint};
+use netd::network::endpoint::Endpoint;
 
 use crate::container::{self, Container, NetMode};
 use crate::error::{Error, Result};
@@ -28,24 +28,11 @@ pub fn parse_mode(paths: &Paths, s: &str) -> Result<NetMode> {
                 }
                 NetMode::Container(c.id)
             } else {
-                network(paths, other)?;
+                paths.networking().network(other)?;
                 NetMode::Bridge(other.to_string())
             }
         }
     })
-}
-
-/// The bridge network called `name`: the built-in `bridge`, or one stored under
-/// `<root>/networks/<name>.json`.
-pub fn network(paths: &Paths, name: &str) -> Result<BridgeNetwork> {
-    if name == "bridge" {
-        return Ok(BridgeNetwork::docker_default());
-    }
-    // Only a valid name can name a record: `../x` never reaches the file system.
-    netd::name::Name::network(name).map_err(|_| Error::NoNetwork(name.to_string()))?;
-    let p = paths.lib.join("networks").join(format!("{name}.json"));
-    let data = fs::read(&p).map_err(|_| Error::NoNetwork(name.to_string()))?;
-    serde_json::from_slice(&data).map_err(|e| Error::Invalid(format!("corrupt network {name}: {e}")))
 }
 
 /// Wires the container whose PID 1 is `pid`: bridge attach, or `lo` up for `none`.
@@ -53,9 +40,10 @@ pub fn setup(paths: &Paths, c: &Container, pid: i32) -> Result<Option<Endpoint>>
     let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
     match &c.spec.net {
         NetMode::Bridge(name) => {
-            let net = network(paths, name)?;
+            let nets = paths.networking();
+            let net = nets.network(name)?;
             lo_up(&netns)?;
-            match endpoint::attach(&paths.net(), &net, &c.id, &netns, "eth0", &c.spec.ports) {
+            match nets.attach(&net, &c.id, &netns, "eth0", &c.spec.ports) {
                 Ok(ep) => Ok(Some(ep)),
                 Err(netd::Error::BridgeAddress { bridge, found, .. }) => Err(Error::Invalid(format!(
                     "bridge {bridge} already has address {found} (is another runtime using it?); create a network with `berth network create --subnet CIDR NAME` and run with --net NAME"
@@ -86,8 +74,9 @@ fn lo_up(netns: &std::path::Path) -> Result<()> {
 /// veth (`ep`, the attachment as recorded). Idempotent.
 pub fn teardown(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<()> {
     if let NetMode::Bridge(name) = &c.spec.net {
-        let net = network(paths, name)?;
-        endpoint::detach(&paths.net(), &net, &c.id, None, "eth0", ep)?;
+        let nets = paths.networking();
+        let net = nets.network(name)?;
+        nets.detach(&net, &c.id, None, "eth0", ep)?;
     }
     Ok(())
 }

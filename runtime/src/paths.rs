@@ -54,9 +54,11 @@ impl Paths {
         self.containers().join(id)
     }
 
-    /// The network engine's paths. The run root is the CNI plugins' default `stateDir`
-    /// too, so host-port claims and the firewall lock are shared with them.
-    pub fn net(&self) -> netd::network::endpoint::Paths {
-        netd::network::endpoint::Paths::new(self.lib.join("ipam"), self.run.clone())
+    /// The one way the runtime reaches networking: the engine in-process (networks as
+    /// conflists in `<root>/networks`, addresses in `<root>/ipam`). The run root is the CNI
+    /// plugins' default `stateDir` too, so host-port claims and the firewall lock are
+    /// shared with them.
+    pub fn networking(&self) -> Box<dyn netd::engine::Networking> {
+        Box::new(netd::engine::Engine::new(self.lib.join("networks"), self.lib.join("ipam"), self.run.clone()))
     }
 }

@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         Command::Cleanup => {
             let fw = netd::firewall::select("auto", &cli.run_root, netd::firewall::DEFAULT_MARK_BIT)?;
             fw.cleanup().context("removing firewall rules")?;
-            for dir in ["cni-portmap", "endpoint-ports", "endpoint-network", "cni-bridge", "ports"] {
+            for dir in ["cni-portmap", "endpoint-ports", "endpoints", "endpoint-network", "cni-bridge", "ports"] {
                 let p = cli.run_root.join(dir);
                 match std::fs::remove_dir_all(&p) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -75,7 +75,7 @@ impl Paths {
     }
 
     fn shared_dir(&self) -> Result<StateDir> {
-        StateDir::open(self.run.join("endpoint-network"))
+        shared::registry(&self.run)
     }
 
     fn publisher(&self) -> Result<Publisher> {

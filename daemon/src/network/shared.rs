@@ -4,10 +4,21 @@
 //! firewall call at all.
 
 use std::fs::File;
+use std::path::Path;
 
 use crate::error::Result;
 use crate::firewall::{Firewall, NetworkRules};
 use crate::state::{file_key, StateDir};
+
+/// The endpoint registry under a run directory: one record per attachment, whoever made
+/// it (the runtime, the CNI bridge plugin, the daemon), so a network's rules are counted
+/// once across all of them.
+pub const DIR: &str = "endpoints";
+
+/// Opens the endpoint registry of `run`.
+pub fn registry(run: &Path) -> Result<StateDir> {
+    StateDir::open(run.join(DIR))
+}
 
 fn lock(dir: &StateDir, network: &str) -> Result<File> {
     crate::state::lock_file(&dir.path().join(format!(".{}.lock", file_key(&[network]))))

@@ -86,7 +86,8 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
         return Err(CniError::new(code::INVALID_CONFIG, "bridge: ipam.type is required"));
     }
     let run_dir = PathBuf::from(c.state_dir.clone().unwrap_or_else(|| "/run/berth".into()));
-    let state = StateDir::open(run_dir.join("cni-bridge"))?;
+    // The engine's endpoint registry, shared with the runtime and the daemon.
+    let state = shared::registry(&run_dir)?;
     Ok(Ctx { conf: c, ipam_type, state, run_dir })
 }
 

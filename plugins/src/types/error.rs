@@ -3,33 +3,7 @@
 
 use serde::Serialize;
 
-/// Well-known CNI error codes.
-pub mod code {
-    /// Incompatible CNI version.
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    /// Unsupported field in network configuration.
-    pub const UNSUPPORTED_FIELD: u32 = 2;
-    /// Container unknown or does not exist.
-    pub const UNKNOWN_CONTAINER: u32 = 3;
-    /// Invalid necessary environment variables.
-    pub const INVALID_ENV: u32 = 4;
-    /// I/O failure.
-    pub const IO: u32 = 5;
-    /// Failed to decode content.
-    pub const DECODE: u32 = 6;
-    /// Invalid network config.
-    pub const INVALID_CONFIG: u32 = 7;
-    /// Try again later.
-    pub const TRY_AGAIN: u32 = 11;
-    /// Plugin not available (STATUS).
-    pub const NOT_AVAILABLE: u32 = 50;
-    /// berth-specific: no address left in the range.
-    pub const RANGE_EXHAUSTED: u32 = 100;
-    /// berth-specific: a host port or address is already taken.
-    pub const IN_USE: u32 = 101;
-    /// Anything else.
-    pub const INTERNAL: u32 = 999;
-}
+pub use netd::error::code;
 
 /// A CNI error as printed on stdout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -60,17 +34,6 @@ impl CniError {
 
 impl From<netd::Error> for CniError {
     fn from(e: netd::Error) -> Self {
-        use netd::Error as E;
-        let c = match &e {
-            E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } => code::INVALID_CONFIG,
-            E::Netns { .. } => code::INVALID_ENV,
-            E::RangeExhausted(_) => code::RANGE_EXHAUSTED,
-            E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) => code::IN_USE,
-            E::Io { .. } => code::IO,
-            E::LockTimeout { .. } => code::TRY_AGAIN,
-            E::Check(_) => code::INTERNAL,
-            E::Netlink(_) | E::Command { .. } => code::INTERNAL,
-        };
-        CniError::new(c, e.to_string())
+        CniError::new(e.cni_code(), e.to_string())
     }
 }

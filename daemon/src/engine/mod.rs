@@ -1,0 +1,208 @@
+//! The engine: one handle over the network store (CNI conflists), IPAM (the host-local
+//! store), the firewall backend and the endpoint registry, with the operations every
+//! front end needs. The runtime reaches it through [`Networking`], the one seam that a
+//! daemon client can implement too.
+
+pub mod store;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+
+use crate::error::{Error, Result};
+use crate::name::Name;
+use crate::netlink::Socket;
+use crate::network::endpoint::{self, BridgeNetwork, Endpoint};
+use crate::network::shared;
+use crate::portmap::PortMapping;
+use crate::reconcile::Repaired;
+use store::{overlaps, Store};
+
+/// Names `network create` refuses: Docker's predefined networks and modes.
+const RESERVED: &[&str] = &["bridge", "host", "none", "default"];
+
+/// What `network create` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNetwork {
+    /// Network name.
+    pub name: String,
+    /// Subnet; default: a free /16 of 172.18-31.0.0, then a /24 of 192.168.0.0/16,
+    /// avoiding other networks and every route of the host.
+    pub subnet: Option<IpNetwork>,
+    /// Gateway; default: the subnet's first address.
+    pub gateway: Option<IpAddr>,
+    /// Bridge interface; default `br-<random>`. An existing bridge is used and left in
+    /// place on removal; an existing link of another kind is refused.
+    pub bridge: Option<String>,
+    /// Docker's `gateway_mode=nat-unprotected`.
+    pub unprotected: bool,
+}
+
+/// The runtime's one seam to networking: the in-process [`Engine`] when no daemon runs,
+/// the daemon's socket when it does; kernel state is the same either way.
+pub trait Networking {
+    /// A network by name (`bridge` is docker0).
+    fn network(&self, name: &str) -> Result<BridgeNetwork>;
+    /// Every network, `bridge` first.
+    fn networks(&self) -> Result<Vec<BridgeNetwork>>;
+    /// Creates and stores a network.
+    fn create_network(&self, req: &CreateNetwork) -> Result<BridgeNetwork>;
+    /// Removes a network without endpoints, with the bridge it made and its addresses.
+    fn remove_network(&self, name: &str) -> Result<BridgeNetwork>;
+    /// Attaches a container's netns as `ifname`, publishing `ports`.
+    fn attach(&self, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint>;
+    /// Detaches it again; idempotent.
+    fn detach(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()>;
+}
+
+/// The engine handle.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    store: Store,
+    paths: endpoint::Paths,
+}
+
+impl Engine {
+    /// An engine storing networks in `networks`, addresses in `ipam` (host-local layout)
+    /// and runtime state (claims, records, locks) in `run`.
+    pub fn new(networks: impl Into<PathBuf>, ipam: impl Into<PathBuf>, run: impl Into<PathBuf>) -> Self {
+        let (ipam, run) = (ipam.into(), run.into());
+        Self { store: Store { dir: networks.into(), ipam: ipam.clone(), run: run.clone() }, paths: endpoint::Paths::new(ipam, run) }
+    }
+
+    /// The conflist a stored network is (for `network inspect` and CNI users).
+    pub fn conflist(&self, net: &BridgeNetwork) -> serde_json::Value {
+        self.store.conflist(net)
+    }
+
+    /// Endpoints the registry holds on `network`.
+    pub fn endpoints(&self, network: &str) -> Result<usize> {
+        Ok(shared::holders(&shared::registry(&self.paths.run)?, network).len())
+    }
+
+    /// Restores berth's firewall rules from the records.
+    pub fn reconcile(&self) -> Result<Repaired> {
+        crate::reconcile::reconcile(&self.paths.run)
+    }
+
+    fn lock(&self) -> Result<std::fs::File> {
+        crate::state::lock_file(&self.store.dir.join(".lock"))
+    }
+
+    /// Subnets in use: other networks' and every route of this host but the default.
+    fn taken(&self) -> Result<Vec<IpNetwork>> {
+        let mut taken: Vec<IpNetwork> = self.networks()?.iter().map(|n| n.subnet).collect();
+        let mut sock = Socket::open()?;
+        for v6 in [false, true] {
+            taken.extend(sock.routes(v6)?.into_iter().map(|r| r.dst).filter(|d| d.prefix() > 0));
+        }
+        Ok(taken)
+    }
+
+    fn pick_subnet(&self, taken: &[IpNetwork]) -> Result<IpNetwork> {
+        let sixteens = (18..=31u8).filter_map(|b| IpNetwork::new(IpAddr::from([172, b, 0, 0]), 16).ok());
+        let twenty_fours = (0..=255u8).filter_map(|b| IpNetwork::new(IpAddr::from([192, 168, b, 0]), 24).ok());
+        sixteens.chain(twenty_fours).find(|n| !taken.iter().any(|t| overlaps(t, n))).ok_or(Error::NoFreeSubnet)
+    }
+}
+
+impl Networking for Engine {
+    fn network(&self, name: &str) -> Result<BridgeNetwork> {
+        if name == "bridge" {
+            return Ok(BridgeNetwork::docker_default());
+        }
+        // Only a valid name can name a record: `../x` never reaches the file system.
+        let n = Name::network(name).map_err(|_| Error::NoSuchNetwork(name.to_string()))?;
+        self.store.load(&n)?.ok_or_else(|| Error::NoSuchNetwork(name.to_string()))
+    }
+
+    fn networks(&self) -> Result<Vec<BridgeNetwork>> {
+        let mut v = vec![BridgeNetwork::docker_default()];
+        v.extend(self.store.list()?);
+        Ok(v)
+    }
+
+    fn create_network(&self, req: &CreateNetwork) -> Result<BridgeNetwork> {
+        let name = Name::network(&req.name)?;
+        if RESERVED.contains(&name.as_str()) {
+            return Err(Error::PredefinedNetwork(name.to_string()));
+        }
+        store::ensure_dir(&self.store.dir)?;
+        let _l = self.lock()?;
+        if self.store.load(&name)?.is_some() {
+            return Err(Error::NetworkExists(name.to_string()));
+        }
+        let taken = self.taken()?;
+        let subnet = match req.subnet {
+            Some(net) => {
+                if net.ip() != net.network() {
+                    return Err(Error::InvalidConfig(format!("subnet {net} has host bits set (use {}/{})", net.network(), net.prefix())));
+                }
+                if let Some(o) = self.networks()?.into_iter().find(|o| overlaps(&o.subnet, &net)) {
+                    return Err(Error::SubnetOverlap { subnet: net, other: o.subnet, network: o.name });
+                }
+                net
+            }
+            None => self.pick_subnet(&taken)?,
+        };
+        // Validated the way allocation will use it.
+        crate::ipam::Range::new(subnet, None, None, req.gateway)?;
+        let bridge = match &req.bridge {
+            Some(b) => Name::interface(b)?.to_string(),
+            None => format!("br-{}", crate::netlink::random_hex(5)),
+        };
+        if let Some(other) = self.networks()?.into_iter().find(|n| n.bridge == bridge) {
+            return Err(Error::BridgeInUse { bridge, network: other.name });
+        }
+        let external_bridge = match Socket::open()?.link_by_name(&bridge)? {
+            Some(l) if l.kind.as_deref() == Some("bridge") => true,
+            Some(_) => return Err(Error::NotABridge(bridge)),
+            None => false,
+        };
+        let net = BridgeNetwork {
+            name: name.to_string(),
+            bridge,
+            subnet,
+            gateway: req.gateway,
+            ip_masq: true,
+            mtu: None,
+            external_bridge,
+            unprotected: req.unprotected,
+        };
+        self.store.save(&net)?;
+        Ok(net)
+    }
+
+    fn remove_network(&self, name: &str) -> Result<BridgeNetwork> {
+        if name == "bridge" {
+            return Err(Error::PredefinedNetwork(name.to_string()));
+        }
+        let net = self.network(name)?;
+        let _l = self.lock()?;
+        let endpoints = self.endpoints(&net.name)?;
+        if endpoints > 0 {
+            return Err(Error::NetworkInUse { network: net.name, endpoints });
+        }
+        // Only a bridge berth made for this network: never the user's own, never a non-bridge.
+        let mut sock = Socket::open()?;
+        if let Some(l) = sock.link_by_name(&net.bridge)?.filter(|l| !net.external_bridge && l.kind.as_deref() == Some("bridge")) {
+            sock.delete_link(l.index)?;
+        }
+        let dir = self.paths.ipam.join(&net.name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", dir, e)),
+            _ => {}
+        }
+        self.store.remove(&Name::network(&net.name)?)?;
+        Ok(net)
+    }
+
+    fn attach(&self, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint> {
+        endpoint::attach(&self.paths, net, id, netns, ifname, ports)
+    }
+
+    fn detach(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()> {
+        endpoint::detach(&self.paths, net, id, netns, ifname, ep)
+    }
+}

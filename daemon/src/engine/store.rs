@@ -1,0 +1,185 @@
+//! The network store: each user network is one CNI conflist file, `<dir>/<name>.conflist`,
+//! that podman or containerd could use unchanged (bridge → portmap, host-local IPAM with
+//! the engine's own data and state directories), so a berth network and a CNI network
+//! are the same thing. berth's own facts ride in a top-level `berth` key, which CNI
+//! tools ignore.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::name::Name;
+use crate::network::endpoint::BridgeNetwork;
+
+/// The conflist's CNI version: what podman 4 and containerd 1.7 read.
+const CNI_VERSION: &str = "1.0.0";
+
+/// Where networks are stored and what their conflists point the plugins at.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Directory of `<name>.conflist` files.
+    pub dir: PathBuf,
+    /// host-local `dataDir` (the engine's IPAM store).
+    pub ipam: PathBuf,
+    /// The plugins' `stateDir` (port claims, rule records, firewall lock).
+    pub run: PathBuf,
+}
+
+fn corrupt(name: &str, why: impl std::fmt::Display) -> Error {
+    Error::CorruptNetwork { name: name.to_string(), why: why.to_string() }
+}
+
+impl Store {
+    fn path(&self, name: &Name) -> PathBuf {
+        self.dir.join(format!("{name}.conflist"))
+    }
+
+    /// The conflist of `net`.
+    pub fn conflist(&self, net: &BridgeNetwork) -> Value {
+        let mut range = json!({"subnet": net.subnet.to_string()});
+        if let Some(gw) = net.gateway {
+            range["gateway"] = json!(gw.to_string());
+        }
+        let mut bridge = json!({
+            "type": "bridge", "bridge": net.bridge, "isGateway": true, "isDefaultGateway": true,
+            "ipMasq": net.ip_masq, "hairpinMode": true,
+            "gatewayMode": if net.unprotected { "nat-unprotected" } else { "nat" },
+            "stateDir": self.run.display().to_string(),
+            "ipam": {"type": "host-local", "ranges": [[range]], "dataDir": self.ipam.display().to_string()}
+        });
+        if let Some(mtu) = net.mtu {
+            bridge["mtu"] = json!(mtu);
+        }
+        json!({
+            "cniVersion": CNI_VERSION, "name": net.name,
+            "plugins": [bridge, {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true, "stateDir": self.run.display().to_string()}],
+            "berth": {"externalBridge": net.external_bridge}
+        })
+    }
+
+    /// Reads a network back from its conflist.
+    pub fn parse(name: &str, doc: &Value) -> Result<BridgeNetwork> {
+        let bridge = doc
+            .get("plugins")
+            .and_then(Value::as_array)
+            .and_then(|p| p.iter().find(|p| p.get("type").and_then(Value::as_str) == Some("bridge")))
+            .ok_or_else(|| corrupt(name, "no bridge plugin"))?;
+        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let range = bridge.pointer("/ipam/ranges/0/0").ok_or_else(|| corrupt(name, "no ipam range"))?;
+        let subnet: IpNetwork = s(range.get("subnet")).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(name, "bad subnet"))?;
+        let gateway: Option<IpAddr> = s(range.get("gateway")).map(|g| g.parse().map_err(|_| corrupt(name, "bad gateway"))).transpose()?;
+        let br = s(bridge.get("bridge")).ok_or_else(|| corrupt(name, "no bridge name"))?;
+        Name::interface(&br)?;
+        Ok(BridgeNetwork {
+            name: s(doc.get("name")).unwrap_or_else(|| name.to_string()),
+            bridge: br,
+            subnet,
+            gateway,
+            ip_masq: bridge.get("ipMasq").and_then(Value::as_bool).unwrap_or(false),
+            mtu: bridge.get("mtu").and_then(Value::as_u64).map(|m| m as u32),
+            external_bridge: doc.pointer("/berth/externalBridge").and_then(Value::as_bool).unwrap_or(false),
+            unprotected: s(bridge.get("gatewayMode")).as_deref() == Some("nat-unprotected"),
+        })
+    }
+
+    /// The stored network `name` (a conflist; a record of an older berth is read too).
+    pub fn load(&self, name: &Name) -> Result<Option<BridgeNetwork>> {
+        match fs::read(self.path(name)) {
+            Ok(data) => {
+                let doc: Value = serde_json::from_slice(&data).map_err(|e| corrupt(name.as_str(), e))?;
+                return Self::parse(name.as_str(), &doc).map(Some);
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("read", self.path(name), e)),
+            Err(_) => {}
+        }
+        match fs::read(self.dir.join(format!("{name}.json"))) {
+            Ok(data) => serde_json::from_slice(&data).map(Some).map_err(|e| corrupt(name.as_str(), e)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Every stored network, by name.
+    pub fn list(&self) -> Result<Vec<BridgeNetwork>> {
+        let Ok(rd) = fs::read_dir(&self.dir) else { return Ok(Vec::new()) };
+        let mut names: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| {
+                let f = e.file_name().to_string_lossy().to_string();
+                f.strip_suffix(".conflist").or_else(|| f.strip_suffix(".json")).map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for n in names {
+            let Ok(name) = Name::network(&n) else { continue };
+            if let Some(net) = self.load(&name)? {
+                out.push(net);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `net`'s conflist (atomically, 0600).
+    pub fn save(&self, net: &BridgeNetwork) -> Result<()> {
+        let name = Name::network(&net.name)?;
+        let data = serde_json::to_vec_pretty(&self.conflist(net)).map_err(|e| corrupt(&net.name, e))?;
+        crate::state::write_atomic(&self.path(&name), &data)?;
+        let _ = fs::remove_file(self.dir.join(format!("{name}.json")));
+        Ok(())
+    }
+
+    /// Removes the stored network; missing is fine.
+    pub fn remove(&self, name: &Name) -> Result<()> {
+        for p in [self.path(name), self.dir.join(format!("{name}.json"))] {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", p, e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The conflist file of a stored network.
+    pub fn file(&self, name: &Name) -> PathBuf {
+        self.path(name)
+    }
+}
+
+/// Whether two networks share an address.
+pub fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
+    a.contains(b.network()) || b.contains(a.network())
+}
+
+/// The directory is the engine's alone.
+pub fn ensure_dir(dir: &Path) -> Result<()> {
+    crate::state::private_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflist_round_trip() {
+        let st = Store { dir: "/x".into(), ipam: "/var/lib/berth/ipam".into(), run: "/run/berth".into() };
+        let net = BridgeNetwork {
+            name: "app".into(),
+            bridge: "br-1".into(),
+            subnet: "10.89.0.0/24".parse().unwrap(),
+            gateway: Some("10.89.0.1".parse().unwrap()),
+            ip_masq: true,
+            mtu: Some(1400),
+            external_bridge: true,
+            unprotected: true,
+        };
+        let doc = st.conflist(&net);
+        assert_eq!(doc["plugins"][0]["ipam"]["dataDir"], "/var/lib/berth/ipam");
+        assert_eq!(doc["plugins"][1]["type"], "portmap");
+        assert_eq!(Store::parse("app", &doc).unwrap(), net);
+    }
+}

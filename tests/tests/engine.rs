@@ -1,0 +1,87 @@
+//! The engine as the one owner of networks: `berth network create` stores a CNI conflist
+//! that CNI plugins (ours and the reference ones) use unchanged, sharing the engine's
+//! address store with the runtime; default subnets avoid the host's routes.
+
+use std::path::Path;
+
+use berth_cni::conflist::{ConfList, Runner};
+use berth_tests::harness::berth::{berth, import_busybox, inspect};
+use berth_tests::harness::net::rt;
+use berth_tests::harness::{bin_dir, curl, isolated, sh, try_sh, wait_for, Netns};
+
+const REFERENCE: &str = "/usr/lib/cni";
+
+fn conflist(name: &str) -> ConfList {
+    let data = std::fs::read(format!("/var/lib/berth/networks/{name}.conflist")).expect("berth network create writes a conflist");
+    ConfList::parse(&data).expect("the conflist parses as CNI")
+}
+
+#[test]
+fn a_berth_network_is_a_cni_network() {
+    isolated(|| {
+        import_busybox("page");
+        berth(&["network", "create", "--subnet", "10.89.0.0/24", "app"]).ok();
+        let list = conflist("app");
+        // A container of the runtime and a CNI attachment share one address store.
+        berth(&["run", "-d", "--name", "web", "--net", "app", "-p", "4100:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        assert_eq!(inspect("web")["NetworkSettings"]["IPAddress"], "10.89.0.2");
+        let ns = Netns::new("cni");
+        let ours = Runner { path: vec![bin_dir()] };
+        let r = ours.add(&list, &rt("cni1", "/run/netns/cni", &[(4200, 80, "tcp", "")])).unwrap();
+        assert_eq!(r["ips"][0]["address"], "10.89.0.3/24", "{r}");
+        let files = sh("ls /var/lib/berth/ipam/app");
+        assert!(files.contains("10.89.0.2") && files.contains("10.89.0.3"), "{files}");
+        // The network's rules exist once, whichever front end attached.
+        let raw = sh("iptables-save -t raw");
+        assert_eq!(raw.matches("-d 10.89.0.0/24").count(), 1, "{raw}");
+        // Both reach each other over the network's bridge, and the published port answers.
+        assert!(ns.try_sh("busybox ping -c1 -W1 10.89.0.2").0);
+        wait_for("the published port", || try_sh(&curl("http://127.0.0.1:4100/")).1 == "page");
+        ours.del(&list, &rt("cni1", "/run/netns/cni", &[(4200, 80, "tcp", "")]), Some(&r)).unwrap();
+        assert!(!sh("ls /var/lib/berth/ipam/app").contains("10.89.0.3"));
+        // The reference plugins take the same file unchanged.
+        if ["bridge", "host-local", "portmap"].iter().all(|p| Path::new(REFERENCE).join(p).is_file()) {
+            let reference = Runner { path: vec![REFERENCE.into()] };
+            let r = reference.add(&list, &rt("ref1", "/run/netns/cni", &[])).unwrap();
+            // host-local hands out the next address after the last reserved one.
+            assert_eq!(r["ips"][0]["address"], "10.89.0.4/24", "{r}");
+            assert!(sh("ls /var/lib/berth/ipam/app").contains("10.89.0.4"));
+            assert!(ns.try_sh("busybox ping -c1 -W1 10.89.0.2").0);
+            reference.del(&list, &rt("ref1", "/run/netns/cni", &[]), Some(&r)).unwrap();
+        } else {
+            println!("SKIP reference plugins on a berth conflist: not installed in {REFERENCE}");
+        }
+        // An endpoint the engine knows blocks removal; without it the network goes.
+        let busy = berth(&["network", "rm", "app"]);
+        assert_eq!(busy.code, 125);
+        berth(&["rm", "-f", "web"]).ok();
+        berth(&["network", "rm", "app"]).ok();
+        assert!(!Path::new("/var/lib/berth/networks/app.conflist").exists());
+        assert!(!Path::new("/var/lib/berth/ipam/app").exists());
+    });
+}
+
+#[test]
+fn default_subnets_avoid_the_hosts_routes() {
+    isolated(|| {
+        sh("ip link add d0 type veth peer name d1 && ip link set d0 up && ip link set d1 up && ip route add 172.18.0.0/16 dev d0");
+        berth(&["network", "create", "one"]).ok();
+        let out = berth(&["network", "ls"]).ok();
+        let line = out.lines().find(|l| l.starts_with("one ")).unwrap().to_string();
+        assert!(line.contains("172.19.0.0/16"), "{out}");
+        berth(&["network", "create", "two"]).ok();
+        assert!(berth(&["network", "ls"]).ok().contains("172.20.0.0/16"));
+        // Typed refusals: a duplicate name, a predefined name, an overlapping subnet.
+        for (args, msg) in [
+            (vec!["network", "create", "one"], "already exists"),
+            (vec!["network", "create", "host"], "pre-defined"),
+            (vec!["network", "create", "--subnet", "172.19.1.0/24", "three"], "overlaps"),
+            (vec!["network", "rm", "bridge"], "pre-defined"),
+            (vec!["network", "rm", "nope"], "not found"),
+        ] {
+            let o = berth(&args);
+            assert_eq!(o.code, 125, "{args:?}");
+            assert!(o.stderr.contains(msg), "{args:?}: {}", o.stderr);
+        }
+    });
+}
