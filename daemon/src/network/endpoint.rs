@@ -11,12 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::firewall::{self, NetworkRules, PortRules};
 use crate::ipam::{self, Range, RangeSet, Store};
-use crate::netlink::Socket;
 use crate::netns::NetNs;
-use crate::network::bridge::{self, BridgeSpec, IfaceConfig};
+use crate::network::bridge::{BridgeSpec, IfaceConfig};
 use crate::network::shared;
+use crate::network::wire::{self, Wiring};
 use crate::portmap::{Claims, PortMapping, Publisher};
-use crate::state::{file_key, StateDir};
+use crate::state::StateDir;
 
 /// A bridge network: what `docker0`/172.17.0.0/16 is for the default `bridge` network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +44,17 @@ pub struct BridgeNetwork {
 }
 
 impl BridgeNetwork {
+    /// The network's own firewall rules (forwarding, masquerade, direct-routing drop).
+    pub fn rules(&self) -> NetworkRules {
+        NetworkRules {
+            network: self.name.clone(),
+            subnet: self.subnet,
+            bridge: self.bridge.clone(),
+            masquerade: self.ip_masq,
+            protect: !self.unprotected,
+        }
+    }
+
     /// Docker's default network: docker0, 172.17.0.0/16, gateway 172.17.0.1.
     pub fn docker_default() -> Self {
         Self {
@@ -129,30 +140,24 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
         let _ = ipam::release(&store, id, ifname, &[alloc.address.ip()]);
     };
     let result = (|| {
-        let spec =
-            BridgeSpec { name: net.bridge.clone(), mtu: net.mtu, is_gateway: true, force_address: false, hairpin: true, promisc: false };
-        let mut sock = Socket::open()?;
-        let br = bridge::ensure_bridge(&mut sock, &spec)?;
         let gw = alloc.gateway.ok_or_else(|| Error::InvalidConfig("network has no gateway".into()))?;
         let gw_net = IpNetwork::new(gw, alloc.address.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        bridge::ensure_gateways(&mut sock, &br, &[gw_net], false)?;
-        bridge::enable_forwarding(gw.is_ipv4(), gw.is_ipv6())?;
-        let default = crate::netlink::Route::default_dst(gw);
-        let iface = IfaceConfig { addrs: vec![alloc.address], routes: vec![(default, Some(gw))] };
-        let att = bridge::attach(&mut sock, &br, &spec, &ns, ifname, &iface)?;
-        let key = file_key(&[&net.name, id, ifname]);
-        let netrules = [NetworkRules {
+        let w = Wiring {
             network: net.name.clone(),
-            subnet: net.subnet,
-            bridge: net.bridge.clone(),
-            masquerade: net.ip_masq,
-            protect: !net.unprotected,
-        }];
-        let shared_dir = paths.shared_dir()?;
-        if let Err(e) = shared::hold(&shared_dir, publisher.fw.as_ref(), &net.name, &key, &netrules) {
-            let _ = sock.delete_link(att.host.index);
-            return Err(e);
-        }
+            spec: BridgeSpec {
+                name: net.bridge.clone(),
+                mtu: net.mtu,
+                is_gateway: true,
+                force_address: false,
+                hairpin: true,
+                promisc: false,
+            },
+            gateways: vec![gw_net],
+            iface: IfaceConfig { addrs: vec![alloc.address], routes: vec![(crate::netlink::Route::default_dst(gw), Some(gw))] },
+            rules: vec![net.rules()],
+        };
+        let registry = paths.shared_dir()?;
+        let att = wire::wire(&registry, publisher.fw.as_ref(), id, &ns, ifname, &w)?;
         if !ports.is_empty() {
             let rules = PortRules {
                 network: net.name.clone(),
@@ -165,8 +170,9 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
                 conditions_v6: Vec::new(),
             };
             if let Err(e) = publisher.publish(&rules, std::slice::from_ref(&net.bridge)) {
-                let _ = shared::release(&shared_dir, publisher.fw.as_ref(), &net.name, &key, &netrules);
-                let _ = sock.delete_link(att.host.index);
+                let hosts = [att.host.name.clone()];
+                let rules = |_: &[IpNetwork]| w.rules.clone();
+                let _ = wire::unwire(&registry, publisher.fw.as_ref(), &net.name, id, Some(netns), ifname, &net.bridge, &hosts, &rules);
                 return Err(e);
             }
         }
@@ -196,10 +202,7 @@ pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>
     let store = Store::open(&paths.ipam, &net.name)?;
     let hint: Vec<IpAddr> = ep.map(|e| e.address.ip()).into_iter().collect();
     ipam::release(&store, id, ifname, &hint)?;
-    bridge::detach(netns, ifname)?;
-    if let Some(e) = ep {
-        bridge::delete_host_veths(&net.bridge, std::slice::from_ref(&e.host_veth))?;
-    }
-    let key = file_key(&[&net.name, id, ifname]);
-    shared::release(&paths.shared_dir()?, publisher.fw.as_ref(), &net.name, &key, &[])
+    let hosts: Vec<String> = ep.map(|e| e.host_veth.clone()).into_iter().collect();
+    let rules = |_: &[IpNetwork]| vec![net.rules()];
+    wire::unwire(&paths.shared_dir()?, publisher.fw.as_ref(), &net.name, id, netns, ifname, &net.bridge, &hosts, &rules)
 }

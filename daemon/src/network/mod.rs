@@ -3,3 +3,4 @@
 pub mod bridge;
 pub mod endpoint;
 pub mod shared;
+pub mod wire;

@@ -9,6 +9,7 @@ use netd::netlink::Socket;
 use netd::netns::NetNs;
 use netd::network::bridge::{self, BridgeSpec, IfaceConfig};
 use netd::network::shared;
+use netd::network::wire::{self, Wiring};
 use netd::state::{file_key, StateDir};
 use serde::Deserialize;
 
@@ -92,7 +93,7 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
 }
 
 fn key(conf: &NetConf, args: &Args) -> String {
-    file_key(&[&conf.name, &args.container_id, &args.ifname])
+    wire::key(&conf.name, &args.container_id, &args.ifname)
 }
 
 fn fw(c: &Ctx) -> Result<Box<dyn Firewall>, CniError> {
@@ -126,21 +127,14 @@ impl Bridge {
             addrs: addrs.clone(),
             routes: routes.iter().map(|r| (r.dst, r.gw.or_else(|| default_gw(ipam, r.dst)))).collect(),
         };
-        let mut sock = Socket::open().map_err(netd::Error::from)?;
-        let br = bridge::ensure_bridge(&mut sock, &spec)?;
-        if spec.is_gateway {
-            let gws: Vec<IpNetwork> =
-                ipam.ips.iter().filter_map(|i| i.gateway.and_then(|g| IpNetwork::new(g, i.address.prefix()).ok())).collect();
-            bridge::ensure_gateways(&mut sock, &br, &gws, spec.force_address)?;
-            bridge::enable_forwarding(addrs.iter().any(|a| a.is_ipv4()), addrs.iter().any(|a| a.is_ipv6()))?;
-        }
-        let att = bridge::attach(&mut sock, &br, &spec, &ns, &args.ifname, &iface)?;
-        let netrules = network_rules(c, conf, &addrs);
-        let fwl = fw(c)?;
-        if let Err(e) = shared::hold(&c.state, fwl.as_ref(), &conf.name, &key(conf, args), &netrules) {
-            let _ = bridge::detach(Some(netns_path), &args.ifname);
-            return Err(e.into());
-        }
+        let w = Wiring {
+            network: conf.name.clone(),
+            spec,
+            gateways: ipam.ips.iter().filter_map(|i| i.gateway.and_then(|g| IpNetwork::new(g, i.address.prefix()).ok())).collect(),
+            iface,
+            rules: network_rules(c, conf, &addrs),
+        };
+        let att = wire::wire(&c.state, fw(c)?.as_ref(), &args.container_id, &ns, &args.ifname, &w)?;
         let mtu = |l: &netd::netlink::Link| {
             if crate::types::version::at_least(&conf.cni_version, "1.1.0") && l.mtu > 0 {
                 Some(l.mtu)
@@ -212,7 +206,6 @@ impl Plugin for Bridge {
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
         delegate(&c.ipam_type, "DEL", args)?;
-        let mut addrs = bridge::detach(args.netns.as_deref(), &args.ifname)?;
         // A netns already gone frees its veth later, in a kernel work queue; the host end
         // named in prevResult goes now, so DEL leaves nothing behind when it returns.
         let host_veths: Vec<String> = conf
@@ -222,10 +215,14 @@ impl Plugin for Bridge {
             .filter(|i| i.sandbox.is_empty() && i.name != c.conf.bridge)
             .map(|i| i.name.clone())
             .collect();
-        bridge::delete_host_veths(&c.conf.bridge, &host_veths)?;
-        addrs.extend(conf.prev_result.iter().flat_map(|r| r.container_ips()));
-        let fallback = network_rules(&c, conf, &addrs);
-        shared::release(&c.state, fw(&c)?.as_ref(), &conf.name, &key(conf, args), &fallback)?;
+        // Without a record, the rules to release follow from the addresses it had.
+        let fallback = |addrs: &[IpNetwork]| {
+            let mut all = addrs.to_vec();
+            all.extend(conf.prev_result.iter().flat_map(|r| r.container_ips()));
+            network_rules(&c, conf, &all)
+        };
+        let (netns, ifname) = (args.netns.as_deref(), args.ifname.as_str());
+        wire::unwire(&c.state, fw(&c)?.as_ref(), &conf.name, &args.container_id, netns, ifname, &c.conf.bridge, &host_veths, &fallback)?;
         Ok(())
     }
 

@@ -1,0 +1,74 @@
+//! Wiring one attachment: the bridge (made if missing, with its gateway addresses), the
+//! veth into the container's netns, and the network's firewall rules held in the endpoint
+//! registry; and unwiring it again. The runtime's attach and the CNI bridge plugin both
+//! come through here, so a veth and a network rule set are each made in one place.
+
+use std::path::Path;
+
+use ipnetwork::IpNetwork;
+
+use crate::error::Result;
+use crate::firewall::{Firewall, NetworkRules};
+use crate::netlink::Socket;
+use crate::netns::NetNs;
+use crate::network::bridge::{self, Attached, BridgeSpec, IfaceConfig};
+use crate::network::shared;
+use crate::state::{file_key, StateDir};
+
+/// What one attachment needs wired.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    /// The network (rule comments, registry prefix).
+    pub network: String,
+    /// The bridge and how to treat it.
+    pub spec: BridgeSpec,
+    /// Gateway addresses the bridge carries (with `spec.is_gateway`).
+    pub gateways: Vec<IpNetwork>,
+    /// The container interface's addresses and routes.
+    pub iface: IfaceConfig,
+    /// The network's rule sets, one per subnet.
+    pub rules: Vec<NetworkRules>,
+}
+
+/// The registry key of an attachment.
+pub fn key(network: &str, id: &str, ifname: &str) -> String {
+    file_key(&[network, id, ifname])
+}
+
+/// Wires container `id`'s netns `ns` as `ifname`; on failure nothing of it is left.
+pub fn wire(registry: &StateDir, fw: &dyn Firewall, id: &str, ns: &NetNs, ifname: &str, w: &Wiring) -> Result<Attached> {
+    let mut sock = Socket::open()?;
+    let br = bridge::ensure_bridge(&mut sock, &w.spec)?;
+    if w.spec.is_gateway {
+        bridge::ensure_gateways(&mut sock, &br, &w.gateways, w.spec.force_address)?;
+        let addrs = &w.iface.addrs;
+        bridge::enable_forwarding(addrs.iter().any(|a| a.is_ipv4()), addrs.iter().any(|a| a.is_ipv6()))?;
+    }
+    let att = bridge::attach(&mut sock, &br, &w.spec, ns, ifname, &w.iface)?;
+    if let Err(e) = shared::hold(registry, fw, &w.network, &key(&w.network, id, ifname), &w.rules) {
+        let _ = sock.delete_link(att.host.index);
+        return Err(e);
+    }
+    Ok(att)
+}
+
+/// Unwires: the veth goes (through the netns while it exists, else by the host ends
+/// named in `host_veths` that are ports of `bridge`: a dead netns frees its veth only
+/// later, in a kernel work queue), and the network's rules are released; when the record
+/// is gone, `fallback` names them from the addresses the interface had. Idempotent.
+#[allow(clippy::too_many_arguments)]
+pub fn unwire(
+    registry: &StateDir,
+    fw: &dyn Firewall,
+    network: &str,
+    id: &str,
+    netns: Option<&Path>,
+    ifname: &str,
+    bridge_name: &str,
+    host_veths: &[String],
+    fallback: &dyn Fn(&[IpNetwork]) -> Vec<NetworkRules>,
+) -> Result<()> {
+    let addrs = bridge::detach(netns, ifname)?;
+    bridge::delete_host_veths(bridge_name, host_veths)?;
+    shared::release(registry, fw, network, &key(network, id, ifname), &fallback(&addrs))
+}
