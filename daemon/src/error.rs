@@ -104,6 +104,22 @@ pub enum Error {
         /// The network using it.
         network: String,
     },
+    /// The container is on that network already.
+    #[error("container {container} is already attached to network {network}")]
+    AlreadyAttached {
+        /// The network.
+        network: String,
+        /// The container.
+        container: String,
+    },
+    /// The container is not on that network.
+    #[error("container {container} is not connected to network {network}")]
+    NotAttached {
+        /// The network.
+        network: String,
+        /// The container.
+        container: String,
+    },
     /// A stored network cannot be read.
     #[error("network {name} is stored corrupt: {why}")]
     CorruptNetwork {
@@ -205,7 +221,8 @@ impl Error {
             E::Netns { .. } => code::INVALID_ENV,
             E::RangeExhausted(_) | E::NoFreeSubnet => code::RANGE_EXHAUSTED,
             E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) => code::IN_USE,
-            E::NetworkExists(_) | E::NetworkInUse { .. } | E::BridgeInUse { .. } => code::IN_USE,
+            E::NetworkExists(_) | E::NetworkInUse { .. } | E::BridgeInUse { .. } | E::AlreadyAttached { .. } => code::IN_USE,
+            E::NotAttached { .. } => code::UNKNOWN_CONTAINER,
             E::Io { .. } => code::IO,
             E::LockTimeout { .. } => code::TRY_AGAIN,
             E::Check(_) | E::Netlink(_) | E::Command { .. } => code::INTERNAL,
@@ -216,7 +233,8 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         use Error as E;
         match self {
-            E::NoSuchNetwork(_) | E::Netns { .. } => 404,
+            E::NoSuchNetwork(_) | E::Netns { .. } | E::NotAttached { .. } => 404,
+            E::AlreadyAttached { .. } => 403,
             E::NetworkExists(_) | E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) | E::BridgeInUse { .. } => 409,
             E::PredefinedNetwork(_) | E::NetworkInUse { .. } => 403,
             E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::SubnetOverlap { .. } => 400,

@@ -3,6 +3,7 @@
 //! daemon and the `berth` runtime all call.
 
 pub mod child;
+pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod netlink;

@@ -73,10 +73,42 @@ fn lo_up(netns: &std::path::Path) -> Result<()> {
 /// Releases the container's address, ports and masquerade reference, and deletes its
 /// veth (`ep`, the attachment as recorded). Idempotent.
 pub fn teardown(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<()> {
+    let nets = paths.networking();
     if let NetMode::Bridge(name) = &c.spec.net {
-        let nets = paths.networking();
         let net = nets.network(name)?;
         nets.detach(&net, &c.id, None, "eth0", ep)?;
+    }
+    // Networks connected while it ran (`network connect`, the daemon's API).
+    for (name, ifname) in nets.attachments(&c.id)? {
+        if let Ok(net) = nets.network(&name) {
+            nets.detach(&net, &c.id, None, &ifname, None)?;
+        }
+    }
+    Ok(())
+}
+
+/// `berth network connect` / `disconnect`: a running bridge-mode container joins or
+/// leaves another network (eth1, eth2, ...).
+pub fn connect(paths: &Paths, network: &str, container: &str, join: bool) -> Result<()> {
+    let c = container::lookup(paths, container)?;
+    let pid = c.state.pid.filter(|_| c.alive()).ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
+    if !matches!(c.spec.net, NetMode::Bridge(_)) {
+        return Err(Error::Invalid(format!(
+            "container {} uses network mode {}: it cannot join other networks",
+            c.name,
+            c.spec.net.display()
+        )));
+    }
+    let nets = paths.networking();
+    let net = nets.network(network)?;
+    let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    if join {
+        if c.spec.net == NetMode::Bridge(net.name.clone()) {
+            return Err(netd::Error::AlreadyAttached { network: net.name, container: c.name }.into());
+        }
+        nets.connect(&net, &c.id, &netns)?;
+    } else {
+        nets.disconnect(&net, &c.id, Some(&netns))?;
     }
     Ok(())
 }

@@ -37,6 +37,8 @@ pub struct CreateNetwork {
     pub bridge: Option<String>,
     /// Docker's `gateway_mode=nat-unprotected`.
     pub unprotected: bool,
+    /// User labels.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The runtime's one seam to networking: the in-process [`Engine`] when no daemon runs,
@@ -54,6 +56,27 @@ pub trait Networking {
     fn attach(&self, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint>;
     /// Detaches it again; idempotent.
     fn detach(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()>;
+    /// Every (network, interface) container `id` is attached to.
+    fn attachments(&self, id: &str) -> Result<Vec<(String, String)>>;
+    /// Attaches a running container to one more network, as the next free `ethN`.
+    fn connect(&self, net: &BridgeNetwork, id: &str, netns: &Path) -> Result<(String, Endpoint)> {
+        let used: Vec<String> = self.attachments(id)?.into_iter().map(|(_, i)| i).collect();
+        if self.attachments(id)?.iter().any(|(n, _)| *n == net.name) {
+            return Err(Error::AlreadyAttached { network: net.name.clone(), container: id.to_string() });
+        }
+        let ifname = (0..64)
+            .map(|i| format!("eth{i}"))
+            .find(|i| !used.contains(i))
+            .ok_or_else(|| Error::InvalidConfig(format!("container {id} has no free interface name left")))?;
+        let ep = self.attach(net, id, netns, &ifname, &[])?;
+        Ok((ifname, ep))
+    }
+    /// Detaches the container from `net`, whatever interface it has there.
+    fn disconnect(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>) -> Result<()> {
+        let found = self.attachments(id)?.into_iter().find(|(n, _)| *n == net.name);
+        let (_, ifname) = found.ok_or_else(|| Error::NotAttached { network: net.name.clone(), container: id.to_string() })?;
+        self.detach(net, id, netns, &ifname, None)
+    }
 }
 
 /// The engine handle.
@@ -79,6 +102,19 @@ impl Engine {
     /// Endpoints the registry holds on `network`.
     pub fn endpoints(&self, network: &str) -> Result<usize> {
         Ok(shared::holders(&shared::registry(&self.paths.run)?, network).len())
+    }
+
+    /// Who is attached to `network`: (container, interface, addresses), from the registry.
+    pub fn members(&self, network: &str) -> Result<Vec<(String, String, Vec<IpAddr>)>> {
+        let store = crate::ipam::Store::open(&self.paths.ipam, network)?;
+        let mut out = Vec::new();
+        for k in shared::holders(&shared::registry(&self.paths.run)?, network) {
+            let mut p = k.splitn(3, '~').skip(1);
+            if let (Some(id), Some(ifname)) = (p.next(), p.next()) {
+                out.push((id.to_string(), ifname.to_string(), crate::ipam::find(&store, id, ifname)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Restores berth's firewall rules from the records.
@@ -169,6 +205,8 @@ impl Networking for Engine {
             mtu: None,
             external_bridge,
             unprotected: req.unprotected,
+            labels: req.labels.clone(),
+            created: Some(crate::clock::rfc3339(crate::clock::now())),
         };
         self.store.save(&net)?;
         Ok(net)
@@ -204,5 +242,18 @@ impl Networking for Engine {
 
     fn detach(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()> {
         endpoint::detach(&self.paths, net, id, netns, ifname, ep)
+    }
+
+    fn attachments(&self, id: &str) -> Result<Vec<(String, String)>> {
+        // Registry keys are network~container~ifname, each part a validated name.
+        Ok(shared::registry(&self.paths.run)?
+            .keys()
+            .into_iter()
+            .filter_map(|k| {
+                let mut p = k.splitn(3, '~');
+                let (n, c, i) = (p.next()?, p.next()?, p.next()?);
+                (c == id).then(|| (n.to_string(), i.to_string()))
+            })
+            .collect())
     }
 }

@@ -57,7 +57,7 @@ impl Store {
         json!({
             "cniVersion": CNI_VERSION, "name": net.name,
             "plugins": [bridge, {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true, "stateDir": self.run.display().to_string()}],
-            "berth": {"externalBridge": net.external_bridge}
+            "berth": {"externalBridge": net.external_bridge, "labels": net.labels, "created": net.created}
         })
     }
 
@@ -83,6 +83,8 @@ impl Store {
             mtu: bridge.get("mtu").and_then(Value::as_u64).map(|m| m as u32),
             external_bridge: doc.pointer("/berth/externalBridge").and_then(Value::as_bool).unwrap_or(false),
             unprotected: s(bridge.get("gatewayMode")).as_deref() == Some("nat-unprotected"),
+            labels: doc.pointer("/berth/labels").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default(),
+            created: s(doc.pointer("/berth/created")),
         })
     }
 
@@ -176,6 +178,8 @@ mod tests {
             mtu: Some(1400),
             external_bridge: true,
             unprotected: true,
+            labels: [("a".to_string(), "b".to_string())].into(),
+            created: Some("2026-11-23T19:45:24Z".into()),
         };
         let doc = st.conflist(&net);
         assert_eq!(doc["plugins"][0]["ipam"]["dataDir"], "/var/lib/berth/ipam");

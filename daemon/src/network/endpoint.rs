@@ -41,6 +41,12 @@ pub struct BridgeNetwork {
     /// subnet from other interfaces.
     #[serde(default)]
     pub unprotected: bool,
+    /// User labels (`--label`, the API's `Labels`).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Creation time, RFC 3339 (none for the built-in network).
+    #[serde(default)]
+    pub created: Option<String>,
 }
 
 impl BridgeNetwork {
@@ -66,6 +72,8 @@ impl BridgeNetwork {
             mtu: None,
             external_bridge: false,
             unprotected: false,
+            labels: Default::default(),
+            created: None,
         }
     }
 }

@@ -172,6 +172,9 @@ pub enum NetworkCommand {
         /// (nat-unprotected lets hosts that route the subnet here reach unpublished ports).
         #[arg(short = 'o', long = "opt")]
         opt: Vec<String>,
+        /// Label, KEY=VALUE.
+        #[arg(long)]
+        label: Vec<String>,
         /// Network name.
         name: String,
     },
@@ -181,6 +184,20 @@ pub enum NetworkCommand {
     Rm {
         /// Network name.
         name: String,
+    },
+    /// Connect a running container to a network (it gets the next ethN).
+    Connect {
+        /// Network name.
+        network: String,
+        /// Container name or ID.
+        container: String,
+    },
+    /// Disconnect a container from a network it was connected to.
+    Disconnect {
+        /// Network name.
+        network: String,
+        /// Container name or ID.
+        container: String,
     },
 }
 
@@ -205,11 +222,17 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inspect { containers } => info::inspect(&paths, &containers),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
-        Command::Network(NetworkCommand::Create { subnet, gateway, bridge, opt, name }) => {
-            network::create(&paths, &name, subnet.as_deref(), gateway, bridge.as_deref(), &opt)
+        Command::Network(NetworkCommand::Create { subnet, gateway, bridge, opt, label, name }) => {
+            network::create(&paths, &name, subnet.as_deref(), gateway, bridge.as_deref(), &opt, &label)
         }
         Command::Network(NetworkCommand::Ls) => network::ls(&paths),
         Command::Network(NetworkCommand::Rm { name }) => network::rm(&paths, &name),
+        Command::Network(NetworkCommand::Connect { network, container }) => {
+            crate::network::connect(&paths, &network, &container, true).map(|()| 0)
+        }
+        Command::Network(NetworkCommand::Disconnect { network, container }) => {
+            crate::network::connect(&paths, &network, &container, false).map(|()| 0)
+        }
         Command::Monitor { id } => run::monitor(&paths, &id),
     }
 }

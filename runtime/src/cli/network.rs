@@ -28,7 +28,13 @@ fn unprotected(opts: &[String]) -> Result<bool> {
     Ok(unprotected)
 }
 
+/// `--label K=V` (a bare K has an empty value, as in Docker).
+fn labels(labels: &[String]) -> std::collections::BTreeMap<String, String> {
+    labels.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect()
+}
+
 /// Creates a network; the engine picks a free subnet when none is given.
+#[allow(clippy::too_many_arguments)]
 pub fn create(
     paths: &Paths,
     name: &str,
@@ -36,11 +42,18 @@ pub fn create(
     gateway: Option<IpAddr>,
     bridge: Option<&str>,
     opts: &[String],
+    label: &[String],
 ) -> Result<i32> {
     let subnet: Option<IpNetwork> =
         subnet.map(|s| s.parse().map_err(|_| Error::Invalid(format!("invalid subnet {s:?}: not a CIDR")))).transpose()?;
-    let req =
-        CreateNetwork { name: name.to_string(), subnet, gateway, bridge: bridge.map(str::to_string), unprotected: unprotected(opts)? };
+    let req = CreateNetwork {
+        name: name.to_string(),
+        subnet,
+        gateway,
+        bridge: bridge.map(str::to_string),
+        unprotected: unprotected(opts)?,
+        labels: labels(label),
+    };
     let net = paths.networking().create_network(&req)?;
     println!("{}", net.name);
     Ok(0)

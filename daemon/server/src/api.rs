@@ -1,0 +1,359 @@
+//! The Docker Engine API's network endpoints (and read-only container listing) over the
+//! engine: routing, Docker's error shape and status codes, lookups by id, name or prefix.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use netd::engine::{CreateNetwork, Engine, Networking};
+use netd::network::endpoint::BridgeNetwork;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::docker;
+
+/// What every handler shares.
+pub struct App {
+    /// The engine.
+    pub engine: Engine,
+    /// berth's persistent root (container records).
+    pub root: PathBuf,
+}
+
+/// An API error: Docker's `{"message": ...}` with its status.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"message": self.1}))).into_response()
+    }
+}
+
+impl From<netd::Error> for ApiError {
+    fn from(e: netd::Error) -> Self {
+        ApiError(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e.to_string())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Runs blocking engine work (netlink, file locks) off the async thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// Docker's lookup order: full ID, exact name, then a unique ID prefix.
+fn find(nets: Vec<BridgeNetwork>, key: &str) -> Result<BridgeNetwork> {
+    let missing = || ApiError(StatusCode::NOT_FOUND, format!("network {key} not found"));
+    if let Some(n) = nets.iter().find(|n| docker::network_id(&n.name) == key || n.name == key) {
+        return Ok(n.clone());
+    }
+    let mut m = nets.into_iter().filter(|n| !key.is_empty() && docker::network_id(&n.name).starts_with(key));
+    match (m.next(), m.next()) {
+        (Some(n), None) => Ok(n),
+        (Some(_), Some(_)) => Err(bad(format!("network {key} is ambiguous"))),
+        _ => Err(missing()),
+    }
+}
+
+/// The router, answering with and without a `/v1.24` … `/v1.50` prefix.
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/_ping", get(ping).head(ping))
+        .route("/version", get(version))
+        .route("/networks", get(list_networks))
+        .route("/networks/create", post(create_network))
+        .route("/networks/prune", post(prune_networks))
+        .route("/networks/{id}", get(inspect_network).delete(remove_network))
+        .route("/networks/{id}/connect", post(connect))
+        .route("/networks/{id}/disconnect", post(disconnect))
+        .route("/containers/json", get(list_containers))
+        .route("/containers/{id}/json", get(inspect_container))
+        .with_state(app);
+    let mut r = Router::new().merge(api.clone());
+    for v in 24..=50 {
+        r = r.nest(&format!("/v1.{v}"), api.clone());
+    }
+    r.fallback(|| async { ApiError(StatusCode::NOT_FOUND, "page not found".into()) })
+}
+
+async fn ping(method: Method) -> impl IntoResponse {
+    let mut h = HeaderMap::new();
+    h.insert("Api-Version", HeaderValue::from_static(docker::API_VERSION));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    (h, if method == Method::HEAD { "" } else { "OK" })
+}
+
+async fn version() -> impl IntoResponse {
+    let kernel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().to_string()).unwrap_or_default();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    Json(json!({
+        "Platform": {"Name": "berth netd"},
+        "Components": [{"Name": "netd", "Version": env!("CARGO_PKG_VERSION")}],
+        "Version": env!("CARGO_PKG_VERSION"), "ApiVersion": docker::API_VERSION, "MinAPIVersion": docker::MIN_API_VERSION,
+        "Os": "linux", "Arch": arch, "KernelVersion": kernel,
+    }))
+}
+
+/// `filters={"name":["x"],"driver":["bridge"],"type":["custom"],"label":["k=v"],"id":["..."]}`.
+fn matches(net: &BridgeNetwork, filters: &HashMap<String, Vec<String>>) -> bool {
+    filters.iter().all(|(k, vals)| {
+        vals.iter().any(|v| match k.as_str() {
+            "name" => net.name.contains(v.as_str()),
+            "id" => docker::network_id(&net.name).starts_with(v.as_str()),
+            "driver" => v == "bridge",
+            "type" => (v == "builtin") == (net.name == "bridge"),
+            "label" => match v.split_once('=') {
+                Some((lk, lv)) => net.labels.get(lk).is_some_and(|x| x == lv),
+                None => net.labels.contains_key(v.as_str()),
+            },
+            "scope" => v == "local",
+            _ => false,
+        })
+    })
+}
+
+fn parse_filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<String>>> {
+    let Some(f) = q.get("filters").filter(|f| !f.is_empty()) else { return Ok(HashMap::new()) };
+    // Docker sends {"name":["x"]} or the older {"name":{"x":true}}.
+    let v: Value = serde_json::from_str(f).map_err(|e| bad(format!("invalid filters: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| bad("invalid filters: not an object"))?;
+    let mut out = HashMap::new();
+    for (k, vals) in obj {
+        let list: Vec<String> = match vals {
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            Value::Object(o) => o.keys().cloned().collect(),
+            _ => return Err(bad(format!("invalid filter {k}"))),
+        };
+        if !["name", "id", "driver", "type", "label", "scope", "dangling"].contains(&k.as_str()) {
+            return Err(bad(format!("invalid filter '{k}'")));
+        }
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+async fn list_networks(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>> {
+    let filters = parse_filters(&q)?;
+    blocking(move || {
+        let records = docker::containers(&app.root);
+        let mut out = Vec::new();
+        for n in app.engine.networks()?.iter().filter(|n| matches(n, &filters)) {
+            out.push(docker::network(n, &records, &app.engine.members(&n.name)?));
+        }
+        Ok(Json(Value::Array(out)))
+    })
+    .await
+}
+
+async fn inspect_network(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    blocking(move || {
+        let net = find(app.engine.networks()?, &id)?;
+        Ok(Json(docker::network(&net, &docker::containers(&app.root), &app.engine.members(&net.name)?)))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IpamConfig {
+    #[serde(default)]
+    subnet: Option<String>,
+    #[serde(default)]
+    gateway: Option<String>,
+    #[serde(default, rename = "IPRange")]
+    ip_range: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Ipam {
+    #[serde(default)]
+    config: Option<Vec<IpamConfig>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Create {
+    name: String,
+    #[serde(default)]
+    driver: Option<String>,
+    #[serde(default)]
+    internal: bool,
+    #[serde(default, rename = "EnableIPv6")]
+    enable_ipv6: Option<bool>,
+    #[serde(default, rename = "IPAM")]
+    ipam: Option<Ipam>,
+    #[serde(default)]
+    options: Option<HashMap<String, String>>,
+    #[serde(default)]
+    labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn create_request(c: Create) -> Result<CreateNetwork> {
+    if !matches!(c.driver.as_deref(), None | Some("") | Some("bridge")) {
+        return Err(bad(format!("plugin {:?} not found: only the bridge driver is supported", c.driver.unwrap_or_default())));
+    }
+    if c.internal || c.enable_ipv6 == Some(true) {
+        return Err(bad("internal and IPv6 networks are not supported yet"));
+    }
+    let configs = c.ipam.and_then(|i| i.config).unwrap_or_default();
+    if configs.len() > 1 {
+        return Err(bad("one IPAM config per network is supported"));
+    }
+    let mut req = CreateNetwork { name: c.name, labels: c.labels.unwrap_or_default(), ..Default::default() };
+    if let Some(cfg) = configs.into_iter().next() {
+        if cfg.ip_range.is_some_and(|r| !r.is_empty()) {
+            return Err(bad("IPRange is not supported yet"));
+        }
+        req.subnet =
+            cfg.subnet.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(format!("invalid subnet {s:?}")))).transpose()?;
+        req.gateway =
+            cfg.gateway.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(format!("invalid gateway {s:?}")))).transpose()?;
+    }
+    for (k, v) in c.options.unwrap_or_default() {
+        match k.as_str() {
+            "com.docker.network.bridge.name" => req.bridge = Some(v),
+            "com.docker.network.bridge.gateway_mode_ipv4" => req.unprotected = v == "nat-unprotected",
+            _ => return Err(bad(format!("unsupported network option {k:?}"))),
+        }
+    }
+    Ok(req)
+}
+
+async fn create_network(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>)> {
+    let c: Create = serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let req = create_request(c)?;
+    blocking(move || {
+        let net = app.engine.create_network(&req)?;
+        Ok((StatusCode::CREATED, Json(json!({"Id": docker::network_id(&net.name), "Warning": ""}))))
+    })
+    .await
+}
+
+async fn remove_network(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<StatusCode> {
+    blocking(move || {
+        let net = find(app.engine.networks()?, &id)?;
+        if docker::containers(&app.root).iter().any(|c| c["spec"]["net"]["bridge"] == net.name.as_str() && docker::running(c)) {
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                format!("error while removing network: network {} has active endpoints", net.name),
+            ));
+        }
+        app.engine.remove_network(&net.name)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+async fn prune_networks(State(app): State<Arc<App>>) -> Result<Json<Value>> {
+    blocking(move || {
+        let records = docker::containers(&app.root);
+        let mut deleted = Vec::new();
+        for net in app.engine.networks()?.into_iter().filter(|n| n.name != "bridge") {
+            let used = records.iter().any(|c| c["spec"]["net"]["bridge"] == net.name.as_str() && docker::running(c));
+            if !used && app.engine.endpoints(&net.name)? == 0 && app.engine.remove_network(&net.name).is_ok() {
+                deleted.push(net.name);
+            }
+        }
+        Ok(Json(json!({"NetworksDeleted": deleted})))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Connect {
+    container: String,
+}
+
+/// The record of a running bridge-mode container and its netns, by id, name or prefix.
+fn running_container(root: &std::path::Path, key: &str) -> Result<(Value, PathBuf)> {
+    let records = docker::containers(root);
+    let c = records
+        .iter()
+        .find(|c| c["id"] == key || c["name"] == key)
+        .or_else(|| {
+            let mut m = records.iter().filter(|c| key.len() >= 3 && c["id"].as_str().is_some_and(|i| i.starts_with(key)));
+            m.next().filter(|_| m.next().is_none())
+        })
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such container: {key}")))?;
+    if !docker::running(c) {
+        return Err(ApiError(StatusCode::FORBIDDEN, format!("container {key} is not running")));
+    }
+    if c["spec"]["net"]["bridge"].as_str().is_none() {
+        return Err(ApiError(StatusCode::FORBIDDEN, format!("container {key} is not on a bridge network: it cannot join others")));
+    }
+    let pid = c["state"]["pid"].as_i64().unwrap_or(0);
+    Ok((c.clone(), PathBuf::from(format!("/proc/{pid}/ns/net"))))
+}
+
+async fn connect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode> {
+    let req: Connect = serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    blocking(move || {
+        let net = find(app.engine.networks()?, &id)?;
+        let (c, netns) = running_container(&app.root, &req.container)?;
+        let cid = c["id"].as_str().unwrap_or_default().to_string();
+        if c["spec"]["net"]["bridge"] == net.name.as_str() {
+            return Err(netd::Error::AlreadyAttached { network: net.name, container: cid }.into());
+        }
+        app.engine.connect(&net, &cid, &netns)?;
+        Ok(StatusCode::OK)
+    })
+    .await
+}
+
+async fn disconnect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode> {
+    let req: Connect = serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    blocking(move || {
+        let net = find(app.engine.networks()?, &id)?;
+        let (c, netns) = running_container(&app.root, &req.container)?;
+        app.engine.disconnect(&net, c["id"].as_str().unwrap_or_default(), Some(&netns))?;
+        Ok(StatusCode::OK)
+    })
+    .await
+}
+
+async fn list_containers(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>> {
+    let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
+    blocking(move || {
+        let records = docker::containers(&app.root);
+        Ok(Json(Value::Array(records.iter().filter(|c| all || docker::running(c)).map(docker::container_summary).collect())))
+    })
+    .await
+}
+
+async fn inspect_container(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    blocking(move || {
+        let records = docker::containers(&app.root);
+        let exact = records.iter().find(|c| c["id"] == id.as_str() || c["name"] == id.as_str());
+        let found = match exact {
+            Some(c) => Some(c),
+            None => {
+                let mut m = records.iter().filter(|c| id.len() >= 3 && c["id"].as_str().is_some_and(|i| i.starts_with(&id)));
+                match (m.next(), m.next()) {
+                    (Some(c), None) => Some(c),
+                    _ => None,
+                }
+            }
+        };
+        let c = found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
+        Ok(Json(docker::container_inspect(c)))
+    })
+    .await
+}

@@ -1,0 +1,99 @@
+//! `netd`: berth's network daemon. With no command it serves the Docker Engine API's
+//! network endpoints on a unix socket, so `docker -H unix:///run/berth/netd.sock network
+//! ls` works; `netd cleanup` and `netd reconcile` are its maintenance commands.
+
+mod api;
+mod docker;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// berth's network daemon.
+#[derive(Debug, Parser)]
+#[command(name = "netd", version, about)]
+struct Cli {
+    /// The run directory shared by berth and the CNI plugins (their `stateDir`).
+    #[arg(long, env = "BERTH_RUN_ROOT", default_value = "/run/berth", global = true)]
+    run_root: PathBuf,
+    /// berth's persistent root: networks, IPAM, container records.
+    #[arg(long, env = "BERTH_ROOT", default_value = "/var/lib/berth", global = true)]
+    root: PathBuf,
+    /// The API socket (mode 0660, root).
+    #[arg(long, default_value = "/run/berth/netd.sock", global = true)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Remove all of berth's firewall chains and rules (both families) and the records
+    /// of what they published; containers keep their addresses but lose published ports
+    /// and masquerade until they are attached again.
+    Cleanup,
+    /// Re-install berth's firewall rules that something removed (a firewall reload,
+    /// `iptables -F`), from the records of what was installed.
+    Reconcile,
+}
+
+/// Serves the API until SIGTERM or SIGINT; the socket is removed on the way out.
+async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    let engine = netd::engine::Engine::new(cli.root.join("networks"), cli.root.join("ipam"), cli.run_root.clone());
+    let app = Arc::new(api::App { engine, root: cli.root.clone() });
+    if let Some(dir) = cli.socket.parent() {
+        netd::state::private_dir(dir)?;
+    }
+    match std::fs::remove_file(&cli.socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("removing a stale socket"),
+        _ => {}
+    }
+    let listener = tokio::net::UnixListener::bind(&cli.socket).with_context(|| format!("binding {}", cli.socket.display()))?;
+    std::fs::set_permissions(&cli.socket, std::fs::Permissions::from_mode(0o660))?;
+    tracing::info!(socket = %cli.socket.display(), "netd serving");
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {}
+        }
+    };
+    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown).await?;
+    let _ = std::fs::remove_file(&cli.socket);
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    netd::logging::init();
+    let cli = Cli::parse();
+    match cli.command.as_ref().unwrap_or(&Command::Serve) {
+        Command::Serve => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(serve(&cli))?;
+        }
+        Command::Cleanup => {
+            let fw = netd::firewall::select("auto", &cli.run_root, netd::firewall::DEFAULT_MARK_BIT)?;
+            fw.cleanup().context("removing firewall rules")?;
+            for dir in ["cni-portmap", "endpoint-ports", "endpoints", "endpoint-network", "cni-bridge", "ports"] {
+                let p = cli.run_root.join(dir);
+                match std::fs::remove_dir_all(&p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(e).with_context(|| format!("removing {}", p.display()))
+                    }
+                    _ => {}
+                }
+            }
+            println!("removed berth's firewall rules and records under {}", cli.run_root.display());
+        }
+        Command::Reconcile => {
+            let r = netd::reconcile::reconcile(&cli.run_root).context("reconciling firewall rules")?;
+            println!("re-installed the rules of {} networks and {} port publications", r.networks, r.ports);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! netd, the daemon: the Docker Engine API's network endpoints on a unix socket, driven
+//! with raw HTTP and with the real `docker` CLI; connect and disconnect.
+
+use std::process::{Child, Command, Stdio};
+
+use berth_tests::harness::berth::{berth, import_busybox};
+use berth_tests::harness::{bin_dir, isolated, sh, try_sh, wait_for};
+use serde_json::Value;
+
+const SOCK: &str = "/run/berth/netd.sock";
+
+/// netd serving on [`SOCK`], killed when the test ends.
+struct Netd(Child);
+
+impl Netd {
+    fn start() -> Self {
+        let c = Command::new(bin_dir().join("netd")).args(["--socket", SOCK]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        wait_for("netd's socket", || try_sh(&format!("curl -sf --unix-socket {SOCK} http://x/_ping")).0);
+        Netd(c)
+    }
+}
+
+impl Drop for Netd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// (status, content type, body) of one request.
+fn http(method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+    let data = body.map(|b| format!("-H 'Content-Type: application/json' -d '{b}'")).unwrap_or_default();
+    let out = sh(&format!("curl -s --unix-socket {SOCK} -X {method} {data} -w '\\n%{{http_code}} %{{content_type}}' 'http://x{path}'"));
+    let (body, tail) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+    let (code, ct) = tail.split_once(' ').unwrap_or((tail, ""));
+    (code.parse().unwrap_or(0), ct.to_string(), body.to_string())
+}
+
+fn json(method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let (code, _, b) = http(method, path, body);
+    (code, serde_json::from_str(&b).unwrap_or(Value::Null))
+}
+
+#[test]
+fn docker_network_api_over_raw_http() {
+    isolated(|| {
+        import_busybox("x");
+        let _d = Netd::start();
+        let head = sh(&format!("curl -sI --unix-socket {SOCK} http://x/_ping"));
+        assert!(head.to_lowercase().contains("api-version: 1.50"), "{head}");
+        assert_eq!(http("GET", "/v1.24/_ping", None).2, "OK");
+        assert_eq!(json("GET", "/v1.50/version", None).1["ApiVersion"], "1.50");
+        // create, duplicate, bad input
+        let (code, v) = json("POST", "/v1.45/networks/create", Some(r#"{"Name":"appnet","IPAM":{"Config":[{"Subnet":"10.89.0.0/24"}]},"Labels":{"tier":"db"}}"#));
+        assert_eq!(code, 201, "{v}");
+        let id = v["Id"].as_str().unwrap().to_string();
+        assert_eq!((id.len(), v["Warning"].as_str()), (64, Some("")));
+        assert_eq!(json("POST", "/networks/create", Some(r#"{"Name":"appnet"}"#)).0, 409);
+        let (code, ct, body) = http("POST", "/networks/create", Some("{bad"));
+        assert_eq!((code, ct.as_str()), (400, "application/json"), "{body}");
+        assert!(serde_json::from_str::<Value>(&body).unwrap()["message"].as_str().unwrap().contains("invalid JSON"));
+        assert_eq!(json("POST", "/networks/create", Some(r#"{"Name":"x","Driver":"overlay"}"#)).0, 400);
+        // lookups: full id, name, unique prefix; unknown
+        for key in [id.as_str(), "appnet", &id[..6]] {
+            let (code, v) = json("GET", &format!("/networks/{key}"), None);
+            assert_eq!((code, v["Name"].as_str()), (200, Some("appnet")), "{key}");
+        }
+        let (code, v) = json("GET", "/networks/nope", None);
+        assert_eq!((code, v["message"].as_str().is_some()), (404, true));
+        let (_, v) = json("GET", "/networks/appnet", None);
+        assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.89.0.0/24");
+        assert_eq!(v["Labels"]["tier"], "db");
+        assert!(v["Created"].as_str().unwrap().ends_with('Z'));
+        // filters
+        let f = "%7B%22label%22%3A%5B%22tier%3Ddb%22%5D%7D";
+        let (_, v) = json("GET", &format!("/networks?filters={f}"), None);
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        let (_, v) = json("GET", "/networks", None);
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        // removal: predefined 403, with a container attached 403, then 204
+        assert_eq!(json("DELETE", "/networks/bridge", None).0, 403);
+        berth(&["run", "-d", "--name", "db", "--net", "appnet", "busybox", "sleep", "60"]).ok();
+        let (_, v) = json("GET", "/networks/appnet", None);
+        assert_eq!(v["Containers"].as_object().unwrap().len(), 1, "{v}");
+        let (_, v) = json("GET", "/containers/json", None);
+        assert_eq!(v[0]["Names"][0], "/db");
+        assert_eq!(json("GET", "/containers/db/json", None).1["State"]["Running"], true);
+        assert_eq!(json("DELETE", &format!("/networks/{id}"), None).0, 403);
+        berth(&["rm", "-f", "db"]).ok();
+        assert_eq!(json("DELETE", &format!("/networks/{id}"), None).0, 204);
+        assert!(!std::path::Path::new("/var/lib/berth/networks/appnet.conflist").exists());
+        // prune removes unused networks only
+        json("POST", "/networks/create", Some(r#"{"Name":"p1"}"#));
+        let (_, v) = json("POST", "/networks/prune", None);
+        assert_eq!(v["NetworksDeleted"], serde_json::json!(["p1"]));
+    });
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    isolated(|| {
+        import_busybox("x");
+        berth(&["network", "create", "--subnet", "10.89.0.0/24", "appnet"]).ok();
+        berth(&["run", "-d", "--name", "db", "--net", "appnet", "busybox", "sleep", "60"]).ok();
+        berth(&["run", "-d", "--name", "app", "busybox", "sleep", "60"]).ok();
+        berth(&["network", "connect", "appnet", "app"]).ok();
+        let addr = berth(&["exec", "app", "ip", "-o", "-4", "addr", "show", "eth1"]).ok();
+        assert!(addr.contains("10.89.0.3/24"), "{addr}");
+        assert!(berth(&["exec", "app", "ping", "-c1", "-W1", "10.89.0.2"]).ok().contains("1 packets received"));
+        assert_eq!(berth(&["network", "connect", "appnet", "app"]).code, 125, "connected twice");
+        berth(&["network", "disconnect", "appnet", "app"]).ok();
+        assert_ne!(berth(&["exec", "app", "ip", "link", "show", "eth1"]).code, 0);
+        assert!(!sh("ls /var/lib/berth/ipam/appnet").contains("10.89.0.3"));
+        // Through the daemon's API, and nothing left when the container goes.
+        let _d = Netd::start();
+        let (code, _) = json("POST", "/networks/appnet/connect", Some(r#"{"Container":"app"}"#));
+        assert_eq!(code, 200);
+        assert!(sh("ls /var/lib/berth/ipam/appnet").contains("10.89.0."));
+        let (_, v) = json("GET", "/networks/appnet", None);
+        assert_eq!(v["Containers"].as_object().unwrap().len(), 2, "{v}");
+        berth(&["rm", "-f", "app"]).ok();
+        let left = sh("ls /var/lib/berth/ipam/appnet");
+        assert_eq!(left.lines().filter(|l| l.starts_with("10.")).count(), 1, "connected address leaked: {left}");
+        assert_eq!(json("POST", "/networks/appnet/disconnect", Some(r#"{"Container":"nope"}"#)).0, 404);
+        berth(&["rm", "-f", "db"]).ok();
+    });
+}
+
+#[test]
+fn the_docker_cli_drives_netd() {
+    isolated(|| {
+        let Some(docker) = ["/usr/local/bin/docker", "/usr/bin/docker"].into_iter().find(|p| std::path::Path::new(p).is_file()) else {
+            println!("SKIP the_docker_cli_drives_netd: no docker CLI installed");
+            return;
+        };
+        import_busybox("x");
+        let _d = Netd::start();
+        let d = |args: &str| sh(&format!("{docker} -H unix://{SOCK} {args}"));
+        assert!(d("network ls").contains("bridge"));
+        let id = d("network create --subnet 10.89.0.0/24 appnet");
+        assert_eq!(id.trim().len(), 64);
+        let v: Value = serde_json::from_str(&d("network inspect appnet")).unwrap();
+        assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.89.0.0/24");
+        berth(&["run", "-d", "--name", "web", "busybox", "sleep", "60"]).ok();
+        assert!(d("ps").contains("web"));
+        d("network connect appnet web");
+        assert!(berth(&["exec", "web", "ip", "-o", "-4", "addr"]).ok().contains("10.89.0."));
+        d("network disconnect appnet web");
+        assert!(!berth(&["exec", "web", "ip", "-o", "-4", "addr"]).ok().contains("10.89.0."));
+        d("network rm appnet");
+        assert!(!d("network ls").contains("appnet"));
+        d("network create p1");
+        assert!(d("network prune -f").contains("p1"));
+        berth(&["rm", "-f", "web"]).ok();
+    });
+}
