@@ -51,7 +51,11 @@ fn docker_network_api_over_raw_http() {
         assert_eq!(http("GET", "/v1.24/_ping", None).2, "OK");
         assert_eq!(json("GET", "/v1.50/version", None).1["ApiVersion"], "1.50");
         // create, duplicate, bad input
-        let (code, v) = json("POST", "/v1.45/networks/create", Some(r#"{"Name":"appnet","IPAM":{"Config":[{"Subnet":"10.89.0.0/24"}]},"Labels":{"tier":"db"}}"#));
+        let (code, v) = json(
+            "POST",
+            "/v1.45/networks/create",
+            Some(r#"{"Name":"appnet","IPAM":{"Config":[{"Subnet":"10.89.0.0/24"}]},"Labels":{"tier":"db"}}"#),
+        );
         assert_eq!(code, 201, "{v}");
         let id = v["Id"].as_str().unwrap().to_string();
         assert_eq!((id.len(), v["Warning"].as_str()), (64, Some("")));
