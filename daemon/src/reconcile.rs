@@ -64,3 +64,40 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
     }
     Ok(done)
 }
+
+/// Whether berth has records of anything installed under `run_dir`.
+fn has_records(run_dir: &Path) -> bool {
+    NETWORK_DIRS.iter().chain(PORT_DIRS).any(|d| StateDir::open(run_dir.join(d)).map(|s| !s.keys().is_empty()).unwrap_or(false))
+}
+
+/// Keeps the firewall true to the records: every `tick` it reads the nf_tables
+/// generation (one netlink round trip); when it moved, it probes the base jumps and, if a
+/// flush or reload removed them, re-installs everything the records say. Where the
+/// generation cannot be read (iptables-legacy), it probes every tick. Runs until `stop`
+/// returns true; returns how many repairs it made.
+pub fn watch(run_dir: &Path, tick: std::time::Duration, stop: &dyn Fn() -> bool) -> usize {
+    let mut seen: Option<u32> = None;
+    let mut repairs = 0;
+    while !stop() {
+        let gen = firewall::generation::current().ok();
+        if gen.is_none() || gen != seen {
+            if has_records(run_dir) {
+                let intact = firewall::select("auto", run_dir, firewall::DEFAULT_MARK_BIT).and_then(|fw| fw.base_intact());
+                if matches!(intact, Ok(false)) {
+                    match reconcile(run_dir) {
+                        Ok(r) => {
+                            repairs += 1;
+                            tracing::info!(networks = r.networks, ports = r.ports, "firewall rules restored");
+                        }
+                        Err(e) => tracing::warn!(error = %e, "restoring firewall rules failed"),
+                    }
+                }
+            }
+            // The generation read before the probe: a change during the probe, or our
+            // own repair, moves it again and is probed next tick.
+            seen = gen;
+        }
+        std::thread::sleep(tick);
+    }
+    repairs
+}

@@ -14,7 +14,14 @@ struct Netd(Child);
 
 impl Netd {
     fn start() -> Self {
-        let c = Command::new(bin_dir().join("netd")).args(["--socket", SOCK]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let log = std::fs::File::create("/run/berth/netd.log").unwrap();
+        let c = Command::new(bin_dir().join("netd"))
+            .args(["--socket", SOCK])
+            .env("RUST_LOG", "netd=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         wait_for("netd's socket", || try_sh(&format!("curl -sf --unix-socket {SOCK} http://x/_ping")).0);
         Netd(c)
     }
@@ -155,6 +162,39 @@ fn the_docker_cli_drives_netd() {
         assert!(!d("network ls").contains("appnet"));
         d("network create p1");
         assert!(d("network prune -f").contains("p1"));
+        berth(&["rm", "-f", "web"]).ok();
+    });
+}
+
+#[test]
+fn netd_restores_a_flushed_firewall() {
+    isolated(|| {
+        import_busybox("page");
+        berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        let answers = || try_sh("curl -s --max-time 0.3 http://127.0.0.1:4000/").1 == "page";
+        wait_for("the published port", answers);
+        let before = berth_tests::harness::net::rules();
+        let d = Netd::start();
+        for flush in ["iptables -t nat -F", "nft flush ruleset", "iptables -t raw -F"] {
+            sh(flush);
+            let t0 = std::time::Instant::now();
+            while !(answers() && berth_tests::harness::net::rules() == before) {
+                if t0.elapsed() > std::time::Duration::from_secs(3) {
+                    let now = berth_tests::harness::net::rules();
+                    let missing: Vec<_> = before.iter().filter(|r| !now.contains(r)).collect();
+                    let extra: Vec<_> = now.iter().filter(|r| !before.contains(r)).collect();
+                    let log = std::fs::read_to_string("/run/berth/netd.log").unwrap_or_default();
+                    panic!("not restored after `{flush}` (answers: {}): missing {missing:?}, extra {extra:?}\n{log}", answers());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            println!("restored after `{flush}` in {:?}", t0.elapsed());
+        }
+        // A restart re-checks at start-up and adds nothing twice.
+        drop(d);
+        let _d = Netd::start();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(berth_tests::harness::net::rules(), before);
         berth(&["rm", "-f", "web"]).ok();
     });
 }

@@ -45,6 +45,12 @@ enum Command {
 /// Serves the API until SIGTERM or SIGINT; the socket is removed on the way out.
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let engine = netd::engine::Engine::new(cli.root.join("networks"), cli.root.join("ipam"), cli.run_root.clone());
+    // Start-up: the rules the records name, then a watcher that keeps them there.
+    if let Err(e) = engine.reconcile() {
+        tracing::warn!(error = %e, "reconcile at start-up failed");
+    }
+    let run = cli.run_root.clone();
+    std::thread::spawn(move || netd::reconcile::watch(&run, std::time::Duration::from_millis(200), &|| false));
     let app = Arc::new(api::App { engine, root: cli.root.clone() });
     if let Some(dir) = cli.socket.parent() {
         netd::state::private_dir(dir)?;

@@ -283,6 +283,20 @@ impl Firewall for Iptables {
         Ok(())
     }
 
+    fn base_intact(&self) -> Result<bool> {
+        let _lock = self.lock()?;
+        for family in [Family::V4, Family::V6] {
+            let (_, rules) = rules::base(family, self.mark_bit);
+            // The jumps from built-in chains: a flush of any table takes its jump first.
+            for r in rules.iter().filter(|r| r.chain.chars().all(|c| c.is_ascii_uppercase())) {
+                if !self.rule_exists(family, r)? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     fn ensure_base(&self) -> Result<()> {
         let _lock = self.lock()?;
         for family in [Family::V4, Family::V6] {

@@ -1,6 +1,7 @@
 //! Firewall rules for port mappings and outbound masquerade, behind one trait so the
 //! plugins, the daemon and the runtime share one implementation per backend.
 
+pub mod generation;
 mod iptables;
 pub mod rules;
 
@@ -22,6 +23,9 @@ pub trait Firewall {
     /// Restores missing base chains and rules (the 127.0.0.0/8 drop among them) of both
     /// families; slow (probes each rule), for reconcile only.
     fn ensure_base(&self) -> Result<()>;
+    /// Whether the base jumps are all in place: cheap (a few probes), so a watcher can ask
+    /// every time the ruleset changed. A flush or reload removes them first.
+    fn base_intact(&self) -> Result<bool>;
     /// Installs a network's own rules (forward acceptance, outbound masquerade, the drop
     /// of traffic routed directly to the subnet).
     fn ensure_network(&self, m: &NetworkRules) -> Result<()>;
