@@ -6,6 +6,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod clock;
 pub mod container;
+pub mod daemon;
 pub mod error;
 pub mod image;
 pub mod network;

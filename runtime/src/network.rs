@@ -139,7 +139,15 @@ pub fn write_etc(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<
         hosts.push_str(&format!("{ip}\t{} {}\n", c.spec.hostname, c.name));
     }
     w("hosts", hosts)?;
-    let resolv = if c.spec.dns.is_empty() { host_resolv() } else { c.spec.dns.iter().map(|ip| format!("nameserver {ip}\n")).collect() };
+    let resolv = match (&c.spec.net, ep) {
+        _ if !c.spec.dns.is_empty() => c.spec.dns.iter().map(|ip| format!("nameserver {ip}\n")).collect(),
+        // User networks resolve container names through netd on the gateway address.
+        (NetMode::Bridge(name), Some(ep)) if name != "bridge" && crate::daemon::ensure(paths) => match ep.gateway {
+            Some(gw) => format!("nameserver {gw}\noptions ndots:0\n"),
+            None => host_resolv(),
+        },
+        _ => host_resolv(),
+    };
     w("resolv.conf", resolv)?;
     w("hostname", format!("{}\n", c.spec.hostname))
 }

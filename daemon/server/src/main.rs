@@ -3,6 +3,7 @@
 //! ls` works; `netd cleanup` and `netd reconcile` are its maintenance commands.
 
 mod api;
+mod dns;
 mod docker;
 
 use std::os::unix::fs::PermissionsExt;
@@ -51,6 +52,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     }
     let run = cli.run_root.clone();
     std::thread::spawn(move || netd::reconcile::watch(&run, std::time::Duration::from_millis(200), &|| false));
+    tokio::spawn(dns::run(engine.clone(), cli.root.clone()));
     let app = Arc::new(api::App { engine, root: cli.root.clone() });
     if let Some(dir) = cli.socket.parent() {
         netd::state::private_dir(dir)?;
@@ -61,6 +63,8 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     }
     let listener = tokio::net::UnixListener::bind(&cli.socket).with_context(|| format!("binding {}", cli.socket.display()))?;
     std::fs::set_permissions(&cli.socket, std::fs::Permissions::from_mode(0o660))?;
+    let pid_file = cli.run_root.join("netd.pid");
+    netd::state::write_atomic(&pid_file, std::process::id().to_string().as_bytes())?;
     tracing::info!(socket = %cli.socket.display(), "netd serving");
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -71,6 +75,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     };
     axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown).await?;
     let _ = std::fs::remove_file(&cli.socket);
+    let _ = std::fs::remove_file(&pid_file);
     Ok(())
 }
 

@@ -104,6 +104,11 @@ impl Engine {
         Ok(shared::holders(&shared::registry(&self.paths.run)?, network).len())
     }
 
+    /// The endpoint registry's directory: its mtime moves with every attach and detach.
+    pub fn registry_dir(&self) -> PathBuf {
+        self.paths.run.join(shared::DIR)
+    }
+
     /// Who is attached to `network`: (container, interface, addresses), from the registry.
     pub fn members(&self, network: &str) -> Result<Vec<(String, String, Vec<IpAddr>)>> {
         let store = crate::ipam::Store::open(&self.paths.ipam, network)?;

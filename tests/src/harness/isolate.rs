@@ -72,9 +72,13 @@ pub fn isolated_main(body: impl FnOnce()) {
     std::process::exit(st.code().unwrap_or(1));
 }
 
-/// Kills what berth containers a test left running (monitors outlive the test process),
+/// Kills what berth containers and netd a test left running (they outlive the test process),
 /// so nothing of a test survives it, passed or failed.
 fn kill_containers() {
+    // A netd that berth started on demand.
+    if let Some(pid) = std::fs::read_to_string("/run/berth/netd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
     let Ok(rd) = std::fs::read_dir("/var/lib/berth/containers") else { return };
     for e in rd.flatten() {
         let Ok(data) = std::fs::read(e.path().join("container.json")) else { continue };

@@ -1,0 +1,239 @@
+//! Name resolution on user networks, as aardvark-dns does for podman: netd answers DNS on
+//! each user network's gateway address (UDP and TCP 53) with the names of the containers
+//! on that network (name, short ID, full ID), and forwards every other name to the host's
+//! resolvers (a loopback one like 127.0.0.53 included: netd runs in the host's netns).
+//! The default `bridge` network keeps Docker's semantics: no names.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hickory_proto::op::{Header, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_resolver::TokioResolver;
+use hickory_server::authority::MessageResponseBuilder;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::ServerFuture;
+use netd::engine::{Engine, Networking};
+use serde_json::Value;
+
+use crate::docker;
+
+/// Names per network: network → lowercase name → addresses.
+pub struct Names {
+    by_network: RwLock<HashMap<String, HashMap<String, Vec<IpAddr>>>>,
+    /// Which network a gateway address (listener) serves.
+    by_gateway: RwLock<HashMap<IpAddr, String>>,
+    engine: Engine,
+    root: PathBuf,
+    /// When the names were last read, to bound re-reads on misses.
+    last: std::sync::Mutex<std::time::Instant>,
+    /// The registry's mtime when they were read: any attach or detach since moves it.
+    stamp: std::sync::Mutex<Option<std::time::SystemTime>>,
+}
+
+impl Names {
+    fn registry_mtime(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.engine.registry_dir()).and_then(|m| m.modified()).ok()
+    }
+
+    /// Whether an attach or detach happened since the names were read (one stat).
+    fn moved(&self) -> bool {
+        let now = self.registry_mtime();
+        self.stamp.lock().map(|s| *s != now).unwrap_or(true)
+    }
+
+    /// Re-reads the names from the records and the registry (blocking).
+    fn refresh(&self) -> Vec<netd::network::endpoint::BridgeNetwork> {
+        let stamp = self.registry_mtime();
+        let records = docker::containers(&self.root);
+        let map = collect(&self.engine, &records);
+        if let Ok(mut m) = self.by_network.write() {
+            *m = map;
+        }
+        if let Ok(mut l) = self.last.lock() {
+            *l = std::time::Instant::now();
+        }
+        if let Ok(mut s) = self.stamp.lock() {
+            *s = stamp;
+        }
+        self.engine.networks().unwrap_or_default()
+    }
+
+    /// A name not found may belong to a container that started a moment ago: re-read,
+    /// at most every 50 ms, before saying so.
+    fn stale(&self) -> bool {
+        self.last.lock().map(|l| l.elapsed() > Duration::from_millis(50)).unwrap_or(true)
+    }
+
+    fn lookup(&self, gateway: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
+        let net = self.by_gateway.read().ok()?.get(&gateway)?.clone();
+        self.by_network.read().ok()?.get(&net)?.get(name).cloned()
+    }
+}
+
+/// The names of the running containers on each user network, from the records and the
+/// endpoint registry.
+fn collect(engine: &Engine, records: &[Value]) -> HashMap<String, HashMap<String, Vec<IpAddr>>> {
+    let mut out: HashMap<String, HashMap<String, Vec<IpAddr>>> = HashMap::new();
+    let nets = engine.networks().unwrap_or_default();
+    for net in nets.iter().filter(|n| n.name != "bridge") {
+        let names = out.entry(net.name.clone()).or_default();
+        for (id, _, ips) in engine.members(&net.name).unwrap_or_default() {
+            let Some(c) = records.iter().find(|c| c["id"] == id.as_str() && docker::running(c)) else { continue };
+            let mut keys = vec![id.to_lowercase(), id.chars().take(12).collect::<String>()];
+            if let Some(n) = c["name"].as_str() {
+                keys.push(n.to_lowercase());
+            }
+            for k in keys {
+                names.entry(k).or_default().extend(ips.iter().copied());
+            }
+        }
+    }
+    out
+}
+
+struct Handler {
+    gateway: IpAddr,
+    names: Arc<Names>,
+    upstream: Option<TokioResolver>,
+}
+
+impl Handler {
+    async fn answer<R: ResponseHandler>(&self, request: &Request, mut response: R) -> Result<ResponseInfo, std::io::Error> {
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let mut header = Header::response_from_request(request.header());
+        header.set_recursion_available(true);
+        if request.message_type() != MessageType::Query || request.op_code() != OpCode::Query {
+            return response.send_response(builder.error_msg(request.header(), ResponseCode::NotImp)).await;
+        }
+        let Ok(info) = request.request_info() else {
+            return response.send_response(builder.error_msg(request.header(), ResponseCode::FormErr)).await;
+        };
+        let qname = info.query.name().clone();
+        let qtype = info.query.query_type();
+        let key = qname.to_string().trim_end_matches('.').to_lowercase();
+        if self.names.moved() {
+            let names = self.names.clone();
+            let _ = tokio::task::spawn_blocking(move || names.refresh()).await;
+        }
+        let mut found = self.names.lookup(self.gateway, &key);
+        if found.is_none() && self.names.stale() {
+            let names = self.names.clone();
+            let _ = tokio::task::spawn_blocking(move || names.refresh()).await;
+            found = self.names.lookup(self.gateway, &key);
+        }
+        if let Some(ips) = found {
+            header.set_authoritative(true);
+            let name: hickory_proto::rr::Name = qname.into();
+            let records: Vec<Record> = ips
+                .iter()
+                .filter_map(|ip| match (ip, qtype) {
+                    (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => Some(Record::from_rdata(name.clone(), 5, RData::A(A(*v4)))),
+                    (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => {
+                        Some(Record::from_rdata(name.clone(), 5, RData::AAAA(AAAA(*v6))))
+                    }
+                    _ => None,
+                })
+                .collect();
+            return response.send_response(builder.build(header, records.iter(), [], [], [])).await;
+        }
+        let Some(up) = &self.upstream else {
+            return response.send_response(builder.error_msg(request.header(), ResponseCode::ServFail)).await;
+        };
+        let name: hickory_proto::rr::Name = qname.into();
+        match up.lookup(name, qtype).await {
+            Ok(found) => {
+                let records: Vec<Record> = found.records().to_vec();
+                response.send_response(builder.build(header, records.iter(), [], [], [])).await
+            }
+            Err(e) if e.is_nx_domain() => {
+                header.set_response_code(ResponseCode::NXDomain);
+                response.send_response(builder.build_no_records(header)).await
+            }
+            Err(e) if e.is_no_records_found() => response.send_response(builder.build_no_records(header)).await,
+            Err(_) => response.send_response(builder.error_msg(request.header(), ResponseCode::ServFail)).await,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler>(&self, request: &Request, response: R) -> ResponseInfo {
+        match self.answer(request, response).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "dns answer not sent");
+                let mut h = Header::response_from_request(request.header());
+                h.set_response_code(ResponseCode::ServFail);
+                h.into()
+            }
+        }
+    }
+}
+
+/// Sockets bound to `ip:53` even before the bridge carries the address (IP_FREEBIND).
+fn bind(ip: IpAddr) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let addr = SocketAddr::new(ip, 53);
+    let domain = if ip.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let udp = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    udp.set_freebind_v4(true)?;
+    udp.set_nonblocking(true)?;
+    udp.bind(&addr.into())?;
+    let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    tcp.set_freebind_v4(true)?;
+    tcp.set_reuse_address(true)?;
+    tcp.set_nonblocking(true)?;
+    tcp.bind(&addr.into())?;
+    tcp.listen(128)?;
+    Ok((tokio::net::UdpSocket::from_std(udp.into())?, tokio::net::TcpListener::from_std(tcp.into())?))
+}
+
+/// Keeps a resolver on every user network's gateway and the names current (every
+/// 250 ms, from the records and the registry). Runs for the daemon's life.
+pub async fn run(engine: Engine, root: PathBuf) {
+    let names = Arc::new(Names {
+        by_network: Default::default(),
+        by_gateway: Default::default(),
+        engine,
+        root,
+        last: std::sync::Mutex::new(std::time::Instant::now()),
+        stamp: std::sync::Mutex::new(None),
+    });
+    let upstream = TokioResolver::builder_tokio().map(|b| b.build()).ok();
+    if upstream.is_none() {
+        tracing::warn!("no upstream resolvers (/etc/resolv.conf): only container names will resolve");
+    }
+    let mut servers: HashMap<IpAddr, ServerFuture<Handler>> = HashMap::new();
+    loop {
+        let n2 = names.clone();
+        if let Ok(nets) = tokio::task::spawn_blocking(move || n2.refresh()).await {
+            let mut gws = HashMap::new();
+            for n in nets.iter().filter(|n| n.name != "bridge") {
+                let gw = n.gateway.unwrap_or_else(|| netd::ipam::offset(n.subnet.network(), 1));
+                gws.insert(gw, n.name.clone());
+                if servers.contains_key(&gw) {
+                    continue;
+                }
+                match bind(gw) {
+                    Ok((udp, tcp)) => {
+                        let mut s = ServerFuture::new(Handler { gateway: gw, names: names.clone(), upstream: upstream.clone() });
+                        s.register_socket(udp);
+                        s.register_listener(tcp, Duration::from_secs(5));
+                        tracing::info!(network = %n.name, address = %gw, "dns listening");
+                        servers.insert(gw, s);
+                    }
+                    Err(e) => tracing::warn!(network = %n.name, address = %gw, error = %e, "dns listener not bound"),
+                }
+            }
+            if let Ok(mut g) = names.by_gateway.write() {
+                *g = gws;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
