@@ -287,6 +287,8 @@ fn direct_routing_reaches_only_published_ports() {
         assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "page");
         assert!(!other.ns.try_sh(&curl(&format!("http://{hidden}/"))).0, "an unpublished port answered a routed neighbour");
         assert_eq!(sh(&curl(&format!("http://{hidden}/"))), "page", "the host itself still reaches containers");
+        // The bridge's own address is one of the host's: its published ports answer there.
+        assert_eq!(sh(&curl("http://172.17.0.1:4000/")), "page");
         // Docker's opt-out, per network.
         let o = "com.docker.network.bridge.gateway_mode_ipv4=nat-unprotected";
         berth(&["network", "create", "--subnet", "10.89.0.0/24", "-o", o, "open"]).ok();

@@ -231,6 +231,13 @@ pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
         ));
     }
     if m.protect {
+        // The bridge's own (gateway) address is the host's: reachable like any other,
+        // from the host itself too (its packets come back in on `lo`).
+        rules.push(Rule::new(
+            "raw",
+            RAW_CHAIN,
+            &["-d", &subnet, "-m", "addrtype", "--dst-type", "LOCAL", "-m", "comment", "--comment", &c, "-j", "RETURN"],
+        ));
         rules.push(Rule::new("raw", RAW_CHAIN, &["-d", &subnet, "!", "-i", br, "-m", "comment", "--comment", &c, "-j", "DROP"]));
     }
     (family, rules)
@@ -285,6 +292,7 @@ mod tests {
                 "-A BERTH-FORWARD -i br0 -m comment --comment berth:n -j ACCEPT",
                 "-A BERTH-FORWARD -o br0 -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment berth:n -j ACCEPT",
                 "-A BERTH-POSTROUTING -s 10.88.0.0/16 ! -o br0 -m comment --comment berth:n -j MASQUERADE",
+                "-A BERTH-RAW-PREROUTING -d 10.88.0.0/16 -m addrtype --dst-type LOCAL -m comment --comment berth:n -j RETURN",
                 "-A BERTH-RAW-PREROUTING -d 10.88.0.0/16 ! -i br0 -m comment --comment berth:n -j DROP",
             ]
         );
