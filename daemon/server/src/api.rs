@@ -227,11 +227,7 @@ fn create_request(c: Create) -> Result<CreateNetwork> {
             cfg.gateway.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(format!("invalid gateway {s:?}")))).transpose()?;
     }
     for (k, v) in c.options.unwrap_or_default() {
-        match k.as_str() {
-            "com.docker.network.bridge.name" => req.bridge = Some(v),
-            "com.docker.network.bridge.gateway_mode_ipv4" => req.unprotected = v == "nat-unprotected",
-            _ => return Err(bad(format!("unsupported network option {k:?}"))),
-        }
+        req.option(&k, &v)?;
     }
     Ok(req)
 }
@@ -285,14 +281,7 @@ struct Connect {
 /// The record of a running bridge-mode container and its netns, by id, name or prefix.
 fn running_container(root: &std::path::Path, key: &str) -> Result<(Value, PathBuf)> {
     let records = docker::containers(root);
-    let c = records
-        .iter()
-        .find(|c| c["id"] == key || c["name"] == key)
-        .or_else(|| {
-            let mut m = records.iter().filter(|c| key.len() >= 3 && c["id"].as_str().is_some_and(|i| i.starts_with(key)));
-            m.next().filter(|_| m.next().is_none())
-        })
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such container: {key}")))?;
+    let c = docker::find_container(&records, key).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such container: {key}")))?;
     if !docker::running(c) {
         return Err(ApiError(StatusCode::FORBIDDEN, format!("container {key} is not running")));
     }
@@ -341,18 +330,7 @@ async fn list_containers(State(app): State<Arc<App>>, Query(q): Query<HashMap<St
 async fn inspect_container(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>> {
     blocking(move || {
         let records = docker::containers(&app.root);
-        let exact = records.iter().find(|c| c["id"] == id.as_str() || c["name"] == id.as_str());
-        let found = match exact {
-            Some(c) => Some(c),
-            None => {
-                let mut m = records.iter().filter(|c| id.len() >= 3 && c["id"].as_str().is_some_and(|i| i.starts_with(&id)));
-                match (m.next(), m.next()) {
-                    (Some(c), None) => Some(c),
-                    _ => None,
-                }
-            }
-        };
-        let c = found.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
+        let c = docker::find_container(&records, &id).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
         Ok(Json(docker::container_inspect(c)))
     })
     .await

@@ -30,6 +30,16 @@ pub fn containers(root: &Path) -> Vec<Value> {
     v
 }
 
+/// A record by full ID, name, or unique ID prefix (3 characters at least), as berth's
+/// own lookup.
+pub fn find_container<'a>(records: &'a [Value], key: &str) -> Option<&'a Value> {
+    if let Some(c) = records.iter().find(|c| c["id"] == key || c["name"] == key) {
+        return Some(c);
+    }
+    let mut m = records.iter().filter(|c| key.len() >= 3 && c["id"].as_str().is_some_and(|i| i.starts_with(key)));
+    m.next().filter(|_| m.next().is_none())
+}
+
 /// Whether a record's PID 1 still runs.
 pub fn running(c: &Value) -> bool {
     c["state"]["status"] == "running"

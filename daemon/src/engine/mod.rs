@@ -41,6 +41,24 @@ pub struct CreateNetwork {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
+impl CreateNetwork {
+    /// Applies one of Docker's bridge driver options (`-o`, the API's `Options`).
+    pub fn option(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "com.docker.network.bridge.name" => self.bridge = Some(value.to_string()),
+            "com.docker.network.bridge.gateway_mode_ipv4" | "com.docker.network.bridge.gateway_mode_ipv6" => {
+                self.unprotected = match value {
+                    "nat" => false,
+                    "nat-unprotected" => true,
+                    _ => return Err(Error::InvalidConfig(format!("gateway mode {value:?}: nat or nat-unprotected"))),
+                }
+            }
+            _ => return Err(Error::InvalidConfig(format!("unsupported network option {key:?}"))),
+        }
+        Ok(())
+    }
+}
+
 /// The runtime's one seam to networking: the in-process [`Engine`] when no daemon runs,
 /// the daemon's socket when it does; kernel state is the same either way.
 pub trait Networking {

@@ -10,24 +10,6 @@ use crate::container::{self, NetMode};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 
-/// The network options `-o` understands, Docker's names; returns `unprotected`.
-fn unprotected(opts: &[String]) -> Result<bool> {
-    let mut unprotected = false;
-    for o in opts {
-        match o.split_once('=') {
-            Some(("com.docker.network.bridge.gateway_mode_ipv4" | "com.docker.network.bridge.gateway_mode_ipv6", v)) => {
-                unprotected = match v {
-                    "nat" => false,
-                    "nat-unprotected" => true,
-                    _ => return Err(Error::Invalid(format!("invalid option {o:?}: gateway mode nat or nat-unprotected"))),
-                }
-            }
-            _ => return Err(Error::Invalid(format!("unsupported network option {o:?}"))),
-        }
-    }
-    Ok(unprotected)
-}
-
 /// `--label K=V` (a bare K has an empty value, as in Docker).
 fn labels(labels: &[String]) -> std::collections::BTreeMap<String, String> {
     labels.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect()
@@ -46,14 +28,18 @@ pub fn create(
 ) -> Result<i32> {
     let subnet: Option<IpNetwork> =
         subnet.map(|s| s.parse().map_err(|_| Error::Invalid(format!("invalid subnet {s:?}: not a CIDR")))).transpose()?;
-    let req = CreateNetwork {
+    let mut req = CreateNetwork {
         name: name.to_string(),
         subnet,
         gateway,
         bridge: bridge.map(str::to_string),
-        unprotected: unprotected(opts)?,
         labels: labels(label),
+        ..Default::default()
     };
+    for o in opts {
+        let (k, v) = o.split_once('=').ok_or_else(|| Error::Invalid(format!("invalid option {o:?}: use KEY=VALUE")))?;
+        req.option(k, v)?;
+    }
     let net = paths.networking().create_network(&req)?;
     println!("{}", net.name);
     Ok(0)
