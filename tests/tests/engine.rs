@@ -85,3 +85,22 @@ fn default_subnets_avoid_the_hosts_routes() {
         }
     });
 }
+
+#[test]
+fn internal_networks_have_no_way_out() {
+    isolated(|| {
+        let _other = berth_tests::harness::OtherHost::new();
+        import_busybox("page");
+        berth(&["network", "create", "--subnet", "10.89.0.0/24", "open"]).ok();
+        berth(&["network", "create", "--internal", "--subnet", "10.90.0.0/24", "int"]).ok();
+        let peer = berth_tests::harness::peer::PEER_IP;
+        let ping = |net: &str| berth(&["run", "--rm", "--net", net, "busybox", "ping", "-c1", "-W1", peer]).code;
+        assert_eq!(ping("open"), 0, "a normal network reaches the other host");
+        assert_ne!(ping("int"), 0, "an internal network reached the other host");
+        // Inside, containers still reach each other (by name, too).
+        berth(&["run", "-d", "--name", "a", "--net", "int", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        let out = berth(&["run", "--rm", "--net", "int", "busybox", "wget", "-qO-", "http://a/"]);
+        assert_eq!((out.code, out.stdout.as_str()), (0, "page"), "{}", out.stderr);
+        berth(&["rm", "-f", "a"]).ok();
+    });
+}

@@ -209,14 +209,14 @@ fn create_request(c: Create) -> Result<CreateNetwork> {
     if !matches!(c.driver.as_deref(), None | Some("") | Some("bridge")) {
         return Err(bad(format!("plugin {:?} not found: only the bridge driver is supported", c.driver.unwrap_or_default())));
     }
-    if c.internal || c.enable_ipv6 == Some(true) {
-        return Err(bad("internal and IPv6 networks are not supported yet"));
+    if c.enable_ipv6 == Some(true) {
+        return Err(bad("IPv6 networks are not supported yet"));
     }
     let configs = c.ipam.and_then(|i| i.config).unwrap_or_default();
     if configs.len() > 1 {
         return Err(bad("one IPAM config per network is supported"));
     }
-    let mut req = CreateNetwork { name: c.name, labels: c.labels.unwrap_or_default(), ..Default::default() };
+    let mut req = CreateNetwork { name: c.name, labels: c.labels.unwrap_or_default(), internal: c.internal, ..Default::default() };
     if let Some(cfg) = configs.into_iter().next() {
         if cfg.ip_range.is_some_and(|r| !r.is_empty()) {
             return Err(bad("IPRange is not supported yet"));

@@ -101,7 +101,7 @@ pub fn network(net: &BridgeNetwork, records: &[Value], members: &[(String, Strin
         "Created": net.created.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         "Scope": "local", "Driver": "bridge", "EnableIPv4": true, "EnableIPv6": false,
         "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": net.subnet.to_string(), "Gateway": gateway}]},
-        "Internal": false, "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+        "Internal": net.internal, "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers, "Options": options, "Labels": net.labels,
     })
 }

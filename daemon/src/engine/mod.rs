@@ -37,6 +37,8 @@ pub struct CreateNetwork {
     pub bridge: Option<String>,
     /// Docker's `gateway_mode=nat-unprotected`.
     pub unprotected: bool,
+    /// `--internal`: no traffic between the network and other interfaces.
+    pub internal: bool,
     /// User labels.
     pub labels: std::collections::BTreeMap<String, String>,
 }
@@ -224,10 +226,11 @@ impl Networking for Engine {
             bridge,
             subnet,
             gateway: req.gateway,
-            ip_masq: true,
+            ip_masq: !req.internal,
             mtu: None,
             external_bridge,
             unprotected: req.unprotected,
+            internal: req.internal,
             labels: req.labels.clone(),
             created: Some(crate::clock::rfc3339(crate::clock::now())),
         };

@@ -48,6 +48,7 @@ impl Store {
             "type": "bridge", "bridge": net.bridge, "isGateway": true, "isDefaultGateway": true,
             "ipMasq": net.ip_masq, "hairpinMode": true,
             "gatewayMode": if net.unprotected { "nat-unprotected" } else { "nat" },
+            "internal": net.internal,
             "stateDir": self.run.display().to_string(),
             "ipam": {"type": "host-local", "ranges": [[range]], "dataDir": self.ipam.display().to_string()}
         });
@@ -83,6 +84,7 @@ impl Store {
             mtu: bridge.get("mtu").and_then(Value::as_u64).map(|m| m as u32),
             external_bridge: doc.pointer("/berth/externalBridge").and_then(Value::as_bool).unwrap_or(false),
             unprotected: s(bridge.get("gatewayMode")).as_deref() == Some("nat-unprotected"),
+            internal: bridge.get("internal").and_then(Value::as_bool).unwrap_or(false),
             labels: doc.pointer("/berth/labels").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default(),
             created: s(doc.pointer("/berth/created")),
         })
@@ -178,6 +180,7 @@ mod tests {
             mtu: Some(1400),
             external_bridge: true,
             unprotected: true,
+            internal: true,
             labels: [("a".to_string(), "b".to_string())].into(),
             created: Some("2026-11-23T19:45:24Z".into()),
         };

@@ -119,6 +119,10 @@ pub struct NetworkRules {
     /// `gateway_mode=nat-unprotected`.
     #[serde(default = "yes")]
     pub protect: bool,
+    /// `--internal`: nothing leaves the bridge for another interface and nothing comes in
+    /// from one; no masquerade.
+    #[serde(default)]
+    pub internal: bool,
 }
 
 fn yes() -> bool {
@@ -215,15 +219,22 @@ pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
     let subnet = IpNetwork::new(m.subnet.network(), m.subnet.prefix()).map(|n| n.to_string()).unwrap_or_default();
     let c = format!("berth:{}", m.network);
     let br = m.bridge.as_str();
-    let mut rules = vec![
-        Rule::new("filter", FORWARD_CHAIN, &["-i", br, "-m", "comment", "--comment", &c, "-j", "ACCEPT"]),
-        Rule::new(
-            "filter",
-            FORWARD_CHAIN,
-            &["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-m", "comment", "--comment", &c, "-j", "ACCEPT"],
-        ),
-    ];
-    if m.masquerade {
+    let mut rules = if m.internal {
+        vec![
+            Rule::new("filter", FORWARD_CHAIN, &["-i", br, "!", "-o", br, "-m", "comment", "--comment", &c, "-j", "DROP"]),
+            Rule::new("filter", FORWARD_CHAIN, &["-o", br, "!", "-i", br, "-m", "comment", "--comment", &c, "-j", "DROP"]),
+        ]
+    } else {
+        vec![
+            Rule::new("filter", FORWARD_CHAIN, &["-i", br, "-m", "comment", "--comment", &c, "-j", "ACCEPT"]),
+            Rule::new(
+                "filter",
+                FORWARD_CHAIN,
+                &["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-m", "comment", "--comment", &c, "-j", "ACCEPT"],
+            ),
+        ]
+    };
+    if m.masquerade && !m.internal {
         rules.push(Rule::new(
             "nat",
             POSTROUTING_CHAIN,
@@ -282,6 +293,7 @@ mod tests {
             bridge: "br0".into(),
             masquerade: true,
             protect: true,
+            internal: false,
         };
         let (f, r) = network(&m);
         assert_eq!(f, Family::V4);

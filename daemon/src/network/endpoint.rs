@@ -41,6 +41,9 @@ pub struct BridgeNetwork {
     /// subnet from other interfaces.
     #[serde(default)]
     pub unprotected: bool,
+    /// `--internal`: no way in or out but through the host.
+    #[serde(default)]
+    pub internal: bool,
     /// User labels (`--label`, the API's `Labels`).
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
@@ -58,6 +61,7 @@ impl BridgeNetwork {
             bridge: self.bridge.clone(),
             masquerade: self.ip_masq,
             protect: !self.unprotected,
+            internal: self.internal,
         }
     }
 
@@ -72,6 +76,7 @@ impl BridgeNetwork {
             mtu: None,
             external_bridge: false,
             unprotected: false,
+            internal: false,
             labels: Default::default(),
             created: None,
         }

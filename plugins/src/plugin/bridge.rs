@@ -57,6 +57,9 @@ struct BridgeConf {
     /// other interfaces is dropped) or "nat-unprotected".
     #[serde(default)]
     gateway_mode: String,
+    /// berth's `internal`: nothing between the bridge and other interfaces.
+    #[serde(default)]
+    internal: bool,
 }
 
 struct Ctx {
@@ -173,6 +176,7 @@ fn network_rules(c: &Ctx, conf: &NetConf, addrs: &[IpNetwork]) -> Vec<NetworkRul
             bridge: c.conf.bridge.clone(),
             masquerade: c.conf.ip_masq,
             protect: c.conf.gateway_mode != "nat-unprotected",
+            internal: c.conf.internal,
         })
         .collect()
 }

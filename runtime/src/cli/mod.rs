@@ -175,6 +175,9 @@ pub enum NetworkCommand {
         /// Label, KEY=VALUE.
         #[arg(long)]
         label: Vec<String>,
+        /// No traffic between the network and the outside (other interfaces, other hosts).
+        #[arg(long)]
+        internal: bool,
         /// Network name.
         name: String,
     },
@@ -222,8 +225,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inspect { containers } => info::inspect(&paths, &containers),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
-        Command::Network(NetworkCommand::Create { subnet, gateway, bridge, opt, label, name }) => {
-            network::create(&paths, &name, subnet.as_deref(), gateway, bridge.as_deref(), &opt, &label)
+        Command::Network(NetworkCommand::Create { subnet, gateway, bridge, opt, label, internal, name }) => {
+            network::create(&paths, &name, subnet.as_deref(), gateway, bridge.as_deref(), &opt, &label, internal)
         }
         Command::Network(NetworkCommand::Ls) => network::ls(&paths),
         Command::Network(NetworkCommand::Rm { name }) => network::rm(&paths, &name),

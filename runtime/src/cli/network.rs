@@ -25,6 +25,7 @@ pub fn create(
     bridge: Option<&str>,
     opts: &[String],
     label: &[String],
+    internal: bool,
 ) -> Result<i32> {
     let subnet: Option<IpNetwork> =
         subnet.map(|s| s.parse().map_err(|_| Error::Invalid(format!("invalid subnet {s:?}: not a CIDR")))).transpose()?;
@@ -34,6 +35,7 @@ pub fn create(
         gateway,
         bridge: bridge.map(str::to_string),
         labels: labels(label),
+        internal,
         ..Default::default()
     };
     for o in opts {
