@@ -198,3 +198,54 @@ fn netd_restores_a_flushed_firewall() {
         berth(&["rm", "-f", "web"]).ok();
     });
 }
+
+/// Kills a container's monitor and PID 1 the hard way, as a crash would.
+fn kill_hard(name: &str) {
+    let id = berth(&["inspect", name]).ok();
+    let v: Value = serde_json::from_str(&id).unwrap();
+    let id = v[0]["Id"].as_str().unwrap().to_string();
+    let rec: Value = serde_json::from_slice(&std::fs::read(format!("/var/lib/berth/containers/{id}/container.json")).unwrap()).unwrap();
+    for k in ["monitor_pid", "pid"] {
+        if let Some(p) = rec["state"][k].as_i64() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    wait_for("the container's processes to go", || {
+        rec["state"]["pid"].as_i64().is_none_or(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+}
+
+fn addresses() -> usize {
+    std::fs::read_dir("/var/lib/berth/ipam/bridge")
+        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("172.")).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn netd_frees_what_dead_containers_held_at_start_up() {
+    isolated(|| {
+        import_busybox("page");
+        let rules0 = berth_tests::harness::net::rules();
+        berth(&["run", "-d", "--name", "victim", "-p", "4300:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        kill_hard("victim");
+        assert_eq!(addresses(), 1);
+        assert!(sh("iptables-save -t nat").contains("--dport 4300"));
+        {
+            let _d = Netd::start();
+            assert_eq!(addresses(), 0, "the dead container's address is still allocated");
+            assert!(!sh("iptables-save -t nat").contains("--dport 4300"), "its port rules are still there");
+            assert!(!std::path::Path::new("/run/berth/ports/tcp-4300").exists(), "its port claim is still there");
+        }
+        assert!(berth_tests::harness::net::rules().iter().all(|r| rules0.contains(r) || !r.contains("4300")));
+        berth(&["rm", "-f", "victim"]).ok();
+        // The same port and name again.
+        berth(&["run", "-d", "--name", "victim", "-p", "4300:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        // A reboot: the run directory empty, /var/lib kept.
+        kill_hard("victim");
+        sh("umount -l /run/berth && mount -t tmpfs -o mode=755 tmpfs /run/berth");
+        assert_eq!(addresses(), 1);
+        let _d = Netd::start();
+        assert_eq!(addresses(), 0, "after a reboot the address is still allocated");
+        assert!(berth(&["ps", "-a"]).ok().contains("Exited"));
+    });
+}

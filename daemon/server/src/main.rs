@@ -46,7 +46,15 @@ enum Command {
 /// Serves the API until SIGTERM or SIGINT; the socket is removed on the way out.
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let engine = netd::engine::Engine::new(cli.root.join("networks"), cli.root.join("ipam"), cli.run_root.clone());
-    // Start-up: the rules the records name, then a watcher that keeps them there.
+    // Start-up: free what containers that died unseen held (a killed monitor, a reboot
+    // that emptied /run), then the rules the records name, then a watcher for them.
+    for c in docker::containers(&cli.root).iter().filter(|c| c["state"]["status"] != "exited" && !docker::running(c)) {
+        let id = c["id"].as_str().unwrap_or_default();
+        match engine.gc_container(id) {
+            Ok(n) => tracing::info!(container = %id, addresses = n, "released a dead container's network"),
+            Err(e) => tracing::warn!(container = %id, error = %e, "releasing a dead container's network failed"),
+        }
+    }
     if let Err(e) = engine.reconcile() {
         tracing::warn!(error = %e, "reconcile at start-up failed");
     }

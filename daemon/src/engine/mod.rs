@@ -142,6 +142,30 @@ impl Engine {
         Ok(out)
     }
 
+    /// Frees everything container `id` held, for a container known to be dead (its
+    /// monitor killed, or a reboot that emptied the run directory): its attachments (rules,
+    /// published ports, addresses, veths), then addresses and port claims that no record
+    /// names any more. Returns how many addresses were freed.
+    pub fn gc_container(&self, id: &str) -> Result<usize> {
+        let mut freed = 0;
+        for (network, ifname) in self.attachments(id)? {
+            if let Ok(net) = self.network(&network) {
+                freed += crate::ipam::find(&crate::ipam::Store::open(&self.paths.ipam, &net.name)?, id, &ifname)?.len();
+                self.detach(&net, id, None, &ifname, None)?;
+            }
+        }
+        for net in self.networks()? {
+            let store = crate::ipam::Store::open(&self.paths.ipam, &net.name)?;
+            let held: Vec<crate::ipam::Entry> = store.lock()?.entries()?.into_iter().filter(|e| e.id == id).collect();
+            for e in held {
+                freed += crate::ipam::release(&store, id, &e.ifname, &[e.ip])?.len();
+                let owner = crate::portmap::publish::key(&net.name, id, &e.ifname);
+                self.paths.publisher()?.claims.release_owner(&owner)?;
+            }
+        }
+        Ok(freed)
+    }
+
     /// Restores berth's firewall rules from the records.
     pub fn reconcile(&self) -> Result<Repaired> {
         crate::reconcile::reconcile(&self.paths.run)

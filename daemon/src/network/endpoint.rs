@@ -102,7 +102,8 @@ impl Paths {
         shared::registry(&self.run)
     }
 
-    fn publisher(&self) -> Result<Publisher> {
+    /// The port publisher of the runtime's attachments.
+    pub fn publisher(&self) -> Result<Publisher> {
         Ok(Publisher {
             state: StateDir::open(self.run.join("endpoint-ports"))?,
             claims: Claims::open(self.run.join("ports"))?,

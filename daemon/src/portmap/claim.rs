@@ -113,6 +113,22 @@ impl Claims {
         Ok(())
     }
 
+    /// Releases every claim `owner` holds, whatever the mappings (GC of a dead container
+    /// whose records are gone).
+    pub fn release_owner(&self, owner: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let Ok(slots) = fs::read_dir(&self.dir) else { return Ok(()) };
+        for slot in slots.flatten().filter(|s| s.path().is_dir()) {
+            for f in fs::read_dir(slot.path()).into_iter().flatten().flatten() {
+                if fs::read_to_string(f.path()).is_ok_and(|o| o == owner) {
+                    fs::remove_file(f.path()).map_err(|e| Error::io("remove port claim", f.path(), e))?;
+                }
+            }
+            let _ = fs::remove_dir(slot.path());
+        }
+        Ok(())
+    }
+
     /// Removes claims whose owner starts with `prefix` (one network) but is not in `valid`.
     pub fn gc(&self, prefix: &str, valid: &[String]) -> Result<()> {
         let _lock = self.lock()?;
