@@ -249,3 +249,23 @@ fn netd_frees_what_dead_containers_held_at_start_up() {
         assert!(berth(&["ps", "-a"]).ok().contains("Exited"));
     });
 }
+
+#[test]
+fn netd_cleanup_returns_the_host_to_its_state_before_berth() {
+    isolated(|| {
+        let links = || sh("ip -o link show | awk -F': ' '{print $2}' | sort");
+        let forwarding = || sh("cat /proc/sys/net/ipv4/ip_forward");
+        let (links0, rules0, fwd0) = (links(), berth_tests::harness::net::rules(), forwarding());
+        import_busybox("page");
+        berth(&["network", "create", "--subnet", "10.89.0.0/24", "app"]).ok();
+        berth(&["run", "-d", "--name", "a", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        berth(&["run", "-d", "--name", "b", "--net", "app", "busybox", "sleep", "60"]).ok();
+        assert_ne!(links(), links0);
+        assert_eq!(forwarding().trim(), "1");
+        berth(&["rm", "-f", "a", "b"]).ok();
+        sh(&format!("{} cleanup", bin_dir().join("netd").display()));
+        assert_eq!(berth_tests::harness::net::rules(), rules0, "rules left");
+        assert_eq!(links(), links0, "links left");
+        assert_eq!(forwarding(), fwd0, "ip_forward not restored");
+    });
+}

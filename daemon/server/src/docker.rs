@@ -40,10 +40,32 @@ pub fn find_container<'a>(records: &'a [Value], key: &str) -> Option<&'a Value> 
     m.next().filter(|_| m.next().is_none())
 }
 
+/// Whether a process runs: it exists and is not a zombie waiting for a parent that died.
+fn pid_alive(pid: i32) -> bool {
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    // The state follows the parenthesised command name in /proc/PID/stat.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+}
+
 /// Whether a record's PID 1 still runs.
 pub fn running(c: &Value) -> bool {
-    c["state"]["status"] == "running"
-        && c["state"]["pid"].as_i64().is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), None).is_ok())
+    c["state"]["status"] == "running" && c["state"]["pid"].as_i64().is_some_and(|p| pid_alive(p as i32))
+}
+
+/// Whether a record is of a container that died unseen: "running" with neither PID 1
+/// nor its monitor alive, or "created" for over a minute (a start killed midway). A
+/// container being started right now (created, monitor busy) is not dead.
+pub fn dead(c: &Value) -> bool {
+    let alive =
+        |k: &str| c["state"][k].as_i64().is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), None).is_ok());
+    match c["state"]["status"].as_str() {
+        Some("running") => !alive("pid") && !alive("monitor_pid"),
+        Some("created") => c["created"].as_u64().is_some_and(|t| netd::clock::now().saturating_sub(t) > 60),
+        _ => false,
+    }
 }
 
 /// The network a record is on (`bridge` mode), if any.

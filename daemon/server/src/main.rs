@@ -34,9 +34,10 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
-    /// Remove all of berth's firewall chains and rules (both families) and the records
-    /// of what they published; containers keep their addresses but lose published ports
-    /// and masquerade until they are attached again.
+    /// Return the host to its state before berth: remove all of berth's firewall chains
+    /// and rules (both families), the bridges it created and the records of what they
+    /// published, and restore the host-wide sysctls it changed (ip_forward). Run it with no
+    /// container running: containers lose their network.
     Cleanup,
     /// Re-install berth's firewall rules that something removed (a firewall reload,
     /// `iptables -F`), from the records of what was installed.
@@ -48,7 +49,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let engine = netd::engine::Engine::new(cli.root.join("networks"), cli.root.join("ipam"), cli.run_root.clone());
     // Start-up: free what containers that died unseen held (a killed monitor, a reboot
     // that emptied /run), then the rules the records name, then a watcher for them.
-    for c in docker::containers(&cli.root).iter().filter(|c| c["state"]["status"] != "exited" && !docker::running(c)) {
+    for c in docker::containers(&cli.root).iter().filter(|c| docker::dead(c)) {
         let id = c["id"].as_str().unwrap_or_default();
         match engine.gc_container(id) {
             Ok(n) => tracing::info!(container = %id, addresses = n, "released a dead container's network"),
@@ -96,9 +97,8 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(serve(&cli))?;
         }
         Command::Cleanup => {
-            let fw = netd::firewall::select("auto", &cli.run_root, netd::firewall::DEFAULT_MARK_BIT)?;
-            fw.cleanup().context("removing firewall rules")?;
-            for dir in ["cni-portmap", "endpoint-ports", "endpoints", "endpoint-network", "cni-bridge", "ports"] {
+            // Records first: a running netd's watcher then has nothing to restore.
+            for dir in ["cni-portmap", "endpoint-ports", "endpoints", "endpoint-network", "cni-bridge", "ports", "route-localnet"] {
                 let p = cli.run_root.join(dir);
                 match std::fs::remove_dir_all(&p) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -107,7 +107,16 @@ fn main() -> anyhow::Result<()> {
                     _ => {}
                 }
             }
-            println!("removed berth's firewall rules and records under {}", cli.run_root.display());
+            let fw = netd::firewall::select("auto", &cli.run_root, netd::firewall::DEFAULT_MARK_BIT)?;
+            fw.cleanup().context("removing firewall rules")?;
+            let bridges = netd::network::bridge::remove_created(&cli.run_root).context("removing bridges")?;
+            let sysctls = netd::sysctl::restore_all(&cli.run_root).context("restoring sysctls")?;
+            println!(
+                "removed berth's firewall rules, {} bridge(s) it made and its records under {}; restored {} sysctl(s)",
+                bridges.len(),
+                cli.run_root.display(),
+                sysctls.len()
+            );
         }
         Command::Reconcile => {
             let r = netd::reconcile::reconcile(&cli.run_root).context("reconciling firewall rules")?;

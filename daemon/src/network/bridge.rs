@@ -56,6 +56,8 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
                 Err(e) if e.errno() == Some(libc::EEXIST) => {} // a concurrent ADD won the race
                 r => r?,
             }
+            // Remembered so `netd cleanup` removes only bridges berth made.
+            let _ = crate::state::write_atomic(&sysctl::state_root().join("bridges").join(&spec.name), b"");
             sock.link_by_name(&spec.name)?.ok_or_else(|| Error::LinkExists(spec.name.clone()))?
         }
     };
@@ -249,6 +251,23 @@ pub fn inspect(netns: &NetNs, ifname: &str) -> Result<Option<Inspected>> {
 /// Sets `route_localnet` on the bridge so DNAT of 127.0.0.1 toward containers is routed.
 pub fn enable_route_localnet(ifname: &str) -> Result<()> {
     sysctl::set(&format!("net/ipv4/conf/{ifname}/route_localnet"), "1")
+}
+
+/// Deletes the bridges berth created (recorded under `<run>/bridges`) that are still
+/// bridges; returns their names. For `netd cleanup`.
+pub fn remove_created(run: &std::path::Path) -> Result<Vec<String>> {
+    let dir = run.join("bridges");
+    let mut sock = Socket::open()?;
+    let mut done = Vec::new();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(l) = sock.link_by_name(&name)?.filter(|l| l.kind.as_deref() == Some("bridge")) {
+            sock.delete_link(l.index)?;
+            done.push(name);
+        }
+        let _ = std::fs::remove_file(e.path());
+    }
+    Ok(done)
 }
 
 /// Clears it again once no mapping needs it.
