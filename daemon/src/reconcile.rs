@@ -19,7 +19,7 @@ const PORT_DIRS: &[&str] = &["cni-portmap", "endpoint-ports"];
 pub struct Repaired {
     /// Network rule sets re-installed.
     pub networks: usize,
-    /// Attachments whose port rules were re-installed.
+    /// Attachments whose port rules were rebuilt.
     pub ports: usize,
 }
 
@@ -47,7 +47,7 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
     }
     // The base rules first: the 127.0.0.0/8 drop comes back even if every check below
     // passes (a raw-table flush leaves the nat and filter rules alone).
-    fw.ensure_base()?;
+    let flushed = fw.ensure_base()?;
     for n in networks.values() {
         if fw.check_network(n).is_err() {
             fw.remove_network(n)?;
@@ -55,11 +55,20 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
             done.networks += 1;
         }
     }
-    for p in &ports {
-        if fw.check_ports(p).is_err() {
-            fw.remove_ports(p)?;
-            fw.add_ports(p)?;
-            done.ports += 1;
+    if flushed {
+        // After a flush or reload: every publication in one batch per family, O(1)
+        // processes however many mappings there are.
+        if !ports.is_empty() {
+            fw.rebuild_ports(&ports)?;
+            done.ports = ports.len();
+        }
+    } else {
+        for p in &ports {
+            if fw.check_ports(p).is_err() {
+                fw.remove_ports(p)?;
+                fw.add_ports(p)?;
+                done.ports += 1;
+            }
         }
     }
     Ok(done)

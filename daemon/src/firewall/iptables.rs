@@ -132,8 +132,9 @@ impl Iptables {
         self.run(family, &["-t", table, "-n", "-L", chain])
     }
 
-    /// Creates the base chains and jumps that are missing (slow path, under the lock).
-    fn repair_base(&self, family: Family) -> Result<()> {
+    /// Creates the base chains and jumps that are missing (slow path, under the lock);
+    /// true if anything was.
+    fn repair_base(&self, family: Family) -> Result<bool> {
         let (chains, base_rules) = rules::base(family, self.mark_bit);
         let mut batch = Batch::default();
         let mut fresh = Vec::new();
@@ -150,7 +151,8 @@ impl Iptables {
                 batch.push(&r.table, r.render(if builtin { "-I" } else { "-A" }));
             }
         }
-        self.restore(family, &batch)
+        self.restore(family, &batch)?;
+        Ok(!batch.is_empty())
     }
 
     /// Applies `batch`; on failure repairs the base chains and tries once more.
@@ -283,6 +285,28 @@ impl Firewall for Iptables {
         Ok(())
     }
 
+    fn rebuild_ports(&self, all: &[PortRules]) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in [Family::V4, Family::V6] {
+            let mut batch = Batch::default();
+            batch.push("nat", format!(":{} - [0:0]", rules::DNAT_CHAIN));
+            let mut any = false;
+            for p in all {
+                let Some((chain, rules, jump)) = rules::ports(p, family) else { continue };
+                any = true;
+                batch.push("nat", format!(":{chain} - [0:0]"));
+                for r in &rules {
+                    batch.push("nat", r.render("-A"));
+                }
+                batch.push("nat", jump.render("-A"));
+            }
+            if any {
+                self.apply_with_base(family, &batch)?;
+            }
+        }
+        Ok(())
+    }
+
     fn base_intact(&self) -> Result<bool> {
         let _lock = self.lock()?;
         for family in [Family::V4, Family::V6] {
@@ -297,12 +321,13 @@ impl Firewall for Iptables {
         Ok(true)
     }
 
-    fn ensure_base(&self) -> Result<()> {
+    fn ensure_base(&self) -> Result<bool> {
         let _lock = self.lock()?;
+        let mut repaired = false;
         for family in [Family::V4, Family::V6] {
-            self.repair_base(family)?;
+            repaired |= self.repair_base(family)?;
         }
-        Ok(())
+        Ok(repaired)
     }
 
     fn ensure_network(&self, m: &NetworkRules) -> Result<()> {

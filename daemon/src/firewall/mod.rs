@@ -21,8 +21,12 @@ pub trait Firewall {
     /// Fails with a precise message if any rule of the attachment is missing.
     fn check_ports(&self, p: &PortRules) -> Result<()>;
     /// Restores missing base chains and rules (the 127.0.0.0/8 drop among them) of both
-    /// families; slow (probes each rule), for reconcile only.
-    fn ensure_base(&self) -> Result<()>;
+    /// families; slow (probes each rule), for reconcile only. True if anything was missing.
+    fn ensure_base(&self) -> Result<bool>;
+    /// Rebuilds the port rules of every attachment in `all` in one batch per family: the
+    /// DNAT dispatch chain and each attachment's chain are declared (so emptied) and
+    /// refilled, so the result is exactly `all`, whatever was left. For reconcile.
+    fn rebuild_ports(&self, all: &[PortRules]) -> Result<()>;
     /// Whether the base jumps are all in place: cheap (a few probes), so a watcher can ask
     /// every time the ruleset changed. A flush or reload removes them first.
     fn base_intact(&self) -> Result<bool>;
