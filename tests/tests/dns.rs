@@ -46,7 +46,24 @@ fn containers_find_each_other_by_name_on_user_networks() {
         sh("mount --bind /run/berth/resolv.conf /etc/resolv.conf");
         import_busybox("page");
         berth(&["network", "create", "--subnet", "10.89.0.0/24", "app"]).ok();
-        let id = berth(&["run", "-d", "--name", "web", "--net", "app", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        let id = berth(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--net",
+            "app",
+            "--network-alias",
+            "www",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ])
+        .ok();
         let ip = inspect("web")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
         // By name, by short ID, by ping; in a container started right after.
         let (code, out) = run_sh("app", "nslookup web && ping -c1 -W1 web && wget -qO- http://web/");
@@ -54,6 +71,9 @@ fn containers_find_each_other_by_name_on_user_networks() {
         assert!(out.contains(&format!("Address: {ip}")) && out.contains("page"), "{out}");
         let (code, out) = run_sh("app", &format!("nslookup {}", &id.trim()[..12]));
         assert!(code == 0 && out.contains(&ip), "{out}");
+        let (code, out) = run_sh("app", "nslookup www");
+        assert!(code == 0 && out.contains(&ip), "an alias did not resolve: {out}");
+        assert_eq!(berth(&["run", "--rm", "--network-alias", "x", "busybox", "true"]).code, 125, "alias on the default bridge");
         // Other names go to the host's upstream resolver (in another netns).
         let (code, out) = run_sh("app", "nslookup example.test");
         assert!(code == 0 && out.contains("198.51.100.7"), "{out}");

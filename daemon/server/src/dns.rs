@@ -88,6 +88,10 @@ fn collect(engine: &Engine, records: &[Value]) -> HashMap<String, HashMap<String
             if let Some(n) = c["name"].as_str() {
                 keys.push(n.to_lowercase());
             }
+            // Aliases belong to the container's own (first) network.
+            if c["spec"]["net"]["bridge"] == net.name.as_str() {
+                keys.extend(c["spec"]["aliases"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_lowercase));
+            }
             for k in keys {
                 names.entry(k).or_default().extend(ips.iter().copied());
             }

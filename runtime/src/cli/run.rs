@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Network: bridge (default), host, none, container:<name|id>, or a network name.
     #[arg(long = "net", visible_alias = "network", default_value = "bridge")]
     pub net: String,
+    /// Another name of the container on its user network (resolved by netd's DNS).
+    #[arg(long = "network-alias", visible_alias = "net-alias")]
+    pub network_alias: Vec<String>,
     /// Publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|udp|sctp].
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -145,6 +148,17 @@ fn ports(a: &RunArgs, exposed: &[String]) -> Result<Vec<PortMapping>> {
     Ok(out)
 }
 
+/// `--network-alias` names: container-name grammar, only on user networks (as Docker).
+fn aliases(given: &[String], net: &NetMode) -> Result<Vec<String>> {
+    if given.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !matches!(net, NetMode::Bridge(n) if n != "bridge") {
+        return Err(Error::Invalid("network-scoped aliases are only supported for user-defined networks".into()));
+    }
+    given.iter().map(|a| Ok(netd::name::Name::container(a).map_err(netd::Error::from)?.to_string())).collect()
+}
+
 fn volumes(specs: &[String]) -> Result<Vec<Volume>> {
     specs
         .iter()
@@ -231,6 +245,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         pids: a.pids_limit,
     };
     let id = netd::netlink::random_hex(32);
+    let aliases = aliases(&a.network_alias, &net)?;
     let spec = Spec {
         image: a.image.clone(),
         image_id: img.id.clone(),
@@ -249,6 +264,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         interactive: a.interactive,
         tty: a.tty,
         security: crate::security::Security::from_flags(a.privileged, &a.cap_add, &a.cap_drop, &a.security_opt)?,
+        aliases,
     };
     let state = State {
         status: Status::Created,

@@ -97,6 +97,9 @@ pub struct Spec {
     /// Capabilities, seccomp, no_new_privs, privileged (Docker's defaults for old records).
     #[serde(default)]
     pub security: crate::security::Security,
+    /// `--network-alias`: more names on its user network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// Lifecycle status.
