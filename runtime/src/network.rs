@@ -43,7 +43,7 @@ pub fn setup(paths: &Paths, c: &Container, pid: i32) -> Result<Option<Endpoint>>
             let nets = paths.networking();
             let net = nets.network(name)?;
             lo_up(&netns)?;
-            match nets.attach(&net, &c.id, &netns, "eth0", &c.spec.ports) {
+            match nets.attach(&net, &c.id, &netns, "eth0", &c.spec.ports, c.spec.ip) {
                 Ok(ep) => Ok(Some(ep)),
                 Err(netd::Error::BridgeAddress { bridge, found, .. }) => Err(Error::Invalid(format!(
                     "bridge {bridge} already has address {found} (is another runtime using it?); create a network with `berth network create --subnet CIDR NAME` and run with --net NAME"

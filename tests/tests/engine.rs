@@ -104,3 +104,24 @@ fn internal_networks_have_no_way_out() {
         berth(&["rm", "-f", "a"]).ok();
     });
 }
+
+#[test]
+fn a_container_gets_the_address_it_asks_for() {
+    isolated(|| {
+        import_busybox("page");
+        berth(&["network", "create", "--subnet", "10.89.0.0/24", "app"]).ok();
+        berth(&["run", "-d", "--name", "fixed", "--net", "app", "--ip", "10.89.0.50", "busybox", "sleep", "60"]).ok();
+        assert_eq!(inspect("fixed")["NetworkSettings"]["IPAddress"], "10.89.0.50");
+        for (args, msg) in [
+            (vec!["run", "--rm", "--net", "app", "--ip", "10.89.0.50", "busybox", "true"], "already allocated"),
+            (vec!["run", "--rm", "--net", "app", "--ip", "10.99.0.5", "busybox", "true"], "not in network"),
+            (vec!["run", "--rm", "--ip", "172.17.0.9", "busybox", "true"], "user defined networks"),
+        ] {
+            let o = berth(&args);
+            assert_eq!(o.code, 125, "{args:?}");
+            assert!(o.stderr.contains(msg), "{args:?}: {}", o.stderr);
+        }
+        assert_eq!(sh("ls /var/lib/berth/ipam/app").lines().filter(|l| l.starts_with("10.")).count(), 1, "a refused run kept an address");
+        berth(&["rm", "-f", "fixed"]).ok();
+    });
+}

@@ -72,8 +72,17 @@ pub trait Networking {
     fn create_network(&self, req: &CreateNetwork) -> Result<BridgeNetwork>;
     /// Removes a network without endpoints, with the bridge it made and its addresses.
     fn remove_network(&self, name: &str) -> Result<BridgeNetwork>;
-    /// Attaches a container's netns as `ifname`, publishing `ports`.
-    fn attach(&self, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint>;
+    /// Attaches a container's netns as `ifname`, publishing `ports`, with address `ip`
+    /// when given.
+    fn attach(
+        &self,
+        net: &BridgeNetwork,
+        id: &str,
+        netns: &Path,
+        ifname: &str,
+        ports: &[PortMapping],
+        ip: Option<IpAddr>,
+    ) -> Result<Endpoint>;
     /// Detaches it again; idempotent.
     fn detach(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()>;
     /// Every (network, interface) container `id` is attached to.
@@ -88,7 +97,7 @@ pub trait Networking {
             .map(|i| format!("eth{i}"))
             .find(|i| !used.contains(i))
             .ok_or_else(|| Error::InvalidConfig(format!("container {id} has no free interface name left")))?;
-        let ep = self.attach(net, id, netns, &ifname, &[])?;
+        let ep = self.attach(net, id, netns, &ifname, &[], None)?;
         Ok((ifname, ep))
     }
     /// Detaches the container from `net`, whatever interface it has there.
@@ -286,8 +295,16 @@ impl Networking for Engine {
         Ok(net)
     }
 
-    fn attach(&self, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint> {
-        endpoint::attach(&self.paths, net, id, netns, ifname, ports)
+    fn attach(
+        &self,
+        net: &BridgeNetwork,
+        id: &str,
+        netns: &Path,
+        ifname: &str,
+        ports: &[PortMapping],
+        ip: Option<IpAddr>,
+    ) -> Result<Endpoint> {
+        endpoint::attach(&self.paths, net, id, netns, ifname, ports, ip)
     }
 
     fn detach(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()> {

@@ -132,8 +132,17 @@ fn range_set(net: &BridgeNetwork) -> Result<RangeSet> {
 }
 
 /// Attaches the container whose netns is `netns` as `ifname`, publishing `ports`
-/// (ephemeral ones get their host port here; the endpoint holds the resolved mappings).
-pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname: &str, ports: &[PortMapping]) -> Result<Endpoint> {
+/// (ephemeral ones get their host port here; the endpoint holds the resolved mappings),
+/// with address `ip` when given (`--ip`), else the next free one.
+pub fn attach(
+    paths: &Paths,
+    net: &BridgeNetwork,
+    id: &str,
+    netns: &Path,
+    ifname: &str,
+    ports: &[PortMapping],
+    ip: Option<IpAddr>,
+) -> Result<Endpoint> {
     let ns = NetNs::open(netns)?;
     let sets = [range_set(net)?];
     let store = Store::open(&paths.ipam, &net.name)?;
@@ -143,7 +152,11 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, ifname
     let owner = crate::portmap::publish::key(&net.name, id, ifname);
     // Ephemeral host ports are picked here, inside the claim lock.
     let ports = &publisher.claims.claim(&owner, ports, true)?;
-    let alloc = match ipam::allocate(&store, &sets, id, ifname, &[]) {
+    if let Some(ip) = ip.filter(|ip| !net.subnet.contains(*ip)) {
+        return Err(Error::InvalidConfig(format!("address {ip} is not in network {}'s subnet {}", net.name, net.subnet)));
+    }
+    let requested: Vec<IpAddr> = ip.into_iter().collect();
+    let alloc = match ipam::allocate(&store, &sets, id, ifname, &requested) {
         Ok(mut a) => a.remove(0),
         Err(e) => {
             let _ = publisher.claims.release(&owner, ports);

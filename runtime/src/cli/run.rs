@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Network: bridge (default), host, none, container:<name|id>, or a network name.
     #[arg(long = "net", visible_alias = "network", default_value = "bridge")]
     pub net: String,
+    /// The container's IPv4 or IPv6 address on its user network.
+    #[arg(long)]
+    pub ip: Option<IpAddr>,
     /// Another name of the container on its user network (resolved by netd's DNS).
     #[arg(long = "network-alias", visible_alias = "net-alias")]
     pub network_alias: Vec<String>,
@@ -246,6 +249,9 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
     };
     let id = netd::netlink::random_hex(32);
     let aliases = aliases(&a.network_alias, &net)?;
+    if a.ip.is_some() && !matches!(&net, NetMode::Bridge(n) if n != "bridge") {
+        return Err(Error::Invalid("user specified IP address is supported on user defined networks only".into()));
+    }
     let spec = Spec {
         image: a.image.clone(),
         image_id: img.id.clone(),
@@ -265,6 +271,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         tty: a.tty,
         security: crate::security::Security::from_flags(a.privileged, &a.cap_add, &a.cap_drop, &a.security_opt)?,
         aliases,
+        ip: a.ip,
     };
     let state = State {
         status: Status::Created,

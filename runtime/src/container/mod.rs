@@ -100,6 +100,9 @@ pub struct Spec {
     /// `--network-alias`: more names on its user network.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `--ip`: the address it asked for on its user network.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
 }
 
 /// Lifecycle status.
