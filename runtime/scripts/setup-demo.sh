@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../.."
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends iptables nftables iproute2 procps busybox-static curl >/dev/null
+apt-get install -y -qq --no-install-recommends iptables nftables iproute2 procps busybox-static curl libseccomp-dev pkg-config >/dev/null
 
 cargo build --release --workspace --quiet
 install -m 755 target/release/berth target/release/netd /usr/local/bin/
