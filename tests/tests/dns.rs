@@ -75,7 +75,7 @@ fn containers_find_each_other_by_name_on_user_networks() {
         assert!(code == 0 && out.contains(&ip), "an alias did not resolve: {out}");
         assert_eq!(berth(&["run", "--rm", "--network-alias", "x", "busybox", "true"]).code, 125, "alias on the default bridge");
         // Over TCP too (asked from the host, through the gateway address).
-        let tcp = "python3 -c \"import socket,struct\nq=struct.pack('>HHHHHH',7,256,1,0,0,0)+b'\\x03web\\x00'+struct.pack('>HH',1,1)\ns=socket.create_connection(('10.89.0.1',53),timeout=2)\ns.sendall(struct.pack('>H',len(q))+q)\nr=s.recv(512)\nprint(socket.inet_ntoa(r[-4:]))\"";
+        let tcp = "python3 -c \"import socket,struct\nq=struct.pack('>HHHHHH',7,256,1,0,0,0)+b'\\x03web\\x00'+struct.pack('>HH',1,1)\ns=socket.create_connection(('10.89.0.1',53),timeout=2)\ns.sendall(struct.pack('>H',len(q))+q)\ndef rd(n):\n    b=b''\n    while len(b)<n:\n        c=s.recv(n-len(b))\n        if not c: raise SystemExit('closed')\n        b+=c\n    return b\nr=rd(struct.unpack('>H',rd(2))[0])\nprint(socket.inet_ntoa(r[-4:]))\"";
         assert_eq!(sh(tcp).trim(), ip, "TCP answer");
         // Other names go to the host's upstream resolver (in another netns).
         let (code, out) = run_sh("app", "nslookup example.test");
