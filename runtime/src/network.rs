@@ -103,9 +103,7 @@ pub fn connect(paths: &Paths, network: &str, container: &str, join: bool) -> Res
     let net = nets.network(network)?;
     let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
     if join {
-        if c.spec.net == NetMode::Bridge(net.name.clone()) {
-            return Err(netd::Error::AlreadyAttached { network: net.name, container: c.name }.into());
-        }
+        // The engine refuses a network the container is on already, its first one included.
         nets.connect(&net, &c.id, &netns)?;
     } else {
         nets.disconnect(&net, &c.id, Some(&netns))?;

@@ -297,11 +297,8 @@ async fn connect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum
     blocking(move || {
         let net = find(app.engine.networks()?, &id)?;
         let (c, netns) = running_container(&app.root, &req.container)?;
-        let cid = c["id"].as_str().unwrap_or_default().to_string();
-        if c["spec"]["net"]["bridge"] == net.name.as_str() {
-            return Err(netd::Error::AlreadyAttached { network: net.name, container: cid }.into());
-        }
-        app.engine.connect(&net, &cid, &netns)?;
+        // The engine refuses a network the container is on already, its first one included.
+        app.engine.connect(&net, c["id"].as_str().unwrap_or_default(), &netns)?;
         Ok(StatusCode::OK)
     })
     .await

@@ -18,6 +18,7 @@ use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::ServerFuture;
 use netd::engine::{Engine, Networking};
+use netd::network::endpoint::BridgeNetwork;
 use serde_json::Value;
 
 use crate::docker;
@@ -47,10 +48,11 @@ impl Names {
     }
 
     /// Re-reads the names from the records and the registry (blocking).
-    fn refresh(&self) -> Vec<netd::network::endpoint::BridgeNetwork> {
+    fn refresh(&self) -> Vec<BridgeNetwork> {
         let stamp = self.registry_mtime();
         let records = docker::containers(&self.root);
-        let map = collect(&self.engine, &records);
+        let nets = self.engine.networks().unwrap_or_default();
+        let map = collect(&self.engine, &nets, &records);
         if let Ok(mut m) = self.by_network.write() {
             *m = map;
         }
@@ -60,7 +62,7 @@ impl Names {
         if let Ok(mut s) = self.stamp.lock() {
             *s = stamp;
         }
-        self.engine.networks().unwrap_or_default()
+        nets
     }
 
     /// A name not found may belong to a container that started a moment ago: re-read,
@@ -77,9 +79,8 @@ impl Names {
 
 /// The names of the running containers on each user network, from the records and the
 /// endpoint registry.
-fn collect(engine: &Engine, records: &[Value]) -> HashMap<String, HashMap<String, Vec<IpAddr>>> {
+fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> HashMap<String, HashMap<String, Vec<IpAddr>>> {
     let mut out: HashMap<String, HashMap<String, Vec<IpAddr>>> = HashMap::new();
-    let nets = engine.networks().unwrap_or_default();
     for net in nets.iter().filter(|n| n.name != "bridge") {
         let names = out.entry(net.name.clone()).or_default();
         for (id, _, ips) in engine.members(&net.name).unwrap_or_default() {

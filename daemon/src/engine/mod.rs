@@ -89,13 +89,13 @@ pub trait Networking {
     fn attachments(&self, id: &str) -> Result<Vec<(String, String)>>;
     /// Attaches a running container to one more network, as the next free `ethN`.
     fn connect(&self, net: &BridgeNetwork, id: &str, netns: &Path) -> Result<(String, Endpoint)> {
-        let used: Vec<String> = self.attachments(id)?.into_iter().map(|(_, i)| i).collect();
-        if self.attachments(id)?.iter().any(|(n, _)| *n == net.name) {
+        let held = self.attachments(id)?;
+        if held.iter().any(|(n, _)| *n == net.name) {
             return Err(Error::AlreadyAttached { network: net.name.clone(), container: id.to_string() });
         }
         let ifname = (0..64)
             .map(|i| format!("eth{i}"))
-            .find(|i| !used.contains(i))
+            .find(|i| !held.iter().any(|(_, used)| used == i))
             .ok_or_else(|| Error::InvalidConfig(format!("container {id} has no free interface name left")))?;
         let ep = self.attach(net, id, netns, &ifname, &[], None)?;
         Ok((ifname, ep))
@@ -121,11 +121,6 @@ impl Engine {
     pub fn new(networks: impl Into<PathBuf>, ipam: impl Into<PathBuf>, run: impl Into<PathBuf>) -> Self {
         let (ipam, run) = (ipam.into(), run.into());
         Self { store: Store { dir: networks.into(), ipam: ipam.clone(), run: run.clone() }, paths: endpoint::Paths::new(ipam, run) }
-    }
-
-    /// The conflist a stored network is (for `network inspect` and CNI users).
-    pub fn conflist(&self, net: &BridgeNetwork) -> serde_json::Value {
-        self.store.conflist(net)
     }
 
     /// Endpoints the registry holds on `network`.
@@ -163,13 +158,14 @@ impl Engine {
                 self.detach(&net, id, None, &ifname, None)?;
             }
         }
+        let claims = self.paths.publisher()?.claims;
         for net in self.networks()? {
             let store = crate::ipam::Store::open(&self.paths.ipam, &net.name)?;
             let held: Vec<crate::ipam::Entry> = store.lock()?.entries()?.into_iter().filter(|e| e.id == id).collect();
             for e in held {
                 freed += crate::ipam::release(&store, id, &e.ifname, &[e.ip])?.len();
                 let owner = crate::portmap::publish::key(&net.name, id, &e.ifname);
-                self.paths.publisher()?.claims.release_owner(&owner)?;
+                claims.release_owner(&owner)?;
             }
         }
         Ok(freed)
@@ -222,7 +218,6 @@ impl Networking for Engine {
         if RESERVED.contains(&name.as_str()) {
             return Err(Error::PredefinedNetwork(name.to_string()));
         }
-        store::ensure_dir(&self.store.dir)?;
         let _l = self.lock()?;
         if self.store.load(&name)?.is_some() {
             return Err(Error::NetworkExists(name.to_string()));
