@@ -7,7 +7,6 @@
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -85,11 +84,6 @@ impl Root {
         Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
-    /// The root's descriptor.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
     /// Opens directory `rel` beneath the root, creating missing components (mode 0755)
     /// when `create`; a symlink or non-directory on the way is an error.
     pub fn dir(&self, rel: &Path, create: bool) -> io::Result<OwnedFd> {
@@ -138,11 +132,6 @@ impl Root {
         }
         Ok(fd)
     }
-}
-
-/// A name as a C string for the `*at` calls that nix does not wrap.
-pub fn cname(name: &OsStr) -> io::Result<std::ffi::CString> {
-    std::ffi::CString::new(name.as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ipnetwork::IpNetwork;
 use serde_json::{json, Value};
@@ -147,21 +147,11 @@ impl Store {
         }
         Ok(())
     }
-
-    /// The conflist file of a stored network.
-    pub fn file(&self, name: &Name) -> PathBuf {
-        self.path(name)
-    }
 }
 
 /// Whether two networks share an address.
 pub fn overlaps(a: &IpNetwork, b: &IpNetwork) -> bool {
     a.contains(b.network()) || b.contains(a.network())
-}
-
-/// The directory is the engine's alone.
-pub fn ensure_dir(dir: &Path) -> Result<()> {
-    crate::state::private_dir(dir)
 }
 
 #[cfg(test)]
