@@ -17,6 +17,8 @@ pub enum Kind {
     Container,
     /// An image reference: `[host[:port]/]path[:tag][@digest]`, ≤ 255.
     Image,
+    /// A free-form firewall match argument (portmap `conditionsV4/V6`): anything printable.
+    Condition,
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::Interface => "interface",
             Kind::Container => "container",
             Kind::Image => "image",
+            Kind::Condition => "firewall condition",
         }
     }
 }
@@ -82,6 +85,8 @@ impl Name {
                     return err("reserved");
                 }
             }
+            // Conditions are checked by `firewall_arg` (control characters only).
+            Kind::Condition => {}
             Kind::Image => {
                 if b.len() > 255 {
                     return err("too long");
@@ -139,7 +144,7 @@ impl AsRef<str> for Name {
 /// rule line or smuggle one in: control characters and non-ASCII never pass.
 pub fn firewall_arg(value: &str) -> Result<&str, NameError> {
     if value.bytes().any(|c| c.is_ascii_control() || c >= 0x80) {
-        return Err(NameError { kind: Kind::Network, value: value.to_string(), why: "firewall condition with control characters" });
+        return Err(NameError { kind: Kind::Condition, value: value.to_string(), why: "control characters" });
     }
     Ok(value)
 }
