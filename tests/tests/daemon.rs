@@ -3,7 +3,7 @@
 
 use std::process::{Child, Command, Stdio};
 
-use berth_tests::harness::berth::{berth, import_busybox};
+use berth_tests::harness::berth::{berth, bridge_allocations, import_busybox};
 use berth_tests::harness::{bin_dir, isolated, sh, try_sh, wait_for};
 use serde_json::Value;
 
@@ -215,12 +215,6 @@ fn kill_hard(name: &str) {
     });
 }
 
-fn addresses() -> usize {
-    std::fs::read_dir("/var/lib/berth/ipam/bridge")
-        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("172.")).count())
-        .unwrap_or(0)
-}
-
 #[test]
 fn netd_frees_what_dead_containers_held_at_start_up() {
     isolated(|| {
@@ -228,11 +222,11 @@ fn netd_frees_what_dead_containers_held_at_start_up() {
         let rules0 = berth_tests::harness::net::rules();
         berth(&["run", "-d", "--name", "victim", "-p", "4300:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
         kill_hard("victim");
-        assert_eq!(addresses(), 1);
+        assert_eq!(bridge_allocations(), 1);
         assert!(sh("iptables-save -t nat").contains("--dport 4300"));
         {
             let _d = Netd::start();
-            assert_eq!(addresses(), 0, "the dead container's address is still allocated");
+            assert_eq!(bridge_allocations(), 0, "the dead container's address is still allocated");
             assert!(!sh("iptables-save -t nat").contains("--dport 4300"), "its port rules are still there");
             assert!(!std::path::Path::new("/run/berth/ports/tcp-4300").exists(), "its port claim is still there");
         }
@@ -243,9 +237,9 @@ fn netd_frees_what_dead_containers_held_at_start_up() {
         // A reboot: the run directory empty, /var/lib kept.
         kill_hard("victim");
         sh("umount -l /run/berth && mount -t tmpfs -o mode=755 tmpfs /run/berth");
-        assert_eq!(addresses(), 1);
+        assert_eq!(bridge_allocations(), 1);
         let _d = Netd::start();
-        assert_eq!(addresses(), 0, "after a reboot the address is still allocated");
+        assert_eq!(bridge_allocations(), 0, "after a reboot the address is still allocated");
         assert!(berth(&["ps", "-a"]).ok().contains("Exited"));
     });
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::harness::berth::{berth, import_busybox, inspect};
+use berth_tests::harness::berth::{berth, bridge_allocations, import_busybox, inspect};
 use berth_tests::harness::net::rules;
 use berth_tests::harness::peer::{HOST_IP, PEER_IP};
 use berth_tests::harness::{curl, image, isolated, sh, try_sh, wait_for, OtherHost};
@@ -12,12 +12,6 @@ const PAGE: &str = "hello from berth";
 
 fn veths() -> usize {
     sh("ip -o link show master docker0 2>/dev/null || true").lines().count()
-}
-
-fn allocations() -> usize {
-    std::fs::read_dir("/var/lib/berth/ipam/bridge")
-        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("172.")).count())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -35,10 +29,10 @@ fn published_web_server_answers_and_stop_rm_clean_up() {
         assert_eq!(info["NetworkSettings"]["Ports"][0]["HostPort"], "4000");
         assert_eq!(berth(&["port", "web"]).ok().trim(), "80/tcp -> 0.0.0.0:4000");
         assert!(berth(&["ps"]).ok().contains("web"));
-        assert_eq!((veths(), allocations()), (1, 1));
+        assert_eq!((veths(), bridge_allocations()), (1, 1));
         berth(&["stop", "-t", "1", "web"]).ok();
         assert_eq!(inspect("web")["State"]["Status"], "exited");
-        assert_eq!((veths(), allocations()), (0, 0), "veth or address left after stop");
+        assert_eq!((veths(), bridge_allocations()), (0, 0), "veth or address left after stop");
         assert!(!sh("iptables-save -t nat").contains("172.17.0.2"), "rules left after stop");
         assert!(!try_sh(&curl("http://127.0.0.1:4000/")).0, "port still answers");
         assert!(!berth(&["ps"]).ok().contains("web"));
@@ -49,7 +43,7 @@ fn published_web_server_answers_and_stop_rm_clean_up() {
         berth(&["run", "-d", "--name", "web2", "-p", "4001:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
         wait_for("web2", || try_sh(&curl("http://127.0.0.1:4001/")).1 == PAGE);
         berth(&["rm", "-f", "web2"]).ok();
-        assert_eq!((veths(), allocations()), (0, 0), "veths, addresses left after rm -f");
+        assert_eq!((veths(), bridge_allocations()), (0, 0), "veths, addresses left after rm -f");
         assert!(!sh("iptables-save -t nat").contains("172.17.0."));
     });
 }
@@ -197,7 +191,7 @@ fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
     isolated(|| {
         import_busybox(PAGE);
         berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
-        let before = (berth(&["ps", "-a", "-q"]).ok(), veths(), allocations(), rules());
+        let before = (berth(&["ps", "-a", "-q"]).ok(), veths(), bridge_allocations(), rules());
         let cases: &[(&[&str], &str)] = &[
             (&["run", "-d", "nosuchimage", "true"], "unable to find image"),
             (&["run", "-d", "-p", "4000:80:90:1", "busybox", "true"], "invalid port spec"),
@@ -214,7 +208,7 @@ fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
             assert_eq!(out.code, 125, "{args:?}: {}", out.stderr);
             assert_eq!(out.stderr.lines().count(), 1, "{args:?}: not one line: {}", out.stderr);
             assert!(out.stderr.contains(msg), "{args:?}: {}", out.stderr);
-            assert_eq!((berth(&["ps", "-a", "-q"]).ok(), veths(), allocations(), rules()), before, "{args:?} left state behind");
+            assert_eq!((berth(&["ps", "-a", "-q"]).ok(), veths(), bridge_allocations(), rules()), before, "{args:?} left state behind");
         }
         assert_eq!(berth(&["run", "busybox", "nonexistent-cmd"]).code, 127);
         assert_eq!(berth(&["run", "busybox", "/etc/passwd"]).code, 126);
@@ -266,7 +260,7 @@ fn ten_parallel_detached_runs_get_distinct_addresses() {
                 s.spawn(move || berth(&["rm", "-f", &format!("p{i}")]).ok());
             }
         });
-        assert_eq!((veths(), allocations()), (0, 0));
+        assert_eq!((veths(), bridge_allocations()), (0, 0));
     });
 }
 
@@ -328,7 +322,7 @@ fn user_defined_networks_and_a_foreign_docker0() {
         assert_eq!(out.code, 125);
         assert!(out.stderr.contains("berth network create"), "{}", out.stderr);
         assert!(berth(&["ps", "-a", "-q"]).ok().trim().is_empty());
-        assert_eq!(allocations(), 0);
+        assert_eq!(bridge_allocations(), 0);
     });
 }
 
@@ -349,7 +343,7 @@ fn logs_follow_and_recovery_after_a_killed_monitor() {
         }
         wait_for("ps to see it gone", || !berth(&["ps"]).ok().contains("web"));
         berth(&["rm", "web"]).ok();
-        assert_eq!((veths(), allocations()), (0, 0));
+        assert_eq!((veths(), bridge_allocations()), (0, 0));
         assert!(!sh("iptables-save -t nat").contains("172.17.0.2"));
         // the port is free again
         berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();

@@ -44,3 +44,10 @@ pub fn inspect(name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&berth(&["inspect", name]).ok()).expect("inspect JSON");
     v[0].clone()
 }
+
+/// How many addresses berth's default `bridge` network has allocated (its host-local store).
+pub fn bridge_allocations() -> usize {
+    std::fs::read_dir("/var/lib/berth/ipam/bridge")
+        .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("172.")).count())
+        .unwrap_or(0)
+}
