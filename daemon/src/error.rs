@@ -120,6 +120,25 @@ pub enum Error {
         /// The container.
         container: String,
     },
+    /// Every `ethN` name of the container is taken.
+    #[error("container {0} has no free interface name left")]
+    NoFreeInterface(String),
+    /// The daemon answered a request with an error.
+    #[error("netd: {message}")]
+    Daemon {
+        /// The HTTP status it answered with.
+        status: u16,
+        /// Its message.
+        message: String,
+    },
+    /// The daemon's socket cannot be reached or spoke something else than its API.
+    #[error("netd at {socket}: {why}")]
+    DaemonUnreachable {
+        /// The socket.
+        socket: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
     /// A stored network cannot be read.
     #[error("network {name} is stored corrupt: {why}")]
     CorruptNetwork {
@@ -170,6 +189,14 @@ pub enum Error {
         /// The address configured.
         wanted: String,
     },
+    /// A bridge of the network's name is someone else's (it has another address).
+    #[error("bridge {bridge} already has address {found} (is another runtime using it?); create a network with `berth network create --subnet CIDR NAME` and run with --net NAME")]
+    ForeignBridge {
+        /// The bridge name.
+        bridge: String,
+        /// The address it has.
+        found: String,
+    },
     /// An external command (iptables-restore) failed.
     #[error("{cmd} failed: {stderr}")]
     Command {
@@ -216,7 +243,7 @@ impl Error {
     pub fn cni_code(&self) -> u32 {
         use Error as E;
         match self {
-            E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } => code::INVALID_CONFIG,
+            E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::ForeignBridge { .. } => code::INVALID_CONFIG,
             E::NoSuchNetwork(_) | E::PredefinedNetwork(_) | E::SubnetOverlap { .. } | E::CorruptNetwork { .. } => code::INVALID_CONFIG,
             E::Netns { .. } => code::INVALID_ENV,
             E::RangeExhausted(_) | E::NoFreeSubnet => code::RANGE_EXHAUSTED,
@@ -225,7 +252,14 @@ impl Error {
             E::NotAttached { .. } => code::UNKNOWN_CONTAINER,
             E::Io { .. } => code::IO,
             E::LockTimeout { .. } => code::TRY_AGAIN,
-            E::Check(_) | E::Netlink(_) | E::Command { .. } => code::INTERNAL,
+            E::Check(_) | E::Netlink(_) | E::Command { .. } | E::NoFreeInterface(_) => code::INTERNAL,
+            E::DaemonUnreachable { .. } => code::TRY_AGAIN,
+            E::Daemon { status, .. } => match status {
+                400 | 403 | 404 => code::INVALID_CONFIG,
+                409 => code::IN_USE,
+                503 => code::TRY_AGAIN,
+                _ => code::INTERNAL,
+            },
         }
     }
 
@@ -241,6 +275,9 @@ impl Error {
             E::RangeExhausted(_) | E::NoFreeSubnet => 400,
             E::LockTimeout { .. } => 503,
             E::CorruptNetwork { .. } | E::Io { .. } | E::Check(_) | E::Netlink(_) | E::Command { .. } => 500,
+            E::NoFreeInterface(_) | E::ForeignBridge { .. } => 409,
+            E::DaemonUnreachable { .. } => 503,
+            E::Daemon { status, .. } => *status,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use netd::engine::AttachOptions;
 use netd::netlink::Socket;
 use netd::netns::NetNs;
 use netd::network::endpoint::Endpoint;
@@ -43,13 +44,13 @@ pub fn setup(paths: &Paths, c: &Container, pid: i32) -> Result<Option<Endpoint>>
             let nets = paths.networking();
             let net = nets.network(name)?;
             lo_up(&netns)?;
-            match nets.attach(&net, &c.id, &netns, "eth0", &c.spec.ports, c.spec.ip) {
-                Ok(ep) => Ok(Some(ep)),
-                Err(netd::Error::BridgeAddress { bridge, found, .. }) => Err(Error::Invalid(format!(
-                    "bridge {bridge} already has address {found} (is another runtime using it?); create a network with `berth network create --subnet CIDR NAME` and run with --net NAME"
-                ))),
-                Err(e) => Err(e.into()),
-            }
+            let opts = AttachOptions {
+                ports: c.spec.ports.clone(),
+                ip: c.spec.ip,
+                aliases: c.spec.aliases.clone(),
+                ..AttachOptions::iface("eth0")
+            };
+            Ok(Some(nets.attach(&net, &c.id, &netns, &opts)?))
         }
         NetMode::None => {
             lo_up(&netns)?;
@@ -87,9 +88,18 @@ pub fn teardown(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<(
     Ok(())
 }
 
-/// `berth network connect` / `disconnect`: a running bridge-mode container joins or
-/// leaves another network (eth1, eth2, ...).
-pub fn connect(paths: &Paths, network: &str, container: &str, join: bool) -> Result<()> {
+/// What `network connect` asks for beyond the network and the container.
+#[derive(Debug, Clone, Default)]
+pub struct Join {
+    /// `--ip`: the address to take there.
+    pub ip: Option<IpAddr>,
+    /// `--alias`: more names there.
+    pub aliases: Vec<String>,
+}
+
+/// `berth network connect` (`join` given) / `disconnect` (`None`): a running bridge-mode
+/// container joins or leaves another network (eth1, eth2, ...).
+pub fn connect(paths: &Paths, network: &str, container: &str, join: Option<&Join>) -> Result<()> {
     let c = container::lookup(paths, container)?;
     let pid = c.state.pid.filter(|_| c.alive()).ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
     if !matches!(c.spec.net, NetMode::Bridge(_)) {
@@ -102,9 +112,12 @@ pub fn connect(paths: &Paths, network: &str, container: &str, join: bool) -> Res
     let nets = paths.networking();
     let net = nets.network(network)?;
     let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-    if join {
+    if let Some(j) = join {
+        if !j.aliases.is_empty() && net.name == "bridge" {
+            return Err(Error::Invalid("network-scoped aliases are only supported for user-defined networks".into()));
+        }
         // The engine refuses a network the container is on already, its first one included.
-        nets.connect(&net, &c.id, &netns)?;
+        nets.connect(&net, &c.id, &netns, j.ip, &j.aliases)?;
     } else {
         nets.disconnect(&net, &c.id, Some(&netns))?;
     }

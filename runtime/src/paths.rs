@@ -54,11 +54,15 @@ impl Paths {
         self.containers().join(id)
     }
 
-    /// The one way the runtime reaches networking: the engine in-process (networks as
-    /// conflists in `<root>/networks`, addresses in `<root>/ipam`). The run root is the CNI
-    /// plugins' default `stateDir` too, so host-port claims and the firewall lock are
-    /// shared with them.
+    /// The one way the runtime reaches networking: netd's socket when a daemon serves
+    /// it, else the engine in-process (networks as conflists in `<root>/networks`,
+    /// addresses in `<root>/ipam`). The run root is the CNI plugins' default `stateDir`
+    /// too, so host-port claims and the firewall lock are shared with them. The kernel
+    /// state is the same either way.
     pub fn networking(&self) -> Box<dyn netd::engine::Networking> {
+        if let Some(client) = netd::engine::client::Client::connect(&crate::daemon::socket(self)) {
+            return Box::new(client);
+        }
         Box::new(netd::engine::Engine::new(self.lib.join("networks"), self.lib.join("ipam"), self.run.clone()))
     }
 }

@@ -17,7 +17,7 @@ impl Netd {
         let log = std::fs::File::create("/run/berth/netd.log").unwrap();
         let c = Command::new(bin_dir().join("netd"))
             .args(["--socket", SOCK])
-            .env("RUST_LOG", "netd=debug")
+            .env("RUST_LOG", "netd=debug,netd_server=debug")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -261,5 +261,122 @@ fn netd_cleanup_returns_the_host_to_its_state_before_berth() {
         assert_eq!(berth_tests::harness::net::rules(), rules0, "rules left");
         assert_eq!(links(), links0, "links left");
         assert_eq!(forwarding(), fwd0, "ip_forward not restored");
+    });
+}
+
+/// Container ids → names, for comparing state made by runs with different ids.
+fn ids_to_names(text: &str) -> String {
+    let mut out = text.to_string();
+    for e in std::fs::read_dir("/var/lib/berth/containers").unwrap().flatten() {
+        let Ok(data) = std::fs::read(e.path().join("container.json")) else { continue };
+        let c: Value = serde_json::from_slice(&data).unwrap();
+        let (id, name) = (c["id"].as_str().unwrap(), c["name"].as_str().unwrap());
+        out = out.replace(id, &format!("<{name}>")).replace(&id[..12], &format!("<{name}>"));
+    }
+    out
+}
+
+/// What berth made in the kernel and on disk: links (veth names, MACs and per-container
+/// chain hashes masked),
+/// IPv4 addresses, routes, every iptables table, sysctls, IPAM files and the engine's
+/// records, and each container's own addresses and routes; ids replaced by names.
+fn kernel_state(containers: &[&str]) -> String {
+    let mut parts = vec![
+        sh("ip -o link show | cut -d: -f2- | sed 's/ link-netnsid [0-9]*//'"),
+        sh("ip -o -4 addr show | awk '{print $2, $4}'"),
+        sh("ip route show"),
+        sh("iptables-save | grep -v '^#' | sed 's/\\[[0-9]*:[0-9]*\\]//'"),
+        sh("sysctl net.ipv4.ip_forward; cat /proc/sys/net/ipv4/conf/*/route_localnet | tr -d '\\n'"),
+        sh("cd /var/lib/berth/ipam && for f in $(find . -type f | sort); do echo \"$f: $(cat $f | tr '\\n' ' ')\"; done"),
+        sh("cd /run/berth && find endpoints endpoint-ports endpoint-aliases ports -type f 2>/dev/null | sort"),
+    ];
+    for c in containers {
+        parts.push(berth(&["exec", c, "ip", "-o", "-4", "addr"]).ok());
+        parts.push(berth(&["exec", c, "ip", "route"]).ok());
+    }
+    let all = ids_to_names(&parts.join("\n"));
+    std::fs::write("/run/berth/state.txt", all).unwrap();
+    sh("sed -E 's/veth[0-9a-f]+/veth*/g; s/([0-9a-f]{2}:){5}[0-9a-f]{2}/MAC/g; s/(BERTH-[A-Z]+-)[0-9A-F]{16}/\\1HASH/g' /run/berth/state.txt | sort")
+}
+
+/// The same scenario: a user network with an alias and a published port, a container on
+/// `bridge` with one, connected to the user network with an alias; both ports answer.
+fn scenario() -> String {
+    berth(&["network", "create", "--subnet", "10.89.0.0/24", "-o", "com.docker.network.bridge.name=br-app", "app"]).ok();
+    // --dns: the in-process run must not start netd for name resolution.
+    let common = ["--dns", "192.0.2.53", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"];
+    berth(&[&["run", "-d", "--name", "web", "--net", "app", "--network-alias", "www", "-p", "8080:80"][..], &common].concat()).ok();
+    berth(&[&["run", "-d", "--name", "b", "-p", "8081:80"][..], &common].concat()).ok();
+    berth(&["network", "connect", "--alias", "bb", "app", "b"]).ok();
+    for port in [8080, 8081] {
+        assert!(sh(&berth_tests::harness::curl(&format!("http://127.0.0.1:{port}/"))).contains("x"), "port {port}");
+    }
+    kernel_state(&["web", "b"])
+}
+
+/// Back to a fresh host: containers, network, rules, records and stores gone.
+fn fresh_host() {
+    berth(&["rm", "-f", "web", "b"]).ok();
+    berth(&["network", "rm", "app"]).ok();
+    sh(&format!("{} cleanup", bin_dir().join("netd").display()));
+    sh("rm -rf /var/lib/berth/ipam /var/lib/berth/networks /var/lib/berth/containers /run/berth/[a-z]*");
+}
+
+#[test]
+fn the_same_kernel_state_in_process_and_through_netd() {
+    isolated(|| {
+        import_busybox("x");
+        let in_process = scenario();
+        assert!(!std::path::Path::new("/run/berth/netd.pid").exists(), "the in-process run started netd");
+        fresh_host();
+        assert_eq!(sh("ip -o link show | wc -l").trim(), "1", "{}", sh("ip link"));
+        let _d = Netd::start();
+        let through_netd = scenario();
+        // Every attach went through the daemon.
+        let log = std::fs::read_to_string("/run/berth/netd.log").unwrap();
+        assert_eq!(log.matches(" attached").count(), 3, "{log}");
+        std::fs::write("/run/berth/a.txt", &in_process).unwrap();
+        std::fs::write("/run/berth/b.txt", &through_netd).unwrap();
+        let diff = try_sh("diff /run/berth/a.txt /run/berth/b.txt");
+        assert!(diff.0, "kernel state differs (< in-process, > through netd):\n{}", diff.1);
+        assert!(in_process.contains("10.89.0.2") && in_process.contains("DNAT"), "{in_process}");
+        // And detach through the daemon frees the same.
+        berth(&["rm", "-f", "web", "b"]).ok();
+        let log = std::fs::read_to_string("/run/berth/netd.log").unwrap();
+        assert_eq!(log.matches(" detached").count(), 3, "{log}");
+        assert_eq!(bridge_allocations(), 0);
+    });
+}
+
+#[test]
+fn network_cli_ip_range_connect_with_ip_and_alias_inspect_and_prune() {
+    isolated(|| {
+        import_busybox("x");
+        berth(&["network", "create", "--subnet", "10.89.0.0/24", "--ip-range", "10.89.0.128/26", "app"]).ok();
+        assert_eq!(berth(&["network", "create", "--ip-range", "10.89.0.0/26", "noip"]).code, 125, "ip-range without subnet");
+        assert_eq!(berth(&["network", "create", "--subnet", "10.90.0.0/24", "--ip-range", "10.91.0.0/26", "out"]).code, 125);
+        berth(&["run", "-d", "--name", "web", "--net", "app", "busybox", "sleep", "60"]).ok();
+        assert!(berth(&["exec", "web", "ip", "-o", "-4", "addr", "show", "eth0"]).ok().contains("10.89.0.128/24"));
+        berth(&["run", "-d", "--name", "cli", "busybox", "sleep", "60"]).ok();
+        berth(&["network", "connect", "--ip", "10.89.0.140", "--alias", "cache", "app", "cli"]).ok();
+        assert!(berth(&["exec", "cli", "ip", "-o", "-4", "addr", "show", "eth1"]).ok().contains("10.89.0.140/24"));
+        let answer = berth(&["exec", "web", "nslookup", "cache"]).ok();
+        assert!(answer.contains("10.89.0.140"), "{answer}");
+        // inspect: Docker's shape, both containers, the range; an unknown name fails.
+        let v: Value = serde_json::from_str(&berth(&["network", "inspect", "app"]).ok()).unwrap();
+        assert_eq!(v[0]["IPAM"]["Config"][0]["IPRange"], "10.89.0.128/26");
+        assert_eq!(v[0]["Containers"].as_object().unwrap().len(), 2, "{v}");
+        let o = berth(&["network", "inspect", "nope"]);
+        assert_eq!(o.code, 125);
+        assert!(o.stderr.contains("network nope not found"), "{}", o.stderr);
+        // The alias leaves with the network.
+        berth(&["network", "disconnect", "app", "cli"]).ok();
+        assert_ne!(berth(&["exec", "web", "nslookup", "cache"]).code, 0, "alias still resolves");
+        // prune: only networks nobody uses.
+        berth(&["network", "create", "unused"]).ok();
+        let out = berth(&["network", "prune", "-f"]).ok();
+        assert!(out.contains("unused") && !out.contains("app"), "{out}");
+        assert!(berth(&["network", "ls"]).ok().contains("app"));
+        berth(&["rm", "-f", "web", "cli"]).ok();
     });
 }

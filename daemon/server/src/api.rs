@@ -15,7 +15,7 @@ use netd::network::endpoint::BridgeNetwork;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::docker;
+use netd::docker;
 
 /// What every handler shares.
 pub struct App {
@@ -40,14 +40,14 @@ impl From<netd::Error> for ApiError {
     }
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
+pub fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-type Result<T> = std::result::Result<T, ApiError>;
+pub type Result<T> = std::result::Result<T, ApiError>;
 
 /// Runs blocking engine work (netlink, file locks) off the async thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
@@ -67,6 +67,7 @@ fn find(nets: Vec<BridgeNetwork>, key: &str) -> Result<BridgeNetwork> {
 
 /// The router, answering with and without a `/v1.24` … `/v1.50` prefix.
 pub fn router(app: Arc<App>) -> Router {
+    let app_berth = app.clone();
     let api = Router::new()
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
@@ -79,7 +80,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/containers/json", get(list_containers))
         .route("/containers/{id}/json", get(inspect_container))
         .with_state(app);
-    let mut r = Router::new().merge(api.clone());
+    let mut r = Router::new().merge(api.clone()).merge(crate::berth::router(app_berth));
     for v in 24..=50 {
         r = r.nest(&format!("/v1.{v}"), api.clone());
     }
@@ -218,9 +219,8 @@ fn create_request(c: Create) -> Result<CreateNetwork> {
     }
     let mut req = CreateNetwork { name: c.name, labels: c.labels.unwrap_or_default(), internal: c.internal, ..Default::default() };
     if let Some(cfg) = configs.into_iter().next() {
-        if cfg.ip_range.is_some_and(|r| !r.is_empty()) {
-            return Err(bad("IPRange is not supported yet"));
-        }
+        req.ip_range =
+            cfg.ip_range.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(format!("invalid IPRange {s:?}")))).transpose()?;
         req.subnet =
             cfg.subnet.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(format!("invalid subnet {s:?}")))).transpose()?;
         req.gateway =
@@ -259,14 +259,7 @@ async fn remove_network(State(app): State<Arc<App>>, Path(id): Path<String>) -> 
 
 async fn prune_networks(State(app): State<Arc<App>>) -> Result<Json<Value>> {
     blocking(move || {
-        let records = docker::containers(&app.root);
-        let mut deleted = Vec::new();
-        for net in app.engine.networks()?.into_iter().filter(|n| n.name != "bridge") {
-            let used = records.iter().any(|c| c["spec"]["net"]["bridge"] == net.name.as_str() && docker::running(c));
-            if !used && app.engine.endpoints(&net.name)? == 0 && app.engine.remove_network(&net.name).is_ok() {
-                deleted.push(net.name);
-            }
-        }
+        let deleted = app.engine.prune()?;
         Ok(Json(json!({"NetworksDeleted": deleted})))
     })
     .await
@@ -276,6 +269,26 @@ async fn prune_networks(State(app): State<Arc<App>>) -> Result<Json<Value>> {
 #[serde(rename_all = "PascalCase")]
 struct Connect {
     container: String,
+    #[serde(default)]
+    endpoint_config: Option<EndpointConfig>,
+}
+
+/// Docker's `EndpointSettings`, the parts connect honours.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EndpointConfig {
+    #[serde(default, rename = "IPAMConfig")]
+    ipam_config: Option<EndpointIpam>,
+    #[serde(default)]
+    aliases: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct EndpointIpam {
+    #[serde(default, rename = "IPv4Address")]
+    ipv4: Option<String>,
+    #[serde(default, rename = "IPv6Address")]
+    ipv6: Option<String>,
 }
 
 /// The record of a running bridge-mode container and its netns, by id, name or prefix.
@@ -294,11 +307,18 @@ fn running_container(root: &std::path::Path, key: &str) -> Result<(Value, PathBu
 
 async fn connect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode> {
     let req: Connect = serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let cfg = req.endpoint_config.unwrap_or_default();
+    let ip = cfg
+        .ipam_config
+        .and_then(|i| i.ipv4.filter(|s| !s.is_empty()).or(i.ipv6.filter(|s| !s.is_empty())))
+        .map(|s| s.parse::<std::net::IpAddr>().map_err(|_| bad(format!("invalid IP address {s:?}"))))
+        .transpose()?;
+    let aliases = cfg.aliases.unwrap_or_default();
     blocking(move || {
         let net = find(app.engine.networks()?, &id)?;
         let (c, netns) = running_container(&app.root, &req.container)?;
         // The engine refuses a network the container is on already, its first one included.
-        app.engine.connect(&net, c["id"].as_str().unwrap_or_default(), &netns)?;
+        app.engine.connect(&net, c["id"].as_str().unwrap_or_default(), &netns, ip, &aliases)?;
         Ok(StatusCode::OK)
     })
     .await

@@ -21,7 +21,7 @@ use netd::engine::{Engine, Networking};
 use netd::network::endpoint::BridgeNetwork;
 use serde_json::Value;
 
-use crate::docker;
+use netd::docker;
 
 /// Names per network: network → lowercase name → addresses.
 pub struct Names {
@@ -83,18 +83,16 @@ fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> HashMa
     let mut out: HashMap<String, HashMap<String, Vec<IpAddr>>> = HashMap::new();
     for net in nets.iter().filter(|n| n.name != "bridge") {
         let names = out.entry(net.name.clone()).or_default();
-        for (id, _, ips) in engine.members(&net.name).unwrap_or_default() {
-            let Some(c) = records.iter().find(|c| c["id"] == id.as_str() && docker::running(c)) else { continue };
-            let mut keys = vec![id.to_lowercase(), id.chars().take(12).collect::<String>()];
+        for m in engine.members(&net.name).unwrap_or_default() {
+            let Some(c) = records.iter().find(|c| c["id"] == m.id.as_str() && docker::running(c)) else { continue };
+            let mut keys = vec![m.id.to_lowercase(), m.id.chars().take(12).collect::<String>()];
             if let Some(n) = c["name"].as_str() {
                 keys.push(n.to_lowercase());
             }
-            // Aliases belong to the container's own (first) network.
-            if c["spec"]["net"]["bridge"] == net.name.as_str() {
-                keys.extend(c["spec"]["aliases"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_lowercase));
-            }
+            // Aliases are network-scoped: the engine keeps them per attachment.
+            keys.extend(m.aliases.iter().map(|a| a.to_lowercase()));
             for k in keys {
-                names.entry(k).or_default().extend(ips.iter().copied());
+                names.entry(k).or_default().extend(m.addresses.iter().copied());
             }
         }
     }

@@ -3,8 +3,8 @@
 //! ls` works; `netd cleanup` and `netd reconcile` are its maintenance commands.
 
 mod api;
+mod berth;
 mod dns;
-mod docker;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -49,7 +49,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let engine = netd::engine::Engine::new(cli.root.join("networks"), cli.root.join("ipam"), cli.run_root.clone());
     // Start-up: free what containers that died unseen held (a killed monitor, a reboot
     // that emptied /run), then the rules the records name, then a watcher for them.
-    for c in docker::containers(&cli.root).iter().filter(|c| docker::dead(c)) {
+    for c in netd::docker::containers(&cli.root).iter().filter(|c| netd::docker::dead(c)) {
         let id = c["id"].as_str().unwrap_or_default();
         match engine.gc_container(id) {
             Ok(n) => tracing::info!(container = %id, addresses = n, "released a dead container's network"),

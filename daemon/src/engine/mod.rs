@@ -3,6 +3,7 @@
 //! front end needs. The runtime reaches it through [`Networking`], the one seam that a
 //! daemon client can implement too.
 
+pub mod client;
 pub mod store;
 
 use std::net::IpAddr;
@@ -13,9 +14,9 @@ use ipnetwork::IpNetwork;
 use crate::error::{Error, Result};
 use crate::name::Name;
 use crate::netlink::Socket;
+pub use crate::network::endpoint::AttachOptions;
 use crate::network::endpoint::{self, BridgeNetwork, Endpoint};
 use crate::network::shared;
-use crate::portmap::PortMapping;
 use crate::reconcile::Repaired;
 use store::{overlaps, Store};
 
@@ -23,7 +24,8 @@ use store::{overlaps, Store};
 const RESERVED: &[&str] = &["bridge", "host", "none", "default"];
 
 /// What `network create` asks for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CreateNetwork {
     /// Network name.
     pub name: String,
@@ -32,6 +34,8 @@ pub struct CreateNetwork {
     pub subnet: Option<IpNetwork>,
     /// Gateway; default: the subnet's first address.
     pub gateway: Option<IpAddr>,
+    /// `--ip-range`: containers get addresses from this part of the subnet only.
+    pub ip_range: Option<IpNetwork>,
     /// Bridge interface; default `br-<random>`. An existing bridge is used and left in
     /// place on removal; an existing link of another kind is refused.
     pub bridge: Option<String>,
@@ -61,6 +65,19 @@ impl CreateNetwork {
     }
 }
 
+/// One container's endpoint on a network.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Member {
+    /// The container ID.
+    pub id: String,
+    /// Its interface there.
+    pub ifname: String,
+    /// Its addresses there.
+    pub addresses: Vec<IpAddr>,
+    /// Its network-scoped aliases there.
+    pub aliases: Vec<String>,
+}
+
 /// The runtime's one seam to networking: the in-process [`Engine`] when no daemon runs,
 /// the daemon's socket when it does; kernel state is the same either way.
 pub trait Networking {
@@ -72,23 +89,30 @@ pub trait Networking {
     fn create_network(&self, req: &CreateNetwork) -> Result<BridgeNetwork>;
     /// Removes a network without endpoints, with the bridge it made and its addresses.
     fn remove_network(&self, name: &str) -> Result<BridgeNetwork>;
-    /// Attaches a container's netns as `ifname`, publishing `ports`, with address `ip`
-    /// when given.
-    fn attach(
-        &self,
-        net: &BridgeNetwork,
-        id: &str,
-        netns: &Path,
-        ifname: &str,
-        ports: &[PortMapping],
-        ip: Option<IpAddr>,
-    ) -> Result<Endpoint>;
+    /// Attaches a container's netns as `opts.ifname`, with its ports, address and aliases.
+    fn attach(&self, net: &BridgeNetwork, id: &str, netns: &Path, opts: &AttachOptions) -> Result<Endpoint>;
     /// Detaches it again; idempotent.
     fn detach(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()>;
     /// Every (network, interface) container `id` is attached to.
     fn attachments(&self, id: &str) -> Result<Vec<(String, String)>>;
-    /// Attaches a running container to one more network, as the next free `ethN`.
-    fn connect(&self, net: &BridgeNetwork, id: &str, netns: &Path) -> Result<(String, Endpoint)> {
+    /// Who is attached to `network`.
+    fn members(&self, network: &str) -> Result<Vec<Member>>;
+    /// Removes every user network without endpoints; returns their names.
+    fn prune(&self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for net in self.networks()?.into_iter().filter(|n| n.name != "bridge") {
+            match self.remove_network(&net.name) {
+                Ok(_) => gone.push(net.name),
+                Err(Error::NetworkInUse { .. }) => {}
+                Err(Error::Daemon { status: 403, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(gone)
+    }
+    /// Attaches a running container to one more network, as the next free `ethN`, with
+    /// address `ip` when given and `aliases`.
+    fn connect(&self, net: &BridgeNetwork, id: &str, netns: &Path, ip: Option<IpAddr>, aliases: &[String]) -> Result<(String, Endpoint)> {
         let held = self.attachments(id)?;
         if held.iter().any(|(n, _)| *n == net.name) {
             return Err(Error::AlreadyAttached { network: net.name.clone(), container: id.to_string() });
@@ -96,8 +120,9 @@ pub trait Networking {
         let ifname = (0..64)
             .map(|i| format!("eth{i}"))
             .find(|i| !held.iter().any(|(_, used)| used == i))
-            .ok_or_else(|| Error::InvalidConfig(format!("container {id} has no free interface name left")))?;
-        let ep = self.attach(net, id, netns, &ifname, &[], None)?;
+            .ok_or_else(|| Error::NoFreeInterface(id.to_string()))?;
+        let opts = AttachOptions { ip, aliases: aliases.to_vec(), ..AttachOptions::iface(&ifname) };
+        let ep = self.attach(net, id, netns, &opts)?;
         Ok((ifname, ep))
     }
     /// Detaches the container from `net`, whatever interface it has there.
@@ -131,19 +156,6 @@ impl Engine {
     /// The endpoint registry's directory: its mtime moves with every attach and detach.
     pub fn registry_dir(&self) -> PathBuf {
         self.paths.run.join(shared::DIR)
-    }
-
-    /// Who is attached to `network`: (container, interface, addresses), from the registry.
-    pub fn members(&self, network: &str) -> Result<Vec<(String, String, Vec<IpAddr>)>> {
-        let store = crate::ipam::Store::open(&self.paths.ipam, network)?;
-        let mut out = Vec::new();
-        for k in shared::holders(&shared::registry(&self.paths.run)?, network) {
-            let mut p = k.splitn(3, '~').skip(1);
-            if let (Some(id), Some(ifname)) = (p.next(), p.next()) {
-                out.push((id.to_string(), ifname.to_string(), crate::ipam::find(&store, id, ifname)?));
-            }
-        }
-        Ok(out)
     }
 
     /// Frees everything container `id` held, for a container known to be dead (its
@@ -235,8 +247,9 @@ impl Networking for Engine {
             }
             None => self.pick_subnet(&taken)?,
         };
-        // Validated the way allocation will use it.
-        crate::ipam::Range::new(subnet, None, None, req.gateway)?;
+        if req.ip_range.is_some() && req.subnet.is_none() {
+            return Err(Error::InvalidConfig("--ip-range needs --subnet".into()));
+        }
         let bridge = match &req.bridge {
             Some(b) => Name::interface(b)?.to_string(),
             None => format!("br-{}", crate::netlink::random_hex(5)),
@@ -261,7 +274,10 @@ impl Networking for Engine {
             internal: req.internal,
             labels: req.labels.clone(),
             created: Some(crate::clock::rfc3339(crate::clock::now())),
+            ip_range: req.ip_range,
         };
+        // Validated the way allocation will use it.
+        endpoint::range_set(&net)?;
         self.store.save(&net)?;
         Ok(net)
     }
@@ -290,20 +306,30 @@ impl Networking for Engine {
         Ok(net)
     }
 
-    fn attach(
-        &self,
-        net: &BridgeNetwork,
-        id: &str,
-        netns: &Path,
-        ifname: &str,
-        ports: &[PortMapping],
-        ip: Option<IpAddr>,
-    ) -> Result<Endpoint> {
-        endpoint::attach(&self.paths, net, id, netns, ifname, ports, ip)
+    fn attach(&self, net: &BridgeNetwork, id: &str, netns: &Path, opts: &AttachOptions) -> Result<Endpoint> {
+        endpoint::attach(&self.paths, net, id, netns, opts)
     }
 
     fn detach(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()> {
         endpoint::detach(&self.paths, net, id, netns, ifname, ep)
+    }
+
+    fn members(&self, network: &str) -> Result<Vec<Member>> {
+        let store = crate::ipam::Store::open(&self.paths.ipam, network)?;
+        let aliases = self.paths.aliases()?;
+        let mut out = Vec::new();
+        for k in shared::holders(&shared::registry(&self.paths.run)?, network) {
+            let mut p = k.splitn(3, '~').skip(1);
+            if let (Some(id), Some(ifname)) = (p.next(), p.next()) {
+                out.push(Member {
+                    id: id.to_string(),
+                    ifname: ifname.to_string(),
+                    addresses: crate::ipam::find(&store, id, ifname)?,
+                    aliases: aliases.load(&k).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn attachments(&self, id: &str) -> Result<Vec<(String, String)>> {

@@ -44,6 +44,11 @@ impl Store {
         if let Some(gw) = net.gateway {
             range["gateway"] = json!(gw.to_string());
         }
+        // `--ip-range` as host-local's own bounds, so the plugins honour it too.
+        if let Some(r) = net.ip_range.and_then(|_| crate::network::endpoint::range_set(net).ok()) {
+            range["rangeStart"] = json!(r.0[0].start.to_string());
+            range["rangeEnd"] = json!(r.0[0].end.to_string());
+        }
         let mut bridge = json!({
             "type": "bridge", "bridge": net.bridge, "isGateway": true, "isDefaultGateway": true,
             "ipMasq": net.ip_masq, "hairpinMode": true,
@@ -58,7 +63,7 @@ impl Store {
         json!({
             "cniVersion": CNI_VERSION, "name": net.name,
             "plugins": [bridge, {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true, "stateDir": self.run.display().to_string()}],
-            "berth": {"externalBridge": net.external_bridge, "labels": net.labels, "created": net.created}
+            "berth": {"externalBridge": net.external_bridge, "labels": net.labels, "created": net.created, "ipRange": net.ip_range}
         })
     }
 
@@ -87,6 +92,7 @@ impl Store {
             internal: bridge.get("internal").and_then(Value::as_bool).unwrap_or(false),
             labels: doc.pointer("/berth/labels").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default(),
             created: s(doc.pointer("/berth/created")),
+            ip_range: s(doc.pointer("/berth/ipRange")).map(|r| r.parse().map_err(|_| corrupt(name, "bad ipRange"))).transpose()?,
         })
     }
 
@@ -173,10 +179,13 @@ mod tests {
             internal: true,
             labels: [("a".to_string(), "b".to_string())].into(),
             created: Some("2026-11-23T19:45:24Z".into()),
+            ip_range: Some("10.89.0.128/25".parse().unwrap()),
         };
         let doc = st.conflist(&net);
         assert_eq!(doc["plugins"][0]["ipam"]["dataDir"], "/var/lib/berth/ipam");
         assert_eq!(doc["plugins"][1]["type"], "portmap");
+        assert_eq!(doc["plugins"][0]["ipam"]["ranges"][0][0]["rangeStart"], "10.89.0.128");
+        assert_eq!(doc["plugins"][0]["ipam"]["ranges"][0][0]["rangeEnd"], "10.89.0.254");
         assert_eq!(Store::parse("app", &doc).unwrap(), net);
     }
 }

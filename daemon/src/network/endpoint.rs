@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::firewall::{self, NetworkRules, PortRules};
 use crate::ipam::{self, Range, RangeSet, Store};
+use crate::name::Name;
 use crate::netns::NetNs;
 use crate::network::bridge::{BridgeSpec, IfaceConfig};
 use crate::network::shared;
@@ -50,6 +51,9 @@ pub struct BridgeNetwork {
     /// Creation time, RFC 3339 (none for the built-in network).
     #[serde(default)]
     pub created: Option<String>,
+    /// `--ip-range`: the part of the subnet containers get addresses from.
+    #[serde(default)]
+    pub ip_range: Option<IpNetwork>,
 }
 
 impl BridgeNetwork {
@@ -79,6 +83,7 @@ impl BridgeNetwork {
             internal: false,
             labels: Default::default(),
             created: None,
+            ip_range: None,
         }
     }
 }
@@ -102,6 +107,11 @@ impl Paths {
         shared::registry(&self.run)
     }
 
+    /// Network-scoped aliases per attachment (`--network-alias`, connect's `--alias`).
+    pub fn aliases(&self) -> Result<StateDir> {
+        StateDir::open(self.run.join(ALIASES))
+    }
+
     /// The port publisher of the runtime's attachments.
     pub fn publisher(&self) -> Result<Publisher> {
         Ok(Publisher {
@@ -109,6 +119,32 @@ impl Paths {
             claims: Claims::open(self.run.join("ports"))?,
             fw: firewall::select("auto", &self.run, firewall::DEFAULT_MARK_BIT)?,
         })
+    }
+}
+
+/// Directory of alias records under the run root, keyed like the endpoint registry.
+const ALIASES: &str = "endpoint-aliases";
+
+/// What an attach asks for besides the network, the container and its netns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachOptions {
+    /// The interface inside the container (`eth0`, `eth1`, ...).
+    pub ifname: String,
+    /// Ports to publish (host port 0: an ephemeral one is picked).
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+    /// The address to take (`--ip`); default the next free one.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// More names on this network (`--network-alias`, connect's `--alias`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+impl AttachOptions {
+    /// Options for interface `ifname` and nothing else.
+    pub fn iface(ifname: &str) -> Self {
+        Self { ifname: ifname.to_string(), ..Self::default() }
     }
 }
 
@@ -127,22 +163,34 @@ pub struct Endpoint {
     pub ports: Vec<PortMapping>,
 }
 
-fn range_set(net: &BridgeNetwork) -> Result<RangeSet> {
-    RangeSet::new(vec![Range::new(net.subnet, None, None, net.gateway)?])
+/// The addresses containers get: the subnet, or its `--ip-range` part.
+pub fn range_set(net: &BridgeNetwork) -> Result<RangeSet> {
+    let (start, end) = match net.ip_range {
+        Some(r) => {
+            let whole = Range::new(net.subnet, None, None, net.gateway)?;
+            if !net.subnet.contains(r.network()) || r.prefix() < net.subnet.prefix() {
+                return Err(Error::InvalidConfig(format!("ip-range {r} is not inside subnet {}", net.subnet)));
+            }
+            let last = match r {
+                IpNetwork::V4(v4) => IpAddr::V4(v4.broadcast()),
+                IpNetwork::V6(v6) => IpAddr::V6(v6.broadcast()),
+            };
+            let first = if r.network() == net.subnet.network() { whole.start } else { r.network() };
+            let last = if whole.contains(last) { last } else { whole.end };
+            (Some(first), Some(last))
+        }
+        None => (None, None),
+    };
+    RangeSet::new(vec![Range::new(net.subnet, start, end, net.gateway)?])
 }
 
-/// Attaches the container whose netns is `netns` as `ifname`, publishing `ports`
+/// Attaches the container whose netns is `netns` as `opts.ifname`, publishing its ports
 /// (ephemeral ones get their host port here; the endpoint holds the resolved mappings),
-/// with address `ip` when given (`--ip`), else the next free one.
-pub fn attach(
-    paths: &Paths,
-    net: &BridgeNetwork,
-    id: &str,
-    netns: &Path,
-    ifname: &str,
-    ports: &[PortMapping],
-    ip: Option<IpAddr>,
-) -> Result<Endpoint> {
+/// with address `opts.ip` when given (`--ip`), else the next free one, and records its
+/// aliases.
+pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: &AttachOptions) -> Result<Endpoint> {
+    let (ifname, ports, ip) = (opts.ifname.as_str(), opts.ports.as_slice(), opts.ip);
+    let aliases = opts.aliases.iter().map(|a| Name::container(a).map(|n| n.to_string())).collect::<Result<Vec<_>, _>>()?;
     let ns = NetNs::open(netns)?;
     let sets = [range_set(net)?];
     let store = Store::open(&paths.ipam, &net.name)?;
@@ -184,7 +232,11 @@ pub fn attach(
             rules: vec![net.rules()],
         };
         let registry = paths.shared_dir()?;
-        let att = wire::wire(&registry, publisher.fw.as_ref(), id, &ns, ifname, &w)?;
+        let att = wire::wire(&registry, publisher.fw.as_ref(), id, &ns, ifname, &w).map_err(|e| match e {
+            // The runtime's and the daemon's users cannot set forceAddress: say what to do.
+            Error::BridgeAddress { bridge, found, .. } => Error::ForeignBridge { bridge, found },
+            e => e,
+        })?;
         if !ports.is_empty() {
             let rules = PortRules {
                 network: net.name.clone(),
@@ -214,6 +266,13 @@ pub fn attach(
     if result.is_err() {
         undo_ipam();
         let _ = publisher.claims.release(&owner, ports);
+        return result;
+    }
+    if !aliases.is_empty() {
+        if let Err(e) = paths.aliases()?.save(&owner, &aliases) {
+            let _ = detach(paths, net, id, Some(netns), ifname, result.as_ref().ok());
+            return Err(e);
+        }
     }
     result
 }
@@ -230,6 +289,7 @@ pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>
     let hint: Vec<IpAddr> = ep.map(|e| e.address.ip()).into_iter().collect();
     ipam::release(&store, id, ifname, &hint)?;
     let hosts: Vec<String> = ep.map(|e| e.host_veth.clone()).into_iter().collect();
+    paths.aliases()?.remove(&crate::portmap::publish::key(&net.name, id, ifname))?;
     let rules = |_: &[IpNetwork]| vec![net.rules()];
     wire::unwire(&paths.shared_dir()?, publisher.fw.as_ref(), &net.name, id, netns, ifname, &net.bridge, &hosts, &rules)
 }

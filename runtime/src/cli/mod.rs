@@ -164,6 +164,9 @@ pub enum NetworkCommand {
         /// Gateway address (default: the subnet's first address).
         #[arg(long)]
         gateway: Option<std::net::IpAddr>,
+        /// Allocate container addresses from this sub-range of the subnet only (CIDR).
+        #[arg(long = "ip-range")]
+        ip_range: Option<String>,
         /// Bridge interface name (default: br-<random>); an existing bridge is used and
         /// left in place on rm.
         #[arg(long)]
@@ -183,13 +186,33 @@ pub enum NetworkCommand {
     },
     /// List networks.
     Ls,
+    /// Show networks as the Docker Engine API does (a JSON array), with their containers.
+    Inspect {
+        /// Network names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Remove a network no container uses.
     Rm {
         /// Network name.
         name: String,
     },
+    /// Remove every user network that no container uses.
+    Prune {
+        /// Do not ask for confirmation (berth never asks; accepted for Docker's scripts).
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Connect a running container to a network (it gets the next ethN).
+    ///
+    /// Example: berth network connect --alias cache --ip 10.89.0.50 appnet web
     Connect {
+        /// The address to take on the network (default: the next free one).
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// Another name for the container on this network (repeatable).
+        #[arg(long)]
+        alias: Vec<String>,
         /// Network name.
         network: String,
         /// Container name or ID.
@@ -225,16 +248,20 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inspect { containers } => info::inspect(&paths, &containers),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
-        Command::Network(NetworkCommand::Create { subnet, gateway, bridge, opt, label, internal, name }) => {
-            network::create(&paths, &name, subnet.as_deref(), gateway, bridge.as_deref(), &opt, &label, internal)
+        Command::Network(NetworkCommand::Create { subnet, gateway, ip_range, bridge, opt, label, internal, name }) => {
+            let req = network::Create { subnet, gateway, ip_range, bridge, opts: opt, labels: label, internal };
+            network::create(&paths, &name, &req)
         }
         Command::Network(NetworkCommand::Ls) => network::ls(&paths),
+        Command::Network(NetworkCommand::Inspect { names }) => network::inspect(&paths, &names),
         Command::Network(NetworkCommand::Rm { name }) => network::rm(&paths, &name),
-        Command::Network(NetworkCommand::Connect { network, container }) => {
-            crate::network::connect(&paths, &network, &container, true).map(|()| 0)
+        Command::Network(NetworkCommand::Prune { force: _ }) => network::prune(&paths),
+        Command::Network(NetworkCommand::Connect { ip, alias, network, container }) => {
+            let join = crate::network::Join { ip, aliases: alias };
+            crate::network::connect(&paths, &network, &container, Some(&join)).map(|()| 0)
         }
         Command::Network(NetworkCommand::Disconnect { network, container }) => {
-            crate::network::connect(&paths, &network, &container, false).map(|()| 0)
+            crate::network::connect(&paths, &network, &container, None).map(|()| 0)
         }
         Command::Monitor { id } => run::monitor(&paths, &id),
     }

@@ -15,35 +15,80 @@ fn labels(labels: &[String]) -> std::collections::BTreeMap<String, String> {
     labels.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect()
 }
 
+/// `network create`'s flags.
+#[derive(Debug, Clone, Default)]
+pub struct Create {
+    /// `--subnet`.
+    pub subnet: Option<String>,
+    /// `--gateway`.
+    pub gateway: Option<IpAddr>,
+    /// `--ip-range`.
+    pub ip_range: Option<String>,
+    /// `--bridge`.
+    pub bridge: Option<String>,
+    /// `-o KEY=VALUE`.
+    pub opts: Vec<String>,
+    /// `--label`.
+    pub labels: Vec<String>,
+    /// `--internal`.
+    pub internal: bool,
+}
+
+fn cidr(what: &str, s: Option<&str>) -> Result<Option<IpNetwork>> {
+    s.map(|s| s.parse().map_err(|_| Error::Invalid(format!("invalid {what} {s:?}: not a CIDR")))).transpose()
+}
+
 /// Creates a network; the engine picks a free subnet when none is given.
-#[allow(clippy::too_many_arguments)]
-pub fn create(
-    paths: &Paths,
-    name: &str,
-    subnet: Option<&str>,
-    gateway: Option<IpAddr>,
-    bridge: Option<&str>,
-    opts: &[String],
-    label: &[String],
-    internal: bool,
-) -> Result<i32> {
-    let subnet: Option<IpNetwork> =
-        subnet.map(|s| s.parse().map_err(|_| Error::Invalid(format!("invalid subnet {s:?}: not a CIDR")))).transpose()?;
+pub fn create(paths: &Paths, name: &str, c: &Create) -> Result<i32> {
     let mut req = CreateNetwork {
         name: name.to_string(),
-        subnet,
-        gateway,
-        bridge: bridge.map(str::to_string),
-        labels: labels(label),
-        internal,
+        subnet: cidr("subnet", c.subnet.as_deref())?,
+        gateway: c.gateway,
+        ip_range: cidr("ip-range", c.ip_range.as_deref())?,
+        bridge: c.bridge.clone(),
+        labels: labels(&c.labels),
+        internal: c.internal,
         ..Default::default()
     };
-    for o in opts {
+    for o in &c.opts {
         let (k, v) = o.split_once('=').ok_or_else(|| Error::Invalid(format!("invalid option {o:?}: use KEY=VALUE")))?;
         req.option(k, v)?;
     }
     let net = paths.networking().create_network(&req)?;
     println!("{}", net.name);
+    Ok(0)
+}
+
+/// Prints the networks as `docker network inspect` does; an unknown one is an error
+/// after the others are printed, as in Docker.
+pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
+    let nets = paths.networking();
+    let records = netd::docker::containers(&paths.lib);
+    let mut out = Vec::new();
+    let mut missing = None;
+    for n in names {
+        match nets.network(n) {
+            Ok(net) => out.push(netd::docker::network(&net, &records, &nets.members(&net.name)?)),
+            Err(netd::Error::NoSuchNetwork(_)) => missing = Some(n.clone()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into()));
+    match missing {
+        Some(n) => Err(netd::Error::NoSuchNetwork(n).into()),
+        None => Ok(0),
+    }
+}
+
+/// Removes every user network no container uses, printing their names.
+pub fn prune(paths: &Paths) -> Result<i32> {
+    let gone = paths.networking().prune()?;
+    if !gone.is_empty() {
+        println!("Deleted Networks:");
+        for n in gone {
+            println!("{n}");
+        }
+    }
     Ok(0)
 }
 

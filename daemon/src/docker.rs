@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use netd::network::endpoint::BridgeNetwork;
+use crate::network::endpoint::BridgeNetwork;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -63,7 +63,7 @@ pub fn dead(c: &Value) -> bool {
         |k: &str| c["state"][k].as_i64().is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), None).is_ok());
     match c["state"]["status"].as_str() {
         Some("running") => !alive("pid") && !alive("monitor_pid"),
-        Some("created") => c["created"].as_u64().is_some_and(|t| netd::clock::now().saturating_sub(t) > 60),
+        Some("created") => c["created"].as_u64().is_some_and(|t| crate::clock::now().saturating_sub(t) > 60),
         _ => false,
     }
 }
@@ -88,12 +88,13 @@ fn endpoint_json(c: &Value, net: &str) -> Value {
 }
 
 /// A network as `GET /networks` shows it; `Containers` filled from running records and
-/// from `members` (container, interface, addresses) connected later.
-pub fn network(net: &BridgeNetwork, records: &[Value], members: &[(String, String, Vec<std::net::IpAddr>)]) -> Value {
+/// from `members` connected later.
+pub fn network(net: &BridgeNetwork, records: &[Value], members: &[crate::engine::Member]) -> Value {
     let mut containers = Map::new();
-    for (id, _, ips) in members {
+    for m in members {
+        let id = &m.id;
         let Some(c) = records.iter().find(|c| c["id"] == id.as_str() && running(c)) else { continue };
-        let ip = ips.first().map(|ip| format!("{ip}/{}", net.subnet.prefix())).unwrap_or_default();
+        let ip = m.addresses.first().map(|ip| format!("{ip}/{}", net.subnet.prefix())).unwrap_or_default();
         containers.insert(
             id.clone(),
             json!({"Name": c["name"], "EndpointID": network_id(&format!("{id}/{}", net.name)), "MacAddress": "", "IPv4Address": ip, "IPv6Address": ""}),
@@ -110,9 +111,13 @@ pub fn network(net: &BridgeNetwork, records: &[Value], members: &[(String, Strin
         );
     }
     let gateway = net.gateway.map(|g| g.to_string()).unwrap_or_else(|| {
-        let first = netd::ipam::offset(net.subnet.network(), 1);
+        let first = crate::ipam::offset(net.subnet.network(), 1);
         first.to_string()
     });
+    let mut ipam_config = json!({"Subnet": net.subnet.to_string(), "Gateway": gateway});
+    if let Some(r) = net.ip_range {
+        ipam_config["IPRange"] = json!(r.to_string());
+    }
     let mut options = BTreeMap::new();
     options.insert("com.docker.network.bridge.name".to_string(), net.bridge.clone());
     options.insert("com.docker.network.bridge.enable_ip_masquerade".to_string(), net.ip_masq.to_string());
@@ -122,7 +127,7 @@ pub fn network(net: &BridgeNetwork, records: &[Value], members: &[(String, Strin
         "Name": net.name, "Id": network_id(&net.name),
         "Created": net.created.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         "Scope": "local", "Driver": "bridge", "EnableIPv4": true, "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [{"Subnet": net.subnet.to_string(), "Gateway": gateway}]},
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [ipam_config]},
         "Internal": net.internal, "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers, "Options": options, "Labels": net.labels,
     })
@@ -189,7 +194,7 @@ pub fn container_summary(c: &Value) -> Value {
 /// A container as `GET /containers/{id}/json` shows it (the fields `docker inspect` reads).
 pub fn container_inspect(c: &Value) -> Value {
     let args: Vec<Value> = c["spec"]["args"].as_array().cloned().unwrap_or_default();
-    let t = |v: &Value| v.as_u64().map(netd::clock::rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
+    let t = |v: &Value| v.as_u64().map(crate::clock::rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
     let running = running(c);
     json!({
         "Id": c["id"], "Created": t(&c["created"]),
