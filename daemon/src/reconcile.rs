@@ -74,12 +74,88 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
     Ok(done)
 }
 
+/// Puts back what the records say each attachment wired on the host and someone removed
+/// (`ip link del` of a bridge, `ip addr flush`, a link set down, a veth released from its
+/// bridge): the bridge with its gateway addresses, up; each recorded host veth as its
+/// port; forwarding on. One link dump; nothing is changed where all is in place. Returns
+/// how many bridges and ports were repaired.
+pub fn links(run_dir: &Path) -> Result<usize> {
+    use crate::network::{bridge, wire};
+    let records = wire::wired(run_dir);
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let mut sock = crate::netlink::Socket::open()?;
+    let by_name: BTreeMap<String, crate::netlink::Link> = sock.links()?.into_iter().map(|l| (l.name.clone(), l)).collect();
+    let mut repaired = 0;
+    let mut bridges: BTreeMap<&str, &wire::Wired> = BTreeMap::new();
+    for w in &records {
+        bridges.entry(w.spec.name.as_str()).or_insert(w);
+    }
+    let mut v4 = false;
+    for (name, w) in bridges {
+        let present = by_name.get(name);
+        let br = match present {
+            Some(l) if l.up => l.clone(),
+            _ => {
+                repaired += 1;
+                bridge::ensure_bridge(&mut sock, &w.spec)?
+            }
+        };
+        if w.spec.is_gateway {
+            let have = sock.addresses(br.index)?;
+            if w.gateways.iter().any(|g| !have.iter().any(|a| a.ip() == g.ip())) {
+                repaired += 1;
+                bridge::ensure_gateways(&mut sock, &br, &w.gateways, false)?;
+            }
+            v4 |= w.gateways.iter().any(|g| g.is_ipv4());
+        }
+        for port in records.iter().filter(|r| r.spec.name == name) {
+            let Some(l) = by_name.get(&port.host).filter(|l| l.kind.as_deref() == Some("veth")) else { continue };
+            if l.master != Some(br.index) {
+                sock.set_master(l.index, br.index)?;
+                if port.spec.hairpin {
+                    sock.set_bridge_port(l.index, true)?;
+                }
+                sock.set_up(l.index)?;
+                repaired += 1;
+            }
+        }
+    }
+    // Forwarding: the host-wide switch every attachment relies on.
+    bridge::enable_forwarding(v4, false)?;
+    Ok(repaired)
+}
+
+/// Puts back `route_localnet` on every interface whose reference records say a
+/// 127.0.0.1 mapping needs it, and forwarding where attachments exist: sysctls have no
+/// change events, so the watcher reads these few files every tick.
+pub fn sysctls(run_dir: &Path) -> Result<usize> {
+    let mut fixed = 0;
+    for e in std::fs::read_dir(run_dir.join("route-localnet")).into_iter().flatten().flatten() {
+        let iface = e.file_name().to_string_lossy().to_string();
+        let held = std::fs::read_dir(e.path()).map(|mut d| d.next().is_some()).unwrap_or(false);
+        let key = format!("/proc/sys/net/ipv4/conf/{iface}/route_localnet");
+        if held && crate::name::Name::interface(&iface).is_ok() && std::fs::read_to_string(&key).is_ok_and(|v| v.trim() != "1") {
+            crate::network::bridge::enable_route_localnet(&iface)?;
+            fixed += 1;
+        }
+    }
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1");
+    if !forwarding && !crate::network::wire::wired(run_dir).is_empty() {
+        crate::network::bridge::enable_forwarding(true, false)?;
+        fixed += 1;
+    }
+    Ok(fixed)
+}
+
 /// Whether berth has records of anything installed under `run_dir`.
 fn has_records(run_dir: &Path) -> bool {
     NETWORK_DIRS.iter().chain(PORT_DIRS).any(|d| StateDir::open(run_dir.join(d)).map(|s| !s.keys().is_empty()).unwrap_or(false))
 }
 
-/// Keeps the firewall true to the records: every `tick` it reads the nf_tables
+/// Keeps the firewall and sysctls true to the records: every `tick` it reads the sysctls
+/// berth relies on and the nf_tables
 /// generation (one netlink round trip); when it moved, it probes the base jumps and, if a
 /// flush or reload removed them, re-installs everything the records say. Where the
 /// generation cannot be read (iptables-legacy), it probes every tick. Runs until `stop`
@@ -88,6 +164,11 @@ pub fn watch(run_dir: &Path, tick: std::time::Duration, stop: &dyn Fn() -> bool)
     let mut seen: Option<u32> = None;
     let mut repairs = 0;
     while !stop() {
+        match sysctls(run_dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sysctls = n, "sysctls restored"),
+            Err(e) => tracing::warn!(error = %e, "restoring sysctls failed"),
+        }
         let gen = firewall::generation::current().ok();
         if gen.is_none() || gen != seen {
             if has_records(run_dir) {

@@ -380,3 +380,47 @@ fn network_cli_ip_range_connect_with_ip_and_alias_inspect_and_prune() {
         berth(&["rm", "-f", "web", "cli"]).ok();
     });
 }
+
+/// Bridges with their masters and state, and IPv4 addresses (veth names masked).
+fn links_and_addresses() -> String {
+    sh("{ ip -o link show | awk '{print $2, $3, $9, $11}' | sed 's/@[^:]*//'; ip -o -4 addr show | awk '{print $2, $4}'; \
+        sysctl -n net.ipv4.ip_forward; cat /proc/sys/net/ipv4/conf/*/route_localnet | tr -d '\\n'; } | sed -E 's/veth[0-9a-f]+/veth*/' | sort")
+}
+
+#[test]
+fn netd_restores_deleted_bridges_addresses_and_sysctls() {
+    isolated(|| {
+        import_busybox("page");
+        let _d = Netd::start();
+        berth(&["network", "create", "--subnet", "10.89.0.0/24", "-o", "com.docker.network.bridge.name=br-app", "app"]).ok();
+        let web = ["busybox", "httpd", "-f", "-p", "80", "-h", "/www"];
+        berth(&[&["run", "-d", "--name", "web", "--net", "app", "-p", "4000:80"][..], &web].concat()).ok();
+        berth(&[&["run", "-d", "--name", "b", "-p", "4001:80"][..], &web].concat()).ok();
+        let answers = |port: u16| try_sh(&format!("curl -s --max-time 0.3 http://127.0.0.1:{port}/")).1 == "page";
+        wait_for("the published ports", || answers(4000) && answers(4001));
+        let before = links_and_addresses();
+        for (damage, port) in [
+            ("ip link del br-app", 4000),
+            ("ip addr flush dev docker0", 4001),
+            ("ip link set docker0 down", 4001),
+            ("sysctl -w net.ipv4.ip_forward=0", 4000),
+            ("sysctl -w net.ipv4.conf.br-app.route_localnet=0", 4000),
+        ] {
+            sh(damage);
+            let t0 = std::time::Instant::now();
+            while !(answers(port) && links_and_addresses() == before) {
+                if t0.elapsed() > std::time::Duration::from_secs(3) {
+                    let log = std::fs::read_to_string("/run/berth/netd.log").unwrap_or_default();
+                    panic!("not restored after `{damage}`:\nbefore:\n{before}\nnow:\n{}\n{log}", links_and_addresses());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            println!("restored after `{damage}` in {:?}", t0.elapsed());
+        }
+        // The containers still reach each other over the re-made bridge.
+        berth(&["run", "-d", "--name", "c", "--net", "app", "busybox", "sleep", "30"]).ok();
+        assert!(berth(&["exec", "c", "wget", "-q", "-O", "-", "http://web/"]).ok().contains("page"));
+        berth(&["rm", "-f", "web", "b", "c"]).ok();
+        assert!(!std::path::Path::new("/run/berth/endpoint-links").read_dir().unwrap().any(|_| true), "link records left");
+    });
+}

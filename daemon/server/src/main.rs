@@ -5,6 +5,7 @@
 mod api;
 mod berth;
 mod dns;
+mod links;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -56,11 +57,15 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(container = %id, error = %e, "releasing a dead container's network failed"),
         }
     }
+    if let Err(e) = netd::reconcile::links(&cli.run_root) {
+        tracing::warn!(error = %e, "restoring bridges at start-up failed");
+    }
     if let Err(e) = engine.reconcile() {
         tracing::warn!(error = %e, "reconcile at start-up failed");
     }
     let run = cli.run_root.clone();
     std::thread::spawn(move || netd::reconcile::watch(&run, std::time::Duration::from_millis(200), &|| false));
+    tokio::spawn(links::watch(cli.run_root.clone()));
     tokio::spawn(dns::run(engine.clone(), cli.root.clone()));
     let app = Arc::new(api::App { engine, root: cli.root.clone() });
     if let Some(dir) = cli.socket.parent() {

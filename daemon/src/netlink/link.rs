@@ -157,6 +157,14 @@ impl Socket {
         self.change("set link up", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
+    /// Makes a link a port of bridge `master` (a veth left without one when its bridge
+    /// was deleted).
+    pub fn set_master(&mut self, index: u32, master: u32) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::Controller(master));
+        self.change("set master", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
     /// Sets or clears promiscuous mode.
     pub fn set_promisc(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
         let mut msg = msg_for(index);

@@ -11,7 +11,7 @@ use crate::netns::NetNs;
 use crate::sysctl;
 
 /// How the bridge and its ports are set up (the CNI bridge keys users rely on).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BridgeSpec {
     /// Bridge name, e.g. "docker0" or "cni0".
     pub name: String,

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::firewall::{Firewall, NetworkRules};
@@ -30,6 +31,31 @@ pub struct Wiring {
     pub rules: Vec<NetworkRules>,
 }
 
+/// Directory (beside the registry) of what each attachment wired on the host, so that
+/// netd can put back a bridge, its addresses and its ports after someone removed them.
+pub const LINKS: &str = "endpoint-links";
+
+/// What one attachment wired on the host side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wired {
+    /// The bridge.
+    pub spec: BridgeSpec,
+    /// Its gateway addresses (when `spec.is_gateway`).
+    pub gateways: Vec<IpNetwork>,
+    /// The host end of the veth.
+    pub host: String,
+}
+
+fn links_dir(registry: &StateDir) -> Result<StateDir> {
+    StateDir::open(registry.path().with_file_name(LINKS))
+}
+
+/// Every attachment's host-side record under run directory `run`.
+pub fn wired(run: &Path) -> Vec<Wired> {
+    let Ok(dir) = StateDir::open(run.join(LINKS)) else { return Vec::new() };
+    dir.keys().into_iter().filter_map(|k| dir.load(&k)).collect()
+}
+
 /// The registry key of an attachment.
 pub fn key(network: &str, id: &str, ifname: &str) -> String {
     file_key(&[network, id, ifname])
@@ -45,7 +71,11 @@ pub fn wire(registry: &StateDir, fw: &dyn Firewall, id: &str, ns: &NetNs, ifname
         bridge::enable_forwarding(addrs.iter().any(|a| a.is_ipv4()), addrs.iter().any(|a| a.is_ipv6()))?;
     }
     let att = bridge::attach(&mut sock, &br, &w.spec, ns, ifname, &w.iface)?;
-    if let Err(e) = shared::hold(registry, fw, &w.network, &key(&w.network, id, ifname), &w.rules) {
+    let k = key(&w.network, id, ifname);
+    let record = Wired { spec: w.spec.clone(), gateways: w.gateways.clone(), host: att.host.name.clone() };
+    let held = links_dir(registry).and_then(|d| d.save(&k, &record)).and_then(|()| shared::hold(registry, fw, &w.network, &k, &w.rules));
+    if let Err(e) = held {
+        let _ = links_dir(registry).and_then(|d| d.remove(&k));
         let _ = sock.delete_link(att.host.index);
         return Err(e);
     }
@@ -68,7 +98,12 @@ pub fn unwire(
     host_veths: &[String],
     fallback: &dyn Fn(&[IpNetwork]) -> Vec<NetworkRules>,
 ) -> Result<()> {
+    let k = key(network, id, ifname);
+    let dir = links_dir(registry)?;
+    let mut hosts = host_veths.to_vec();
+    hosts.extend(dir.load::<Wired>(&k).map(|w| w.host));
     let addrs = bridge::detach(netns, ifname)?;
-    bridge::delete_host_veths(bridge_name, host_veths)?;
-    shared::release(registry, fw, network, &key(network, id, ifname), &fallback(&addrs))
+    bridge::delete_host_veths(bridge_name, &hosts)?;
+    shared::release(registry, fw, network, &k, &fallback(&addrs))?;
+    dir.remove(&k)
 }
