@@ -50,10 +50,20 @@ fn links_dir(registry: &StateDir) -> Result<StateDir> {
     StateDir::open(registry.path().with_file_name(LINKS))
 }
 
-/// Every attachment's host-side record under run directory `run`.
+/// The host-side records of attachments under run directory `run` that the registry
+/// still holds (a record outliving its attachment never brings a bridge back).
 pub fn wired(run: &Path) -> Vec<Wired> {
-    let Ok(dir) = StateDir::open(run.join(LINKS)) else { return Vec::new() };
-    dir.keys().into_iter().filter_map(|k| dir.load(&k)).collect()
+    let (Ok(dir), Ok(registry)) = (StateDir::open(run.join(LINKS)), shared::registry(run)) else { return Vec::new() };
+    let held = registry.keys();
+    dir.keys().into_iter().filter(|k| held.contains(k)).filter_map(|k| dir.load(&k)).collect()
+}
+
+/// Forgets attachment `key` of `network` without touching its veth (CNI GC: the netns
+/// is gone): its registry entry (and the network's rules if it was the last) and its
+/// host-side record.
+pub fn forget(registry: &StateDir, fw: &dyn Firewall, network: &str, key: &str) -> Result<()> {
+    shared::release(registry, fw, network, key, &[])?;
+    links_dir(registry)?.remove(key)
 }
 
 /// The registry key of an attachment.

@@ -265,7 +265,7 @@ impl Plugin for Bridge {
             conf.valid_attachments.iter().flatten().map(|a| file_key(&[&conf.name, &a.container_id, &a.ifname])).collect();
         let fwl = fw(&c)?;
         for k in shared::holders(&c.state, &conf.name).into_iter().filter(|k| !valid.contains(k)) {
-            shared::release(&c.state, fwl.as_ref(), &conf.name, &k, &[])?;
+            wire::forget(&c.state, fwl.as_ref(), &conf.name, &k)?;
         }
         Ok(())
     }
