@@ -14,6 +14,17 @@ use crate::state::StateDir;
 const NETWORK_DIRS: &[&str] = &[crate::network::shared::DIR, "cni-bridge", "endpoint-network"];
 const PORT_DIRS: &[&str] = &["cni-portmap", "endpoint-ports"];
 
+/// The lock that keeps reconcile from comparing records with rules while an attachment is
+/// between writing its record and installing its rules (it would install them too, and
+/// the attachment then a second copy).
+const CHANGING: &str = "records.lock";
+
+/// Held (shared) while an attachment's records and rules change: by every attach and
+/// detach of the runtime, the daemon and the plugins. Reconcile holds it exclusively.
+pub fn changing(run_dir: &Path) -> Result<std::fs::File> {
+    crate::state::lock_shared(&run_dir.join(CHANGING))
+}
+
 /// What a reconcile pass repaired.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Repaired {
@@ -26,6 +37,7 @@ pub struct Repaired {
 /// Checks every record under `run_dir` against the firewall and re-installs what is
 /// missing. Records are not changed.
 pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
+    let _quiet = crate::state::lock_file(&run_dir.join(CHANGING))?;
     let fw = firewall::select("auto", run_dir, firewall::DEFAULT_MARK_BIT)?;
     let mut done = Repaired::default();
     let mut networks: BTreeMap<String, NetworkRules> = BTreeMap::new();
@@ -49,11 +61,7 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
     // passes (a raw-table flush leaves the nat and filter rules alone).
     let flushed = fw.ensure_base()?;
     for n in networks.values() {
-        if fw.check_network(n).is_err() {
-            fw.remove_network(n)?;
-            fw.ensure_network(n)?;
-            done.networks += 1;
-        }
+        done.networks += usize::from(fw.repair_network(n)?);
     }
     if flushed {
         // After a flush or reload: every publication in one batch per family, O(1)
@@ -64,11 +72,7 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
         }
     } else {
         for p in &ports {
-            if fw.check_ports(p).is_err() {
-                fw.remove_ports(p)?;
-                fw.add_ports(p)?;
-                done.ports += 1;
-            }
+            done.ports += usize::from(fw.repair_ports(p)?);
         }
     }
     Ok(done)

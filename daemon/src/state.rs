@@ -49,6 +49,16 @@ fn open_lock(path: &Path) -> Result<fs::File> {
 /// at most `BERTH_LOCK_TIMEOUT` seconds (30), then fails naming the lock. Every lock of
 /// berth and its plugins goes through here, so concurrent processes serialise the same way.
 pub fn lock_file(path: &Path) -> Result<fs::File> {
+    flock_path(path, libc::LOCK_EX)
+}
+
+/// As [`lock_file`], shared: any number of holders at once, none while someone holds it
+/// exclusively.
+pub fn lock_shared(path: &Path) -> Result<fs::File> {
+    flock_path(path, libc::LOCK_SH)
+}
+
+fn flock_path(path: &Path, op: libc::c_int) -> Result<fs::File> {
     if let Some(dir) = path.parent() {
         private_dir(dir)?;
     }
@@ -57,7 +67,7 @@ pub fn lock_file(path: &Path) -> Result<fs::File> {
     let mut pause = Duration::from_micros(200);
     loop {
         // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), op | libc::LOCK_NB) } == 0 {
             return Ok(f);
         }
         let err = std::io::Error::last_os_error();

@@ -224,6 +224,75 @@ fn cleanup_lines(save: &str) -> Vec<String> {
     out
 }
 
+/// The operations without the lock, for the trait methods that hold it (once).
+impl Iptables {
+    fn add_ports_unlocked(&self, p: &PortRules) -> Result<()> {
+        for family in families(p) {
+            let Some((chain, rules, jump)) = rules::ports(p, family) else {
+                continue;
+            };
+            let mut batch = Batch::default();
+            batch.push("nat", format!(":{chain} - [0:0]"));
+            for r in &rules {
+                batch.push("nat", r.render("-A"));
+            }
+            batch.push("nat", jump.render("-A"));
+            self.apply_with_base(family, &batch)?;
+        }
+        Ok(())
+    }
+
+    fn remove_ports_unlocked(&self, p: &PortRules) -> Result<()> {
+        for family in families(p) {
+            let Some((chain, _, jump)) = rules::ports(p, family) else {
+                continue;
+            };
+            self.remove(family, &[jump], &[("nat".into(), chain)])?;
+        }
+        Ok(())
+    }
+
+    fn check_ports_unlocked(&self, p: &PortRules) -> Result<()> {
+        for family in families(p) {
+            let Some((_, rules, jump)) = rules::ports(p, family) else {
+                continue;
+            };
+            let (_, base) = rules::base(family, self.mark_bit);
+            for r in base.iter().chain(rules.iter()).chain(std::iter::once(&jump)) {
+                if !self.rule_exists(family, r)? {
+                    return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure_network_unlocked(&self, m: &NetworkRules) -> Result<()> {
+        let (family, rules) = rules::network(m);
+        let mut batch = Batch::default();
+        for r in &rules {
+            batch.push(&r.table, r.render("-A"));
+        }
+        self.apply_with_base(family, &batch)
+    }
+
+    fn remove_network_unlocked(&self, m: &NetworkRules) -> Result<()> {
+        let (family, rules) = rules::network(m);
+        self.remove(family, &rules, &[])
+    }
+
+    fn check_network_unlocked(&self, m: &NetworkRules) -> Result<()> {
+        let (family, rules) = rules::network(m);
+        let (_, base) = rules::base(family, self.mark_bit);
+        for r in base.iter().chain(&rules) {
+            if !self.rule_exists(family, r)? {
+                return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Firewall for Iptables {
     fn cleanup(&self) -> Result<()> {
         let _lock = self.lock()?;
@@ -243,46 +312,17 @@ impl Firewall for Iptables {
 
     fn add_ports(&self, p: &PortRules) -> Result<()> {
         let _lock = self.lock()?;
-        for family in families(p) {
-            let Some((chain, rules, jump)) = rules::ports(p, family) else {
-                continue;
-            };
-            let mut batch = Batch::default();
-            batch.push("nat", format!(":{chain} - [0:0]"));
-            for r in &rules {
-                batch.push("nat", r.render("-A"));
-            }
-            batch.push("nat", jump.render("-A"));
-            self.apply_with_base(family, &batch)?;
-        }
-        Ok(())
+        self.add_ports_unlocked(p)
     }
 
     fn remove_ports(&self, p: &PortRules) -> Result<()> {
         let _lock = self.lock()?;
-        for family in families(p) {
-            let Some((chain, _, jump)) = rules::ports(p, family) else {
-                continue;
-            };
-            self.remove(family, &[jump], &[("nat".into(), chain)])?;
-        }
-        Ok(())
+        self.remove_ports_unlocked(p)
     }
 
     fn check_ports(&self, p: &PortRules) -> Result<()> {
         let _lock = self.lock()?;
-        for family in families(p) {
-            let Some((_, rules, jump)) = rules::ports(p, family) else {
-                continue;
-            };
-            let (_, base) = rules::base(family, self.mark_bit);
-            for r in base.iter().chain(rules.iter()).chain(std::iter::once(&jump)) {
-                if !self.rule_exists(family, r)? {
-                    return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
-                }
-            }
-        }
-        Ok(())
+        self.check_ports_unlocked(p)
     }
 
     fn rebuild_ports(&self, all: &[PortRules]) -> Result<()> {
@@ -332,29 +372,36 @@ impl Firewall for Iptables {
 
     fn ensure_network(&self, m: &NetworkRules) -> Result<()> {
         let _lock = self.lock()?;
-        let (family, rules) = rules::network(m);
-        let mut batch = Batch::default();
-        for r in &rules {
-            batch.push(&r.table, r.render("-A"));
-        }
-        self.apply_with_base(family, &batch)
+        self.ensure_network_unlocked(m)
     }
 
     fn remove_network(&self, m: &NetworkRules) -> Result<()> {
         let _lock = self.lock()?;
-        let (family, rules) = rules::network(m);
-        self.remove(family, &rules, &[])
+        self.remove_network_unlocked(m)
     }
 
     fn check_network(&self, m: &NetworkRules) -> Result<()> {
         let _lock = self.lock()?;
-        let (family, rules) = rules::network(m);
-        let (_, base) = rules::base(family, self.mark_bit);
-        for r in base.iter().chain(&rules) {
-            if !self.rule_exists(family, r)? {
-                return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
-            }
+        self.check_network_unlocked(m)
+    }
+
+    fn repair_network(&self, m: &NetworkRules) -> Result<bool> {
+        let _lock = self.lock()?;
+        if self.check_network_unlocked(m).is_ok() {
+            return Ok(false);
         }
-        Ok(())
+        self.remove_network_unlocked(m)?;
+        self.ensure_network_unlocked(m)?;
+        Ok(true)
+    }
+
+    fn repair_ports(&self, p: &PortRules) -> Result<bool> {
+        let _lock = self.lock()?;
+        if self.check_ports_unlocked(p).is_ok() {
+            return Ok(false);
+        }
+        self.remove_ports_unlocked(p)?;
+        self.add_ports_unlocked(p)?;
+        Ok(true)
     }
 }

@@ -37,6 +37,12 @@ pub trait Firewall {
     fn remove_network(&self, m: &NetworkRules) -> Result<()>;
     /// Fails if one of them is missing.
     fn check_network(&self, m: &NetworkRules) -> Result<()>;
+    /// Re-installs a network's rules if any is missing, as one step under the backend's
+    /// lock, so a concurrent attach cannot interleave and leave a copy twice. Returns
+    /// whether it did. For reconcile.
+    fn repair_network(&self, m: &NetworkRules) -> Result<bool>;
+    /// The same for one attachment's port rules.
+    fn repair_ports(&self, p: &PortRules) -> Result<bool>;
     /// Removes every chain and rule of this backend (`netd cleanup`), nothing else.
     fn cleanup(&self) -> Result<()>;
 }

@@ -24,6 +24,11 @@ fn lock(dir: &StateDir, network: &str) -> Result<File> {
     crate::state::lock_file(&dir.path().join(format!(".{}.lock", file_key(&[network]))))
 }
 
+/// Reconcile's lock (shared), in the run directory above the registry.
+fn changing(dir: &StateDir) -> Result<File> {
+    crate::reconcile::changing(dir.path().parent().unwrap_or(dir.path()))
+}
+
 fn others(dir: &StateDir, network: &str, holder: &str) -> bool {
     let prefix = format!("{}~", file_key(&[network]));
     dir.keys().iter().any(|k| k.starts_with(&prefix) && k != holder)
@@ -32,6 +37,7 @@ fn others(dir: &StateDir, network: &str, holder: &str) -> bool {
 /// Records `holder` (an attachment key made with `file_key(&[network, id, ifname])`) and
 /// installs `rules` if it is the network's first attachment.
 pub fn hold(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, rules: &[NetworkRules]) -> Result<()> {
+    let _changing = changing(dir)?;
     let _lock = lock(dir, network)?;
     let first = !others(dir, network, holder);
     dir.save(holder, &rules)?;
@@ -49,6 +55,7 @@ pub fn hold(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, rule
 /// Forgets `holder` and removes the network's rules when it was the last attachment.
 /// `fallback` is used when the record is gone (state lost): DEL still cleans up.
 pub fn release(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, fallback: &[NetworkRules]) -> Result<()> {
+    let _changing = changing(dir)?;
     let _lock = lock(dir, network)?;
     let rules: Vec<NetworkRules> = dir.load(holder).unwrap_or_else(|| fallback.to_vec());
     dir.remove(holder)?;

@@ -37,6 +37,7 @@ impl Publisher {
     /// Publishes `rules` (all or nothing). `host_ifaces` get `route_localnet` so mappings
     /// answer on 127.0.0.1. A previous record for the same attachment is torn down first.
     pub fn publish(&self, rules: &PortRules, host_ifaces: &[String]) -> Result<()> {
+        let _changing = self.changing()?;
         let k = key(&rules.network, &rules.container_id, &rules.ifname);
         if let Some(old) = self.state.load::<PortRules>(&k) {
             self.unpublish_record(&k, &old)?;
@@ -81,11 +82,18 @@ impl Publisher {
     }
 
     fn unpublish_record(&self, k: &str, rules: &PortRules) -> Result<()> {
+        let _changing = self.changing()?;
         self.fw.remove_ports(rules)?;
         flush(&rules.mappings);
         self.claims.release(k, &rules.mappings)?;
         self.localnet(k, &[])?;
         self.state.remove(k)
+    }
+
+    /// Reconcile's lock (shared), in the run directory the claims live in.
+    fn changing(&self) -> Result<std::fs::File> {
+        let dir = self.claims.dir();
+        crate::reconcile::changing(dir.parent().unwrap_or(dir))
     }
 
     /// Makes attachment `key` the holder of `route_localnet` on `ifaces` (none: it holds
