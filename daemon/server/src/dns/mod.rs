@@ -23,6 +23,8 @@ use serde_json::Value;
 
 use netd::docker;
 
+mod udp;
+
 /// Names per network: network → lowercase name → addresses.
 pub struct Names {
     by_network: RwLock<HashMap<String, HashMap<String, Vec<IpAddr>>>>,
@@ -33,12 +35,21 @@ pub struct Names {
     /// When the names were last read, to bound re-reads on misses.
     last: std::sync::Mutex<std::time::Instant>,
     /// The registry's mtime when they were read: any attach or detach since moves it.
-    stamp: std::sync::Mutex<Option<std::time::SystemTime>>,
+    stamp: std::sync::Mutex<Option<(std::time::SystemTime, Option<std::time::SystemTime>)>>,
+    /// When `moved` was last asked, in ms since `epoch`.
+    checked: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
+    /// The networks as last read, and how many reads there were.
+    networks: RwLock<Vec<BridgeNetwork>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Names {
-    fn registry_mtime(&self) -> Option<std::time::SystemTime> {
-        std::fs::metadata(self.engine.registry_dir()).and_then(|m| m.modified()).ok()
+    /// The registry's and the network store's mtimes: attach, detach, network create
+    /// and remove move them.
+    fn registry_mtime(&self) -> Option<(std::time::SystemTime, Option<std::time::SystemTime>)> {
+        let m = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        Some((m(&self.engine.registry_dir())?, m(&self.root.join("networks"))))
     }
 
     /// Whether an attach or detach happened since the names were read (one stat).
@@ -47,8 +58,9 @@ impl Names {
         self.stamp.lock().map(|s| *s != now).unwrap_or(true)
     }
 
-    /// Re-reads the names from the records and the registry (blocking).
-    fn refresh(&self) -> Vec<BridgeNetwork> {
+    /// Re-reads the networks and names from the store, the records and the registry
+    /// (blocking).
+    fn refresh(&self) {
         let stamp = self.registry_mtime();
         let records = docker::containers(&self.root);
         let nets = self.engine.networks().unwrap_or_default();
@@ -62,13 +74,20 @@ impl Names {
         if let Ok(mut s) = self.stamp.lock() {
             *s = stamp;
         }
-        nets
+        if let Ok(mut n) = self.networks.write() {
+            *n = nets;
+        }
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// A name not found may belong to a container that started a moment ago: re-read,
     /// at most every 50 ms, before saying so.
     fn stale(&self) -> bool {
-        self.last.lock().map(|l| l.elapsed() > Duration::from_millis(50)).unwrap_or(true)
+        self.older_than(Duration::from_millis(50))
+    }
+
+    fn older_than(&self, age: Duration) -> bool {
+        self.last.lock().map(|l| l.elapsed() > age).unwrap_or(true)
     }
 
     fn lookup(&self, gateway: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
@@ -99,6 +118,50 @@ fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> HashMa
     out
 }
 
+/// The answer records for `ips` that match `qtype` (A, AAAA or ANY), TTL 5 s as
+/// aardvark-dns: names follow containers.
+fn records(name: &hickory_proto::rr::Name, qtype: RecordType, ips: &[IpAddr]) -> Vec<Record> {
+    ips.iter()
+        .filter_map(|ip| match (ip, qtype) {
+            (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => Some(Record::from_rdata(name.clone(), 5, RData::A(A(*v4)))),
+            (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => Some(Record::from_rdata(name.clone(), 5, RData::AAAA(AAAA(*v6)))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Asks the host's resolvers: the records, or the response code to answer with.
+async fn forward(up: Option<&TokioResolver>, name: hickory_proto::rr::Name, qtype: RecordType) -> Result<Vec<Record>, ResponseCode> {
+    let up = up.ok_or(ResponseCode::ServFail)?;
+    match up.lookup(name, qtype).await {
+        Ok(found) => Ok(found.records().to_vec()),
+        Err(e) if e.is_nx_domain() => Err(ResponseCode::NXDomain),
+        Err(e) if e.is_no_records_found() => Ok(Vec::new()),
+        Err(_) => Err(ResponseCode::ServFail),
+    }
+}
+
+impl Names {
+    /// The addresses of `key` on the network served at `gateway`, re-reading the names
+    /// first when an attach or detach happened since, or when it is not found and the
+    /// names are older than 50 ms. Blocking (a stat, at times a re-read).
+    fn resolve(&self, gateway: IpAddr, key: &str) -> Option<Vec<IpAddr>> {
+        // The stats at most once a millisecond: under load they would cost more than
+        // the answer; a name missed in that window is found by the re-read on a miss.
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let checked = self.checked.swap(now, std::sync::atomic::Ordering::Relaxed);
+        if now != checked && self.moved() {
+            self.refresh();
+        }
+        let found = self.lookup(gateway, key);
+        if found.is_none() && self.stale() {
+            self.refresh();
+            return self.lookup(gateway, key);
+        }
+        found
+    }
+}
+
 struct Handler {
     gateway: IpAddr,
     names: Arc<Names>,
@@ -119,46 +182,20 @@ impl Handler {
         let qname = info.query.name().clone();
         let qtype = info.query.query_type();
         let key = qname.to_string().trim_end_matches('.').to_lowercase();
-        if self.names.moved() {
-            let names = self.names.clone();
-            let _ = tokio::task::spawn_blocking(move || names.refresh()).await;
-        }
-        let mut found = self.names.lookup(self.gateway, &key);
-        if found.is_none() && self.names.stale() {
-            let names = self.names.clone();
-            let _ = tokio::task::spawn_blocking(move || names.refresh()).await;
-            found = self.names.lookup(self.gateway, &key);
-        }
+        let (names, gateway, k) = (self.names.clone(), self.gateway, key.clone());
+        let found = tokio::task::spawn_blocking(move || names.resolve(gateway, &k)).await.ok().flatten();
+        let name: hickory_proto::rr::Name = qname.into();
         if let Some(ips) = found {
             header.set_authoritative(true);
-            let name: hickory_proto::rr::Name = qname.into();
-            let records: Vec<Record> = ips
-                .iter()
-                .filter_map(|ip| match (ip, qtype) {
-                    (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => Some(Record::from_rdata(name.clone(), 5, RData::A(A(*v4)))),
-                    (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => {
-                        Some(Record::from_rdata(name.clone(), 5, RData::AAAA(AAAA(*v6))))
-                    }
-                    _ => None,
-                })
-                .collect();
+            let records = records(&name, qtype, &ips);
             return response.send_response(builder.build(header, records.iter(), [], [], [])).await;
         }
-        let Some(up) = &self.upstream else {
-            return response.send_response(builder.error_msg(request.header(), ResponseCode::ServFail)).await;
-        };
-        let name: hickory_proto::rr::Name = qname.into();
-        match up.lookup(name, qtype).await {
-            Ok(found) => {
-                let records: Vec<Record> = found.records().to_vec();
-                response.send_response(builder.build(header, records.iter(), [], [], [])).await
-            }
-            Err(e) if e.is_nx_domain() => {
-                header.set_response_code(ResponseCode::NXDomain);
+        match forward(self.upstream.as_ref(), name, qtype).await {
+            Ok(records) => response.send_response(builder.build(header, records.iter(), [], [], [])).await,
+            Err(code) => {
+                header.set_response_code(code);
                 response.send_response(builder.build_no_records(header)).await
             }
-            Err(e) if e.is_no_records_found() => response.send_response(builder.build_no_records(header)).await,
-            Err(_) => response.send_response(builder.error_msg(request.header(), ResponseCode::ServFail)).await,
         }
     }
 }
@@ -179,13 +216,12 @@ impl RequestHandler for Handler {
 }
 
 /// Sockets bound to `ip:53` even before the bridge carries the address (IP_FREEBIND).
-fn bind(ip: IpAddr) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+fn bind(ip: IpAddr) -> std::io::Result<(std::net::UdpSocket, tokio::net::TcpListener)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let addr = SocketAddr::new(ip, 53);
     let domain = if ip.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let udp = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     udp.set_freebind_v4(true)?;
-    udp.set_nonblocking(true)?;
     udp.bind(&addr.into())?;
     let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     tcp.set_freebind_v4(true)?;
@@ -193,7 +229,7 @@ fn bind(ip: IpAddr) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpLi
     tcp.set_nonblocking(true)?;
     tcp.bind(&addr.into())?;
     tcp.listen(128)?;
-    Ok((tokio::net::UdpSocket::from_std(udp.into())?, tokio::net::TcpListener::from_std(tcp.into())?))
+    Ok((udp.into(), tokio::net::TcpListener::from_std(tcp.into())?))
 }
 
 /// Keeps a resolver on every user network's gateway and the names current (every
@@ -206,15 +242,33 @@ pub async fn run(engine: Engine, root: PathBuf) {
         root,
         last: std::sync::Mutex::new(std::time::Instant::now()),
         stamp: std::sync::Mutex::new(None),
+        networks: Default::default(),
+        generation: Default::default(),
+        checked: Default::default(),
+        epoch: std::time::Instant::now(),
     });
     let upstream = TokioResolver::builder_tokio().map(|b| b.build()).ok();
     if upstream.is_none() {
         tracing::warn!("no upstream resolvers (/etc/resolv.conf): only container names will resolve");
     }
+    let (to_forwarder, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(udp::forwarder(rx, upstream.clone()));
     let mut servers: HashMap<IpAddr, ServerFuture<Handler>> = HashMap::new();
+    let mut first = true;
+    let mut seen = 0;
     loop {
+        // Re-read when something moved, and every 5 s for containers that died unseen:
+        // a full re-read costs CPU that queries would wait for on a small machine.
         let n2 = names.clone();
-        if let Ok(nets) = tokio::task::spawn_blocking(move || n2.refresh()).await {
+        let due = std::mem::take(&mut first) || names.moved() || names.older_than(Duration::from_secs(5));
+        if due {
+            let _ = tokio::task::spawn_blocking(move || n2.refresh()).await;
+        }
+        // A query may have re-read the names (and networks) since: bind for what it saw.
+        let generation = names.generation.load(std::sync::atomic::Ordering::Acquire);
+        if generation != seen {
+            seen = generation;
+            let nets = names.networks.read().map(|n| n.clone()).unwrap_or_default();
             let mut gws = HashMap::new();
             for n in nets.iter().filter(|n| n.name != "bridge") {
                 let gw = n.gateway.unwrap_or_else(|| netd::ipam::offset(n.subnet.network(), 1));
@@ -224,8 +278,23 @@ pub async fn run(engine: Engine, root: PathBuf) {
                 }
                 match bind(gw) {
                     Ok((udp, tcp)) => {
+                        // Two threads on the socket: the kernel's send path, most of
+                        // an answer's cost, then runs on both cores under load.
+                        let spawned = udp.try_clone().and_then(|second| {
+                            for sock in [udp, second] {
+                                let (n3, tx) = (names.clone(), to_forwarder.clone());
+                                std::thread::Builder::new()
+                                    .name(format!("dns-{gw}"))
+                                    .stack_size(256 * 1024)
+                                    .spawn(move || udp::serve(sock, gw, n3, tx))?;
+                            }
+                            Ok(())
+                        });
+                        if let Err(e) = spawned {
+                            tracing::warn!(network = %n.name, error = %e, "dns thread not started");
+                            continue;
+                        }
                         let mut s = ServerFuture::new(Handler { gateway: gw, names: names.clone(), upstream: upstream.clone() });
-                        s.register_socket(udp);
                         s.register_listener(tcp, Duration::from_secs(5));
                         tracing::info!(network = %n.name, address = %gw, "dns listening");
                         servers.insert(gw, s);
