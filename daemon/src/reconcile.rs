@@ -59,21 +59,17 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
     }
     // The base rules first: the 127.0.0.0/8 drop comes back even if every check below
     // passes (a raw-table flush leaves the nat and filter rules alone).
-    let flushed = fw.ensure_base()?;
+    fw.ensure_base()?;
     for n in networks.values() {
         done.networks += usize::from(fw.repair_network(n)?);
     }
-    if flushed {
-        // After a flush or reload: every publication in one batch per family, O(1)
-        // processes however many mappings there are.
-        if !ports.is_empty() {
-            fw.rebuild_ports(&ports)?;
-            done.ports = ports.len();
-        }
-    } else {
-        for p in &ports {
-            done.ports += usize::from(fw.repair_ports(p)?);
-        }
+    // Every publication in one batch per family: declaring the chains empties them, so
+    // the result is exactly the records, O(1) processes however many mappings there
+    // are, and atomic (one nf_tables transaction). Probing each rule would cost a
+    // process per rule.
+    if !ports.is_empty() {
+        fw.rebuild_ports(&ports)?;
+        done.ports = ports.len();
     }
     Ok(done)
 }

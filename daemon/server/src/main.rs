@@ -131,7 +131,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Reconcile => {
             let r = netd::reconcile::reconcile(&cli.run_root).context("reconciling firewall rules")?;
-            println!("re-installed the rules of {} networks and {} port publications", r.networks, r.ports);
+            println!("re-installed the rules of {} network(s); rebuilt the rules of {} port publication(s)", r.networks, r.ports);
         }
     }
     Ok(())
