@@ -94,10 +94,16 @@ pub fn network(net: &BridgeNetwork, records: &[Value], members: &[crate::engine:
     for m in members {
         let id = &m.id;
         let Some(c) = records.iter().find(|c| c["id"] == id.as_str() && running(c)) else { continue };
-        let ip = m.addresses.first().map(|ip| format!("{ip}/{}", net.subnet.prefix())).unwrap_or_default();
+        let v4 = m.addresses.iter().find(|ip| ip.is_ipv4()).map(|ip| format!("{ip}/{}", net.subnet.prefix())).unwrap_or_default();
+        let v6 = m
+            .addresses
+            .iter()
+            .find(|ip| ip.is_ipv6())
+            .map(|ip| format!("{ip}/{}", net.subnet6.map(|s| s.prefix()).unwrap_or(64)))
+            .unwrap_or_default();
         containers.insert(
             id.clone(),
-            json!({"Name": c["name"], "EndpointID": network_id(&format!("{id}/{}", net.name)), "MacAddress": "", "IPv4Address": ip, "IPv6Address": ""}),
+            json!({"Name": c["name"], "EndpointID": network_id(&format!("{id}/{}", net.name)), "MacAddress": "", "IPv4Address": v4, "IPv6Address": v6}),
         );
     }
     for c in records.iter().filter(|c| network_of(c) == Some(net.name.as_str()) && running(c)) {
@@ -106,7 +112,8 @@ pub fn network(net: &BridgeNetwork, records: &[Value], members: &[crate::engine:
             c["id"].as_str().unwrap_or("").to_string(),
             json!({
                 "Name": c["name"], "EndpointID": e["EndpointID"], "MacAddress": e["MacAddress"],
-                "IPv4Address": c["state"]["endpoint"]["address"], "IPv6Address": ""
+                "IPv4Address": c["state"]["endpoint"]["address"],
+                "IPv6Address": c["state"]["endpoint"]["address6"].as_str().unwrap_or("")
             }),
         );
     }
@@ -118,6 +125,11 @@ pub fn network(net: &BridgeNetwork, records: &[Value], members: &[crate::engine:
     if let Some(r) = net.ip_range {
         ipam_config["IPRange"] = json!(r.to_string());
     }
+    let mut configs = vec![ipam_config];
+    if let Some(v6) = net.subnet6 {
+        let gw6 = net.gateway6.unwrap_or_else(|| crate::ipam::offset(v6.network(), 1));
+        configs.push(json!({"Subnet": v6.to_string(), "Gateway": gw6.to_string()}));
+    }
     let mut options = BTreeMap::new();
     options.insert("com.docker.network.bridge.name".to_string(), net.bridge.clone());
     options.insert("com.docker.network.bridge.enable_ip_masquerade".to_string(), net.ip_masq.to_string());
@@ -126,8 +138,8 @@ pub fn network(net: &BridgeNetwork, records: &[Value], members: &[crate::engine:
     json!({
         "Name": net.name, "Id": network_id(&net.name),
         "Created": net.created.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-        "Scope": "local", "Driver": "bridge", "EnableIPv4": true, "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [ipam_config]},
+        "Scope": "local", "Driver": "bridge", "EnableIPv4": true, "EnableIPv6": net.subnet6.is_some(),
+        "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
         "Internal": net.internal, "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers, "Options": options, "Labels": net.labels,
     })

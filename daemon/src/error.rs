@@ -150,6 +150,14 @@ pub enum Error {
     /// A configuration value is invalid; nothing was changed.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// An address asked for (`--ip`) is outside the network's subnets.
+    #[error("address {ip} is not in a subnet of network {network}")]
+    AddressOutsideSubnet {
+        /// The address.
+        ip: IpAddr,
+        /// The network.
+        network: String,
+    },
     /// The range set has no free address left.
     #[error("no IP addresses available in range set {0}")]
     RangeExhausted(String),
@@ -244,6 +252,7 @@ impl Error {
         use Error as E;
         match self {
             E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::ForeignBridge { .. } => code::INVALID_CONFIG,
+            E::AddressOutsideSubnet { .. } => code::INVALID_CONFIG,
             E::NoSuchNetwork(_) | E::PredefinedNetwork(_) | E::SubnetOverlap { .. } | E::CorruptNetwork { .. } => code::INVALID_CONFIG,
             E::Netns { .. } => code::INVALID_ENV,
             E::RangeExhausted(_) | E::NoFreeSubnet => code::RANGE_EXHAUSTED,
@@ -276,6 +285,7 @@ impl Error {
             E::LockTimeout { .. } => 503,
             E::CorruptNetwork { .. } | E::Io { .. } | E::Check(_) | E::Netlink(_) | E::Command { .. } => 500,
             E::NoFreeInterface(_) | E::ForeignBridge { .. } => 409,
+            E::AddressOutsideSubnet { .. } => 400,
             E::DaemonUnreachable { .. } => 503,
             E::Daemon { status, .. } => *status,
         }

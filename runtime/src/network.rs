@@ -148,6 +148,9 @@ pub fn write_etc(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<
     } else {
         let ip = ep.map(|e| e.address.ip().to_string()).unwrap_or_else(|| "127.0.1.1".into());
         hosts.push_str(&format!("{ip}\t{} {}\n", c.spec.hostname, c.name));
+        if let Some(v6) = ep.and_then(|e| e.address6) {
+            hosts.push_str(&format!("{}\t{} {}\n", v6.ip(), c.spec.hostname, c.name));
+        }
     }
     w("hosts", hosts)?;
     let resolv = match (&c.spec.net, ep) {

@@ -100,8 +100,22 @@ fn docker_network_api_over_raw_http() {
         berth(&["rm", "-f", "db"]).ok();
         assert_eq!(json("DELETE", &format!("/networks/{id}"), None).0, 204);
         assert!(!std::path::Path::new("/var/lib/berth/networks/appnet.conflist").exists());
+        // Dual stack and an IPv4 range, as `docker network create --ipv6 --subnet ... --ip-range`.
+        let (code, v) = json(
+            "POST",
+            "/networks/create",
+            Some(
+                r#"{"Name":"p1","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"10.90.0.0/24","IPRange":"10.90.0.64/26"},{"Subnet":"fd00:90::/64"}]}}"#,
+            ),
+        );
+        assert_eq!(code, 201, "{v}");
+        let (_, v) = json("GET", "/networks/p1", None);
+        assert_eq!(v["EnableIPv6"], true);
+        assert_eq!(v["IPAM"]["Config"][0]["IPRange"], "10.90.0.64/26");
+        assert_eq!(v["IPAM"]["Config"][1]["Subnet"], "fd00:90::/64");
+        let two_v4 = r#"{"Name":"p2","IPAM":{"Config":[{"Subnet":"10.91.0.0/24"},{"Subnet":"10.92.0.0/24"}]}}"#;
+        assert_eq!(json("POST", "/networks/create", Some(two_v4)).0, 400);
         // prune removes unused networks only
-        json("POST", "/networks/create", Some(r#"{"Name":"p1"}"#));
         let (_, v) = json("POST", "/networks/prune", None);
         assert_eq!(v["NetworksDeleted"], serde_json::json!(["p1"]));
     });

@@ -114,7 +114,7 @@ fn a_container_gets_the_address_it_asks_for() {
         assert_eq!(inspect("fixed")["NetworkSettings"]["IPAddress"], "10.89.0.50");
         for (args, msg) in [
             (vec!["run", "--rm", "--net", "app", "--ip", "10.89.0.50", "busybox", "true"], "already allocated"),
-            (vec!["run", "--rm", "--net", "app", "--ip", "10.99.0.5", "busybox", "true"], "not in network"),
+            (vec!["run", "--rm", "--net", "app", "--ip", "10.99.0.5", "busybox", "true"], "not in a subnet of network app"),
             (vec!["run", "--rm", "--ip", "172.17.0.9", "busybox", "true"], "user defined networks"),
         ] {
             let o = berth(&args);
@@ -123,5 +123,40 @@ fn a_container_gets_the_address_it_asks_for() {
         }
         assert_eq!(sh("ls /var/lib/berth/ipam/app").lines().filter(|l| l.starts_with("10.")).count(), 1, "a refused run kept an address");
         berth(&["rm", "-f", "fixed"]).ok();
+    });
+}
+
+#[test]
+fn dual_stack_networks_with_ipv6() {
+    isolated(|| {
+        import_busybox("page");
+        berth(&["network", "create", "--ipv6", "--subnet", "10.89.0.0/24", "--subnet", "fd00:89::/64", "app"]).ok();
+        let web = ["busybox", "httpd", "-f", "-p", "80", "-h", "/www"];
+        berth(&[&["run", "-d", "--name", "web", "--net", "app", "-p", "8080:80"][..], &web].concat()).ok();
+        berth(&["run", "-d", "--name", "cli", "--net", "app", "busybox", "sleep", "60"]).ok();
+        assert_eq!(inspect("web")["NetworkSettings"]["GlobalIPv6Address"], "fd00:89::2");
+        // Container to container over IPv6, by address and by name (AAAA).
+        assert!(berth(&["exec", "cli", "ping", "-c1", "-W2", "fd00:89::2"]).ok().contains("1 packets received"));
+        assert!(berth(&["exec", "cli", "nslookup", "-type=AAAA", "web"]).ok().contains("fd00:89::2"));
+        assert!(berth(&["exec", "cli", "cat", "/etc/hosts"]).ok().contains("fd00:89::3"));
+        // Published on IPv6 too (here through the gateway, a local address of the host).
+        assert_eq!(sh("curl -s -m2 -g 'http://[fd00:89::1]:8080/'"), "page");
+        assert_eq!(sh("curl -s -m2 'http://127.0.0.1:8080/'"), "page");
+        let v: serde_json::Value = serde_json::from_str(&berth(&["network", "inspect", "app"]).ok()).unwrap();
+        assert_eq!((v[0]["EnableIPv6"].as_bool(), v[0]["IPAM"]["Config"][1]["Subnet"].as_str()), (Some(true), Some("fd00:89::/64")));
+        // Without a subnet: a unique local /64; an IPv6 subnet needs --ipv6.
+        berth(&["network", "create", "--ipv6", "auto6"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&berth(&["network", "inspect", "auto6"]).ok()).unwrap();
+        let auto = v[0]["IPAM"]["Config"][1]["Subnet"].as_str().unwrap().to_string();
+        assert!(auto.starts_with("fd") && auto.ends_with("::/64"), "{auto}");
+        let o = berth(&["network", "create", "--subnet", "fd00:99::/64", "nov6"]);
+        assert_eq!(o.code, 125);
+        assert!(o.stderr.contains("--ipv6"), "{}", o.stderr);
+        // Gone with the containers: rules of both families, addresses of both.
+        berth(&["rm", "-f", "web", "cli"]).ok();
+        assert!(!sh("ip6tables-save").contains("fd00:89::"), "{}", sh("ip6tables-save"));
+        assert!(!sh("ls /var/lib/berth/ipam/app").contains("fd00"));
+        berth(&["network", "rm", "app", "auto6"]).ok();
+        assert!(!berth(&["network", "ls"]).ok().contains("auto6"));
     });
 }

@@ -210,21 +210,38 @@ fn create_request(c: Create) -> Result<CreateNetwork> {
     if !matches!(c.driver.as_deref(), None | Some("") | Some("bridge")) {
         return Err(bad(format!("plugin {:?} not found: only the bridge driver is supported", c.driver.unwrap_or_default())));
     }
-    if c.enable_ipv6 == Some(true) {
-        return Err(bad("IPv6 networks are not supported yet"));
-    }
     let configs = c.ipam.and_then(|i| i.config).unwrap_or_default();
-    if configs.len() > 1 {
-        return Err(bad("one IPAM config per network is supported"));
-    }
-    let mut req = CreateNetwork { name: c.name, labels: c.labels.unwrap_or_default(), internal: c.internal, ..Default::default() };
-    if let Some(cfg) = configs.into_iter().next() {
-        req.ip_range =
-            cfg.ip_range.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(format!("invalid IPRange {s:?}")))).transpose()?;
-        req.subnet =
-            cfg.subnet.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(format!("invalid subnet {s:?}")))).transpose()?;
-        req.gateway =
-            cfg.gateway.filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| bad(format!("invalid gateway {s:?}")))).transpose()?;
+    let mut req = CreateNetwork {
+        name: c.name,
+        labels: c.labels.unwrap_or_default(),
+        internal: c.internal,
+        ipv6: c.enable_ipv6 == Some(true),
+        ..Default::default()
+    };
+    let cidr = |what: &str, v: Option<String>| {
+        v.filter(|s| !s.is_empty()).map(|s| s.parse::<ipnetwork::IpNetwork>().map_err(|_| bad(format!("invalid {what} {s:?}")))).transpose()
+    };
+    let addr = |what: &str, v: Option<String>| {
+        v.filter(|s| !s.is_empty()).map(|s| s.parse::<std::net::IpAddr>().map_err(|_| bad(format!("invalid {what} {s:?}")))).transpose()
+    };
+    // One config per family, as Docker's default IPAM driver takes them.
+    for cfg in configs {
+        let subnet = cidr("subnet", cfg.subnet)?;
+        let gateway = addr("gateway", cfg.gateway)?;
+        let ip_range = cidr("IPRange", cfg.ip_range)?;
+        let v6 = subnet.is_some_and(|s| s.is_ipv6()) || gateway.is_some_and(|g| g.is_ipv6());
+        let taken = if v6 { req.subnet6.is_some() || req.gateway6.is_some() } else { req.subnet.is_some() || req.gateway.is_some() };
+        if taken {
+            return Err(bad("one IPAM config per address family is supported"));
+        }
+        if v6 {
+            if ip_range.is_some() {
+                return Err(bad("IPRange is supported for the IPv4 subnet only"));
+            }
+            (req.subnet6, req.gateway6) = (subnet, gateway);
+        } else {
+            (req.subnet, req.gateway, req.ip_range) = (subnet, gateway, ip_range);
+        }
     }
     for (k, v) in c.options.unwrap_or_default() {
         req.option(&k, &v)?;

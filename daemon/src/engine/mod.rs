@@ -36,6 +36,12 @@ pub struct CreateNetwork {
     pub gateway: Option<IpAddr>,
     /// `--ip-range`: containers get addresses from this part of the subnet only.
     pub ip_range: Option<IpNetwork>,
+    /// `--ipv6`: dual stack; the IPv6 subnet is `subnet6`, else a random ULA /64.
+    pub ipv6: bool,
+    /// The IPv6 subnet (with `ipv6`).
+    pub subnet6: Option<IpNetwork>,
+    /// Its gateway; default its first address.
+    pub gateway6: Option<IpAddr>,
     /// Bridge interface; default `br-<random>`. An existing bridge is used and left in
     /// place on removal; an existing link of another kind is refused.
     pub bridge: Option<String>,
@@ -202,6 +208,14 @@ impl Engine {
         Ok(taken)
     }
 
+    /// A random unique local /64 (RFC 4193: fd + 40 random bits + subnet 0).
+    fn pick_subnet6(&self) -> Result<IpNetwork> {
+        let mut b = [0u8; 16];
+        b[0] = 0xfd;
+        crate::netlink::fill_random(&mut b[1..6]);
+        IpNetwork::new(IpAddr::from(b), 64).map_err(|e| Error::InvalidConfig(e.to_string()))
+    }
+
     fn pick_subnet(&self, taken: &[IpNetwork]) -> Result<IpNetwork> {
         let sixteens = (18..=31u8).filter_map(|b| IpNetwork::new(IpAddr::from([172, b, 0, 0]), 16).ok());
         let twenty_fours = (0..=255u8).filter_map(|b| IpNetwork::new(IpAddr::from([192, 168, b, 0]), 24).ok());
@@ -250,6 +264,23 @@ impl Networking for Engine {
         if req.ip_range.is_some() && req.subnet.is_none() {
             return Err(Error::InvalidConfig("--ip-range needs --subnet".into()));
         }
+        if let Some(v6) = req.subnet.filter(IpNetwork::is_ipv6) {
+            return Err(Error::InvalidConfig(format!("{v6}: give the IPv4 subnet as the network's subnet and the IPv6 one with --ipv6")));
+        }
+        let subnet6 = match (req.ipv6, req.subnet6) {
+            (false, Some(s)) => return Err(Error::InvalidConfig(format!("IPv6 subnet {s} needs --ipv6"))),
+            (false, None) => None,
+            (true, Some(s)) => Some(s),
+            (true, None) => Some(self.pick_subnet6()?),
+        };
+        if let Some(s6) = subnet6 {
+            if s6.is_ipv4() {
+                return Err(Error::InvalidConfig(format!("{s6} is not an IPv6 subnet")));
+            }
+            if let Some(o) = self.networks()?.into_iter().find(|o| o.subnet6.is_some_and(|x| overlaps(&x, &s6))) {
+                return Err(Error::SubnetOverlap { subnet: s6, other: o.subnet6.unwrap_or(s6), network: o.name });
+            }
+        }
         let bridge = match &req.bridge {
             Some(b) => Name::interface(b)?.to_string(),
             None => format!("br-{}", crate::netlink::random_hex(5)),
@@ -275,9 +306,11 @@ impl Networking for Engine {
             labels: req.labels.clone(),
             created: Some(crate::clock::rfc3339(crate::clock::now())),
             ip_range: req.ip_range,
+            subnet6,
+            gateway6: req.gateway6,
         };
         // Validated the way allocation will use it.
-        endpoint::range_set(&net)?;
+        endpoint::range_sets(&net)?;
         self.store.save(&net)?;
         Ok(net)
     }

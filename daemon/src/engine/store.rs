@@ -49,13 +49,21 @@ impl Store {
             range["rangeStart"] = json!(r.0[0].start.to_string());
             range["rangeEnd"] = json!(r.0[0].end.to_string());
         }
+        let mut ranges = vec![json!([range])];
+        if let Some(v6) = net.subnet6 {
+            let mut r6 = json!({"subnet": v6.to_string()});
+            if let Some(gw) = net.gateway6 {
+                r6["gateway"] = json!(gw.to_string());
+            }
+            ranges.push(json!([r6]));
+        }
         let mut bridge = json!({
             "type": "bridge", "bridge": net.bridge, "isGateway": true, "isDefaultGateway": true,
             "ipMasq": net.ip_masq, "hairpinMode": true,
             "gatewayMode": if net.unprotected { "nat-unprotected" } else { "nat" },
             "internal": net.internal,
             "stateDir": self.run.display().to_string(),
-            "ipam": {"type": "host-local", "ranges": [[range]], "dataDir": self.ipam.display().to_string()}
+            "ipam": {"type": "host-local", "ranges": ranges, "dataDir": self.ipam.display().to_string()}
         });
         if let Some(mtu) = net.mtu {
             bridge["mtu"] = json!(mtu);
@@ -78,6 +86,11 @@ impl Store {
         let range = bridge.pointer("/ipam/ranges/0/0").ok_or_else(|| corrupt(name, "no ipam range"))?;
         let subnet: IpNetwork = s(range.get("subnet")).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(name, "bad subnet"))?;
         let gateway: Option<IpAddr> = s(range.get("gateway")).map(|g| g.parse().map_err(|_| corrupt(name, "bad gateway"))).transpose()?;
+        let r6 = bridge.pointer("/ipam/ranges/1/0");
+        let subnet6: Option<IpNetwork> =
+            r6.map(|r| s(r.get("subnet")).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(name, "bad IPv6 subnet"))).transpose()?;
+        let gateway6: Option<IpAddr> =
+            s(r6.and_then(|r| r.get("gateway"))).map(|g| g.parse().map_err(|_| corrupt(name, "bad IPv6 gateway"))).transpose()?;
         let br = s(bridge.get("bridge")).ok_or_else(|| corrupt(name, "no bridge name"))?;
         Name::interface(&br)?;
         Ok(BridgeNetwork {
@@ -93,6 +106,8 @@ impl Store {
             labels: doc.pointer("/berth/labels").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default(),
             created: s(doc.pointer("/berth/created")),
             ip_range: s(doc.pointer("/berth/ipRange")).map(|r| r.parse().map_err(|_| corrupt(name, "bad ipRange"))).transpose()?,
+            subnet6,
+            gateway6,
         })
     }
 
@@ -180,12 +195,15 @@ mod tests {
             labels: [("a".to_string(), "b".to_string())].into(),
             created: Some("2026-11-23T19:45:24Z".into()),
             ip_range: Some("10.89.0.128/25".parse().unwrap()),
+            subnet6: Some("fd00:89::/64".parse().unwrap()),
+            gateway6: Some("fd00:89::1".parse().unwrap()),
         };
         let doc = st.conflist(&net);
         assert_eq!(doc["plugins"][0]["ipam"]["dataDir"], "/var/lib/berth/ipam");
         assert_eq!(doc["plugins"][1]["type"], "portmap");
         assert_eq!(doc["plugins"][0]["ipam"]["ranges"][0][0]["rangeStart"], "10.89.0.128");
         assert_eq!(doc["plugins"][0]["ipam"]["ranges"][0][0]["rangeEnd"], "10.89.0.254");
+        assert_eq!(doc["plugins"][0]["ipam"]["ranges"][1][0]["subnet"], "fd00:89::/64");
         assert_eq!(Store::parse("app", &doc).unwrap(), net);
     }
 }

@@ -54,19 +54,29 @@ pub struct BridgeNetwork {
     /// `--ip-range`: the part of the subnet containers get addresses from.
     #[serde(default)]
     pub ip_range: Option<IpNetwork>,
+    /// `--ipv6`: the IPv6 subnet of a dual-stack network.
+    #[serde(default)]
+    pub subnet6: Option<IpNetwork>,
+    /// Its gateway; default its first address.
+    #[serde(default)]
+    pub gateway6: Option<IpAddr>,
 }
 
 impl BridgeNetwork {
-    /// The network's own firewall rules (forwarding, masquerade, direct-routing drop).
-    pub fn rules(&self) -> NetworkRules {
-        NetworkRules {
-            network: self.name.clone(),
-            subnet: self.subnet,
-            bridge: self.bridge.clone(),
-            masquerade: self.ip_masq,
-            protect: !self.unprotected,
-            internal: self.internal,
-        }
+    /// The network's own firewall rules (forwarding, masquerade, direct-routing drop),
+    /// one set per subnet (IPv4, and IPv6 on a dual-stack network).
+    pub fn rules(&self) -> Vec<NetworkRules> {
+        std::iter::once(self.subnet)
+            .chain(self.subnet6)
+            .map(|subnet| NetworkRules {
+                network: self.name.clone(),
+                subnet,
+                bridge: self.bridge.clone(),
+                masquerade: self.ip_masq,
+                protect: !self.unprotected,
+                internal: self.internal,
+            })
+            .collect()
     }
 
     /// Docker's default network: docker0, 172.17.0.0/16, gateway 172.17.0.1.
@@ -84,6 +94,8 @@ impl BridgeNetwork {
             labels: Default::default(),
             created: None,
             ip_range: None,
+            subnet6: None,
+            gateway6: None,
         }
     }
 }
@@ -153,6 +165,9 @@ impl AttachOptions {
 pub struct Endpoint {
     /// The container's address with prefix.
     pub address: IpNetwork,
+    /// Its IPv6 address on a dual-stack network.
+    #[serde(default)]
+    pub address6: Option<IpNetwork>,
     /// Its gateway.
     pub gateway: Option<IpAddr>,
     /// The container interface's MAC.
@@ -184,6 +199,15 @@ pub fn range_set(net: &BridgeNetwork) -> Result<RangeSet> {
     RangeSet::new(vec![Range::new(net.subnet, start, end, net.gateway)?])
 }
 
+/// Every range set of the network: its IPv4 one, and its IPv6 one on a dual-stack network.
+pub fn range_sets(net: &BridgeNetwork) -> Result<Vec<RangeSet>> {
+    let mut sets = vec![range_set(net)?];
+    if let Some(v6) = net.subnet6 {
+        sets.push(RangeSet::new(vec![Range::new(v6, None, None, net.gateway6)?])?);
+    }
+    Ok(sets)
+}
+
 /// Attaches the container whose netns is `netns` as `opts.ifname`, publishing its ports
 /// (ephemeral ones get their host port here; the endpoint holds the resolved mappings),
 /// with address `opts.ip` when given (`--ip`), else the next free one, and records its
@@ -192,7 +216,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
     let (ifname, ports, ip) = (opts.ifname.as_str(), opts.ports.as_slice(), opts.ip);
     let aliases = opts.aliases.iter().map(|a| Name::container(a).map(|n| n.to_string())).collect::<Result<Vec<_>, _>>()?;
     let ns = NetNs::open(netns)?;
-    let sets = [range_set(net)?];
+    let sets = range_sets(net)?;
     let store = Store::open(&paths.ipam, &net.name)?;
     let publisher = paths.publisher()?;
     // Host ports are claimed before anything changes, so a conflict changes nothing;
@@ -200,23 +224,32 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
     let owner = crate::portmap::publish::key(&net.name, id, ifname);
     // Ephemeral host ports are picked here, inside the claim lock.
     let ports = &publisher.claims.claim(&owner, ports, true)?;
-    if let Some(ip) = ip.filter(|ip| !net.subnet.contains(*ip)) {
-        return Err(Error::InvalidConfig(format!("address {ip} is not in network {}'s subnet {}", net.name, net.subnet)));
+    if let Some(ip) = ip.filter(|ip| !net.subnet.contains(*ip) && !net.subnet6.is_some_and(|s| s.contains(*ip))) {
+        return Err(Error::AddressOutsideSubnet { ip, network: net.name.clone() });
     }
     let requested: Vec<IpAddr> = ip.into_iter().collect();
-    let alloc = match ipam::allocate(&store, &sets, id, ifname, &requested) {
-        Ok(mut a) => a.remove(0),
+    let allocs = match ipam::allocate(&store, &sets, id, ifname, &requested) {
+        Ok(a) => a,
         Err(e) => {
             let _ = publisher.claims.release(&owner, ports);
             return Err(e);
         }
     };
+    let addrs: Vec<IpNetwork> = allocs.iter().map(|a| a.address).collect();
     let undo_ipam = || {
-        let _ = ipam::release(&store, id, ifname, &[alloc.address.ip()]);
+        let _ = ipam::release(&store, id, ifname, &addrs.iter().map(|a| a.ip()).collect::<Vec<_>>());
     };
     let result = (|| {
-        let gw = alloc.gateway.ok_or_else(|| Error::InvalidConfig("network has no gateway".into()))?;
-        let gw_net = IpNetwork::new(gw, alloc.address.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let mut gateways = Vec::new();
+        let mut routes = Vec::new();
+        for a in &allocs {
+            // Range::new always sets a gateway (the subnet's first address by default).
+            let gw = a.gateway.unwrap_or_else(|| crate::ipam::offset(a.address.network(), 1));
+            gateways.push(
+                IpNetwork::new(gw, a.address.prefix()).map_err(|_| Error::AddressOutsideSubnet { ip: gw, network: net.name.clone() })?,
+            );
+            routes.push((crate::netlink::Route::default_dst(gw), Some(gw)));
+        }
         let w = Wiring {
             network: net.name.clone(),
             spec: BridgeSpec {
@@ -227,9 +260,9 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
                 hairpin: true,
                 promisc: false,
             },
-            gateways: vec![gw_net],
-            iface: IfaceConfig { addrs: vec![alloc.address], routes: vec![(crate::netlink::Route::default_dst(gw), Some(gw))] },
-            rules: vec![net.rules()],
+            gateways,
+            iface: IfaceConfig { addrs: addrs.clone(), routes },
+            rules: net.rules(),
         };
         let registry = paths.shared_dir()?;
         let att = wire::wire(&registry, publisher.fw.as_ref(), id, &ns, ifname, &w).map_err(|e| match e {
@@ -242,7 +275,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
                 network: net.name.clone(),
                 container_id: id.to_string(),
                 ifname: ifname.to_string(),
-                addrs: vec![alloc.address],
+                addrs: addrs.clone(),
                 mappings: ports.to_vec(),
                 snat: true,
                 conditions_v4: Vec::new(),
@@ -256,8 +289,9 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
             }
         }
         Ok(Endpoint {
-            address: alloc.address,
-            gateway: alloc.gateway,
+            address: allocs[0].address,
+            address6: allocs.get(1).map(|a| a.address),
+            gateway: allocs[0].gateway,
             mac: att.container.mac,
             host_veth: att.host.name,
             ports: ports.to_vec(),
@@ -286,10 +320,10 @@ pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>
     let ports: Vec<PortMapping> = ep.map(|e| e.ports.clone()).unwrap_or_default();
     publisher.unpublish(&net.name, id, ifname, &ports, None)?;
     let store = Store::open(&paths.ipam, &net.name)?;
-    let hint: Vec<IpAddr> = ep.map(|e| e.address.ip()).into_iter().collect();
+    let hint: Vec<IpAddr> = ep.map(|e| std::iter::once(e.address.ip()).chain(e.address6.map(|a| a.ip())).collect()).unwrap_or_default();
     ipam::release(&store, id, ifname, &hint)?;
     let hosts: Vec<String> = ep.map(|e| e.host_veth.clone()).into_iter().collect();
     paths.aliases()?.remove(&crate::portmap::publish::key(&net.name, id, ifname))?;
-    let rules = |_: &[IpNetwork]| vec![net.rules()];
+    let rules = |_: &[IpNetwork]| net.rules();
     wire::unwire(&paths.shared_dir()?, publisher.fw.as_ref(), &net.name, id, netns, ifname, &net.bridge, &hosts, &rules)
 }

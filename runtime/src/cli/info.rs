@@ -141,6 +141,8 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
             "NetworkSettings": {
                 "IPAddress": ep.map(|e| e.address.ip().to_string()).unwrap_or_default(),
                 "IPPrefixLen": ep.map(|e| e.address.prefix()).unwrap_or(0),
+                "GlobalIPv6Address": ep.and_then(|e| e.address6).map(|a| a.ip().to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": ep.and_then(|e| e.address6).map(|a| a.prefix()).unwrap_or(0),
                 "Gateway": ep.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
                 "MacAddress": ep.map(|e| e.mac.clone()).unwrap_or_default(),
                 "Ports": c.published().iter().map(|m| json!({

@@ -158,12 +158,16 @@ pub enum Command {
 pub enum NetworkCommand {
     /// Create a bridge network with its own bridge and subnet.
     Create {
-        /// Subnet in CIDR form (default: a free 172.18-31.0.0/16).
+        /// Subnet in CIDR form (default: a free 172.18-31.0.0/16); with --ipv6, give it
+        /// again for the IPv6 subnet (default: a random fdXX:XXXX:XXXX::/64).
         #[arg(long)]
-        subnet: Option<String>,
-        /// Gateway address (default: the subnet's first address).
+        subnet: Vec<String>,
+        /// Gateway address (default: the subnet's first address); one per family.
         #[arg(long)]
-        gateway: Option<std::net::IpAddr>,
+        gateway: Vec<std::net::IpAddr>,
+        /// Dual stack: containers get an IPv6 address too.
+        #[arg(long)]
+        ipv6: bool,
         /// Allocate container addresses from this sub-range of the subnet only (CIDR).
         #[arg(long = "ip-range")]
         ip_range: Option<String>,
@@ -194,8 +198,9 @@ pub enum NetworkCommand {
     },
     /// Remove a network no container uses.
     Rm {
-        /// Network name.
-        name: String,
+        /// Network names.
+        #[arg(required = true)]
+        names: Vec<String>,
     },
     /// Remove every user network that no container uses.
     Prune {
@@ -248,13 +253,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inspect { containers } => info::inspect(&paths, &containers),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
-        Command::Network(NetworkCommand::Create { subnet, gateway, ip_range, bridge, opt, label, internal, name }) => {
-            let req = network::Create { subnet, gateway, ip_range, bridge, opts: opt, labels: label, internal };
+        Command::Network(NetworkCommand::Create { subnet, gateway, ipv6, ip_range, bridge, opt, label, internal, name }) => {
+            let req = network::Create { subnets: subnet, gateways: gateway, ipv6, ip_range, bridge, opts: opt, labels: label, internal };
             network::create(&paths, &name, &req)
         }
         Command::Network(NetworkCommand::Ls) => network::ls(&paths),
         Command::Network(NetworkCommand::Inspect { names }) => network::inspect(&paths, &names),
-        Command::Network(NetworkCommand::Rm { name }) => network::rm(&paths, &name),
+        Command::Network(NetworkCommand::Rm { names }) => network::rm(&paths, &names),
         Command::Network(NetworkCommand::Prune { force: _ }) => network::prune(&paths),
         Command::Network(NetworkCommand::Connect { ip, alias, network, container }) => {
             let join = crate::network::Join { ip, aliases: alias };

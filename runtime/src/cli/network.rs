@@ -18,10 +18,12 @@ fn labels(labels: &[String]) -> std::collections::BTreeMap<String, String> {
 /// `network create`'s flags.
 #[derive(Debug, Clone, Default)]
 pub struct Create {
-    /// `--subnet`.
-    pub subnet: Option<String>,
-    /// `--gateway`.
-    pub gateway: Option<IpAddr>,
+    /// `--subnet` (one per family).
+    pub subnets: Vec<String>,
+    /// `--gateway` (one per family).
+    pub gateways: Vec<IpAddr>,
+    /// `--ipv6`.
+    pub ipv6: bool,
     /// `--ip-range`.
     pub ip_range: Option<String>,
     /// `--bridge`.
@@ -38,12 +40,29 @@ fn cidr(what: &str, s: Option<&str>) -> Result<Option<IpNetwork>> {
     s.map(|s| s.parse().map_err(|_| Error::Invalid(format!("invalid {what} {s:?}: not a CIDR")))).transpose()
 }
 
+/// At most one value of a family: Docker's default IPAM takes one subnet per family.
+fn one<T>(family: &str, v: Vec<T>) -> Result<Option<T>> {
+    match v.len() {
+        0 | 1 => Ok(v.into_iter().next()),
+        _ => Err(Error::Invalid(format!("more than one IPv{family} --subnet or --gateway"))),
+    }
+}
+
 /// Creates a network; the engine picks a free subnet when none is given.
 pub fn create(paths: &Paths, name: &str, c: &Create) -> Result<i32> {
+    let mut subnets = Vec::new();
+    for s in &c.subnets {
+        subnets.extend(cidr("subnet", Some(s))?);
+    }
+    let (v6, v4): (Vec<IpNetwork>, Vec<IpNetwork>) = subnets.into_iter().partition(IpNetwork::is_ipv6);
+    let (g6, g4): (Vec<IpAddr>, Vec<IpAddr>) = c.gateways.iter().partition(|g| g.is_ipv6());
     let mut req = CreateNetwork {
         name: name.to_string(),
-        subnet: cidr("subnet", c.subnet.as_deref())?,
-        gateway: c.gateway,
+        subnet: one("4", v4)?,
+        gateway: one("4", g4)?,
+        ipv6: c.ipv6,
+        subnet6: one("6", v6)?,
+        gateway6: one("6", g6)?,
         ip_range: cidr("ip-range", c.ip_range.as_deref())?,
         bridge: c.bridge.clone(),
         labels: labels(&c.labels),
@@ -101,14 +120,25 @@ pub fn ls(paths: &Paths) -> Result<i32> {
     Ok(0)
 }
 
-/// Removes a network no container uses, with its bridge and address store.
-pub fn rm(paths: &Paths, name: &str) -> Result<i32> {
+/// Removes networks no container uses, with their bridges and address stores; each name
+/// is tried, the first failure is the exit status (as Docker).
+pub fn rm(paths: &Paths, names: &[String]) -> Result<i32> {
     let nets = paths.networking();
-    let net = nets.network(name)?;
-    if let Some(c) = container::all(paths)?.into_iter().find(|c| c.spec.net == NetMode::Bridge(net.name.clone()) && c.alive()) {
-        return Err(Error::State(format!("network {name} is in use by container {}", c.name)));
+    let mut first_err = None;
+    for name in names {
+        let removed = (|| {
+            let net = nets.network(name)?;
+            if let Some(c) = container::all(paths)?.into_iter().find(|c| c.spec.net == NetMode::Bridge(net.name.clone()) && c.alive()) {
+                return Err(Error::State(format!("network {name} is in use by container {}", c.name)));
+            }
+            nets.remove_network(&net.name)?;
+            Ok(())
+        })();
+        match removed {
+            Ok(()) => println!("{name}"),
+            Err(e) if first_err.is_none() => first_err = Some(e),
+            Err(e) => eprintln!("berth: {e}"),
+        }
     }
-    nets.remove_network(&net.name)?;
-    println!("{name}");
-    Ok(0)
+    first_err.map_or(Ok(0), Err)
 }
