@@ -147,9 +147,75 @@ pub enum Error {
         /// What is wrong.
         why: String,
     },
-    /// A configuration value is invalid; nothing was changed.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    /// A network driver option (`-o`, the API's `Options`, a conflist key) is unknown or
+    /// has a value it cannot take.
+    #[error("network option {key}={value:?}: {why}")]
+    BadOption {
+        /// The option.
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is wrong, with what is accepted.
+        why: &'static str,
+    },
+    /// A subnet cannot be used as asked.
+    #[error("subnet {subnet}: {why}")]
+    BadSubnet {
+        /// The subnet as given.
+        subnet: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// An address bound of a range (rangeStart, rangeEnd, gateway, ip-range) is outside
+    /// its subnet (host-local's wording).
+    #[error("{what} {value} not in network {subnet}")]
+    OutsideSubnet {
+        /// Which bound.
+        what: &'static str,
+        /// Its value.
+        value: String,
+        /// The subnet.
+        subnet: String,
+    },
+    /// A range set cannot be built (empty, mixed families, overlapping ranges).
+    #[error("range set: {0}")]
+    BadRangeSet(String),
+    /// A specific address cannot be handed out (the gateway, outside every range).
+    #[error("requested IP address {ip}: {why}")]
+    BadRequestedAddress {
+        /// The address.
+        ip: IpAddr,
+        /// Why not.
+        why: &'static str,
+    },
+    /// A port mapping (`-p`, CNI `portMappings`) is malformed or out of range.
+    #[error("port mapping {spec:?}: {why}")]
+    BadPortMapping {
+        /// The mapping or the part of it at fault.
+        spec: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A port number is outside 1-65535.
+    #[error("{what} {port} out of range 1-65535")]
+    PortOutOfRange {
+        /// hostPort or containerPort.
+        what: &'static str,
+        /// The number given.
+        port: i64,
+    },
+    /// A sysctl key is not a plain path below /proc/sys.
+    #[error("invalid sysctl key {0:?}")]
+    BadSysctl(String),
+    /// A firewall rule would carry control characters (hostile input); nothing applied.
+    #[error("refusing a firewall rule with control characters: {0:?}")]
+    ControlCharacters(String),
+    /// No such firewall backend.
+    #[error("unknown firewall backend {0:?} (iptables or auto)")]
+    UnknownBackend(String),
+    /// An engine call broke a precondition of the API (a bug of the caller).
+    #[error("internal: {0}")]
+    Internal(&'static str),
     /// An address asked for (`--ip`) is outside the network's subnets.
     #[error("address {ip} is not in a subnet of network {network}")]
     AddressOutsideSubnet {
@@ -251,7 +317,12 @@ impl Error {
     pub fn cni_code(&self) -> u32 {
         use Error as E;
         match self {
-            E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::ForeignBridge { .. } => code::INVALID_CONFIG,
+            E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::ForeignBridge { .. } => code::INVALID_CONFIG,
+            E::BadOption { .. } | E::BadSubnet { .. } | E::OutsideSubnet { .. } | E::BadRangeSet(_) => code::INVALID_CONFIG,
+            E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => code::INVALID_CONFIG,
+            E::PortOutOfRange { .. } => code::INVALID_CONFIG,
+            E::ControlCharacters(_) => code::INVALID_CONFIG,
+            E::Internal(_) => code::INTERNAL,
             E::AddressOutsideSubnet { .. } => code::INVALID_CONFIG,
             E::NoSuchNetwork(_) | E::PredefinedNetwork(_) | E::SubnetOverlap { .. } | E::CorruptNetwork { .. } => code::INVALID_CONFIG,
             E::Netns { .. } => code::INVALID_ENV,
@@ -280,7 +351,12 @@ impl Error {
             E::AlreadyAttached { .. } => 403,
             E::NetworkExists(_) | E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) | E::BridgeInUse { .. } => 409,
             E::PredefinedNetwork(_) | E::NetworkInUse { .. } => 403,
-            E::InvalidConfig(_) | E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::SubnetOverlap { .. } => 400,
+            E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::SubnetOverlap { .. } => 400,
+            E::BadOption { .. } | E::BadSubnet { .. } | E::OutsideSubnet { .. } | E::BadRangeSet(_) => 400,
+            E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => 400,
+            E::PortOutOfRange { .. } => 400,
+            E::ControlCharacters(_) => 400,
+            E::Internal(_) => 500,
             E::RangeExhausted(_) | E::NoFreeSubnet => 400,
             E::LockTimeout { .. } => 503,
             E::CorruptNetwork { .. } | E::Io { .. } | E::Check(_) | E::Netlink(_) | E::Command { .. } => 500,
@@ -313,7 +389,7 @@ mod tests {
             (Error::NetworkExists("x".into()), code::IN_USE, 409),
             (Error::PredefinedNetwork("bridge".into()), code::INVALID_CONFIG, 403),
             (Error::NetworkInUse { network: "x".into(), endpoints: 1 }, code::IN_USE, 403),
-            (Error::InvalidConfig("bad".into()), code::INVALID_CONFIG, 400),
+            (Error::BadSubnet { subnet: "x".into(), why: "bad".into() }, code::INVALID_CONFIG, 400),
             (Error::LockTimeout { path: "/l".into(), waited: std::time::Duration::from_secs(1) }, code::TRY_AGAIN, 503),
         ];
         for (e, c, h) in cases {

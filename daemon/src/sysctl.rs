@@ -41,7 +41,7 @@ pub fn restore_all(run: &Path) -> Result<Vec<String>> {
 /// Sets a sysctl such as `net/ipv4/ip_forward`; skips the write if the value is already set.
 pub fn set(key: &str, value: &str) -> Result<()> {
     if key.split('/').any(|p| p.is_empty() || p == "." || p == "..") || key.contains(char::is_control) {
-        return Err(crate::Error::InvalidConfig(format!("invalid sysctl key {key:?}")));
+        return Err(crate::Error::BadSysctl(key.to_string()));
     }
     let path = PathBuf::from("/proc/sys").join(key);
     if let Ok(cur) = std::fs::read_to_string(&path) {

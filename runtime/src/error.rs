@@ -49,9 +49,36 @@ pub enum Error {
     /// The name is taken.
     #[error("the container name \"{0}\" is already in use")]
     NameInUse(String),
-    /// A flag value is invalid.
+    /// A flag or argument value is invalid; nothing was changed.
+    #[error("invalid {flag} {value:?}: {why}")]
+    Flag {
+        /// The flag or the kind of value (`--memory` → "size").
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong, with what is accepted.
+        why: String,
+    },
+    /// Options that cannot go together (or a run with nothing to run).
     #[error("{0}")]
-    Invalid(String),
+    Conflict(&'static str),
+    /// A stored record (image, container) cannot be read or written.
+    #[error("record {path}: {why}")]
+    Record {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// An ID prefix matches several containers.
+    #[error("multiple containers match ID prefix {0}")]
+    Ambiguous(String),
+    /// A limit asks for a cgroup controller this host does not have.
+    #[error("the {0} cgroup controller is not available on this host")]
+    NoController(String),
+    /// An image's layer is gone from the store.
+    #[error("image layer {0} is missing; load the image again")]
+    MissingLayer(PathBuf),
     /// The network mode names no known network or container.
     #[error("network {0} not found")]
     NoNetwork(String),

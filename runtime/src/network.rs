@@ -103,7 +103,7 @@ pub fn connect(paths: &Paths, network: &str, container: &str, join: Option<&Join
     let c = container::lookup(paths, container)?;
     let pid = c.state.pid.filter(|_| c.alive()).ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
     if !matches!(c.spec.net, NetMode::Bridge(_)) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::State(format!(
             "container {} uses network mode {}: it cannot join other networks",
             c.name,
             c.spec.net.display()
@@ -114,7 +114,7 @@ pub fn connect(paths: &Paths, network: &str, container: &str, join: Option<&Join
     let netns = PathBuf::from(format!("/proc/{pid}/ns/net"));
     if let Some(j) = join {
         if !j.aliases.is_empty() && net.name == "bridge" {
-            return Err(Error::Invalid("network-scoped aliases are only supported for user-defined networks".into()));
+            return Err(Error::Conflict("network-scoped aliases are only supported for user-defined networks"));
         }
         // The engine refuses a network the container is on already, its first one included.
         nets.connect(&net, &c.id, &netns, j.ip, &j.aliases)?;

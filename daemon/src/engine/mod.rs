@@ -62,10 +62,16 @@ impl CreateNetwork {
                 self.unprotected = match value {
                     "nat" => false,
                     "nat-unprotected" => true,
-                    _ => return Err(Error::InvalidConfig(format!("gateway mode {value:?}: nat or nat-unprotected"))),
+                    _ => return Err(Error::BadOption { key: key.into(), value: value.into(), why: "nat or nat-unprotected" }),
                 }
             }
-            _ => return Err(Error::InvalidConfig(format!("unsupported network option {key:?}"))),
+            _ => {
+                return Err(Error::BadOption {
+                    key: key.into(),
+                    value: value.into(),
+                    why: "unsupported (com.docker.network.bridge.name, com.docker.network.bridge.gateway_mode_ipv4|ipv6)",
+                })
+            }
         }
         Ok(())
     }
@@ -213,7 +219,7 @@ impl Engine {
         let mut b = [0u8; 16];
         b[0] = 0xfd;
         crate::netlink::fill_random(&mut b[1..6]);
-        IpNetwork::new(IpAddr::from(b), 64).map_err(|e| Error::InvalidConfig(e.to_string()))
+        IpNetwork::new(IpAddr::from(b), 64).map_err(|e| Error::BadSubnet { subnet: format!("{}/64", IpAddr::from(b)), why: e.to_string() })
     }
 
     fn pick_subnet(&self, taken: &[IpNetwork]) -> Result<IpNetwork> {
@@ -252,7 +258,10 @@ impl Networking for Engine {
         let subnet = match req.subnet {
             Some(net) => {
                 if net.ip() != net.network() {
-                    return Err(Error::InvalidConfig(format!("subnet {net} has host bits set (use {}/{})", net.network(), net.prefix())));
+                    return Err(Error::BadSubnet {
+                        subnet: net.to_string(),
+                        why: format!("host bits set (use {}/{})", net.network(), net.prefix()),
+                    });
                 }
                 if let Some(o) = self.networks()?.into_iter().find(|o| overlaps(&o.subnet, &net)) {
                     return Err(Error::SubnetOverlap { subnet: net, other: o.subnet, network: o.name });
@@ -262,20 +271,20 @@ impl Networking for Engine {
             None => self.pick_subnet(&taken)?,
         };
         if req.ip_range.is_some() && req.subnet.is_none() {
-            return Err(Error::InvalidConfig("--ip-range needs --subnet".into()));
+            return Err(Error::BadSubnet { subnet: "(default)".into(), why: "--ip-range needs --subnet".into() });
         }
         if let Some(v6) = req.subnet.filter(IpNetwork::is_ipv6) {
-            return Err(Error::InvalidConfig(format!("{v6}: give the IPv4 subnet as the network's subnet and the IPv6 one with --ipv6")));
+            return Err(Error::BadSubnet { subnet: v6.to_string(), why: "an IPv6 subnet is the network's second, with --ipv6".into() });
         }
         let subnet6 = match (req.ipv6, req.subnet6) {
-            (false, Some(s)) => return Err(Error::InvalidConfig(format!("IPv6 subnet {s} needs --ipv6"))),
+            (false, Some(s)) => return Err(Error::BadSubnet { subnet: s.to_string(), why: "an IPv6 subnet needs --ipv6".into() }),
             (false, None) => None,
             (true, Some(s)) => Some(s),
             (true, None) => Some(self.pick_subnet6()?),
         };
         if let Some(s6) = subnet6 {
             if s6.is_ipv4() {
-                return Err(Error::InvalidConfig(format!("{s6} is not an IPv6 subnet")));
+                return Err(Error::BadSubnet { subnet: s6.to_string(), why: "not an IPv6 subnet".into() });
             }
             if let Some(o) = self.networks()?.into_iter().find(|o| o.subnet6.is_some_and(|x| overlaps(&x, &s6))) {
                 return Err(Error::SubnetOverlap { subnet: s6, other: o.subnet6.unwrap_or(s6), network: o.name });

@@ -83,7 +83,7 @@ impl Iptables {
 
     fn restore(&self, family: Family, batch: &Batch) -> Result<()> {
         if let Some(line) = &batch.poisoned {
-            return Err(Error::InvalidConfig(format!("refusing a firewall rule with control characters: {line:?}")));
+            return Err(Error::ControlCharacters(line.clone()));
         }
         if batch.is_empty() {
             return Ok(());

@@ -54,6 +54,6 @@ pub const DEFAULT_MARK_BIT: u8 = 13;
 pub fn select(kind: &str, run_dir: &std::path::Path, mark_bit: u8) -> Result<Box<dyn Firewall>> {
     match kind {
         "" | "auto" | "iptables" => Ok(Box::new(Iptables::new(run_dir.join("iptables.lock"), mark_bit))),
-        other => Err(crate::Error::InvalidConfig(format!("unknown firewall backend {other:?} (iptables or auto)"))),
+        other => Err(crate::Error::UnknownBackend(other.to_string())),
     }
 }

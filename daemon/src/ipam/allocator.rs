@@ -18,6 +18,11 @@ pub struct Allocation {
     pub gateway: Option<IpAddr>,
 }
 
+/// `ip` with its range's prefix.
+fn address(ip: IpAddr, range: &crate::ipam::Range) -> Result<IpNetwork> {
+    IpNetwork::new(ip, range.subnet.prefix()).map_err(|e| Error::BadSubnet { subnet: range.subnet.to_string(), why: e.to_string() })
+}
+
 /// Allocates one address from each range set for (id, ifname), round-robin after the
 /// last address handed out. `requested` pins addresses (CNI_ARGS IP=, runtimeConfig ips).
 /// On failure every address claimed by this call is released again.
@@ -29,18 +34,15 @@ pub fn allocate(store: &Store, sets: &[RangeSet], id: &str, ifname: &str, reques
         for (idx, set) in sets.iter().enumerate() {
             let alloc = if let Some(pos) = pinned.iter().position(|ip| set.range_for(*ip).is_some()) {
                 let ip = pinned.remove(pos);
-                let range = set.range_for(ip).ok_or_else(|| Error::InvalidConfig(format!("{ip} not in range")))?;
+                let range = set.range_for(ip).ok_or(Error::BadRequestedAddress { ip, why: "not in a range" })?;
                 if range.gateway == Some(ip) {
-                    return Err(Error::InvalidConfig(format!("requested IP {ip} is the gateway")));
+                    return Err(Error::BadRequestedAddress { ip, why: "it is the gateway" });
                 }
                 if !locked.reserve(ip, id, ifname, idx)? {
                     let owner = locked.owner(ip).map(|o| o.0).unwrap_or_default();
                     return Err(Error::AddressTaken { ip, owner });
                 }
-                Allocation {
-                    address: IpNetwork::new(ip, range.subnet.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?,
-                    gateway: range.gateway,
-                }
+                Allocation { address: address(ip, range)?, gateway: range.gateway }
             } else {
                 let mut found = None;
                 for (ri, ip) in set.candidates(locked.last_reserved(idx)) {
@@ -49,10 +51,7 @@ pub fn allocate(store: &Store, sets: &[RangeSet], id: &str, ifname: &str, reques
                         continue;
                     }
                     if locked.reserve(ip, id, ifname, idx)? {
-                        found = Some(Allocation {
-                            address: IpNetwork::new(ip, range.subnet.prefix()).map_err(|e| Error::InvalidConfig(e.to_string()))?,
-                            gateway: range.gateway,
-                        });
+                        found = Some(Allocation { address: address(ip, range)?, gateway: range.gateway });
                         break;
                     }
                 }
@@ -61,7 +60,7 @@ pub fn allocate(store: &Store, sets: &[RangeSet], id: &str, ifname: &str, reques
             out.push(alloc);
         }
         if let Some(ip) = pinned.first() {
-            return Err(Error::InvalidConfig(format!("requested IP {ip} is not in any configured range")));
+            return Err(Error::BadRequestedAddress { ip: *ip, why: "not in any configured range" });
         }
         Ok(())
     })();

@@ -44,19 +44,22 @@ impl Range {
     pub fn new(subnet: IpNetwork, start: Option<IpAddr>, end: Option<IpAddr>, gateway: Option<IpAddr>) -> Result<Self> {
         let bits = if subnet.is_ipv4() { 32 } else { 128 };
         if subnet.prefix() > bits - 2 {
-            return Err(Error::InvalidConfig(format!("network {subnet} too small to allocate from")));
+            return Err(Error::BadSubnet { subnet: subnet.to_string(), why: "too small to allocate from".into() });
         }
         if subnet.ip() != subnet.network() {
-            return Err(Error::InvalidConfig(format!("subnet {subnet} has host bits set (use {}/{})", subnet.network(), subnet.prefix())));
+            return Err(Error::BadSubnet {
+                subnet: subnet.to_string(),
+                why: format!("host bits set (use {}/{})", subnet.network(), subnet.prefix()),
+            });
         }
         let first = offset(subnet.network(), 1);
         let last = match subnet {
             IpNetwork::V4(v4) => offset(IpAddr::V4(v4.broadcast()), -1),
             IpNetwork::V6(v6) => IpAddr::V6(v6.broadcast()),
         };
-        let check = |what: &str, ip: IpAddr| -> Result<IpAddr> {
+        let check = |what: &'static str, ip: IpAddr| -> Result<IpAddr> {
             if !subnet.contains(ip) {
-                return Err(Error::InvalidConfig(format!("{what} {ip} not in network {subnet}")));
+                return Err(Error::OutsideSubnet { what, value: ip.to_string(), subnet: subnet.to_string() });
             }
             Ok(ip)
         };
@@ -64,7 +67,7 @@ impl Range {
         let end = end.map(|ip| check("rangeEnd", ip)).transpose()?.unwrap_or(last);
         let gateway = Some(gateway.map(|ip| check("gateway", ip)).transpose()?.unwrap_or(first));
         if as_u128(start) > as_u128(end) {
-            return Err(Error::InvalidConfig(format!("rangeStart {start} is after rangeEnd {end}")));
+            return Err(Error::BadRangeSet(format!("rangeStart {start} is after rangeEnd {end}")));
         }
         Ok(Self { subnet, start, end, gateway })
     }
@@ -83,16 +86,16 @@ impl RangeSet {
     /// Validates a range set: non-empty, one family, no overlapping ranges.
     pub fn new(ranges: Vec<Range>) -> Result<Self> {
         let Some(first) = ranges.first() else {
-            return Err(Error::InvalidConfig("empty range set".into()));
+            return Err(Error::BadRangeSet("no ranges".into()));
         };
         let v4 = first.subnet.is_ipv4();
         for (i, r) in ranges.iter().enumerate() {
             if r.subnet.is_ipv4() != v4 {
-                return Err(Error::InvalidConfig("a range set mixes IPv4 and IPv6".into()));
+                return Err(Error::BadRangeSet("it mixes IPv4 and IPv6".into()));
             }
             for o in &ranges[i + 1..] {
                 if r.overlaps(o) {
-                    return Err(Error::InvalidConfig(format!("ranges {}-{} and {}-{} overlap", r.start, r.end, o.start, o.end)));
+                    return Err(Error::BadRangeSet(format!("ranges {}-{} and {}-{} overlap", r.start, r.end, o.start, o.end)));
                 }
             }
         }

@@ -42,7 +42,8 @@ impl Store {
     /// Opens (creating if needed) the store of `network` under `data_dir`.
     pub fn open(data_dir: &Path, network: &str) -> Result<Self> {
         if network.is_empty() || network.contains('/') || network.starts_with('.') {
-            return Err(Error::InvalidConfig(format!("invalid network name {network:?}")));
+            let why = "not a directory name";
+            return Err(crate::name::NameError { kind: crate::name::Kind::Network, value: network.to_string(), why }.into());
         }
         let dir = data_dir.join(network);
         fs::create_dir_all(&dir).map_err(|e| Error::io("create IPAM directory", &dir, e))?;

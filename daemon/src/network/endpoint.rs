@@ -184,7 +184,7 @@ pub fn range_set(net: &BridgeNetwork) -> Result<RangeSet> {
         Some(r) => {
             let whole = Range::new(net.subnet, None, None, net.gateway)?;
             if !net.subnet.contains(r.network()) || r.prefix() < net.subnet.prefix() {
-                return Err(Error::InvalidConfig(format!("ip-range {r} is not inside subnet {}", net.subnet)));
+                return Err(Error::OutsideSubnet { what: "ip-range", value: r.to_string(), subnet: net.subnet.to_string() });
             }
             let last = match r {
                 IpNetwork::V4(v4) => IpAddr::V4(v4.broadcast()),

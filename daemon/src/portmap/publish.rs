@@ -43,7 +43,7 @@ impl Publisher {
             self.unpublish_record(&k, &old)?;
         }
         if rules.mappings.iter().any(PortMapping::is_ephemeral) {
-            return Err(crate::Error::InvalidConfig("port mappings must be claimed (ephemeral ports picked) before publishing".into()));
+            return Err(crate::Error::Internal("port mappings must be claimed (ephemeral ports picked) before publishing"));
         }
         self.claims.claim(&k, &rules.mappings, true)?;
         let res = (|| {

@@ -37,7 +37,7 @@ impl FromStr for Proto {
             "" | "tcp" => Ok(Proto::Tcp),
             "udp" => Ok(Proto::Udp),
             "sctp" => Ok(Proto::Sctp),
-            other => Err(Error::InvalidConfig(format!("unknown protocol {other:?} (tcp, udp or sctp)"))),
+            other => Err(Error::BadPortMapping { spec: other.to_string(), why: "unknown protocol (tcp, udp or sctp)".into() }),
         }
     }
 }
@@ -58,17 +58,17 @@ pub struct PortMapping {
 impl PortMapping {
     /// Checks ranges and addresses; called before anything is changed.
     pub fn new(host_ip: Option<IpAddr>, host_port: i64, container_port: i64, proto: Proto) -> Result<Self> {
-        let port = |what: &str, p: i64| -> Result<u16> {
+        let port = |what: &'static str, p: i64| -> Result<u16> {
             if (1..=65535).contains(&p) {
                 Ok(p as u16)
             } else {
-                Err(Error::InvalidConfig(format!("{what} {p} out of range 1-65535")))
+                Err(Error::PortOutOfRange { what, port: p })
             }
         };
         let host_ip = host_ip.filter(|ip| !ip.is_unspecified());
         if let Some(ip) = host_ip {
             if ip.is_multicast() {
-                return Err(Error::InvalidConfig(format!("host IP {ip} is a multicast address")));
+                return Err(Error::BadPortMapping { spec: format!("host IP {ip}"), why: "a multicast address".into() });
             }
         }
         Ok(Self { host_ip, host_port: port("hostPort", host_port)?, container_port: port("containerPort", container_port)?, proto })
@@ -124,7 +124,7 @@ pub struct Publish {
 
 /// Parses Docker's `-p` grammar: `[hostIP:][hostPort[-end]:]containerPort[-end][/proto]`.
 pub fn parse_publish(spec: &str) -> Result<Publish> {
-    let bad = |why: &str| Error::InvalidConfig(format!("invalid port spec {spec:?}: {why}"));
+    let bad = |why: &str| Error::BadPortMapping { spec: spec.to_string(), why: why.to_string() };
     let (rest, proto) = match spec.rsplit_once('/') {
         Some((r, p)) => (r, p.parse::<Proto>().map_err(|_| bad("protocol must be tcp, udp or sctp"))?),
         None => (spec, Proto::Tcp),

@@ -23,7 +23,7 @@ pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits, devices: Dev
                 _ => limits.cpus.is_some(),
             };
             if wanted {
-                return Err(Error::Invalid(format!("the {ctrl} cgroup controller is not available on this host")));
+                return Err(Error::NoController(ctrl.to_string()));
             }
             continue;
         }

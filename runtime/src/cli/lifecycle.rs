@@ -12,11 +12,11 @@ use crate::process::monitor;
 
 fn parse_signal(s: &str) -> Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| Error::Invalid(format!("invalid signal {s:?}")));
+        return Signal::try_from(n).map_err(|_| Error::Flag { flag: "signal", value: s.to_string(), why: "no such signal".into() });
     }
     let up = s.to_ascii_uppercase();
     let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse::<Signal>().map_err(|_| Error::Invalid(format!("invalid signal {s:?}")))
+    name.parse::<Signal>().map_err(|_| Error::Flag { flag: "signal", value: s.to_string(), why: "no such signal".into() })
 }
 
 /// Waits until the monitor has recorded the exit (and cleaned up), or `timeout` passes.

@@ -36,15 +36,15 @@ pub struct Create {
     pub internal: bool,
 }
 
-fn cidr(what: &str, s: Option<&str>) -> Result<Option<IpNetwork>> {
-    s.map(|s| s.parse().map_err(|_| Error::Invalid(format!("invalid {what} {s:?}: not a CIDR")))).transpose()
+fn cidr(what: &'static str, s: Option<&str>) -> Result<Option<IpNetwork>> {
+    s.map(|s| s.parse().map_err(|_| Error::Flag { flag: what, value: s.to_string(), why: "not a CIDR".into() })).transpose()
 }
 
 /// At most one value of a family: Docker's default IPAM takes one subnet per family.
 fn one<T>(family: &str, v: Vec<T>) -> Result<Option<T>> {
     match v.len() {
         0 | 1 => Ok(v.into_iter().next()),
-        _ => Err(Error::Invalid(format!("more than one IPv{family} --subnet or --gateway"))),
+        _ => Err(Error::Flag { flag: "--subnet/--gateway", value: format!("IPv{family}"), why: "one per address family".into() }),
     }
 }
 
@@ -70,7 +70,7 @@ pub fn create(paths: &Paths, name: &str, c: &Create) -> Result<i32> {
         ..Default::default()
     };
     for o in &c.opts {
-        let (k, v) = o.split_once('=').ok_or_else(|| Error::Invalid(format!("invalid option {o:?}: use KEY=VALUE")))?;
+        let (k, v) = o.split_once('=').ok_or_else(|| Error::Flag { flag: "option", value: o.clone(), why: "use KEY=VALUE".into() })?;
         req.option(k, v)?;
     }
     let net = paths.networking().create_network(&req)?;

@@ -99,7 +99,7 @@ const MIN_MEMORY: u64 = 6 << 20;
 /// Parses "64m", "1g", "512k", "1048576" into bytes; refuses what is not a finite size
 /// between 6 MiB and 8 EiB (NaN, fractions of a byte, overflow), as Docker does.
 pub fn parse_bytes(s: &str) -> Result<u64> {
-    let bad = |why: &str| Error::Invalid(format!("invalid size: {s:?} ({why})"));
+    let bad = |why: &str| Error::Flag { flag: "size", value: s.to_string(), why: why.to_string() };
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.char_indices().last() {
@@ -128,24 +128,34 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
 fn ports(a: &RunArgs, exposed: &[String]) -> Result<Vec<PortMapping>> {
     let mut out: Vec<PortMapping> = Vec::new();
     for spec in &a.publish {
-        out.extend(expand_publish(spec).map_err(|e| Error::Invalid(e.to_string().replace("invalid configuration: ", "")))?);
+        out.extend(expand_publish(spec).map_err(|e| Error::Flag {
+            flag: "port spec",
+            value: spec.clone(),
+            why: match e {
+                netd::Error::BadPortMapping { spec: part, why } if part != *spec => format!("{part}: {why}"),
+                netd::Error::BadPortMapping { why, .. } => why,
+                e => e.to_string(),
+            },
+        })?);
     }
     if a.publish_all {
         for e in exposed {
             let (port, proto) = e.split_once('/').unwrap_or((e, "tcp"));
-            let proto: Proto = proto.parse().map_err(|_| Error::Invalid(format!("image exposes {e:?}")))?;
-            let cport: i64 = port.parse().map_err(|_| Error::Invalid(format!("image exposes {e:?}")))?;
+            let exposed = || Error::Flag { flag: "exposed port of the image", value: e.clone(), why: "not PORT[/PROTO]".into() };
+            let proto: Proto = proto.parse().map_err(|_| exposed())?;
+            let cport: i64 = port.parse().map_err(|_| exposed())?;
             if out.iter().any(|m| m.container_port as i64 == cport && m.proto == proto) {
                 continue;
             }
-            out.push(PortMapping::ephemeral(None, cport, proto).map_err(|e| Error::Invalid(e.to_string()))?);
+            out.push(PortMapping::ephemeral(None, cport, proto)?);
         }
     }
     for (i, m) in out.iter().enumerate().filter(|(_, m)| !m.is_ephemeral()) {
         if out[..i].iter().any(|o| {
             o.host_port == m.host_port && o.proto == m.proto && (o.host_ip.is_none() || m.host_ip.is_none() || o.host_ip == m.host_ip)
         }) {
-            return Err(Error::Invalid(format!("host port {}/{} is published twice", m.host_port, m.proto)));
+            let value = format!("{}/{}", m.host_port, m.proto);
+            return Err(Error::Flag { flag: "host port", value, why: "published twice".into() });
         }
     }
     Ok(out)
@@ -157,7 +167,7 @@ fn aliases(given: &[String], net: &NetMode) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     if !matches!(net, NetMode::Bridge(n) if n != "bridge") {
-        return Err(Error::Invalid("network-scoped aliases are only supported for user-defined networks".into()));
+        return Err(Error::Conflict("network-scoped aliases are only supported for user-defined networks"));
     }
     given.iter().map(|a| Ok(netd::name::Name::container(a).map_err(netd::Error::from)?.to_string())).collect()
 }
@@ -170,26 +180,26 @@ fn volumes(specs: &[String]) -> Result<Vec<Volume>> {
             let (host, ctr, mode) = match parts.as_slice() {
                 [h, c] => (*h, *c, ""),
                 [h, c, m] => (*h, *c, *m),
-                _ => return Err(Error::Invalid(format!("invalid volume spec {s:?}: use HOST:CONTAINER[:ro]"))),
+                _ => return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: "use HOST:CONTAINER[:ro]".into() }),
             };
             if !host.starts_with('/') || !ctr.starts_with('/') {
-                return Err(Error::Invalid(format!("invalid volume spec {s:?}: paths must be absolute")));
+                return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: "paths must be absolute".into() });
             }
             if ctr.contains(char::is_control) || host.contains(char::is_control) {
-                return Err(Error::Invalid(format!("invalid volume spec {s:?}: control characters")));
+                return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: "control characters".into() });
             }
             // Resolved inside the container's root: `..` cannot climb out of it.
             let ctr = format!("/{}", crate::beneath::clean_in_root(ctr).display());
             if ctr == "/" {
-                return Err(Error::Invalid(format!("invalid volume spec {s:?}: cannot mount over the root")));
+                return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: "cannot mount over the root".into() });
             }
             if !std::path::Path::new(host).exists() {
-                return Err(Error::Invalid(format!("invalid volume spec {s:?}: {host} does not exist")));
+                return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: format!("{host} does not exist") });
             }
             let readonly = match mode {
                 "" | "rw" => false,
                 "ro" => true,
-                m => return Err(Error::Invalid(format!("invalid volume mode {m:?} (ro or rw)"))),
+                m => return Err(Error::Flag { flag: "volume mode", value: m.to_string(), why: "ro or rw".into() }),
             };
             Ok(Volume { host: host.into(), container: ctr, readonly })
         })
@@ -227,7 +237,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         publish = false;
     }
     if publish && matches!(net, NetMode::None | NetMode::Container(_)) {
-        return Err(Error::Invalid("conflicting options: port publishing and the container type network mode".into()));
+        return Err(Error::Conflict("conflicting options: port publishing and the container type network mode"));
     }
     let ports = if publish { ports(a, &img.config.exposed_ports)? } else { Vec::new() };
     let name = match &a.name {
@@ -237,12 +247,14 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
     let mut args = img.config.entrypoint.clone();
     args.extend(if a.cmd.is_empty() { img.config.cmd.clone() } else { a.cmd.clone() });
     if args.is_empty() {
-        return Err(Error::Invalid("no command specified (the image has none)".into()));
+        return Err(Error::Conflict("no command specified (the image has none)"));
     }
     let limits = Limits {
         memory: a.memory.as_deref().map(parse_bytes).transpose()?,
         cpus: match a.cpus {
-            Some(c) if !(c > 0.0 && c <= 1024.0) => return Err(Error::Invalid(format!("invalid --cpus {c}: must be > 0"))),
+            Some(c) if !(c > 0.0 && c <= 1024.0) => {
+                return Err(Error::Flag { flag: "--cpus", value: c.to_string(), why: "must be > 0 and at most 1024".into() })
+            }
             c => c,
         },
         pids: a.pids_limit,
@@ -250,7 +262,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
     let id = netd::netlink::random_hex(32);
     let aliases = aliases(&a.network_alias, &net)?;
     if a.ip.is_some() && !matches!(&net, NetMode::Bridge(n) if n != "bridge") {
-        return Err(Error::Invalid("user specified IP address is supported on user defined networks only".into()));
+        return Err(Error::Conflict("user specified IP address is supported on user defined networks only"));
     }
     let spec = Spec {
         image: a.image.clone(),

@@ -13,7 +13,7 @@ pub fn lock(paths: &Paths) -> Result<File> {
 
 /// Writes a record atomically (temp + rename).
 pub fn save(paths: &Paths, c: &Container) -> Result<()> {
-    let data = serde_json::to_vec_pretty(c).map_err(|e| Error::Invalid(e.to_string()))?;
+    let data = serde_json::to_vec_pretty(c).map_err(|e| Error::Record { path: paths.container(&c.id), why: e.to_string() })?;
     Ok(netd::state::write_atomic(&paths.container(&c.id).join("container.json"), &data)?)
 }
 
@@ -41,7 +41,7 @@ pub fn lookup(paths: &Paths, key: &str) -> Result<Container> {
     match matches.as_slice() {
         [c] => Ok((*c).clone()),
         [] => Err(Error::NoContainer(key.to_string())),
-        _ => Err(Error::Invalid(format!("multiple containers match ID prefix {key}"))),
+        _ => Err(Error::Ambiguous(key.to_string())),
     }
 }
 
@@ -59,7 +59,7 @@ pub fn update(paths: &Paths, id: &str, f: impl FnOnce(&mut Container)) -> Result
     let _l = lock(paths)?;
     let p = paths.container(id).join("container.json");
     let data = fs::read(&p).map_err(|e| Error::io("read", &p, e))?;
-    let mut c: Container = serde_json::from_slice(&data).map_err(|e| Error::Invalid(format!("corrupt record {}: {e}", p.display())))?;
+    let mut c: Container = serde_json::from_slice(&data).map_err(|e| Error::Record { path: p.clone(), why: e.to_string() })?;
     f(&mut c);
     save(paths, &c)?;
     Ok(c)

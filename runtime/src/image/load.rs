@@ -15,9 +15,9 @@ use crate::paths::Paths;
 
 /// Imports a root filesystem tarball as a one-layer image named `name`.
 pub fn import(paths: &Paths, tarball: &Path, name: &str) -> Result<Image> {
-    let name = super::checked_name(name).map_err(Error::Invalid)?;
+    let name = super::checked_name(name).map_err(|why| Error::Flag { flag: "image name", value: name.to_string(), why })?;
     if !tarball.is_file() {
-        return Err(Error::Invalid(format!("{}: no such file", tarball.display())));
+        return Err(Error::io("open", tarball, std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
     let digest = file_digest(tarball)?;
     ensure_layer(paths, tarball, &digest, "Importing")?;
@@ -143,7 +143,7 @@ fn run_config(doc: &Value) -> RunConfig {
 /// Loads every image of a `docker save` or OCI layout archive; returns them.
 pub fn load(paths: &Paths, archive: &Path) -> Result<Vec<Image>> {
     if !archive.is_file() {
-        return Err(Error::Invalid(format!("{}: no such file", archive.display())));
+        return Err(Error::io("open", archive, std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
     let scratch = Scratch(paths.lib.join(format!("tmp/load-{}", std::process::id())));
     fs::create_dir_all(&scratch.0).map_err(|e| Error::io("create", &scratch.0, e))?;

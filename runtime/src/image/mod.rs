@@ -76,8 +76,9 @@ fn record_path(paths: &Paths, name: &str) -> PathBuf {
 
 /// Loads an image by name (tag optional) or by ID prefix.
 pub fn get(paths: &Paths, name: &str) -> Result<Image> {
-    if let Ok(data) = fs::read(record_path(paths, name)) {
-        return serde_json::from_slice(&data).map_err(|e| Error::Invalid(format!("corrupt image record {name}: {e}")));
+    let p = record_path(paths, name);
+    if let Ok(data) = fs::read(&p) {
+        return serde_json::from_slice(&data).map_err(|e| Error::Record { path: p.clone(), why: format!("image {name}: {e}") });
     }
     let want = name.trim_start_matches("sha256:");
     if want.len() >= 4 {
@@ -106,7 +107,7 @@ pub fn list(paths: &Paths) -> Result<Vec<Image>> {
 
 /// Stores an image record atomically.
 pub fn save(paths: &Paths, img: &Image) -> Result<()> {
-    let data = serde_json::to_vec_pretty(img).map_err(|e| Error::Invalid(e.to_string()))?;
+    let data = serde_json::to_vec_pretty(img).map_err(|e| Error::Record { path: record_path(paths, &img.name), why: e.to_string() })?;
     Ok(netd::state::write_atomic(&record_path(paths, &img.name), &data)?)
 }
 

@@ -40,7 +40,7 @@ fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
     }
     let lowers: Vec<PathBuf> = c.spec.layers.iter().rev().map(|l| crate::image::layer_dir(paths, l)).collect();
     if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
-        return Err(Error::Invalid(format!("image layer {} is missing; load the image again", missing.display())));
+        return Err(Error::MissingLayer(missing.clone()));
     }
     let mut etc = vec![(dir.join("hosts"), "/etc/hosts"), (dir.join("resolv.conf"), "/etc/resolv.conf")];
     if c.spec.net != NetMode::Host {
