@@ -358,15 +358,19 @@ impl Networking for Engine {
 
     fn members(&self, network: &str) -> Result<Vec<Member>> {
         let store = crate::ipam::Store::open(&self.paths.ipam, network)?;
+        // One read of the address store for all members (a lookup each would be O(N²)).
+        let entries = store.lock()?.entries()?;
         let aliases = self.paths.aliases()?;
         let mut out = Vec::new();
         for k in shared::holders(&shared::registry(&self.paths.run)?, network) {
             let mut p = k.splitn(3, '~').skip(1);
             if let (Some(id), Some(ifname)) = (p.next(), p.next()) {
+                let addresses =
+                    entries.iter().filter(|e| e.id == id && (e.ifname == ifname || e.ifname.is_empty())).map(|e| e.ip).collect();
                 out.push(Member {
                     id: id.to_string(),
                     ifname: ifname.to_string(),
-                    addresses: crate::ipam::find(&store, id, ifname)?,
+                    addresses,
                     aliases: aliases.load(&k).unwrap_or_default(),
                 });
             }
