@@ -95,9 +95,12 @@ fn containers_find_each_other_by_name_on_user_networks() {
         berth(&["network", "disconnect", "app", "late"]).ok();
         let (code, out) = run_sh("app", "nslookup late");
         assert_ne!(code, 0, "{out}");
-        // Stopped containers lose their names.
-        berth(&["rm", "-f", "web"]).ok();
+        // Stopped containers lose their names (and removed ones, their aliases).
+        berth(&["stop", "-t", "1", "web"]).ok();
         let (code, out) = run_sh("app", "nslookup web");
+        assert_ne!(code, 0, "{out}");
+        berth(&["rm", "-f", "web"]).ok();
+        let (code, out) = run_sh("app", "nslookup www");
         assert_ne!(code, 0, "{out}");
         drop(other);
     });
