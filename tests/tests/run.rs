@@ -396,3 +396,23 @@ fn parallel_ephemeral_ports_are_distinct_and_answer() {
         assert!(ports.contains(&shown), "inspect shows the picked port");
     });
 }
+
+#[test]
+fn names_are_indexed_and_the_index_repairs_itself() {
+    isolated(|| {
+        import_busybox(PAGE);
+        berth(&["run", "-d", "--name", "a", "busybox", "sleep", "60"]).ok();
+        assert!(std::path::Path::new("/var/lib/berth/containers/.names/a").exists());
+        // Records of an older version (no index): the name is still taken, and found.
+        sh("rm -rf /var/lib/berth/containers/.names");
+        assert!(berth(&["run", "-d", "--name", "a", "busybox", "true"]).stderr.contains("already in use"));
+        assert!(berth(&["inspect", "a"]).ok().contains("\"Running\": true"));
+        // An index entry whose record is gone does not hold the name.
+        std::fs::write("/var/lib/berth/containers/.names/ghost", "0123456789abcdef").unwrap();
+        berth(&["run", "-d", "--name", "ghost", "busybox", "sleep", "60"]).ok();
+        // rm frees the name.
+        berth(&["rm", "-f", "a", "ghost"]).ok();
+        assert!(!std::path::Path::new("/var/lib/berth/containers/.names/a").exists());
+        berth(&["run", "--rm", "--name", "a", "busybox", "true"]).ok();
+    });
+}

@@ -1,4 +1,6 @@
-//! On-disk container records: `containers/<id>/container.json`.
+//! On-disk container records: `containers/<id>/container.json`, and a name index
+//! `containers/.names/<name>` (holding the ID) so that a name check or a lookup by name
+//! or full ID reads one record, not all of them.
 
 use std::fs::{self, File};
 
@@ -31,27 +33,61 @@ pub fn all(paths: &Paths) -> Result<Vec<Container>> {
     Ok(out)
 }
 
-/// Finds a container by name, full ID or unique ID prefix.
+/// The record of `id`, if there is one. `id` is used as a path component only when it
+/// is a valid container name (no `/`, no `..`).
+fn read(paths: &Paths, id: &str) -> Option<Container> {
+    netd::name::Name::container(id).ok()?;
+    serde_json::from_slice(&fs::read(paths.container(id).join("container.json")).ok()?).ok()
+}
+
+fn name_file(paths: &Paths, name: &str) -> Option<std::path::PathBuf> {
+    netd::name::Name::container(name).ok().map(|_| paths.containers().join(".names").join(name))
+}
+
+/// The container holding `name`, by the index (one read), else by a scan (records of
+/// older versions, or an index entry lost in a crash).
+fn by_name(paths: &Paths, name: &str) -> Option<Container> {
+    let indexed = name_file(paths, name).and_then(|f| fs::read_to_string(f).ok()).and_then(|id| read(paths, id.trim()));
+    indexed.filter(|c| c.name == name)
+}
+
+/// Finds a container by name, full ID or unique ID prefix; the first two read one
+/// record, a prefix lists the IDs and reads the one that matches.
 pub fn lookup(paths: &Paths, key: &str) -> Result<Container> {
-    let all = all(paths)?;
-    if let Some(c) = all.iter().find(|c| c.name == key || c.id == key) {
-        return Ok(c.clone());
+    if let Some(c) = by_name(paths, key).or_else(|| read(paths, key)) {
+        return Ok(c);
     }
-    let matches: Vec<&Container> = all.iter().filter(|c| key.len() >= 3 && c.id.starts_with(key)).collect();
+    let ids: Vec<String> = fs::read_dir(paths.containers())
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| !n.starts_with('.')).collect())
+        .unwrap_or_default();
+    let matches: Vec<&String> = ids.iter().filter(|id| key.len() >= 3 && id.starts_with(key)).collect();
     match matches.as_slice() {
-        [c] => Ok((*c).clone()),
-        [] => Err(Error::NoContainer(key.to_string())),
+        [id] => read(paths, id).ok_or_else(|| Error::NoContainer(key.to_string())),
+        // A name from an older version that is not in the index yet.
+        [] => all(paths)?.into_iter().find(|c| c.name == key).ok_or_else(|| Error::NoContainer(key.to_string())),
         _ => Err(Error::Ambiguous(key.to_string())),
     }
 }
 
-/// Records a new container, refusing a name already in use (atomically).
+/// Records a new container, refusing a name already in use (atomically, under the lock:
+/// an index entry whose record is gone or names another container is stale).
 pub fn create(paths: &Paths, c: &Container) -> Result<()> {
     let _l = lock(paths)?;
-    if all(paths)?.iter().any(|o| o.name == c.name) {
+    let index = name_file(paths, &c.name).ok_or_else(|| Error::NameInUse(c.name.clone()))?;
+    if let Some(dir) = index.parent().filter(|d| !d.exists()) {
+        // First use of the index (records of an older version): build it once.
+        netd::state::private_dir(dir)?;
+        for o in all(paths)? {
+            if let Some(f) = name_file(paths, &o.name) {
+                netd::state::write_atomic(&f, o.id.as_bytes())?;
+            }
+        }
+    }
+    if by_name(paths, &c.name).is_some() {
         return Err(Error::NameInUse(c.name.clone()));
     }
-    save(paths, c)
+    save(paths, c)?;
+    Ok(netd::state::write_atomic(&index, c.id.as_bytes())?)
 }
 
 /// Re-reads the record and applies `f` under the lock.
@@ -65,8 +101,13 @@ pub fn update(paths: &Paths, id: &str, f: impl FnOnce(&mut Container)) -> Result
     Ok(c)
 }
 
-/// Deletes the container's directory.
+/// Deletes the container's directory and its name's index entry.
 pub fn remove_dir(paths: &Paths, id: &str) -> Result<()> {
+    if let Some(f) = read(paths, id).and_then(|c| name_file(paths, &c.name)) {
+        if fs::read_to_string(&f).is_ok_and(|held| held.trim() == id) {
+            let _ = fs::remove_file(f);
+        }
+    }
     let dir = paths.container(id);
     match fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir, e)),
