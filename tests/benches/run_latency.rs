@@ -63,6 +63,13 @@ fn main() {
         for i in 0..n {
             berth(&["rm", "-f", &format!("lat{i}")]).ok();
         }
+        // Containers accumulate: the first and the last ten show how a run scales with N.
+        let k = n.min(10);
+        println!(
+            "run-latency: N={n} first answer median first {k}: {:.1} ms, last {k}: {:.1} ms",
+            pct(&mut total[..k].to_vec(), 0.5),
+            pct(&mut total[n - k..].to_vec(), 0.5)
+        );
         println!(
             "run-latency: N={n} first answer median {:.1} ms, p90 {:.1} ms | `berth run -d` returns after median {:.1} ms, p90 {:.1} ms",
             pct(&mut total.clone(), 0.5),
