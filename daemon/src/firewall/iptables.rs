@@ -19,11 +19,18 @@ pub struct Iptables {
 }
 
 /// The family's tool: `tool(V6, "-restore")` is "ip6tables-restore".
+/// The tool's path: from the system directories where iptables lives when it is there
+/// (a PATH walk through wrapper scripts cost milliseconds per call), else by PATH.
 fn tool(f: Family, suffix: &str) -> String {
-    match f {
+    let name = match f {
         Family::V4 => format!("iptables{suffix}"),
         Family::V6 => format!("ip6tables{suffix}"),
-    }
+    };
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or(name)
 }
 
 /// Groups rule lines per table into restore text. A line with a control character (a
