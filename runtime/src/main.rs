@@ -3,6 +3,11 @@
 use clap::Parser;
 
 fn main() {
+    // A detached container's waiter: before anything else, so it stays small.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == berth::process::waiter::WAIT) {
+        berth::process::waiter::wait_main(&args[1..]);
+    }
     netd::logging::init();
     let cli = match berth::cli::Cli::try_parse() {
         Ok(c) => c,
@@ -12,7 +17,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    if !matches!(cli.command, berth::cli::Command::Monitor { .. }) {
+    if !matches!(cli.command, berth::cli::Command::Monitor { .. } | berth::cli::Command::Reap { .. }) {
         // Like other CLI tools, end quietly when the reader of our output goes away
         // (`berth inspect x | head`). The monitor keeps ignoring SIGPIPE: it must survive.
         // SAFETY: setting a signal disposition before any thread exists.

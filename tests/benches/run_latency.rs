@@ -60,6 +60,21 @@ fn main() {
                 }
             }
         }
+        // The per-container monitor (the waiter) of the last container.
+        let rec: serde_json::Value =
+            serde_json::from_str(&berth(&["inspect", &format!("lat{}", n - 1)]).ok()).unwrap_or(serde_json::Value::Null);
+        let id = rec[0]["Id"].as_str().unwrap_or("").to_string();
+        let rec: serde_json::Value = std::fs::read(format!("/var/lib/berth/containers/{id}/container.json"))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or(serde_json::Value::Null);
+        if let Some(mp) = rec["state"]["monitor_pid"].as_i64() {
+            let rollup = std::fs::read_to_string(format!("/proc/{mp}/smaps_rollup")).unwrap_or_default();
+            let kb =
+                |k: &str| rollup.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").to_string();
+            let private: u64 = ["Private_Clean:", "Private_Dirty:"].iter().filter_map(|k| kb(k).parse::<u64>().ok()).sum();
+            println!("monitor: RSS {} kB (private {private} kB, PSS {} kB)", kb("Rss:"), kb("Pss:"));
+        }
         for i in 0..n {
             berth(&["rm", "-f", &format!("lat{i}")]).ok();
         }

@@ -151,6 +151,14 @@ pub enum Command {
         /// Container ID.
         id: String,
     },
+    /// (internal) Clean up after a detached container's PID 1 exited.
+    #[command(name = "__reap", hide = true)]
+    Reap {
+        /// Container ID.
+        id: String,
+        /// PID 1's exit code.
+        code: i32,
+    },
 }
 
 /// `berth network` subcommands.
@@ -269,5 +277,6 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             crate::network::connect(&paths, &network, &container, None).map(|()| 0)
         }
         Command::Monitor { id } => run::monitor(&paths, &id),
+        Command::Reap { id, code } => run::reap(&paths, &id, code),
     }
 }

@@ -347,7 +347,14 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The detached monitor: starts the container, reports on stdout, then supervises.
+/// `__reap ID CODE`: the cleanup after a detached container's PID 1 exited with `code`.
+pub fn reap(paths: &Paths, id: &str, code: i32) -> Result<i32> {
+    let c = container::lookup(paths, id)?;
+    Ok(monitor::reap(paths, &c, crate::cgroups::Cgroup::existing(id), code))
+}
+
+/// The detached monitor: starts the container, reports on stdout, then becomes the
+/// waiter (a small image of itself) that supervises.
 pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
     let c = container::lookup(paths, id)?;
     let log = paths.container(id).join("container.log");
@@ -360,6 +367,9 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
             if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
                 let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 1);
             }
+            // Waiting is done by a small process image (same PID): see process::waiter.
+            let err = crate::process::waiter::become_waiter(&paths.lib, &paths.run, &c.id, started.pid);
+            tracing::warn!(error = %err, "cannot exec the waiter; supervising in this process");
             Ok(monitor::supervise(paths, &c, started))
         }
         Err(e) => {

@@ -3,3 +3,4 @@
 pub mod init;
 pub mod monitor;
 pub mod rootfs;
+pub mod waiter;

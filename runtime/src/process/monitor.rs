@@ -180,7 +180,13 @@ pub fn supervise(paths: &Paths, c: &Container, started: Started) -> i32 {
             Err(_) => break 125,
         }
     };
-    started.cgroup.remove();
+    reap(paths, c, started.cgroup, code)
+}
+
+/// After PID 1 exited with `code`: removes the cgroup, releases the network, records the
+/// exit, and removes the container with `--rm`. Returns `code`.
+pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32) -> i32 {
+    cgroup.remove();
     let ep = container::lookup(paths, &c.id).ok().and_then(|r| r.state.endpoint);
     if let Err(e) = network::teardown(paths, c, ep.as_ref()) {
         tracing::warn!(error = %e, id = %c.id, "network teardown failed");
