@@ -401,14 +401,4 @@ impl Firewall for Iptables {
         self.ensure_network_unlocked(m)?;
         Ok(true)
     }
-
-    fn repair_ports(&self, p: &PortRules) -> Result<bool> {
-        let _lock = self.lock()?;
-        if self.check_ports_unlocked(p).is_ok() {
-            return Ok(false);
-        }
-        self.remove_ports_unlocked(p)?;
-        self.add_ports_unlocked(p)?;
-        Ok(true)
-    }
 }

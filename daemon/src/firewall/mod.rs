@@ -41,8 +41,6 @@ pub trait Firewall {
     /// lock, so a concurrent attach cannot interleave and leave a copy twice. Returns
     /// whether it did. For reconcile.
     fn repair_network(&self, m: &NetworkRules) -> Result<bool>;
-    /// The same for one attachment's port rules.
-    fn repair_ports(&self, p: &PortRules) -> Result<bool>;
     /// Removes every chain and rule of this backend (`netd cleanup`), nothing else.
     fn cleanup(&self) -> Result<()>;
 }
