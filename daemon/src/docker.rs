@@ -40,29 +40,23 @@ pub fn find_container<'a>(records: &'a [Value], key: &str) -> Option<&'a Value> 
     m.next().filter(|_| m.next().is_none())
 }
 
-/// Whether a process runs: it exists and is not a zombie waiting for a parent that died.
-fn pid_alive(pid: i32) -> bool {
-    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
-        return false;
-    }
-    // The state follows the parenthesised command name in /proc/PID/stat.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
+/// Whether the process a record names under `key` (`pid`, `monitor_pid`) runs and is
+/// that process (its start time, `pid_start` / `monitor_start`, when recorded).
+fn record_alive(c: &Value, key: &str, start: &str) -> bool {
+    c["state"][key].as_i64().is_some_and(|p| crate::proc::same_process(p as i32, c["state"][start].as_u64()))
 }
 
 /// Whether a record's PID 1 still runs.
 pub fn running(c: &Value) -> bool {
-    c["state"]["status"] == "running" && c["state"]["pid"].as_i64().is_some_and(|p| pid_alive(p as i32))
+    c["state"]["status"] == "running" && record_alive(c, "pid", "pid_start")
 }
 
 /// Whether a record is of a container that died unseen: "running" with neither PID 1
 /// nor its monitor alive, or "created" for over a minute (a start killed midway). A
 /// container being started right now (created, monitor busy) is not dead.
 pub fn dead(c: &Value) -> bool {
-    let alive =
-        |k: &str| c["state"][k].as_i64().is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), None).is_ok());
     match c["state"]["status"].as_str() {
-        Some("running") => !alive("pid") && !alive("monitor_pid"),
+        Some("running") => !record_alive(c, "pid", "pid_start") && !record_alive(c, "monitor_pid", "monitor_start"),
         Some("created") => c["created"].as_u64().is_some_and(|t| crate::clock::now().saturating_sub(t) > 60),
         _ => false,
     }

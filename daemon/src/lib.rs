@@ -18,5 +18,6 @@ pub mod logging;
 pub mod name;
 pub mod network;
 pub mod portmap;
+pub mod proc;
 pub mod reconcile;
 pub mod state;

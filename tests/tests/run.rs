@@ -416,3 +416,39 @@ fn names_are_indexed_and_the_index_repairs_itself() {
         berth(&["run", "--rm", "--name", "a", "busybox", "true"]).ok();
     });
 }
+
+#[test]
+fn a_reused_pid_is_never_taken_for_the_container() {
+    isolated(|| {
+        import_busybox(PAGE);
+        berth(&["run", "-d", "--name", "a", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        let id = inspect("a")["Id"].as_str().unwrap().to_string();
+        let path = format!("/var/lib/berth/containers/{id}/container.json");
+        let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(rec["state"]["pid_start"].as_u64().is_some() && rec["state"]["monitor_start"].as_u64().is_some(), "{rec}");
+        // A crash (monitor and PID 1 killed), then both PIDs reused by an unrelated process.
+        for k in ["monitor_pid", "pid"] {
+            sh(&format!("kill -9 {}", rec["state"][k]));
+        }
+        let mut stranger = std::process::Command::new("sleep").arg("300").spawn().unwrap();
+        let pid = stranger.id() as i64;
+        rec["state"]["pid"] = pid.into();
+        rec["state"]["monitor_pid"] = pid.into();
+        std::fs::write(&path, serde_json::to_vec(&rec).unwrap()).unwrap();
+        // Nothing treats the stranger as the container: not ps, not exec, not kill/stop/rm.
+        assert!(!berth(&["ps"]).ok().contains(" a\n") && !berth(&["ps"]).ok().ends_with(" a"));
+        let o = berth(&["exec", "a", "true"]);
+        assert_eq!(o.code, 125);
+        assert!(o.stderr.contains("not running"), "{}", o.stderr);
+        assert_eq!(berth(&["kill", "a"]).code, 125);
+        berth(&["stop", "-t", "1", "a"]).ok();
+        berth(&["rm", "-f", "a"]).ok();
+        assert!(stranger.try_wait().unwrap().is_none(), "berth signalled a process that reused the container's PID");
+        let _ = stranger.kill();
+        // And what the container held is free again.
+        assert_eq!((veths(), bridge_allocations()), (0, 0));
+        berth(&["run", "-d", "--name", "a", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        wait_for("the page again", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
+        berth(&["rm", "-f", "a"]).ok();
+    });
+}

@@ -38,8 +38,10 @@ fn wait_exited(paths: &Paths, id: &str, timeout: Duration) -> Result<Option<Cont
     }
 }
 
+/// Signals PID 1, only if it is still the container's process (a PID reused after a
+/// crash belongs to someone else).
 fn signal(c: &Container, sig: Signal) {
-    if let Some(pid) = c.state.pid {
+    if let Some(pid) = c.state.pid.filter(|_| c.alive()) {
         let _ = send(Pid::from_raw(pid), sig);
     }
 }

@@ -288,7 +288,9 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
     let state = State {
         status: Status::Created,
         pid: None,
+        pid_start: None,
         monitor_pid: None,
+        monitor_start: None,
         exit_code: None,
         started_at: None,
         finished_at: None,

@@ -124,8 +124,15 @@ pub struct State {
     pub status: Status,
     /// Host PID of the container's PID 1.
     pub pid: Option<i32>,
+    /// PID 1's start time (clock ticks after boot, /proc/PID/stat): with the PID, its
+    /// identity, so a PID reused after a crash is never taken for the container.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
     /// PID of the monitor that supervises it.
     pub monitor_pid: Option<i32>,
+    /// The monitor's start time, as `pid_start`.
+    #[serde(default)]
+    pub monitor_start: Option<u64>,
     /// Exit code once exited.
     pub exit_code: Option<i32>,
     /// Start time, seconds since the epoch.
@@ -154,10 +161,10 @@ pub struct Container {
 }
 
 impl Container {
-    /// Whether PID 1 is really alive (the record may be stale after a crash).
+    /// Whether PID 1 is really alive (the record may be stale after a crash): the PID
+    /// runs and is the same process (start time), not another that reused the PID.
     pub fn alive(&self) -> bool {
-        self.state.status == Status::Running
-            && self.state.pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+        self.state.status == Status::Running && self.state.pid.is_some_and(|p| netd::proc::same_process(p, self.state.pid_start))
     }
 
     /// The status `ps` shows, correcting a stale "running".
@@ -170,7 +177,7 @@ impl Container {
 
     /// Whether the monitor process still runs.
     pub fn monitor_alive(&self) -> bool {
-        self.state.monitor_pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok())
+        self.state.monitor_pid.is_some_and(|p| netd::proc::same_process(p, self.state.monitor_start))
     }
 
     /// The published ports as they are: the attachment's (ephemeral host ports picked)

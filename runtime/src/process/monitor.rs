@@ -146,7 +146,9 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     container::update(paths, &c.id, |r| {
         r.state.status = Status::Running;
         r.state.pid = Some(pid.as_raw());
+        r.state.pid_start = netd::proc::start_time(pid.as_raw());
         r.state.monitor_pid = Some(std::process::id() as i32);
+        r.state.monitor_start = netd::proc::start_time(std::process::id() as i32);
         r.state.started_at = Some(now());
         r.state.endpoint = endpoint.clone();
     })?;
