@@ -452,3 +452,25 @@ fn a_reused_pid_is_never_taken_for_the_container() {
         berth(&["rm", "-f", "a"]).ok();
     });
 }
+
+#[test]
+fn exec_outside_the_containers_cgroup_is_refused() {
+    isolated(|| {
+        import_busybox(PAGE);
+        berth(&["run", "-d", "--name", "a", "busybox", "sleep", "60"]).ok();
+        assert_eq!(berth(&["exec", "a", "true"]).code, 0);
+        // Someone removed the container's cgroups (its process moved out first).
+        let id = inspect("a")["Id"].as_str().unwrap().to_string();
+        let pid = inspect("a")["State"]["Pid"].as_i64().unwrap();
+        let dirs = sh(&format!("find /sys/fs/cgroup -maxdepth 4 -type d -name {id}"));
+        for d in dirs.lines() {
+            let root = std::path::Path::new(d).parent().and_then(|p| p.parent()).unwrap();
+            sh(&format!("echo {pid} > {}/cgroup.procs && rmdir {d}", root.display()));
+        }
+        let o = berth(&["exec", "a", "hostname"]);
+        assert_eq!(o.code, 125, "{}{}", o.stdout, o.stderr);
+        assert!(o.stderr.contains("cgroup"), "{}", o.stderr);
+        assert!(o.stdout.is_empty(), "the command ran: {}", o.stdout);
+        berth(&["rm", "-f", "a"]).ok();
+    });
+}

@@ -31,10 +31,20 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
         let p = format!("/proc/{pid}/ns/{k}");
         fds.push((File::open(&p).map_err(|e| Error::io("open", p, e))?, flag));
     }
-    let cgroup_procs: Vec<String> = match crate::cgroups::Cgroup::existing(&c.id) {
-        crate::cgroups::Cgroup::V1(d) => d.iter().map(|x| x.join("cgroup.procs").display().to_string()).collect(),
-        crate::cgroups::Cgroup::V2(d) => vec![d.join("cgroup.procs").display().to_string()],
+    // Opened here: the forked child only writes to them. Each must exist: an exec outside
+    // the container's limits is refused, never run silently.
+    let procs: Vec<std::path::PathBuf> = match crate::cgroups::Cgroup::existing(&c.id) {
+        crate::cgroups::Cgroup::V1(d) => d.iter().map(|x| x.join("cgroup.procs")).collect(),
+        crate::cgroups::Cgroup::V2(d) => vec![d.join("cgroup.procs")],
     };
+    let mut cgroup_procs = Vec::new();
+    for p in &procs {
+        cgroup_procs.push(std::fs::OpenOptions::new().write(true).open(p).map_err(|e| Error::io("open", p, e))?);
+    }
+    // What the child says if a step fails, made before fork (no allocation after it).
+    let cgroup_failed = b"berth: exec: cannot join the container's cgroup\n".to_vec();
+    let ns_failed: Vec<Vec<u8>> =
+        kinds.iter().map(|(k, _)| format!("berth: exec: cannot join the container's {k} namespace\n").into_bytes()).collect();
     // Prepared here (the filter compiled) so the forked child only makes syscalls.
     let confine = c.spec.security.prepare(Some(&paths.seccomp_cache()))?;
     let user = c.spec.user.clone();
@@ -52,11 +62,21 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
     // one it forks (which is in the container's pid namespace) and exits with its status.
     unsafe {
         command.pre_exec(move || {
-            for path in &cgroup_procs {
-                let _ = std::fs::write(path, b"0");
+            // A step that fails ends the child with 125 and a line on stderr: never a
+            // command run half outside the container.
+            let fail = |msg: &[u8]| -> ! {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(125)
+            };
+            for f in &cgroup_procs {
+                if libc::write(std::os::fd::AsRawFd::as_raw_fd(f), b"0".as_ptr().cast(), 1) != 1 {
+                    fail(&cgroup_failed);
+                }
             }
-            for (f, flag) in &fds {
-                setns(f, *flag).map_err(std::io::Error::from)?;
+            for ((f, flag), msg) in fds.iter().zip(&ns_failed) {
+                if setns(f, *flag).is_err() {
+                    fail(msg);
+                }
             }
             nix::unistd::chdir(wd.as_str()).map_err(std::io::Error::from)?;
             match fork().map_err(std::io::Error::from)? {
