@@ -76,6 +76,10 @@ pub enum Error {
     /// A limit asks for a cgroup controller this host does not have.
     #[error("the {0} cgroup controller is not available on this host")]
     NoController(String),
+    /// The container store is on overlayfs (berth inside another container or on an
+    /// overlay root), where an overlay's upper directory cannot live.
+    #[error("{0} is on overlayfs, which cannot hold a container's writable layer; use --root (or BERTH_ROOT) on another filesystem, e.g. a tmpfs or an ext4 volume")]
+    StoreOnOverlay(PathBuf),
     /// An image's layer is gone from the store.
     #[error("image layer {0} is missing; load the image again")]
     MissingLayer(PathBuf),

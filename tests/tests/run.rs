@@ -474,3 +474,24 @@ fn exec_outside_the_containers_cgroup_is_refused() {
         berth(&["rm", "-f", "a"]).ok();
     });
 }
+
+#[test]
+fn a_store_on_overlayfs_is_refused_with_what_to_do() {
+    isolated(|| {
+        // berth's root on overlayfs, as inside another container or on an overlay root.
+        sh("mkdir -p /run/berth/ovl/lower /run/berth/ovl/upper /run/berth/ovl/work /run/berth/ovl/merged && \
+            mount -t overlay overlay -o lowerdir=/run/berth/ovl/lower,upperdir=/run/berth/ovl/upper,workdir=/run/berth/ovl/work /run/berth/ovl/merged");
+        let tar = image::busybox_tar(PAGE);
+        let root = "/run/berth/ovl/merged";
+        let exe = berth_tests::harness::bin_dir().join("berth");
+        let run = |args: &[&str]| std::process::Command::new(&exe).arg("--root").arg(root).args(args).output().unwrap();
+        assert!(run(&["import", tar.to_str().unwrap(), "busybox"]).status.success());
+        let o = run(&["run", "--rm", "busybox", "true"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{err}");
+        assert!(err.contains("overlayfs") && err.contains("--root"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(String::from_utf8_lossy(&run(&["ps", "-a", "-q"]).stdout).trim().is_empty(), "a record was left");
+        assert_eq!(bridge_allocations(), 0);
+    });
+}

@@ -38,6 +38,11 @@ fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
     for d in [&upper, &work, &merged] {
         fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
     }
+    // overlayfs cannot take an upper directory on overlayfs (the kernel answers EINVAL):
+    // say so and what to do, before anything is started.
+    if nix::sys::statfs::statfs(&upper).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC) {
+        return Err(Error::StoreOnOverlay(paths.lib.clone()));
+    }
     let lowers: Vec<PathBuf> = c.spec.layers.iter().rev().map(|l| crate::image::layer_dir(paths, l)).collect();
     if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
         return Err(Error::MissingLayer(missing.clone()));
