@@ -160,6 +160,8 @@ fn main() {
             let server = try_sh("pidof aardvark-dns").1.split_whitespace().filter_map(|p| p.parse().ok()).max().unwrap_or(a.id());
             println!("  aardvark-dns | {} | RSS {} kB", measure(pid, n), rss_kb(server));
             println!("  aardvark-dns | {}", dnsperf(pid, server));
+            // The forked server too, not just the process that started it.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(server as i32), nix::sys::signal::Signal::SIGKILL);
             let _ = a.kill();
             let _ = a.wait();
         } else {

@@ -495,3 +495,74 @@ fn a_store_on_overlayfs_is_refused_with_what_to_do() {
         assert_eq!(bridge_allocations(), 0);
     });
 }
+
+/// Nothing of a container is left: record, address, port claim, veth. (Cgroups are
+/// host-wide, shared with tests running in parallel: checked by ID where it is known.)
+fn nothing_left() {
+    assert_eq!(berth(&["ps", "-a", "-q"]).ok().trim(), "", "a record was left");
+    assert_eq!((veths(), bridge_allocations()), (0, 0));
+    assert!(!sh("ls /run/berth/ports").contains("tcp-"), "a port claim was left");
+}
+
+#[test]
+fn a_foreground_run_forwards_signals_and_start_is_never_cut_half_way() {
+    isolated(|| {
+        import_busybox(PAGE);
+        let exe = berth_tests::harness::bin_dir().join("berth");
+        let script = "trap 'exit 3' TERM; while :; do sleep 0.1; done";
+        // SIGTERM to `berth run` goes to the container; --rm then removes it.
+        let mut fg = std::process::Command::new(&exe)
+            .args(["run", "--rm", "--name", "fg", "-p", "8091:80", "busybox", "sh", "-c", script])
+            .spawn()
+            .unwrap();
+        wait_for("the container to run", || berth(&["ps", "-q"]).ok().trim().len() == 12);
+        std::thread::sleep(Duration::from_millis(200));
+        sh(&format!("kill -TERM {}", fg.id()));
+        assert_eq!(fg.wait().unwrap().code(), Some(3));
+        nothing_left();
+        // A SIGTERM at any moment of a start: the start completes or never began; either
+        // way the signal ends the container and nothing is left.
+        for delay_ms in [0u64, 2, 5, 10, 20, 40] {
+            let mut fg = std::process::Command::new(&exe)
+                .args(["run", "--rm", "-p", "8091:80", "busybox", "sh", "-c", script])
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            sh(&format!("kill -TERM {}", fg.id()));
+            // A SIGTERM forwarded before the shell set its trap is ignored by a PID 1 (as
+            // with Docker): then the container is removed the way a user would.
+            let t0 = Instant::now();
+            while fg.try_wait().unwrap().is_none() {
+                if t0.elapsed() > Duration::from_secs(2) {
+                    let ids = berth(&["ps", "-q"]).ok();
+                    for id in ids.split_whitespace() {
+                        berth(&["rm", "-f", id]).ok();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            nothing_left();
+        }
+    });
+}
+
+#[test]
+fn a_crashed_rm_container_is_removed_by_the_next_ps() {
+    isolated(|| {
+        import_busybox(PAGE);
+        berth(&["run", "-d", "--rm", "--name", "c", "-p", "8091:80", "busybox", "sleep", "60"]).ok();
+        let id = inspect("c")["Id"].as_str().unwrap().to_string();
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("/var/lib/berth/containers/{id}/container.json")).unwrap()).unwrap();
+        for k in ["monitor_pid", "pid"] {
+            sh(&format!("kill -9 {}", rec["state"][k]));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        nothing_left();
+        assert_eq!(sh(&format!("find /sys/fs/cgroup -maxdepth 4 -type d -name {id} | wc -l")).trim(), "0", "cgroups were left");
+        // And its name and port are free.
+        berth(&["run", "-d", "--rm", "--name", "c", "-p", "8091:80", "busybox", "sleep", "60"]).ok();
+        berth(&["rm", "-f", "c"]).ok();
+    });
+}

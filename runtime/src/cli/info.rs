@@ -43,7 +43,13 @@ fn status(c: &Container) -> String {
 
 /// Lists containers.
 pub fn ps(paths: &Paths, all: bool, quiet: bool) -> Result<i32> {
-    let list: Vec<Container> = container::all(paths)?.into_iter().filter(|c| all || c.effective_status() == Status::Running).collect();
+    // What died unseen is released (and removed with --rm) as it is listed.
+    let mut list = Vec::new();
+    for c in container::all(paths)? {
+        if let Some(c) = crate::process::monitor::sweep(paths, c)?.filter(|c| all || c.effective_status() == Status::Running) {
+            list.push(c);
+        }
+    }
     if quiet {
         for c in &list {
             println!("{}", c.short_id());

@@ -20,10 +20,20 @@ fn parse_signal(s: &str) -> Result<Signal> {
 }
 
 /// Waits until the monitor has recorded the exit (and cleaned up), or `timeout` passes.
+/// A container removed meanwhile (`--rm`) has exited: its last record is returned.
 fn wait_exited(paths: &Paths, id: &str, timeout: Duration) -> Result<Option<Container>> {
     let start = Instant::now();
+    let mut last: Option<Container> = None;
     loop {
-        let c = container::lookup(paths, id)?;
+        let c = match (container::lookup(paths, id), last.take()) {
+            (Ok(c), _) => c,
+            (Err(Error::NoContainer(_)), Some(mut gone)) => {
+                gone.state.status = Status::Exited;
+                return Ok(Some(gone));
+            }
+            (Err(e), _) => return Err(e),
+        };
+        last = Some(c.clone());
         if c.state.status != Status::Running {
             return Ok(Some(c));
         }

@@ -303,15 +303,25 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
 /// `berth run`: returns the exit code (the container's in the foreground).
 pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
     let c = build(paths, &a)?;
+    if !a.detach {
+        // Signals wait until the container runs, then go to it (docker's --sig-proxy).
+        crate::process::sigproxy::hold();
+    }
+    // A container of that name that died unseen with --rm frees it.
+    if let Ok(old) = container::lookup(paths, &c.name) {
+        monitor::sweep(paths, old)?;
+    }
     container::create(paths, &c)?;
     if !a.detach {
         let started = match monitor::start(paths, &c, None) {
             Ok(s) => s,
             Err(e) => {
                 let _ = monitor::remove_files(paths, &c.id);
+                crate::process::sigproxy::release();
                 return Err(e);
             }
         };
+        crate::process::sigproxy::forward_to(started.pid.as_raw());
         return Ok(monitor::supervise(paths, &c, started));
     }
     let dir = paths.container(&c.id);

@@ -96,6 +96,8 @@ pub fn user_ids(user: &str) -> Result<Option<(u32, u32)>, Fail> {
 }
 
 fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
+    // The foreground CLI holds some signals while it starts us: the command gets none held.
+    crate::process::sigproxy::release();
     let mut b = [0u8; 1];
     match read(cfg.sync.as_raw_fd(), &mut b) {
         Ok(1) => {}

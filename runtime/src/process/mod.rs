@@ -3,4 +3,5 @@
 pub mod init;
 pub mod monitor;
 pub mod rootfs;
+pub mod sigproxy;
 pub mod waiter;

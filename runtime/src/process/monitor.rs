@@ -224,6 +224,27 @@ pub fn reap_stale(paths: &Paths, c: &Container) -> Result<()> {
     Ok(())
 }
 
+/// A container whose supervisor died unseen (a crash, a SIGKILL, a start killed half-way
+/// more than a minute ago) is put right: its network, cgroup and record released as
+/// `reap_stale` does, and with `--rm` the container removed. Returns the record as it is
+/// now, `None` if it was removed. Anything else is returned unchanged.
+pub fn sweep(paths: &Paths, c: Container) -> Result<Option<Container>> {
+    let dead = match c.state.status {
+        Status::Running => !c.alive() && !c.monitor_alive(),
+        Status::Created => !c.monitor_alive() && now().saturating_sub(c.created) > 60,
+        _ => false,
+    };
+    if !dead {
+        return Ok(Some(c));
+    }
+    reap_stale(paths, &c)?;
+    if c.spec.auto_remove {
+        remove_files(paths, &c.id)?;
+        return Ok(None);
+    }
+    Ok(Some(container::lookup(paths, &c.id)?))
+}
+
 /// Removes the container's directory (its writable layer, logs, record).
 pub fn remove_files(paths: &Paths, id: &str) -> Result<()> {
     let _l = container::lock(paths)?;
