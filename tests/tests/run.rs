@@ -14,6 +14,25 @@ fn veths() -> usize {
     sh("ip -o link show master docker0 2>/dev/null || true").lines().count()
 }
 
+/// Kills container `name`'s monitor and PID 1 the hard way, as a crash would; returns its
+/// ID and its record as it was.
+fn crash(name: &str) -> (String, serde_json::Value) {
+    let id = inspect(name)["Id"].as_str().unwrap().to_string();
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("/var/lib/berth/containers/{id}/container.json")).unwrap()).unwrap();
+    for k in ["monitor_pid", "pid"] {
+        sh(&format!("kill -9 {}", rec["state"][k]));
+    }
+    (id, rec)
+}
+
+/// Host port 4000 is free: a new container `name` publishes it and serves the page.
+fn port_4000_serves_again(name: &str) {
+    berth(&["run", "-d", "--name", name, "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+    wait_for("the page again", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
+    berth(&["rm", "-f", name]).ok();
+}
+
 #[test]
 fn published_web_server_answers_and_stop_rm_clean_up() {
     isolated(|| {
@@ -335,20 +354,13 @@ fn logs_follow_and_recovery_after_a_killed_monitor() {
         assert_eq!(out, "one\ntwo\n");
         // a monitor killed with its container: the next rm repairs network state
         berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
-        let id = inspect("web")["Id"].as_str().unwrap().to_string();
-        let rec: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(format!("/var/lib/berth/containers/{id}/container.json")).unwrap()).unwrap();
-        for k in ["monitor_pid", "pid"] {
-            sh(&format!("kill -9 {}", rec["state"][k]));
-        }
+        crash("web");
         wait_for("ps to see it gone", || !berth(&["ps"]).ok().contains("web"));
         berth(&["rm", "web"]).ok();
         assert_eq!((veths(), bridge_allocations()), (0, 0));
         assert!(!sh("iptables-save -t nat").contains("172.17.0.2"));
         // the port is free again
-        berth(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
-        wait_for("the page again", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
-        berth(&["rm", "-f", "web"]).ok();
+        port_4000_serves_again("web");
     });
 }
 
@@ -422,14 +434,10 @@ fn a_reused_pid_is_never_taken_for_the_container() {
     isolated(|| {
         import_busybox(PAGE);
         berth(&["run", "-d", "--name", "a", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
-        let id = inspect("a")["Id"].as_str().unwrap().to_string();
-        let path = format!("/var/lib/berth/containers/{id}/container.json");
-        let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert!(rec["state"]["pid_start"].as_u64().is_some() && rec["state"]["monitor_start"].as_u64().is_some(), "{rec}");
         // A crash (monitor and PID 1 killed), then both PIDs reused by an unrelated process.
-        for k in ["monitor_pid", "pid"] {
-            sh(&format!("kill -9 {}", rec["state"][k]));
-        }
+        let (id, mut rec) = crash("a");
+        assert!(rec["state"]["pid_start"].as_u64().is_some() && rec["state"]["monitor_start"].as_u64().is_some(), "{rec}");
+        let path = format!("/var/lib/berth/containers/{id}/container.json");
         let mut stranger = std::process::Command::new("sleep").arg("300").spawn().unwrap();
         let pid = stranger.id() as i64;
         rec["state"]["pid"] = pid.into();
@@ -447,9 +455,7 @@ fn a_reused_pid_is_never_taken_for_the_container() {
         let _ = stranger.kill();
         // And what the container held is free again.
         assert_eq!((veths(), bridge_allocations()), (0, 0));
-        berth(&["run", "-d", "--name", "a", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
-        wait_for("the page again", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
-        berth(&["rm", "-f", "a"]).ok();
+        port_4000_serves_again("a");
     });
 }
 
@@ -552,12 +558,7 @@ fn a_crashed_rm_container_is_removed_by_the_next_ps() {
     isolated(|| {
         import_busybox(PAGE);
         berth(&["run", "-d", "--rm", "--name", "c", "-p", "8091:80", "busybox", "sleep", "60"]).ok();
-        let id = inspect("c")["Id"].as_str().unwrap().to_string();
-        let rec: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(format!("/var/lib/berth/containers/{id}/container.json")).unwrap()).unwrap();
-        for k in ["monitor_pid", "pid"] {
-            sh(&format!("kill -9 {}", rec["state"][k]));
-        }
+        let (id, _) = crash("c");
         std::thread::sleep(Duration::from_millis(100));
         nothing_left();
         assert_eq!(sh(&format!("find /sys/fs/cgroup -maxdepth 4 -type d -name {id} | wc -l")).trim(), "0", "cgroups were left");
