@@ -141,7 +141,41 @@ fn pid1_signals_exit_codes_and_rm() {
 
 #[test]
 fn memory_and_pids_limits_are_enforced() {
+    isolated(limits_are_enforced);
+}
+
+/// The same on a cgroup v2 hierarchy mounted in the test's namespace: enforced where the
+/// kernel lets v2 have the controllers, else refused loudly (never run unlimited).
+#[test]
+fn memory_and_pids_limits_on_cgroup_v2() {
     isolated(|| {
+        if !try_sh("mount -t cgroup2 none /sys/fs/cgroup").0 {
+            println!("\nSKIP memory_and_pids_limits_on_cgroup_v2: cgroup2 cannot be mounted here");
+            return;
+        }
+        let controllers = sh("cat /sys/fs/cgroup/cgroup.controllers");
+        if ["memory", "pids", "cpu"].iter().all(|c| controllers.split_whitespace().any(|x| x == *c)) {
+            limits_are_enforced();
+            return;
+        }
+        println!(
+            "\nSKIP memory_and_pids_limits_on_cgroup_v2 (enforcement): controllers here are {:?}; checking refusal",
+            controllers.trim()
+        );
+        import_busybox(PAGE);
+        let o = berth(&["run", "-d", "--name", "lim", "--memory", "64m", "busybox", "sleep", "100"]);
+        assert_eq!(o.code, 125, "ran without its memory limit: {}{}", o.stdout, o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+        assert!(o.stderr.contains("memory"), "{}", o.stderr);
+        assert_eq!(berth(&["ps", "-a", "-q"]).ok().trim(), "", "a refused run left its record");
+        assert_eq!(bridge_allocations(), 0);
+        // Without limits it runs (in the v2 hierarchy).
+        berth(&["run", "--rm", "busybox", "true"]).ok();
+    });
+}
+
+fn limits_are_enforced() {
+    {
         import_busybox(PAGE);
         berth(&["run", "-d", "--name", "lim", "--memory", "64m", "--pids-limit", "20", "--cpus", "0.5", "busybox", "sleep", "100"]).ok();
         let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
@@ -160,7 +194,7 @@ fn memory_and_pids_limits_are_enforced() {
         let out =
             berth(&["run", "--rm", "--pids-limit", "10", "busybox", "sh", "-c", "for i in $(seq 40); do sleep 2 & done 2>&1; echo done"]);
         assert!(out.stdout.contains("can't fork") || out.stderr.contains("can't fork"), "{} {}", out.stdout, out.stderr);
-    });
+    }
 }
 
 #[test]

@@ -14,6 +14,13 @@ pub fn create(parent: &Path, id: &str, limits: &Limits, devices: Devices) -> Res
         // Enabling may fail for controllers the kernel lacks; limits below then fail clearly.
         let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+memory +pids +cpu");
     }
+    // A limit whose controller this hierarchy cannot give a child is refused, by name,
+    // before anything is made (v2 hierarchies can lack controllers bound to v1).
+    let usable = std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+    let wanted = [("memory", limits.memory.is_some()), ("pids", limits.pids.is_some()), ("cpu", limits.cpus.is_some())];
+    if let Some((ctrl, _)) = wanted.iter().find(|(c, w)| *w && !usable.split_whitespace().any(|u| u == *c)) {
+        return Err(Error::NoController(ctrl.to_string()));
+    }
     let dir = parent.join(id);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create cgroup", &dir, e))?;
     if let Some(m) = limits.memory {
