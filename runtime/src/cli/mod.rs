@@ -183,7 +183,8 @@ pub enum NetworkCommand {
         /// left in place on rm.
         #[arg(long)]
         bridge: Option<String>,
-        /// Driver option: com.docker.network.bridge.gateway_mode_ipv4=nat|nat-unprotected
+        /// Driver option: com.docker.network.bridge.name=NAME (as --bridge), or
+        /// com.docker.network.bridge.gateway_mode_ipv4|ipv6=nat|nat-unprotected
         /// (nat-unprotected lets hosts that route the subnet here reach unpublished ports).
         #[arg(short = 'o', long = "opt")]
         opt: Vec<String>,
