@@ -136,6 +136,11 @@ fn connect_and_disconnect_a_running_container() {
         berth(&["network", "disconnect", "appnet", "app"]).ok();
         assert_ne!(berth(&["exec", "app", "ip", "link", "show", "eth1"]).code, 0);
         assert!(!sh("ls /var/lib/berth/ipam/appnet").contains("10.89.0.3"));
+        // netd was started on demand (db is on a user network): a second one on the same
+        // socket refuses to take it over.
+        let second = Command::new(bin_dir().join("netd")).args(["--socket", SOCK]).output().unwrap();
+        assert!(!second.status.success());
+        assert!(String::from_utf8_lossy(&second.stderr).contains("already serves"), "{}", String::from_utf8_lossy(&second.stderr));
         // Through the daemon's API, and nothing left when the container goes.
         let _d = Netd::start();
         let (code, _) = json("POST", "/networks/appnet/connect", Some(r#"{"Container":"app"}"#));

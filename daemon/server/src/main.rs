@@ -47,6 +47,11 @@ enum Command {
 
 /// Serves the API until SIGTERM or SIGINT; the socket is removed on the way out.
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
+    // One netd per socket: a second would take the socket from the first, which would
+    // then serve nothing and be forgotten.
+    if std::os::unix::net::UnixStream::connect(&cli.socket).is_ok() {
+        anyhow::bail!("a netd already serves {}", cli.socket.display());
+    }
     let engine = netd::engine::Engine::new(cli.root.join("networks"), cli.root.join("ipam"), cli.run_root.clone());
     // Start-up: free what containers that died unseen held (a killed monitor, a reboot
     // that emptied /run), then the rules the records name, then a watcher for them.
