@@ -114,7 +114,10 @@ fn a_container_gets_the_address_it_asks_for() {
         assert_eq!(inspect("fixed")["NetworkSettings"]["IPAddress"], "10.89.0.50");
         for (args, msg) in [
             (vec!["run", "--rm", "--net", "app", "--ip", "10.89.0.50", "busybox", "true"], "already allocated"),
-            (vec!["run", "--rm", "--net", "app", "--ip", "10.99.0.5", "busybox", "true"], "not in a subnet of network app"),
+            (
+                vec!["run", "--rm", "--net", "app", "--ip", "10.99.0.5", "-p", "4005:80", "busybox", "true"],
+                "not in a subnet of network app",
+            ),
             (vec!["run", "--rm", "--ip", "172.17.0.9", "busybox", "true"], "user defined networks"),
         ] {
             let o = berth(&args);
@@ -122,6 +125,7 @@ fn a_container_gets_the_address_it_asks_for() {
             assert!(o.stderr.contains(msg), "{args:?}: {}", o.stderr);
         }
         assert_eq!(sh("ls /var/lib/berth/ipam/app").lines().filter(|l| l.starts_with("10.")).count(), 1, "a refused run kept an address");
+        assert!(!sh("ls /run/berth/ports").contains("tcp-4005"), "a refused run kept its port claim");
         berth(&["rm", "-f", "fixed"]).ok();
     });
 }

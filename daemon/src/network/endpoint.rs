@@ -215,6 +215,9 @@ pub fn range_sets(net: &BridgeNetwork) -> Result<Vec<RangeSet>> {
 pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: &AttachOptions) -> Result<Endpoint> {
     let (ifname, ports, ip) = (opts.ifname.as_str(), opts.ports.as_slice(), opts.ip);
     let aliases = opts.aliases.iter().map(|a| Name::container(a).map(|n| n.to_string())).collect::<Result<Vec<_>, _>>()?;
+    if let Some(ip) = ip.filter(|ip| !net.subnet.contains(*ip) && !net.subnet6.is_some_and(|s| s.contains(*ip))) {
+        return Err(Error::AddressOutsideSubnet { ip, network: net.name.clone() });
+    }
     let ns = NetNs::open(netns)?;
     let sets = range_sets(net)?;
     let store = Store::open(&paths.ipam, &net.name)?;
@@ -224,9 +227,6 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
     let owner = crate::portmap::publish::key(&net.name, id, ifname);
     // Ephemeral host ports are picked here, inside the claim lock.
     let ports = &publisher.claims.claim(&owner, ports, true)?;
-    if let Some(ip) = ip.filter(|ip| !net.subnet.contains(*ip) && !net.subnet6.is_some_and(|s| s.contains(*ip))) {
-        return Err(Error::AddressOutsideSubnet { ip, network: net.name.clone() });
-    }
     let requested: Vec<IpAddr> = ip.into_iter().collect();
     let allocs = match ipam::allocate(&store, &sets, id, ifname, &requested) {
         Ok(a) => a,
