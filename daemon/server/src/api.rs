@@ -46,6 +46,11 @@ pub fn bad(msg: impl Into<String>) -> ApiError {
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
+/// A request body as JSON; malformed is a 400 saying why.
+pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))
+}
+
 /// Runs blocking engine work (netlink, file locks) off the async thread.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -250,7 +255,7 @@ fn create_request(c: Create) -> Result<CreateNetwork> {
 }
 
 async fn create_network(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>)> {
-    let c: Create = serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let c: Create = decode(&body)?;
     let req = create_request(c)?;
     blocking(move || {
         let net = app.engine.create_network(&req)?;
@@ -323,7 +328,7 @@ fn running_container(root: &std::path::Path, key: &str) -> Result<(Value, PathBu
 }
 
 async fn connect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode> {
-    let req: Connect = serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let req: Connect = decode(&body)?;
     let cfg = req.endpoint_config.unwrap_or_default();
     let ip = cfg
         .ipam_config
@@ -342,7 +347,7 @@ async fn connect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum
 }
 
 async fn disconnect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode> {
-    let req: Connect = serde_json::from_slice(&body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let req: Connect = decode(&body)?;
     blocking(move || {
         let net = find(app.engine.networks()?, &id)?;
         let (c, netns) = running_container(&app.root, &req.container)?;

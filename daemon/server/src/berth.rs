@@ -13,7 +13,7 @@ use netd::engine::{CreateNetwork, Member, Networking};
 use netd::name::Name;
 use netd::network::endpoint::{BridgeNetwork, Endpoint};
 
-use crate::api::{bad, blocking, App, Result};
+use crate::api::{blocking, decode, App, Result};
 
 /// The routes, under [`PREFIX`].
 pub fn router(app: Arc<App>) -> Router {
@@ -26,10 +26,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/containers/{id}/attachments", get(attachments))
         .with_state(app);
     Router::new().nest(PREFIX, r)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))
 }
 
 async fn networks(State(app): State<Arc<App>>) -> Result<Json<Vec<BridgeNetwork>>> {

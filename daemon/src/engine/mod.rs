@@ -363,8 +363,7 @@ impl Networking for Engine {
         let aliases = self.paths.aliases()?;
         let mut out = Vec::new();
         for k in shared::holders(&shared::registry(&self.paths.run)?, network) {
-            let mut p = k.splitn(3, '~').skip(1);
-            if let (Some(id), Some(ifname)) = (p.next(), p.next()) {
+            if let Some((_, id, ifname)) = shared::split_key(&k) {
                 let addresses =
                     entries.iter().filter(|e| e.id == id && (e.ifname == ifname || e.ifname.is_empty())).map(|e| e.ip).collect();
                 out.push(Member {
@@ -379,15 +378,10 @@ impl Networking for Engine {
     }
 
     fn attachments(&self, id: &str) -> Result<Vec<(String, String)>> {
-        // Registry keys are network~container~ifname, each part a validated name.
         Ok(shared::registry(&self.paths.run)?
             .keys()
-            .into_iter()
-            .filter_map(|k| {
-                let mut p = k.splitn(3, '~');
-                let (n, c, i) = (p.next()?, p.next()?, p.next()?);
-                (c == id).then(|| (n.to_string(), i.to_string()))
-            })
+            .iter()
+            .filter_map(|k| shared::split_key(k).filter(|(_, c, _)| *c == id).map(|(n, _, i)| (n.to_string(), i.to_string())))
             .collect())
     }
 }

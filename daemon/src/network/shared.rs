@@ -72,6 +72,13 @@ pub fn held(dir: &StateDir, holder: &str) -> Option<Vec<NetworkRules>> {
     dir.load(holder)
 }
 
+/// The (network, container, interface) an attachment key names: each part a validated
+/// name, joined by `~`.
+pub fn split_key(key: &str) -> Option<(&str, &str, &str)> {
+    let mut p = key.splitn(3, '~');
+    Some((p.next()?, p.next()?, p.next()?))
+}
+
 /// Every attachment key recorded for `network`, for GC.
 pub fn holders(dir: &StateDir, network: &str) -> Vec<String> {
     let prefix = format!("{}~", file_key(&[network]));

@@ -54,7 +54,7 @@ fn links_dir(registry: &StateDir) -> Result<StateDir> {
 /// still holds (a record outliving its attachment never brings a bridge back).
 pub fn wired(run: &Path) -> Vec<Wired> {
     let (Ok(dir), Ok(registry)) = (StateDir::open(run.join(LINKS)), shared::registry(run)) else { return Vec::new() };
-    let held = registry.keys();
+    let held: std::collections::HashSet<String> = registry.keys().into_iter().collect();
     dir.keys().into_iter().filter(|k| held.contains(k)).filter_map(|k| dir.load(&k)).collect()
 }
 
