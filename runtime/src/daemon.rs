@@ -1,9 +1,7 @@
 //! Starting netd on demand, as podman starts aardvark-dns: the first container on a user
 //! network needs its resolver. A netd already serving the socket is used as it is.
 
-use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -18,14 +16,7 @@ pub fn socket(paths: &Paths) -> PathBuf {
 
 /// Whether a netd answers `_ping` on `sock`.
 pub fn alive(sock: &Path) -> bool {
-    let Ok(mut s) = UnixStream::connect(sock) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"GET /_ping HTTP/1.0\r\nHost: netd\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.starts_with("HTTP/1.") && out.ends_with("OK")
+    netd::engine::client::Client::connect(sock).is_some_and(|c| c.ping(Duration::from_millis(500)))
 }
 
 /// The netd binary: beside this `berth`, else on PATH.

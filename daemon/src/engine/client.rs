@@ -63,23 +63,35 @@ impl Client {
         Error::DaemonUnreachable { socket: self.socket.clone(), why: why.to_string() }
     }
 
-    /// One request; a 2xx answer's body is decoded as `T`, any other becomes
-    /// [`Error::Daemon`] with the daemon's message.
+    /// One request to `path` (absolute), answered within `timeout`: the status and body.
+    fn request(&self, method: &str, path: &str, body: &[u8], timeout: Duration) -> Result<(u16, Vec<u8>)> {
+        let mut s = UnixStream::connect(&self.socket).map_err(|e| self.unreachable(e))?;
+        s.set_read_timeout(Some(timeout)).map_err(|e| self.unreachable(e))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: netd\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).map_err(|e| self.unreachable(e))?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).map_err(|e| self.unreachable(e))?;
+        let (status, body) = parse_response(&raw).ok_or_else(|| self.unreachable("malformed HTTP response"))?;
+        Ok((status, body.to_vec()))
+    }
+
+    /// Whether the daemon answers the Docker API's `_ping` within `timeout`.
+    pub fn ping(&self, timeout: Duration) -> bool {
+        matches!(self.request("GET", "/_ping", &[], timeout), Ok((200, body)) if body == b"OK")
+    }
+
+    /// One request to berth's routes; a 2xx answer's body is decoded as `T`, any other
+    /// becomes [`Error::Daemon`] with the daemon's message.
     fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<&impl Serialize>) -> Result<T> {
         let body = match body {
             Some(b) => serde_json::to_vec(b).map_err(|e| self.unreachable(e))?,
             None => Vec::new(),
         };
-        let mut s = UnixStream::connect(&self.socket).map_err(|e| self.unreachable(e))?;
-        s.set_read_timeout(Some(TIMEOUT)).map_err(|e| self.unreachable(e))?;
-        let head = format!(
-            "{method} {PREFIX}{path} HTTP/1.1\r\nHost: netd\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).and_then(|_| s.write_all(&body)).map_err(|e| self.unreachable(e))?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).map_err(|e| self.unreachable(e))?;
-        let (status, body) = parse_response(&raw).ok_or_else(|| self.unreachable("malformed HTTP response"))?;
+        let (status, body) = self.request(method, &format!("{PREFIX}{path}"), &body, TIMEOUT)?;
+        let body = body.as_slice();
         if !(200..300).contains(&status) {
             let message = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()
