@@ -52,7 +52,8 @@ impl Names {
         Some((m(&self.engine.registry_dir())?, m(&self.root.join("networks"))))
     }
 
-    /// Whether an attach or detach happened since the names were read (one stat).
+    /// Whether an attach, a detach or a network change happened since the names were
+    /// read (two stats).
     fn moved(&self) -> bool {
         let now = self.registry_mtime();
         self.stamp.lock().map(|s| *s != now).unwrap_or(true)
@@ -100,10 +101,13 @@ impl Names {
 /// endpoint registry.
 fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> HashMap<String, HashMap<String, Vec<IpAddr>>> {
     let mut out: HashMap<String, HashMap<String, Vec<IpAddr>>> = HashMap::new();
+    // Running containers by ID, once: a search per member would be O(N²).
+    let running: HashMap<&str, &Value> =
+        records.iter().filter(|c| docker::running(c)).filter_map(|c| Some((c["id"].as_str()?, c))).collect();
     for net in nets.iter().filter(|n| n.name != "bridge") {
         let names = out.entry(net.name.clone()).or_default();
         for m in engine.members(&net.name).unwrap_or_default() {
-            let Some(c) = records.iter().find(|c| c["id"] == m.id.as_str() && docker::running(c)) else { continue };
+            let Some(c) = running.get(m.id.as_str()) else { continue };
             let mut keys = vec![m.id.to_lowercase(), m.id.chars().take(12).collect::<String>()];
             if let Some(n) = c["name"].as_str() {
                 keys.push(n.to_lowercase());
