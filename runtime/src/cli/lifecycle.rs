@@ -33,13 +33,15 @@ fn wait_exited(paths: &Paths, id: &str, timeout: Duration) -> Result<Option<Cont
             }
             (Err(e), _) => return Err(e),
         };
-        last = Some(c.clone());
         if c.state.status != Status::Running {
             return Ok(Some(c));
         }
-        if !c.alive() && !c.monitor_alive() {
-            monitor::reap_stale(paths, &c)?;
-            return Ok(Some(container::lookup(paths, id)?));
+        // A supervisor that died unseen: released (removed with --rm) as `ps` does.
+        last = Some(c.clone());
+        match monitor::sweep(paths, c)? {
+            Some(c) if c.state.status != Status::Running => return Ok(Some(c)),
+            Some(_) => {}
+            None => continue,
         }
         if start.elapsed() >= timeout {
             return Ok(None);
