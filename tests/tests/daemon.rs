@@ -276,7 +276,14 @@ fn netd_cleanup_returns_the_host_to_its_state_before_berth() {
         assert_ne!(links(), links0);
         assert_eq!(forwarding().trim(), "1");
         berth(&["rm", "-f", "a", "b"]).ok();
+        // One still attached, with an alias: cleanup drops every record berth keeps.
+        berth(&["run", "-d", "--name", "c", "--net", "app", "--network-alias", "cc", "busybox", "sleep", "60"]).ok();
         sh(&format!("{} cleanup", bin_dir().join("netd").display()));
+        for dir in ["endpoints", "endpoint-links", "endpoint-aliases", "endpoint-ports", "ports"] {
+            let left = sh(&format!("find /run/berth/{dir} -type f ! -name '.*' 2>/dev/null || true"));
+            assert_eq!(left.trim(), "", "records left by cleanup in {dir}");
+        }
+        berth(&["rm", "-f", "c"]).ok();
         assert_eq!(berth_tests::harness::net::rules(), rules0, "rules left");
         assert_eq!(links(), links0, "links left");
         assert_eq!(forwarding(), fwd0, "ip_forward not restored");

@@ -114,7 +114,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Cleanup => {
             // Records first: a running netd's watcher then has nothing to restore.
-            for dir in ["cni-portmap", "endpoint-ports", "endpoints", "endpoint-network", "cni-bridge", "ports", "route-localnet"] {
+            let (registry, links, aliases) = (netd::network::shared::DIR, netd::network::wire::LINKS, netd::network::endpoint::ALIASES);
+            for dir in
+                ["cni-portmap", "endpoint-ports", registry, links, aliases, "endpoint-network", "cni-bridge", "ports", "route-localnet"]
+            {
                 let p = cli.run_root.join(dir);
                 match std::fs::remove_dir_all(&p) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

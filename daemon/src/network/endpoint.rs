@@ -135,7 +135,7 @@ impl Paths {
 }
 
 /// Directory of alias records under the run root, keyed like the endpoint registry.
-const ALIASES: &str = "endpoint-aliases";
+pub const ALIASES: &str = "endpoint-aliases";
 
 /// What an attach asks for besides the network, the container and its netns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
