@@ -279,6 +279,15 @@ pub enum Error {
         /// What it printed on stderr.
         stderr: String,
     },
+    /// The kernel refused an nf_tables change or query.
+    #[error("nftables: {what}: {source}")]
+    Nftables {
+        /// What was asked, naming the chain, set or mapping.
+        what: String,
+        /// The kernel's error.
+        #[source]
+        source: io::Error,
+    },
     /// State on disk or in the kernel does not match what was configured (CHECK).
     #[error("check failed: {0}")]
     Check(String),
@@ -332,7 +341,7 @@ impl Error {
             E::NotAttached { .. } => code::UNKNOWN_CONTAINER,
             E::Io { .. } => code::IO,
             E::LockTimeout { .. } => code::TRY_AGAIN,
-            E::Check(_) | E::Netlink(_) | E::Command { .. } | E::NoFreeInterface(_) => code::INTERNAL,
+            E::Check(_) | E::Netlink(_) | E::Command { .. } | E::Nftables { .. } | E::NoFreeInterface(_) => code::INTERNAL,
             E::DaemonUnreachable { .. } => code::TRY_AGAIN,
             E::Daemon { status, .. } => match status {
                 400 | 403 | 404 => code::INVALID_CONFIG,
@@ -359,7 +368,7 @@ impl Error {
             E::Internal(_) => 500,
             E::RangeExhausted(_) | E::NoFreeSubnet => 400,
             E::LockTimeout { .. } => 503,
-            E::CorruptNetwork { .. } | E::Io { .. } | E::Check(_) | E::Netlink(_) | E::Command { .. } => 500,
+            E::CorruptNetwork { .. } | E::Io { .. } | E::Check(_) | E::Netlink(_) | E::Command { .. } | E::Nftables { .. } => 500,
             E::NoFreeInterface(_) | E::ForeignBridge { .. } => 409,
             E::AddressOutsideSubnet { .. } => 400,
             E::DaemonUnreachable { .. } => 503,

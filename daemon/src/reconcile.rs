@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::firewall::{self, NetworkRules, PortRules};
+use crate::firewall::{self, Backend, NetworkRules, PortRules};
 use crate::state::StateDir;
 
 /// Record directories of network rules (the endpoint registry, and the per-front-end
@@ -34,42 +34,58 @@ pub struct Repaired {
     pub ports: usize,
 }
 
-/// Checks every record under `run_dir` against the firewall and re-installs what is
-/// missing. Records are not changed.
-pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
-    let _quiet = crate::state::lock_file(&run_dir.join(CHANGING))?;
-    let fw = firewall::select("auto", run_dir, firewall::DEFAULT_MARK_BIT)?;
-    let mut done = Repaired::default();
+/// Every recorded network rule set and publication, grouped by the backend (and mark
+/// bit) that installed them.
+type ByBackend = BTreeMap<(Backend, u8), (Vec<NetworkRules>, Vec<PortRules>)>;
+
+fn records(run_dir: &Path) -> ByBackend {
     let mut networks: BTreeMap<String, NetworkRules> = BTreeMap::new();
     for d in NETWORK_DIRS {
         let Ok(dir) = StateDir::open(run_dir.join(d)) else { continue };
         for k in dir.keys() {
             for n in dir.load::<Vec<NetworkRules>>(&k).unwrap_or_default() {
-                networks.insert(format!("{}|{}|{}", n.network, n.subnet, n.bridge), n);
+                networks.insert(format!("{}|{}|{}|{}", n.backend, n.network, n.subnet, n.bridge), n);
             }
         }
     }
-    let ports: Vec<PortRules> = PORT_DIRS
-        .iter()
-        .filter_map(|d| StateDir::open(run_dir.join(d)).ok())
-        .flat_map(|dir| dir.keys().into_iter().filter_map(move |k| dir.load::<PortRules>(&k)))
-        .collect();
-    if networks.is_empty() && ports.is_empty() {
-        return Ok(done);
+    let mut out = ByBackend::new();
+    for n in networks.into_values() {
+        out.entry((n.backend, firewall::DEFAULT_MARK_BIT)).or_default().0.push(n);
     }
-    // The base rules first: the 127.0.0.0/8 drop comes back even if every check below
-    // passes (a raw-table flush leaves the nat and filter rules alone).
-    fw.ensure_base()?;
-    for n in networks.values() {
-        done.networks += usize::from(fw.repair_network(n)?);
+    for dir in PORT_DIRS.iter().filter_map(|d| StateDir::open(run_dir.join(d)).ok()) {
+        for p in dir.keys().into_iter().filter_map(|k| dir.load::<PortRules>(&k)) {
+            out.entry((p.backend, p.mark_bit)).or_default().1.push(p);
+        }
     }
-    // Every publication in one batch per family: declaring the chains empties them, so
-    // the result is exactly the records, O(1) processes however many mappings there
-    // are, and atomic (one nf_tables transaction). Probing each rule would cost a
-    // process per rule.
-    if !ports.is_empty() {
-        fw.rebuild_ports(&ports)?;
-        done.ports = ports.len();
+    out
+}
+
+/// Checks every record under `run_dir` against the firewall of the backend that made it
+/// and re-installs what is missing; removes everything of a backend no record uses any
+/// more (after a switch from iptables to nftables, or back). Records are not changed.
+pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
+    let _quiet = crate::state::lock_file(&run_dir.join(CHANGING))?;
+    let mut done = Repaired::default();
+    let groups = records(run_dir);
+    for ((backend, mark_bit), (networks, ports)) in &groups {
+        let fw = firewall::open(*backend, run_dir, *mark_bit);
+        // The base rules first: the 127.0.0.0/8 drop comes back even if every check
+        // below passes (a raw-table flush leaves the nat and filter rules alone).
+        fw.ensure_base()?;
+        for n in networks {
+            done.networks += usize::from(fw.repair_network(n)?);
+        }
+        // Every publication in one batch (per family for iptables): the result is
+        // exactly the records, at a cost that does not grow with a probe per rule.
+        if !ports.is_empty() {
+            fw.rebuild_ports(ports)?;
+            done.ports += ports.len();
+        }
+    }
+    for backend in [Backend::Iptables, Backend::Nftables] {
+        if !groups.keys().any(|(b, _)| *b == backend) && (backend != Backend::Nftables || firewall::Nftables::available()) {
+            firewall::open(backend, run_dir, firewall::DEFAULT_MARK_BIT).cleanup()?;
+        }
     }
     Ok(done)
 }
@@ -172,8 +188,8 @@ pub fn watch(run_dir: &Path, tick: std::time::Duration, stop: &dyn Fn() -> bool)
         let gen = firewall::generation::current().ok();
         if gen.is_none() || gen != seen {
             if has_records(run_dir) {
-                let intact = firewall::select("auto", run_dir, firewall::DEFAULT_MARK_BIT).and_then(|fw| fw.base_intact());
-                if matches!(intact, Ok(false)) {
+                let broken = records(run_dir).keys().any(|(b, m)| matches!(firewall::open(*b, run_dir, *m).base_intact(), Ok(false)));
+                if broken {
                     match reconcile(run_dir) {
                         Ok(r) => {
                             repairs += 1;

@@ -1,7 +1,7 @@
 //! bridge + host-local: addresses, routes, connectivity, DEL, CHECK, GC, parallelism.
 
 use berth_tests::harness::net::{allocations, bridge_conf, conflist, links, rt, rules, runner};
-use berth_tests::harness::{isolated, sh, Cni, Netns};
+use berth_tests::harness::{fw, isolated, sh, Cni, Netns};
 
 fn add(cni: &Cni, cid: &str, ns: &Netns) -> serde_json::Value {
     cni.call("bridge", "ADD", cid, ns.path().to_str().unwrap(), "eth0", &bridge_conf("1.0.0").to_string()).ok()
@@ -91,15 +91,19 @@ fn check_fails_after_manual_changes() {
         assert!(err.msg.contains("lacks address 172.17.0.2/16"), "{err}");
         c1.sh("ip addr add 172.17.0.2/16 dev eth0");
         run.check(&list, &cfg, &res).unwrap();
-        let dnat = sh("iptables-save -t nat").lines().find(|l| l.contains("DNAT --to-destination 172.17.0.2:80")).unwrap().to_string();
-        sh(&format!("iptables -t nat {}", dnat.replacen("-A", "-D", 1)));
+        fw::delete_dnat(4000);
         let err = run.check(&list, &cfg, &res).unwrap_err();
-        assert!(err.msg.contains("rule missing") && err.msg.contains("DNAT"), "{err}");
+        let named = if fw::nft() {
+            err.msg.contains("lacks the element of any4 for 4000->80/tcp")
+        } else {
+            err.msg.contains("rule missing") && err.msg.contains("DNAT")
+        };
+        assert!(named, "{err}");
         // DEL still cleans up what is left
         let before = rules().len();
         run.del(&list, &cfg, Some(&res)).unwrap();
         assert!(rules().len() < before);
-        assert!(!sh("iptables-save -t nat").contains("172.17.0.2"));
+        assert!(!fw::mentions("172.17.0.2"));
     });
 }
 
@@ -115,13 +119,12 @@ fn gc_removes_attachments_not_listed() {
         let keep = [berth_cni::types::Attachment { container_id: "c1".into(), ifname: "eth0".into() }];
         run.gc(&list, &keep).unwrap();
         assert_eq!(allocations(), ["172.17.0.2"]);
-        let nat = sh("iptables-save -t nat");
-        assert!(!nat.contains("172.17.0.3"), "c2 rules left:\n{nat}");
-        assert!(nat.contains("--dport 4000") && nat.contains("-s 172.17.0.0/16 ! -o docker0"), "c1 rules gone:\n{nat}");
+        assert!(!fw::mentions("172.17.0.3"), "c2 rules left:\n{}", fw::dump());
+        assert!(fw::publishes(4000) && fw::network_rules("172.17.0.0/16") == 1, "c1 rules gone:\n{}", fw::dump());
         // GC with nothing valid empties the network
         run.gc(&list, &[]).unwrap();
         assert!(allocations().is_empty());
-        assert!(!sh("iptables-save -t nat").contains("172.17.0."));
+        assert!(!fw::mentions("172.17.0.2") && fw::network_rules("172.17.0.0/16") == 0, "{}", fw::dump());
     });
 }
 

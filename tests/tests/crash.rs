@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use berth_tests::harness::net::{allocations, bridge_conf, links, rules};
-use berth_tests::harness::{bin_dir, isolated, sh, Cni, Netns};
+use berth_tests::harness::{bin_dir, isolated, Cni, Netns};
 
 /// Starts plugin `ty` with ADD and kills it after `delay`; returns whether it finished first.
 fn add_killed(ty: &str, cid: &str, stdin: &str, delay: Duration) -> bool {
@@ -100,6 +100,6 @@ fn portmap_killed_at_any_point_is_repaired_by_del_or_gc() {
         let prev = cni.call("bridge", "ADD", "last", ns.path().to_str().unwrap(), "eth0", &bconf).ok();
         let pconf = json!({"cniVersion": "1.0.0", "name": "berth", "type": "portmap", "runtimeConfig": {"portMappings": [{"hostPort": 4000, "containerPort": 80}]}, "prevResult": prev});
         cni.call("portmap", "ADD", "last", ns.path().to_str().unwrap(), "eth0", &pconf.to_string()).ok();
-        assert!(sh("iptables-save -t nat").contains("--dport 4000"));
+        assert!(berth_tests::harness::fw::publishes(4000));
     });
 }

@@ -32,8 +32,7 @@ fn a_berth_network_is_a_cni_network() {
         let files = sh("ls /var/lib/berth/ipam/app");
         assert!(files.contains("10.89.0.2") && files.contains("10.89.0.3"), "{files}");
         // The network's rules exist once, whichever front end attached.
-        let raw = sh("iptables-save -t raw");
-        assert_eq!(raw.matches("-d 10.89.0.0/24 ! -i").count(), 1, "{raw}");
+        assert_eq!(berth_tests::harness::fw::network_rules("10.89.0.0/24"), 1, "{}", berth_tests::harness::fw::dump());
         // Both reach each other over the network's bridge, and the published port answers.
         assert!(ns.try_sh("busybox ping -c1 -W1 10.89.0.2").0);
         wait_for("the published port", || try_sh(&curl("http://127.0.0.1:4100/")).1 == "page");
@@ -158,7 +157,7 @@ fn dual_stack_networks_with_ipv6() {
         assert!(o.stderr.contains("--ipv6"), "{}", o.stderr);
         // Gone with the containers: rules of both families, addresses of both.
         berth(&["rm", "-f", "web", "cli"]).ok();
-        assert!(!sh("ip6tables-save").contains("fd00:89::"), "{}", sh("ip6tables-save"));
+        assert!(!berth_tests::harness::fw::dump().contains("fd00:89::"), "{}", berth_tests::harness::fw::dump());
         assert!(!sh("ls /var/lib/berth/ipam/app").contains("fd00"));
         berth(&["network", "rm", "app", "auto6"]).ok();
         assert!(!berth(&["network", "ls"]).ok().contains("auto6"));

@@ -3,7 +3,7 @@
 
 use berth_tests::harness::net::{allocations, conflist, rt, rules, runner};
 use berth_tests::harness::peer::{HOST_IP, PEER_IP};
-use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for, web_server, Netns, OtherHost, Proc};
+use berth_tests::harness::{curl, fw, isolated, sh, try_sh, wait_for, web_server, Netns, OtherHost, Proc};
 
 #[test]
 fn tcp_mapping_answers_from_other_host_host_and_siblings() {
@@ -63,11 +63,21 @@ fn localhost_binding_is_not_reachable_from_other_host() {
         other.ns.sh("sysctl -qw net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.route_localnet=1");
         other.ns.sh(&format!("ip route add 127.0.0.1/32 via {HOST_IP} dev eth0 table 100"));
         other.ns.sh("ip rule add to 127.0.0.1 lookup 100 pref 10 && ip rule add pref 100 lookup local && ip rule del pref 0 lookup local");
-        let drops_before = sh(r"iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ && /127.0.0.0\/8/ {print $1}'");
+        // Counters around berth's raw chain: packets for 127.0.0.1:4000 from the network
+        // arrive (before, priority -301) and none get past it (after, -299).
+        sh("nft add table inet probe \
+            && nft add chain inet probe before '{ type filter hook prerouting priority -301; }' \
+            && nft add chain inet probe after '{ type filter hook prerouting priority -299; }' \
+            && nft add rule inet probe before iifname != lo ip daddr 127.0.0.1 tcp dport 4000 counter \
+            && nft add rule inet probe after iifname != lo ip daddr 127.0.0.1 tcp dport 4000 counter");
         let (ok, out) = other.ns.try_sh(&curl("http://127.0.0.1:4000/"));
         assert!(!ok || !out.contains("local only"), "127.0.0.1 mapping answered a neighbour: {out}");
-        let drops_after = sh(r"iptables -t raw -nvxL BERTH-RAW-PREROUTING | awk '/DROP/ && /127.0.0.0\/8/ {print $1}'");
-        assert!(drops_after.trim().parse::<u64>().unwrap() > drops_before.trim().parse::<u64>().unwrap(), "no packet was dropped");
+        let counted = |chain: &str| {
+            let l = sh(&format!("nft list chain inet probe {chain}"));
+            l.split("packets ").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse::<u64>().ok()).unwrap()
+        };
+        assert!(counted("before") > 0, "the neighbour's packets never arrived: this test would prove nothing");
+        assert_eq!(counted("after"), 0, "a packet for 127.0.0.1 got past berth's raw chain");
     });
 }
 
@@ -173,7 +183,7 @@ fn dual_stack_addresses_and_an_ipv6_published_port() {
         let _srv = web_server(&web, "hello over v6");
         assert_eq!(other.ns.sh(&curl("-g http://[2001:db8::1]:4000/")), "hello over v6");
         assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "hello over v6");
-        assert!(sh("ip6tables-save -t nat").contains("--to-destination [fd00:66::2]:80"));
+        assert!(fw::dnat_to("fd00:66::2", 80), "{}", fw::dump());
     });
 }
 
@@ -185,16 +195,25 @@ fn netd_cleanup_removes_every_berth_rule_and_the_next_add_rebuilds() {
         let _c = Netns::new("c");
         // Somebody else's rules, which cleanup must leave alone.
         sh("iptables -t nat -A POSTROUTING -s 10.9.9.0/24 -j MASQUERADE && iptables -A FORWARD -j ACCEPT && iptables -t nat -N OTHER");
-        let before = rules();
+        sh("nft add table inet other && nft add chain inet other c");
+        let others = || {
+            (
+                sh("iptables-save -t nat; iptables-save -t filter").lines().filter(|l| l.starts_with("-A") && !l.contains("BERTH")).count(),
+                sh("nft list table inet other"),
+            )
+        };
+        let (before, theirs) = (rules(), others());
         run.add(&list, &rt("c", "/run/netns/c", &[(4000, 80, "tcp", ""), (4001, 81, "udp", "127.0.0.1")])).unwrap();
-        assert!(sh("iptables-save").contains("BERTH-HOSTPORT-DNAT"));
+        assert!(fw::publishes(4000));
         sh(&format!("{}/netd cleanup", berth_tests::harness::bin_dir().display()));
         let all = sh("iptables-save; ip6tables-save");
         assert!(!all.contains("BERTH"), "left:\n{all}");
-        assert_eq!(rules(), before, "cleanup touched rules that are not berth's");
+        assert!(!fw::nft_table_exists(), "the nftables table is left");
+        assert_eq!(rules(), before, "cleanup left berth's rules");
+        assert_eq!(others(), theirs, "cleanup touched rules that are not berth's");
         let _d = Netns::new("d");
         run.add(&list, &rt("d", "/run/netns/d", &[(4000, 80, "tcp", "")])).unwrap();
-        assert!(sh("iptables-save -t nat").contains("--dport 4000"));
+        assert!(fw::publishes(4000));
     });
 }
 
@@ -202,7 +221,11 @@ fn netd_cleanup_removes_every_berth_rule_and_the_next_add_rebuilds() {
 fn forwarding_works_under_a_drop_policy_and_berth_user_runs_first() {
     isolated(|| {
         let other = OtherHost::new();
-        sh("iptables -P FORWARD DROP");
+        // A base chain's drop policy drops whatever other tables accepted: berth's
+        // acceptance can override iptables' policy only from iptables' own FORWARD chain.
+        if !fw::nft() {
+            sh("iptables -P FORWARD DROP");
+        }
         let run = runner();
         let list = conflist("1.0.0");
         let (web, cl) = (Netns::new("web"), Netns::new("cl"));
@@ -213,10 +236,14 @@ fn forwarding_works_under_a_drop_policy_and_berth_user_runs_first() {
         let _peer = web_server(&other.ns, "peer page");
         assert_eq!(cl.sh(&curl(&format!("http://{PEER_IP}:80/"))), "peer page");
         // The user's chain comes first: a rule there overrides berth's acceptance.
-        let fwd = sh("iptables -S FORWARD");
-        let pos = |c: &str| fwd.lines().position(|l| l.contains(c)).unwrap();
-        assert!(pos("BERTH-USER") < pos("BERTH-FORWARD"), "{fwd}");
-        sh(&format!("iptables -A BERTH-USER -s {PEER_IP} -j DROP"));
+        if fw::nft() {
+            sh(&format!("nft add rule inet berth user ip saddr {PEER_IP} drop"));
+        } else {
+            let fwd = sh("iptables -S FORWARD");
+            let pos = |c: &str| fwd.lines().position(|l| l.contains(c)).unwrap();
+            assert!(pos("BERTH-USER") < pos("BERTH-FORWARD"), "{fwd}");
+            sh(&format!("iptables -A BERTH-USER -s {PEER_IP} -j DROP"));
+        }
         assert!(!other.ns.try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0);
     });
 }
@@ -233,8 +260,12 @@ fn netd_reconcile_restores_rules_after_a_firewall_flush() {
         assert_eq!(other.ns.sh(&curl(&format!("http://{HOST_IP}:4000/"))), "back again");
         let before = rules();
         // What a firewall reload does to rules it does not know.
-        sh("iptables -t nat -F && iptables -t nat -X && iptables -t filter -F && iptables -t filter -X && iptables -t raw -F && iptables -t raw -X");
-        sh("iptables -P FORWARD DROP");
+        if fw::nft() {
+            sh("nft flush ruleset");
+        } else {
+            sh("iptables -t nat -F && iptables -t nat -X && iptables -t filter -F && iptables -t filter -X && iptables -t raw -F && iptables -t raw -X");
+            sh("iptables -P FORWARD DROP");
+        }
         assert!(!other.ns.try_sh(&curl(&format!("http://{HOST_IP}:4000/"))).0);
         let out = sh(&format!("{}/netd reconcile", berth_tests::harness::bin_dir().display()));
         assert!(out.contains("rules of 1 network(s); rebuilt the rules of 1 port publication(s)"), "{out}");

@@ -36,12 +36,14 @@ enum Command {
     /// Serve the API (the default).
     Serve,
     /// Return the host to its state before berth: remove all of berth's firewall chains
-    /// and rules (both families), the bridges it created and the records of what they
+    /// and rules (both families, both backends: iptables chains and the nftables table
+    /// `inet berth`), the bridges it created and the records of what they
     /// published, and restore the host-wide sysctls it changed (ip_forward). Run it with no
     /// container running: containers lose their network.
     Cleanup,
     /// Re-install berth's firewall rules that something removed (a firewall reload,
-    /// `iptables -F`), from the records of what was installed.
+    /// `nft flush ruleset`, `iptables -F`), from the records of what was installed, each
+    /// with the backend that installed it; remove what a backend no record uses still has.
     Reconcile,
 }
 
@@ -126,8 +128,13 @@ fn main() -> anyhow::Result<()> {
                     _ => {}
                 }
             }
-            let fw = netd::firewall::select("auto", &cli.run_root, netd::firewall::DEFAULT_MARK_BIT)?;
-            fw.cleanup().context("removing firewall rules")?;
+            for backend in [netd::firewall::Backend::Iptables, netd::firewall::Backend::Nftables] {
+                if backend == netd::firewall::Backend::Nftables && !netd::firewall::Nftables::available() {
+                    continue;
+                }
+                let fw = netd::firewall::open(backend, &cli.run_root, netd::firewall::DEFAULT_MARK_BIT);
+                fw.cleanup().with_context(|| format!("removing {backend} rules"))?;
+            }
             let bridges = netd::network::bridge::remove_created(&cli.run_root).context("removing bridges")?;
             let sysctls = netd::sysctl::restore_all(&cli.run_root).context("restoring sysctls")?;
             println!(

@@ -301,6 +301,14 @@ impl Iptables {
 }
 
 impl Firewall for Iptables {
+    fn backend(&self) -> super::Backend {
+        super::Backend::Iptables
+    }
+
+    fn mark_bit(&self) -> u8 {
+        self.mark_bit
+    }
+
     fn cleanup(&self) -> Result<()> {
         let _lock = self.lock()?;
         for family in [Family::V4, Family::V6] {

@@ -3,16 +3,22 @@
 
 pub mod generation;
 mod iptables;
+pub mod nft;
 pub mod rules;
 
 pub use iptables::Iptables;
-pub use rules::{Family, NetworkRules, PortRules, Rule};
+pub use nft::Nftables;
+pub use rules::{Backend, Family, NetworkRules, PortRules, Rule};
 
 use crate::error::Result;
 
 /// What every firewall backend provides. Each call is one batch; each backend touches
 /// only its own chains; removal tolerates rules already gone.
 pub trait Firewall {
+    /// Which backend this is, recorded with what it installs.
+    fn backend(&self) -> Backend;
+    /// The connection-mark bit it uses, recorded likewise.
+    fn mark_bit(&self) -> u8;
     /// Installs the DNAT (and hairpin/localhost masquerade) rules of one attachment.
     /// Not idempotent: a caller repeating an ADD removes the previous one first.
     fn add_ports(&self, p: &PortRules) -> Result<()>;
@@ -48,10 +54,56 @@ pub trait Firewall {
 /// The default connection-mark bit for hairpin/localhost masquerade (as CNI portmap).
 pub const DEFAULT_MARK_BIT: u8 = 13;
 
-/// Picks the backend. Only iptables exists today; `auto` resolves to it.
-pub fn select(kind: &str, run_dir: &std::path::Path, mark_bit: u8) -> Result<Box<dyn Firewall>> {
+/// The environment variable that overrides what `auto` picks (`iptables`, `nftables`).
+pub const BACKEND_ENV: &str = "BERTH_FIREWALL";
+
+/// What `auto` means here: `$BERTH_FIREWALL` if set, else nftables where the kernel has
+/// nf_tables, else iptables.
+pub fn default_backend() -> Result<Backend> {
+    match std::env::var(BACKEND_ENV) {
+        Ok(v) if !v.is_empty() && v != "auto" => parse_backend(&v),
+        _ if Nftables::available() => Ok(Backend::Nftables),
+        _ => Ok(Backend::Iptables),
+    }
+}
+
+fn parse_backend(kind: &str) -> Result<Backend> {
     match kind {
-        "" | "auto" | "iptables" => Ok(Box::new(Iptables::new(run_dir.join("iptables.lock"), mark_bit))),
+        "iptables" => Ok(Backend::Iptables),
+        "nftables" => Ok(Backend::Nftables),
         other => Err(crate::Error::UnknownBackend(other.to_string())),
+    }
+}
+
+/// Picks the backend by name (`auto`, empty, `iptables`, `nftables`).
+pub fn select(kind: &str, run_dir: &std::path::Path, mark_bit: u8) -> Result<Box<dyn Firewall>> {
+    let backend = match kind {
+        "" | "auto" => default_backend()?,
+        other => parse_backend(other)?,
+    };
+    Ok(open(backend, run_dir, mark_bit))
+}
+
+/// The backend a record names, to remove or repair what it installed.
+pub fn open(backend: Backend, run_dir: &std::path::Path, mark_bit: u8) -> Box<dyn Firewall> {
+    match backend {
+        Backend::Iptables => Box::new(Iptables::new(run_dir.join("iptables.lock"), mark_bit)),
+        Backend::Nftables => Box::new(Nftables::new(run_dir.join("nftables.lock"), mark_bit)),
+    }
+}
+
+/// Runs `f` with the backend a record was made with: `fw` itself when it is that one,
+/// else that backend opened under `run_dir`.
+pub fn as_recorded<R>(
+    fw: &dyn Firewall,
+    backend: Backend,
+    mark_bit: u8,
+    run_dir: &std::path::Path,
+    f: impl FnOnce(&dyn Firewall) -> R,
+) -> R {
+    if fw.backend() == backend && fw.mark_bit() == mark_bit {
+        f(fw)
+    } else {
+        f(open(backend, run_dir, mark_bit).as_ref())
     }
 }

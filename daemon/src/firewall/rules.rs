@@ -44,6 +44,27 @@ impl Family {
     }
 }
 
+/// Which firewall backend installed a record's rules: removal and repair use the same
+/// one, whatever the default is by then. Records older than the field are iptables'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// iptables-restore batches (iptables-nft or legacy).
+    #[default]
+    Iptables,
+    /// berth's own nf_tables table over netlink.
+    Nftables,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Iptables => "iptables",
+            Backend::Nftables => "nftables",
+        })
+    }
+}
+
 /// One rule: table, chain and the match/target arguments after `-A chain`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
@@ -96,6 +117,16 @@ pub struct PortRules {
     pub conditions_v4: Vec<String>,
     /// Same for IPv6.
     pub conditions_v6: Vec<String>,
+    /// The backend that installed them (set when published).
+    #[serde(default)]
+    pub backend: Backend,
+    /// The connection-mark bit the iptables backend marked hairpin traffic with.
+    #[serde(default = "default_mark_bit")]
+    pub mark_bit: u8,
+}
+
+fn default_mark_bit() -> u8 {
+    super::DEFAULT_MARK_BIT
 }
 
 /// A bridge network's own rules, installed by its first attachment and removed with the
@@ -123,6 +154,9 @@ pub struct NetworkRules {
     /// from one; no masquerade.
     #[serde(default)]
     pub internal: bool,
+    /// The backend that installed them (set when held).
+    #[serde(default)]
+    pub backend: Backend,
 }
 
 fn yes() -> bool {
@@ -273,6 +307,8 @@ mod tests {
             snat: true,
             conditions_v4: vec![],
             conditions_v6: vec![],
+            backend: Backend::Iptables,
+            mark_bit: 13,
         };
         let (chain, rules, jump) = ports(&p, Family::V4).unwrap();
         assert!(chain.starts_with("BERTH-DN-") && chain.len() <= 28);
@@ -294,6 +330,7 @@ mod tests {
             masquerade: true,
             protect: true,
             internal: false,
+            backend: Backend::Iptables,
         };
         let (f, r) = network(&m);
         assert_eq!(f, Family::V4);

@@ -75,6 +75,7 @@ impl BridgeNetwork {
                 masquerade: self.ip_masq,
                 protect: !self.unprotected,
                 internal: self.internal,
+                backend: Default::default(),
             })
             .collect()
     }
@@ -280,6 +281,8 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
                 snat: true,
                 conditions_v4: Vec::new(),
                 conditions_v6: Vec::new(),
+                backend: publisher.fw.backend(),
+                mark_bit: publisher.fw.mark_bit(),
             };
             if let Err(e) = publisher.publish(&rules, std::slice::from_ref(&net.bridge)) {
                 let hosts = [att.host.name.clone()];

@@ -40,9 +40,10 @@ pub fn hold(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, rule
     let _changing = changing(dir)?;
     let _lock = lock(dir, network)?;
     let first = !others(dir, network, holder);
+    let rules: Vec<NetworkRules> = rules.iter().map(|m| NetworkRules { backend: fw.backend(), ..m.clone() }).collect();
     dir.save(holder, &rules)?;
     if first {
-        for m in rules {
+        for m in &rules {
             if let Err(e) = fw.ensure_network(m) {
                 let _ = dir.remove(holder);
                 return Err(e);
@@ -57,11 +58,13 @@ pub fn hold(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, rule
 pub fn release(dir: &StateDir, fw: &dyn Firewall, network: &str, holder: &str, fallback: &[NetworkRules]) -> Result<()> {
     let _changing = changing(dir)?;
     let _lock = lock(dir, network)?;
-    let rules: Vec<NetworkRules> = dir.load(holder).unwrap_or_else(|| fallback.to_vec());
+    let fallback = || fallback.iter().map(|m| NetworkRules { backend: fw.backend(), ..m.clone() }).collect();
+    let rules: Vec<NetworkRules> = dir.load(holder).unwrap_or_else(fallback);
     dir.remove(holder)?;
     if !others(dir, network, holder) {
+        let run = dir.path().parent().unwrap_or(dir.path());
         for m in &rules {
-            fw.remove_network(m)?;
+            crate::firewall::as_recorded(fw, m.backend, fw.mark_bit(), run, |fw| fw.remove_network(m))?;
         }
     }
     Ok(())

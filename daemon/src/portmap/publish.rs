@@ -45,6 +45,7 @@ impl Publisher {
         if rules.mappings.iter().any(PortMapping::is_ephemeral) {
             return Err(crate::Error::Internal("port mappings must be claimed (ephemeral ports picked) before publishing"));
         }
+        let rules = &PortRules { backend: self.fw.backend(), mark_bit: self.fw.mark_bit(), ..rules.clone() };
         self.claims.claim(&k, &rules.mappings, true)?;
         let res = (|| {
             self.localnet(&k, host_ifaces)?;
@@ -75,7 +76,10 @@ impl Publisher {
         match self.state.load::<PortRules>(&k) {
             Some(r) => self.unpublish_record(&k, &r),
             None => match fallback {
-                Some(r) if !r.mappings.is_empty() => self.unpublish_record(&k, r),
+                // What this backend would have installed.
+                Some(r) if !r.mappings.is_empty() => {
+                    self.unpublish_record(&k, &PortRules { backend: self.fw.backend(), mark_bit: self.fw.mark_bit(), ..r.clone() })
+                }
                 _ => self.claims.release(&k, mappings),
             },
         }
@@ -83,17 +87,22 @@ impl Publisher {
 
     fn unpublish_record(&self, k: &str, rules: &PortRules) -> Result<()> {
         let _changing = self.changing()?;
-        self.fw.remove_ports(rules)?;
+        crate::firewall::as_recorded(self.fw.as_ref(), rules.backend, rules.mark_bit, self.run_dir(), |fw| fw.remove_ports(rules))?;
         flush(&rules.mappings);
         self.claims.release(k, &rules.mappings)?;
         self.localnet(k, &[])?;
         self.state.remove(k)
     }
 
-    /// Reconcile's lock (shared), in the run directory the claims live in.
-    fn changing(&self) -> Result<std::fs::File> {
+    /// The run directory the claims live in.
+    fn run_dir(&self) -> &std::path::Path {
         let dir = self.claims.dir();
-        crate::reconcile::changing(dir.parent().unwrap_or(dir))
+        dir.parent().unwrap_or(dir)
+    }
+
+    /// Reconcile's lock (shared), in the run directory.
+    fn changing(&self) -> Result<std::fs::File> {
+        crate::reconcile::changing(self.run_dir())
     }
 
     /// Makes attachment `key` the holder of `route_localnet` on `ifaces` (none: it holds

@@ -177,6 +177,7 @@ fn network_rules(c: &Ctx, conf: &NetConf, addrs: &[IpNetwork]) -> Vec<NetworkRul
             masquerade: c.conf.ip_masq,
             protect: c.conf.gateway_mode != "nat-unprotected",
             internal: c.conf.internal,
+            backend: Default::default(),
         })
         .collect()
 }

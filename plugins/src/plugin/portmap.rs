@@ -85,8 +85,13 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
 
 impl Ctx {
     fn publisher(&self) -> Result<Publisher, CniError> {
-        let fw =
-            firewall::select(&self.conf.firewall_backend, &self.run_dir, self.conf.mark_masq_bit.unwrap_or(firewall::DEFAULT_MARK_BIT))?;
+        // conditionsV4/V6 are iptables arguments: they decide `auto`.
+        let conditions = !self.conf.conditions_v4.is_empty() || !self.conf.conditions_v6.is_empty();
+        let kind = match self.conf.firewall_backend.as_str() {
+            "" | "auto" if conditions => "iptables",
+            k => k,
+        };
+        let fw = firewall::select(kind, &self.run_dir, self.conf.mark_masq_bit.unwrap_or(firewall::DEFAULT_MARK_BIT))?;
         Ok(Publisher { state: self.state.clone(), claims: Claims::open(self.run_dir.join("ports"))?, fw })
     }
 
@@ -100,6 +105,8 @@ impl Ctx {
             snat: self.conf.snat.unwrap_or(true),
             conditions_v4: self.conf.conditions_v4.clone(),
             conditions_v6: self.conf.conditions_v6.clone(),
+            backend: Default::default(),
+            mark_bit: self.conf.mark_masq_bit.unwrap_or(firewall::DEFAULT_MARK_BIT),
         }
     }
 }

@@ -44,13 +44,16 @@ pub fn rt(cid: &str, netns: &str, ports: &[(u16, u16, &str, &str)]) -> RuntimeCo
     rt
 }
 
-/// Our rules in the nat and raw tables, one line each, sorted (counters stripped).
+/// The firewall state of the backend under test, one line each, sorted: IPv4 iptables
+/// rules and chains (counters stripped), or the lines of berth's nftables table.
 pub fn rules() -> Vec<String> {
-    let mut v: Vec<String> = super::sh("iptables-save -t nat; iptables-save -t raw; iptables-save -t filter")
-        .lines()
-        .filter(|l| l.starts_with("-A") || l.starts_with(':'))
-        .map(|l| l.split(" [").next().unwrap_or(l).to_string())
-        .collect();
+    let dump =
+        if super::fw::nft() { super::fw::dump() } else { super::sh("iptables-save -t nat; iptables-save -t raw; iptables-save -t filter") };
+    let mut v: Vec<String> = if super::fw::nft() {
+        dump.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()
+    } else {
+        dump.lines().filter(|l| l.starts_with("-A") || l.starts_with(':')).map(|l| l.split(" [").next().unwrap_or(l).to_string()).collect()
+    };
     v.sort();
     v
 }
