@@ -128,6 +128,7 @@ fn main() -> anyhow::Result<()> {
                     _ => {}
                 }
             }
+            let _ = std::fs::remove_file(cli.run_root.join("firewall-auto"));
             for backend in [netd::firewall::Backend::Iptables, netd::firewall::Backend::Nftables] {
                 if backend == netd::firewall::Backend::Nftables && !netd::firewall::Nftables::available() {
                     continue;

@@ -57,14 +57,28 @@ pub const DEFAULT_MARK_BIT: u8 = 13;
 /// The environment variable that overrides what `auto` picks (`iptables`, `nftables`).
 pub const BACKEND_ENV: &str = "BERTH_FIREWALL";
 
+/// Where the run directory remembers what `auto` found, so every process of a boot
+/// agrees and none opens an nf_tables socket only to ask.
+const AUTO_FILE: &str = "firewall-auto";
+
 /// What `auto` means here: `$BERTH_FIREWALL` if set, else nftables where the kernel has
-/// nf_tables, else iptables.
-pub fn default_backend() -> Result<Backend> {
-    match std::env::var(BACKEND_ENV) {
-        Ok(v) if !v.is_empty() && v != "auto" => parse_backend(&v),
-        _ if Nftables::available() => Ok(Backend::Nftables),
-        _ => Ok(Backend::Iptables),
+/// nf_tables, else iptables; probed once per boot (the answer is kept in `run_dir`).
+pub fn default_backend(run_dir: &std::path::Path) -> Result<Backend> {
+    if let Ok(v) = std::env::var(BACKEND_ENV) {
+        if !v.is_empty() && v != "auto" {
+            return parse_backend(&v);
+        }
     }
+    let file = run_dir.join(AUTO_FILE);
+    if let Some(b) = std::fs::read_to_string(&file).ok().and_then(|s| parse_backend(s.trim()).ok()) {
+        return Ok(b);
+    }
+    let b = if Nftables::available() { Backend::Nftables } else { Backend::Iptables };
+    // Best effort: without a writable run directory every process probes.
+    if std::fs::create_dir_all(run_dir).is_ok() {
+        let _ = crate::state::write_atomic(&file, b.to_string().as_bytes());
+    }
+    Ok(b)
 }
 
 fn parse_backend(kind: &str) -> Result<Backend> {
@@ -78,7 +92,7 @@ fn parse_backend(kind: &str) -> Result<Backend> {
 /// Picks the backend by name (`auto`, empty, `iptables`, `nftables`).
 pub fn select(kind: &str, run_dir: &std::path::Path, mark_bit: u8) -> Result<Box<dyn Firewall>> {
     let backend = match kind {
-        "" | "auto" => default_backend()?,
+        "" | "auto" => default_backend(run_dir)?,
         other => parse_backend(other)?,
     };
     Ok(open(backend, run_dir, mark_bit))

@@ -38,6 +38,15 @@ impl Op {
     }
 }
 
+/// An engine error carried through [`msg::with_conn`], which also returns socket errors.
+struct Wrapped(Error);
+
+impl From<io::Error> for Wrapped {
+    fn from(e: io::Error) -> Self {
+        Wrapped(nft_err("open a netlink socket", e))
+    }
+}
+
 fn nft_err(what: impl Into<String>, source: io::Error) -> Error {
     Error::Nftables { what: what.into(), source }
 }
@@ -84,13 +93,15 @@ impl Nftables {
         Self { lock_path: lock_path.into(), mark_bit }
     }
 
-    /// Whether the kernel has nf_tables (berth's `auto` picks this backend then).
+    /// Whether the kernel has nf_tables (berth's `auto` picks this backend then). Asked
+    /// over the process's shared socket, which the operations then reuse.
     pub fn available() -> bool {
-        super::generation::current().is_ok()
+        msg::with_conn(|c| c.generation()).is_ok()
     }
 
-    fn conn() -> Result<Conn> {
-        Conn::open().map_err(|e| nft_err("open a netlink socket", e))
+    /// Runs `f` with the process's nf_tables socket.
+    fn with<T>(f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        msg::with_conn(|c| f(c).map_err(Wrapped)).map_err(|w| w.0)
     }
 
     fn commit(conn: &mut Conn, ops: &[Op]) -> Result<std::result::Result<(), Vec<Failed>>> {
@@ -117,13 +128,16 @@ impl Nftables {
     /// Applies `ops`; where something they rely on is missing (the table, a set), puts
     /// the base back and tries once more.
     fn apply_with_base(&self, ops: &[Op]) -> Result<()> {
-        let mut c = Self::conn()?;
-        match Self::commit(&mut c, ops)? {
+        Self::with(|c| self.apply_with_base_on(c, ops))
+    }
+
+    fn apply_with_base_on(&self, c: &mut Conn, ops: &[Op]) -> Result<()> {
+        match Self::commit(c, ops)? {
             Ok(()) => Ok(()),
             Err(failed) if failed.iter().any(|f| f.errno == libc::ENOENT) => {
                 tracing::debug!("nftables batch failed, repairing the base table");
-                self.repair_base(&mut c)?;
-                Self::commit(&mut c, ops)?.map_err(|f| Self::error(ops, &f))
+                self.repair_base(c)?;
+                Self::commit(c, ops)?.map_err(|f| Self::error(ops, &f))
             }
             Err(failed) => Err(Self::error(ops, &failed)),
         }
@@ -131,13 +145,12 @@ impl Nftables {
 
     /// Applies removals in one batch; if some target is already gone, applies each on
     /// its own and ignores what is missing (and chains another subnet still uses).
-    fn remove(&self, ops: &[Op]) -> Result<()> {
-        let mut c = Self::conn()?;
-        if Self::commit(&mut c, ops)?.is_ok() {
+    fn remove(c: &mut Conn, ops: &[Op]) -> Result<()> {
+        if Self::commit(c, ops)?.is_ok() {
             return Ok(());
         }
         for op in ops {
-            if let Err(f) = Self::commit(&mut c, std::slice::from_ref(op))? {
+            if let Err(f) = Self::commit(c, std::slice::from_ref(op))? {
                 let tolerated = f.iter().all(|f| f.errno == libc::ENOENT || (f.errno == libc::EBUSY && op.msg.kind() == msg::ty::DELCHAIN));
                 if !tolerated {
                     return Err(Self::error(std::slice::from_ref(op), &f));
@@ -265,26 +278,28 @@ impl Firewall for Nftables {
         // Deletion goes by key, and a port map's key is the host port: only what maps to
         // this attachment is its own (a DEL after a refused ADD must not unpublish the
         // port's owner). Hairpin keys hold the container's address.
-        let mut c = Self::conn()?;
-        let mut own = Vec::new();
-        for e in port_elems(p) {
-            if e.mapping.is_none() || Self::holds(&mut c, &e)? {
-                own.push(e);
+        Self::with(|c| {
+            let mut own = Vec::new();
+            for e in port_elems(p) {
+                if e.mapping.is_none() || Self::holds(c, &e)? {
+                    own.push(e);
+                }
             }
-        }
-        self.remove(&elem_ops(&own, false))
+            Self::remove(c, &elem_ops(&own, false))
+        })
     }
 
     fn check_ports(&self, p: &PortRules) -> Result<()> {
-        let mut c = Self::conn()?;
-        if !Self::base_ok(&mut c)? {
-            return Err(Error::Check(format!("nftables table inet {TABLE} is missing or its chains altered")));
-        }
-        Self::check_elems(&mut c, &port_elems(p))
+        Self::with(|c| {
+            if !Self::base_ok(c)? {
+                return Err(Error::Check(format!("nftables table inet {TABLE} is missing or its chains altered")));
+            }
+            Self::check_elems(c, &port_elems(p))
+        })
     }
 
     fn ensure_base(&self) -> Result<bool> {
-        self.repair_base(&mut Self::conn()?)
+        Self::with(|c| self.repair_base(c))
     }
 
     fn rebuild_ports(&self, all: &[PortRules]) -> Result<()> {
@@ -300,7 +315,7 @@ impl Firewall for Nftables {
     }
 
     fn base_intact(&self) -> Result<bool> {
-        Self::base_ok(&mut Self::conn()?)
+        Self::with(Self::base_ok)
     }
 
     fn ensure_network(&self, m: &NetworkRules) -> Result<()> {
@@ -313,25 +328,26 @@ impl Firewall for Nftables {
             ops.push(Op::new(layout::flush_chain(&name), format!("flush chain {name}")));
             ops.push(Op::new(layout::del_chain(&name), format!("delete chain {name}")));
         }
-        self.remove(&ops)
+        Self::with(|c| Self::remove(c, &ops))
     }
 
     fn check_network(&self, m: &NetworkRules) -> Result<()> {
-        Self::check_network_with(&mut Self::conn()?, m)
+        Self::with(|c| Self::check_network_with(c, m))
     }
 
     fn repair_network(&self, m: &NetworkRules) -> Result<bool> {
-        let mut c = Self::conn()?;
-        if Self::check_network_with(&mut c, m).is_ok() {
-            return Ok(false);
-        }
-        self.repair_base(&mut c)?;
-        let ops = Self::network_ops(m).0;
-        Self::commit(&mut c, &ops)?.map_err(|f| Self::error(&ops, &f))?;
-        Ok(true)
+        Self::with(|c| {
+            if Self::check_network_with(c, m).is_ok() {
+                return Ok(false);
+            }
+            self.repair_base(c)?;
+            let ops = Self::network_ops(m).0;
+            Self::commit(c, &ops)?.map_err(|f| Self::error(&ops, &f))?;
+            Ok(true)
+        })
     }
 
     fn cleanup(&self) -> Result<()> {
-        self.remove(&[Op::new(layout::del_table(), format!("delete table inet {TABLE}"))])
+        Self::with(|c| Self::remove(c, &[Op::new(layout::del_table(), format!("delete table inet {TABLE}"))]))
     }
 }

@@ -3,6 +3,7 @@
 //! kernel's (`linux/netfilter/nf_tables.h`, `nfnetlink.h`).
 
 use std::io;
+use std::os::fd::AsRawFd;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
@@ -161,6 +162,7 @@ pub struct Conn {
     sock: Socket,
     seq: u32,
     buf: Vec<u8>,
+    deleted: bool,
 }
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
@@ -179,7 +181,7 @@ impl Conn {
         sock.connect(&SocketAddr::new(0, 0))?;
         // Large batches (a reconcile of thousands of mappings) in one send.
         let _ = sock.set_rx_buf_sz(1 << 20);
-        Ok(Self { sock, seq: 1, buf: vec![0u8; 1 << 16] })
+        Ok(Self { sock, seq: 1, buf: vec![0u8; 1 << 16], deleted: false })
     }
 
     /// Sends `msgs` as one transaction: all applied, or none. On failure returns every
@@ -198,6 +200,7 @@ impl Conn {
             out.extend_from_slice(&m.finish(base + 1 + i as u32));
         }
         out.extend_from_slice(&batch_marker(NFNL_MSG_BATCH_END, base + 1 + msgs.len() as u32));
+        self.deleted |= msgs.iter().any(|m| matches!(m.kind(), ty::DELTABLE | ty::DELCHAIN | ty::DELRULE | ty::DELSETELEM));
         self.send(&out)?;
         let mut acked = 0;
         let mut failed = Vec::new();
@@ -240,6 +243,18 @@ impl Conn {
         Ok(n)
     }
 
+    /// The ruleset generation; fails where the kernel has no nf_tables.
+    pub fn generation(&mut self) -> io::Result<u32> {
+        const NFT_MSG_GETGEN: u16 = 16;
+        let answers = self.query(&Msg::new(NFT_MSG_GETGEN, 0, 0))?;
+        let a = answers.first().ok_or_else(|| io::Error::other("no generation in the answer"))?;
+        attrs(a)
+            .into_iter()
+            .find(|(t, _)| *t == 1)
+            .and_then(|(_, v)| v.get(..4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+            .ok_or_else(|| io::Error::other("no generation in the answer"))
+    }
+
     /// Sends one request and returns the attribute payloads of the answers (several for a
     /// dump); a missing object is an empty list.
     pub fn query(&mut self, msg: &Msg) -> io::Result<Vec<Vec<u8>>> {
@@ -274,6 +289,66 @@ impl Conn {
             if !dump {
                 return Ok(answers);
             }
+        }
+    }
+}
+
+impl Drop for Conn {
+    /// After a transaction that deleted something, the last close of an nf_tables socket
+    /// waits for the kernel to free the deleted objects, one RCU grace period (~15 ms
+    /// here; `nft_rcv_nl_event` flushes the destroy work). Nothing needs that wait: the
+    /// last reference goes to a grandchild that sleeps past this process's close and then
+    /// exits, so the wait happens there, off the caller's path.
+    fn drop(&mut self) {
+        if self.deleted {
+            release_elsewhere(self.sock.as_raw_fd());
+        }
+    }
+}
+
+/// The process's nf_tables socket, opened on first use and kept: closing one while the
+/// kernel still frees objects some transaction deleted waits for that (see `Drop`), so a
+/// process closes one only after its own deletions, through [`release_elsewhere`].
+static SHARED: std::sync::Mutex<Option<Conn>> = std::sync::Mutex::new(None);
+
+/// Runs `f` with the process's nf_tables socket. After a transaction that deleted
+/// something the socket is let go (its last reference to a grandchild) and the next call
+/// opens a new one.
+pub fn with_conn<T, E: From<io::Error>>(f: impl FnOnce(&mut Conn) -> Result<T, E>) -> Result<T, E> {
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    let conn = match shared.take() {
+        Some(c) => c,
+        None => Conn::open()?,
+    };
+    let conn = shared.insert(conn);
+    let r = f(conn);
+    if conn.deleted {
+        shared.take();
+    }
+    r
+}
+
+/// Hands the last reference to `fd` to a short-lived, detached grandchild (see `Drop`).
+fn release_elsewhere(fd: std::os::fd::RawFd) {
+    // SAFETY: between fork and _exit the children only make raw syscalls (close_range,
+    // fork, nanosleep, _exit), which are async-signal-safe in a multi-threaded parent.
+    unsafe {
+        match libc::fork() {
+            0 => {
+                libc::syscall(libc::SYS_close_range, 0u32, (fd as u32).saturating_sub(1), 0u32);
+                libc::syscall(libc::SYS_close_range, fd as u32 + 1, u32::MAX, 0u32);
+                if libc::fork() == 0 {
+                    let t = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+                    libc::nanosleep(&t, std::ptr::null_mut());
+                }
+                libc::_exit(0);
+            }
+            child if child > 0 => {
+                let mut st = 0;
+                libc::waitpid(child, &mut st, 0);
+            }
+            // No fork: this process pays the wait itself.
+            _ => {}
         }
     }
 }
