@@ -1,5 +1,6 @@
 //! `stop`, `kill`, `rm`, `wait`.
 
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill as send, Signal};
@@ -24,6 +25,7 @@ fn parse_signal(s: &str) -> Result<Signal> {
 fn wait_exited(paths: &Paths, id: &str, timeout: Duration) -> Result<Option<Container>> {
     let start = Instant::now();
     let mut last: Option<Container> = None;
+    let mut monitor: Option<std::os::fd::OwnedFd> = None;
     loop {
         let c = match (container::lookup(paths, id), last.take()) {
             (Ok(c), _) => c,
@@ -46,8 +48,36 @@ fn wait_exited(paths: &Paths, id: &str, timeout: Duration) -> Result<Option<Cont
         if start.elapsed() >= timeout {
             return Ok(None);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // The monitor records the exit and cleans up, then exits: its exit is the event
+        // to wait for (a pidfd, opened once and checked to be the recorded process);
+        // the record is re-read at least every 20 ms in case it changes first.
+        if monitor.is_none() {
+            monitor = last.as_ref().and_then(monitor_pidfd);
+        }
+        match &monitor {
+            Some(fd) => {
+                let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd; a failed or interrupted poll only shortens the wait.
+                unsafe { libc::poll(&mut p, 1, 20) };
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
     }
+}
+
+/// A pidfd of the container's monitor, if it runs and is the process the record names.
+fn monitor_pidfd(c: &Container) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = c.state.monitor_pid?;
+    // SAFETY: pidfd_open returns a new descriptor that we own, or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd is a freshly opened descriptor owned by nothing else.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    // Opened first, checked after: if the PID was reused, this fd is not the monitor's.
+    netd::proc::same_process(pid, c.state.monitor_start).then_some(fd)
 }
 
 /// Signals PID 1, only if it is still the container's process (a PID reused after a
