@@ -148,7 +148,7 @@ async fn forward(up: Option<&TokioResolver>, name: hickory_proto::rr::Name, qtyp
 impl Names {
     /// The addresses of `key` on the network served at `gateway`, re-reading the names
     /// first when an attach or detach happened since, or when it is not found and the
-    /// names are older than 50 ms. Blocking (a stat, at times a re-read).
+    /// names are older than 50 ms or changed. Blocking (a stat, at times a re-read).
     fn resolve(&self, gateway: IpAddr, key: &str) -> Option<Vec<IpAddr>> {
         // The stats at most once a millisecond: under load they would cost more than
         // the answer; a name missed in that window is found by the re-read on a miss.
@@ -158,11 +158,16 @@ impl Names {
             self.refresh();
         }
         let found = self.lookup(gateway, key);
-        if found.is_none() && self.stale() {
-            self.refresh();
-            return self.lookup(gateway, key);
+        if found.is_some() {
+            return found;
         }
-        found
+        // A miss: re-read if the names may be behind, then look again either way (the
+        // other UDP thread may have just re-read them, between the first look and here;
+        // answering from the first look would send a known name upstream: NXDOMAIN).
+        if self.stale() || self.moved() {
+            self.refresh();
+        }
+        self.lookup(gateway, key)
     }
 }
 
