@@ -114,7 +114,9 @@ fn device_allowlist_on_cgroup_v2() {
             assert_ne!(code, 0);
             assert!(out.contains("Operation not permitted"), "{out}");
             assert_eq!(run_sh(&[], "echo ok > /dev/null && head -c 4 /dev/urandom >/dev/null").0, 0);
-            assert_eq!(run_sh(&["--privileged"], "mknod /tmp/kmsg c 1 11 && head -c 1 /tmp/kmsg >/dev/null").0, 0);
+            // Opening is what the device program decides; a read can fail with EPIPE when
+            // the kernel log wrapped meanwhile (busy hosts), which proves nothing here.
+            assert_eq!(run_sh(&["--privileged"], "mknod /tmp/kmsg c 1 11 && exec 3< /tmp/kmsg").0, 0);
         } else {
             println!("SKIP device_allowlist_on_cgroup_v2: cgroup2 cannot be mounted here");
         }
