@@ -1,38 +1,12 @@
 //! netd, the daemon: the Docker Engine API's network endpoints on a unix socket, driven
 //! with raw HTTP and with the real `docker` CLI; connect and disconnect.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use berth_tests::harness::berth::{berth, bridge_allocations, import_busybox};
+use berth_tests::harness::netd::{Netd, SOCK};
 use berth_tests::harness::{bin_dir, isolated, sh, try_sh, wait_for};
 use serde_json::Value;
-
-const SOCK: &str = "/run/berth/netd.sock";
-
-/// netd serving on [`SOCK`], killed when the test ends.
-struct Netd(Child);
-
-impl Netd {
-    fn start() -> Self {
-        let log = std::fs::File::create("/run/berth/netd.log").unwrap();
-        let c = Command::new(bin_dir().join("netd"))
-            .args(["--socket", SOCK])
-            .env("RUST_LOG", "netd=debug,netd_server=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        wait_for("netd's socket", || try_sh(&format!("curl -sf --unix-socket {SOCK} http://x/_ping")).0);
-        Netd(c)
-    }
-}
-
-impl Drop for Netd {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// (status, content type, body) of one request.
 fn http(method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {

@@ -80,7 +80,13 @@ impl Publisher {
                 Some(r) if !r.mappings.is_empty() => {
                     self.unpublish_record(&k, &PortRules { backend: self.fw.backend(), mark_bit: self.fw.mark_bit(), ..r.clone() })
                 }
-                _ => self.claims.release(&k, mappings),
+                // No record: an ADD killed between claiming and recording. Its claims
+                // are found by owner (the mappings asked for may not say which ports
+                // an ephemeral request got).
+                _ => {
+                    self.claims.release(&k, mappings)?;
+                    self.claims.release_owner(&k)
+                }
             },
         }
     }

@@ -80,6 +80,18 @@ fn monitor_pidfd(c: &Container) -> Option<std::os::fd::OwnedFd> {
     netd::proc::same_process(pid, c.state.monitor_start).then_some(fd)
 }
 
+/// A container whose start is under way (its monitor lives, the record still says
+/// created) as it is once the start finished or failed: `stop` and `rm` act on that, never
+/// on a half-started container (whose address and ports would then leak).
+fn settled(paths: &Paths, mut c: Container) -> Result<Container> {
+    let start = Instant::now();
+    while c.state.status == Status::Created && c.monitor_alive() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(2));
+        c = container::lookup(paths, &c.id)?;
+    }
+    Ok(c)
+}
+
 /// Signals PID 1, only if it is still the container's process (a PID reused after a
 /// crash belongs to someone else).
 fn signal(c: &Container, sig: Signal) {
@@ -91,7 +103,7 @@ fn signal(c: &Container, sig: Signal) {
 /// SIGTERM, then SIGKILL after `secs`.
 pub fn stop(paths: &Paths, names: &[String], secs: u64) -> Result<i32> {
     for n in names {
-        let c = container::lookup(paths, n)?;
+        let c = settled(paths, container::lookup(paths, n)?)?;
         if c.state.status == Status::Running {
             signal(&c, Signal::SIGTERM);
             if wait_exited(paths, &c.id, Duration::from_secs(secs))?.is_none() {
@@ -123,7 +135,12 @@ pub fn kill(paths: &Paths, names: &[String], sig: &str) -> Result<i32> {
 /// Removes stopped containers (running ones too with `force`).
 pub fn rm(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
     for n in names {
-        let c = container::lookup(paths, n)?;
+        let c = settled(paths, container::lookup(paths, n)?)?;
+        if c.state.status == Status::Created {
+            // A start that died half-way (its monitor or CLI killed) may hold a cgroup,
+            // an address and ports: released before the record goes.
+            monitor::reap_stale(paths, &c)?;
+        }
         if c.state.status == Status::Running {
             if c.alive() && !force {
                 return Err(Error::State(format!("cannot remove running container {}: stop it first or use rm -f", c.name)));

@@ -132,6 +132,12 @@ fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>, confine: Prepa
 pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Started> {
     let t0 = std::time::Instant::now();
     let step = |name: &str| tracing::debug!(step = name, elapsed_us = t0.elapsed().as_micros() as u64, "start step");
+    // Who is starting it, before anything is taken: `rm`/`stop` wait for a live monitor
+    // to finish, and release what a dead one took, at once.
+    container::update(paths, &c.id, |r| {
+        r.state.monitor_pid = Some(std::process::id() as i32);
+        r.state.monitor_start = netd::proc::start_time(std::process::id() as i32);
+    })?;
     // Capabilities resolved and the seccomp filter compiled before the clone.
     let confine = c.spec.security.prepare(Some(&paths.seccomp_cache()))?;
     step("confine");
@@ -231,7 +237,9 @@ pub fn reap_stale(paths: &Paths, c: &Container) -> Result<()> {
 pub fn sweep(paths: &Paths, c: Container) -> Result<Option<Container>> {
     let dead = match c.state.status {
         Status::Running => !c.alive() && !c.monitor_alive(),
-        Status::Created => !c.monitor_alive() && now().saturating_sub(c.created) > 60,
+        // A start whose monitor is known and gone died half-way; without a monitor on
+        // record, the CLI may still be about to start one.
+        Status::Created => !c.monitor_alive() && (c.state.monitor_pid.is_some() || now().saturating_sub(c.created) > 60),
         _ => false,
     };
     if !dead {

@@ -34,7 +34,7 @@ pub fn isolated(body: impl FnOnce()) {
         .expect("test thread has no name; run under cargo test or nextest");
     let exe = std::env::current_exe().expect("current exe");
     let mut cmd = Command::new(exe);
-    cmd.args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"]).env(INNER, "1");
+    cmd.args([name.as_str(), "--exact", "--include-ignored", "--nocapture", "--test-threads=1"]).env(INNER, "1");
     // SAFETY: unshare is async-signal-safe and runs in the forked child before exec.
     unsafe {
         cmd.pre_exec(|| unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from));
@@ -47,8 +47,8 @@ pub fn isolated(body: impl FnOnce()) {
     if !out.status.success() || !ran {
         panic!("isolated test {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
     }
-    // Skips are printed, never silent.
-    for line in stdout.lines().chain(stderr.lines()).filter(|l| l.starts_with("SKIP")) {
+    // Skips are printed, never silent; so are the figures a test reports.
+    for line in stdout.lines().chain(stderr.lines()).filter(|l| l.starts_with("SKIP") || l.starts_with("REPORT")) {
         eprintln!("{line}");
     }
 }

@@ -5,6 +5,7 @@ pub mod fw;
 pub mod image;
 mod isolate;
 pub mod net;
+pub mod netd;
 pub mod netns;
 pub mod peer;
 pub mod plugin;
