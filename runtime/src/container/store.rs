@@ -44,8 +44,7 @@ fn name_file(paths: &Paths, name: &str) -> Option<std::path::PathBuf> {
     netd::name::Name::container(name).ok().map(|_| paths.containers().join(".names").join(name))
 }
 
-/// The container holding `name`, by the index (one read), else by a scan (records of
-/// older versions, or an index entry lost in a crash).
+/// The container holding `name`, by the index (one read).
 fn by_name(paths: &Paths, name: &str) -> Option<Container> {
     let indexed = name_file(paths, name).and_then(|f| fs::read_to_string(f).ok()).and_then(|id| read(paths, id.trim()));
     indexed.filter(|c| c.name == name)
@@ -57,14 +56,24 @@ pub fn lookup(paths: &Paths, key: &str) -> Result<Container> {
     if let Some(c) = by_name(paths, key).or_else(|| read(paths, key)) {
         return Ok(c);
     }
-    let ids: Vec<String> = fs::read_dir(paths.containers())
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| !n.starts_with('.')).collect())
-        .unwrap_or_default();
-    let matches: Vec<&String> = ids.iter().filter(|id| key.len() >= 3 && id.starts_with(key)).collect();
+    // Only a hex string of 3 or more can be an ID prefix: anything else costs no listing.
+    let prefix = key.len() >= 3 && key.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    let ids: Vec<String> = if prefix {
+        fs::read_dir(paths.containers())
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| !n.starts_with('.')).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let matches: Vec<&String> = ids.iter().filter(|id| id.starts_with(key)).collect();
     match matches.as_slice() {
         [id] => read(paths, id).ok_or_else(|| Error::NoContainer(key.to_string())),
-        // A name from an older version that is not in the index yet.
-        [] => all(paths)?.into_iter().find(|c| c.name == key).ok_or_else(|| Error::NoContainer(key.to_string())),
+        // Records of an older version, before the index: found by a scan, once (the
+        // next `create` builds the index). With an index, a name not in it is unknown.
+        [] if !paths.containers().join(".names").is_dir() => {
+            all(paths)?.into_iter().find(|c| c.name == key).ok_or_else(|| Error::NoContainer(key.to_string()))
+        }
+        [] => Err(Error::NoContainer(key.to_string())),
         _ => Err(Error::Ambiguous(key.to_string())),
     }
 }
@@ -86,8 +95,14 @@ pub fn create(paths: &Paths, c: &Container) -> Result<()> {
     if by_name(paths, &c.name).is_some() {
         return Err(Error::NameInUse(c.name.clone()));
     }
-    save(paths, c)?;
-    Ok(netd::state::write_atomic(&index, c.id.as_bytes())?)
+    // The name first: a crash before the record leaves an entry naming no record, which
+    // holds nothing; the other order would leave a record its name cannot find.
+    netd::state::write_atomic(&index, c.id.as_bytes())?;
+    if let Err(e) = save(paths, c) {
+        let _ = fs::remove_file(&index);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Re-reads the record and applies `f` under the lock.
