@@ -7,6 +7,7 @@ pub mod clock;
 pub mod docker;
 pub mod engine;
 pub mod error;
+pub mod fault;
 pub mod netlink;
 pub mod netns;
 pub mod sysctl;

@@ -80,6 +80,10 @@ pub enum Error {
     /// overlay root), where an overlay's upper directory cannot live.
     #[error("{0} is on overlayfs, which cannot hold a container's writable layer; use --root (or BERTH_ROOT) on another filesystem, e.g. a tmpfs or an ext4 volume")]
     StoreOnOverlay(PathBuf),
+    /// This process's root is not a mount point (berth inside a plain chroot): pivot_root,
+    /// which switches a container to its own root, cannot work from there.
+    #[error("the root directory is not a mount point (is berth running in a chroot?); containers need pivot_root, which needs one: bind-mount the chroot directory onto itself before entering it (mount --rbind DIR DIR), or run berth outside it")]
+    RootNotMounted,
     /// An image's layer is gone from the store.
     #[error("image layer {0} is missing; load the image again")]
     MissingLayer(PathBuf),

@@ -62,6 +62,7 @@ pub fn allocate(store: &Store, sets: &[RangeSet], id: &str, ifname: &str, reques
         if let Some(ip) = pinned.first() {
             return Err(Error::BadRequestedAddress { ip: *ip, why: "not in any configured range" });
         }
+        crate::fault::point("ipam-allocated");
         Ok(())
     })();
     if let Err(e) = result {

@@ -81,6 +81,7 @@ pub fn wire(registry: &StateDir, fw: &dyn Firewall, id: &str, ns: &NetNs, ifname
         bridge::enable_forwarding(addrs.iter().any(|a| a.is_ipv4()), addrs.iter().any(|a| a.is_ipv6()))?;
     }
     let att = bridge::attach(&mut sock, &br, &w.spec, ns, ifname, &w.iface)?;
+    crate::fault::point("wire-attached");
     let k = key(&w.network, id, ifname);
     let record = Wired { spec: w.spec.clone(), gateways: w.gateways.clone(), host: att.host.name.clone() };
     let held = links_dir(registry).and_then(|d| d.save(&k, &record)).and_then(|()| shared::hold(registry, fw, &w.network, &k, &w.rules));
@@ -89,6 +90,7 @@ pub fn wire(registry: &StateDir, fw: &dyn Firewall, id: &str, ns: &NetNs, ifname
         let _ = sock.delete_link(att.host.index);
         return Err(e);
     }
+    crate::fault::point("wire-held");
     Ok(att)
 }
 
@@ -114,6 +116,7 @@ pub fn unwire(
     hosts.extend(dir.load::<Wired>(&k).map(|w| w.host));
     let addrs = bridge::detach(netns, ifname)?;
     bridge::delete_host_veths(bridge_name, &hosts)?;
+    crate::fault::point("unwire-detached");
     shared::release(registry, fw, network, &k, &fallback(&addrs))?;
     dir.remove(&k)
 }

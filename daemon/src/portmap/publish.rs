@@ -47,10 +47,12 @@ impl Publisher {
         }
         let rules = &PortRules { backend: self.fw.backend(), mark_bit: self.fw.mark_bit(), ..rules.clone() };
         self.claims.claim(&k, &rules.mappings, true)?;
+        crate::fault::point("publish-claimed");
         let res = (|| {
             self.localnet(&k, host_ifaces)?;
             // Recorded before the rules go in: a kill in between still lets DEL find them.
             self.state.save(&k, rules)?;
+            crate::fault::point("publish-recorded");
             self.fw.add_ports(rules)
         })();
         if let Err(e) = res {
@@ -94,6 +96,7 @@ impl Publisher {
     fn unpublish_record(&self, k: &str, rules: &PortRules) -> Result<()> {
         let _changing = self.changing()?;
         crate::firewall::as_recorded(self.fw.as_ref(), rules.backend, rules.mark_bit, self.run_dir(), |fw| fw.remove_ports(rules))?;
+        crate::fault::point("unpublish-removed");
         flush(&rules.mappings);
         self.claims.release(k, &rules.mappings)?;
         self.localnet(k, &[])?;

@@ -31,6 +31,13 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
         let p = format!("/proc/{pid}/ns/{k}");
         fds.push((File::open(&p).map_err(|e| Error::io("open", p, e))?, flag));
     }
+    // PID 1's root directory. Joining a mount namespace puts the caller at the
+    // namespace's root mount, which is the container's root only when the container was
+    // pivoted from the namespace's own root: started from inside a chroot it is the host's
+    // whole tree. Entering PID 1's root after joining is right in every case.
+    let root_path = format!("/proc/{pid}/root");
+    let root = File::open(&root_path).map_err(|e| Error::io("open", root_path, e))?;
+    let root_failed = b"berth: exec: cannot enter the container's root directory\n".to_vec();
     // Opened here: the forked child only writes to them. Each must exist: an exec outside
     // the container's limits is refused, never run silently.
     let procs: Vec<std::path::PathBuf> = match crate::cgroups::Cgroup::existing(&c.id) {
@@ -77,6 +84,9 @@ pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: 
                 if setns(f, *flag).is_err() {
                     fail(msg);
                 }
+            }
+            if libc::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root)) != 0 || libc::chroot(c".".as_ptr()) != 0 {
+                fail(&root_failed);
             }
             nix::unistd::chdir(wd.as_str()).map_err(std::io::Error::from)?;
             match fork().map_err(std::io::Error::from)? {

@@ -106,6 +106,7 @@ pub fn stop(paths: &Paths, names: &[String], secs: u64) -> Result<i32> {
         let c = settled(paths, container::lookup(paths, n)?)?;
         if c.state.status == Status::Running {
             signal(&c, Signal::SIGTERM);
+            netd::fault::point("stop-signalled");
             if wait_exited(paths, &c.id, Duration::from_secs(secs))?.is_none() {
                 signal(&c, Signal::SIGKILL);
                 if wait_exited(paths, &c.id, Duration::from_secs(10))?.is_none() {
@@ -150,6 +151,7 @@ pub fn rm(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
                 return Err(Error::State(format!("container {} did not die", c.name)));
             }
         }
+        netd::fault::point("rm-released");
         monitor::remove_files(paths, &c.id)?;
         println!("{n}");
     }

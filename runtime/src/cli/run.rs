@@ -312,6 +312,7 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
         monitor::sweep(paths, old)?;
     }
     container::create(paths, &c)?;
+    netd::fault::point("run-created");
     if !a.detach {
         let started = match monitor::start(paths, &c, None) {
             Ok(s) => s,
@@ -348,6 +349,13 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
     let l = line.trim_end();
     if l != "ok" {
         let _ = child.wait();
+        // A monitor that died (rather than reported an error after undoing its steps)
+        // may have left a cgroup, an address, ports: released before the record goes.
+        if !l.starts_with("err ") {
+            if let Ok(rec) = container::lookup(paths, &c.id) {
+                let _ = monitor::reap_stale(paths, &rec);
+            }
+        }
         let _ = monitor::remove_files(paths, &c.id);
         let (code, msg) = match l.strip_prefix("err ").and_then(|r| r.split_once(' ')) {
             Some((code, msg)) => (code.parse().unwrap_or(125), msg.to_string()),

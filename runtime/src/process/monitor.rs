@@ -43,6 +43,13 @@ fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
     if nix::sys::statfs::statfs(&upper).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC) {
         return Err(Error::StoreOnOverlay(paths.lib.clone()));
     }
+    // In a plain chroot "/" is no mount of its own: making it private, and pivot_root,
+    // would fail with EINVAL deep in the start. (mountinfo shows mount points as seen
+    // from this root.)
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if !mountinfo.is_empty() && !mountinfo.lines().any(|l| l.split(' ').nth(4) == Some("/")) {
+        return Err(Error::RootNotMounted);
+    }
     let lowers: Vec<PathBuf> = c.spec.layers.iter().rev().map(|l| crate::image::layer_dir(paths, l)).collect();
     if let Some(missing) = lowers.iter().find(|l| !l.is_dir()) {
         return Err(Error::MissingLayer(missing.clone()));
@@ -148,10 +155,12 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     let cgroup = Cgroup::create(&c.id, &c.spec.limits, devices)?;
     undo.cgroup = Some(cgroup.clone());
     cgroup.add(pid.as_raw())?;
+    netd::fault::point("start-cgroup");
     step("cgroup");
     undo.endpoint = Some(None);
     let endpoint = network::setup(paths, c, pid.as_raw())?;
     undo.endpoint = Some(endpoint.clone());
+    netd::fault::point("start-network");
     step("network");
     network::write_etc(paths, c, endpoint.as_ref())?;
     container::update(paths, &c.id, |r| {
@@ -163,6 +172,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
         r.state.started_at = Some(now());
         r.state.endpoint = endpoint.clone();
     })?;
+    netd::fault::point("start-recorded");
     write(sync_w.as_fd(), b"g").map_err(|e| Error::sys("start container", e))?;
     drop(sync_w);
     step("record+go");
@@ -200,10 +210,12 @@ pub fn supervise(paths: &Paths, c: &Container, started: Started) -> i32 {
 /// exit, and removes the container with `--rm`. Returns `code`.
 pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32) -> i32 {
     cgroup.remove();
+    netd::fault::point("reap-cgroup");
     let ep = container::lookup(paths, &c.id).ok().and_then(|r| r.state.endpoint);
     if let Err(e) = network::teardown(paths, c, ep.as_ref()) {
         tracing::warn!(error = %e, id = %c.id, "network teardown failed");
     }
+    netd::fault::point("reap-network");
     let _ = container::update(paths, &c.id, |r| {
         r.state.status = Status::Exited;
         r.state.exit_code = Some(code);
