@@ -8,7 +8,7 @@ pub mod rules;
 
 pub use iptables::Iptables;
 pub use nft::Nftables;
-pub use rules::{Backend, Family, NetworkRules, PortRules, Rule};
+pub use rules::{Backend, NetworkRules, PortRules};
 
 use crate::error::Result;
 

@@ -7,7 +7,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::rules::{self, Family, NetworkRules, PortRules, Rule};
+mod render;
+
+use self::render::{self as rules, Family, Rule};
+use super::rules::{NetworkRules, PortRules};
 use super::Firewall;
 use crate::error::{Error, Result};
 
@@ -301,8 +304,8 @@ impl Iptables {
 }
 
 impl Firewall for Iptables {
-    fn backend(&self) -> super::Backend {
-        super::Backend::Iptables
+    fn backend(&self) -> crate::firewall::Backend {
+        crate::firewall::Backend::Iptables
     }
 
     fn mark_bit(&self) -> u8 {

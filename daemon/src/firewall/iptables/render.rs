@@ -1,0 +1,273 @@
+//! The iptables rendering of the firewall model: which chains and rules an attachment
+//! and a network need, as `iptables-restore` lines. Pure functions, unit-tested; the
+//! backend only applies what this module renders.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::firewall::rules::{NetworkRules, PortRules};
+
+/// Chain that DNATs published ports; jumped to from PREROUTING and OUTPUT for local addresses.
+pub const DNAT_CHAIN: &str = "BERTH-HOSTPORT-DNAT";
+/// Chain that marks connections needing masquerade (hairpin, localhost).
+pub const SETMARK_CHAIN: &str = "BERTH-HOSTPORT-SETMARK";
+/// Chain that masquerades marked connections.
+pub const MASQ_CHAIN: &str = "BERTH-HOSTPORT-MASQ";
+/// Chain holding per-container outbound MASQUERADE rules.
+pub const POSTROUTING_CHAIN: &str = "BERTH-POSTROUTING";
+/// filter-table chain accepting traffic of berth's bridges.
+pub const FORWARD_CHAIN: &str = "BERTH-FORWARD";
+/// Empty filter-table chain run before berth's own, for the user's rules (like DOCKER-USER).
+pub const USER_CHAIN: &str = "BERTH-USER";
+/// raw-table chain that drops packets to 127.0.0.0/8 arriving from the network (Docker #45610).
+pub const RAW_CHAIN: &str = "BERTH-RAW-PREROUTING";
+
+/// IPv4 or IPv6: which `iptables` flavour a rule goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Family {
+    /// iptables.
+    V4,
+    /// ip6tables.
+    V6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(ip: IpAddr) -> Self {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
+
+/// One rule: table, chain and the match/target arguments after `-A chain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// "nat", "raw" or "filter".
+    pub table: String,
+    /// Chain it lives in.
+    pub chain: String,
+    /// Arguments, one per element.
+    pub args: Vec<String>,
+}
+
+impl Rule {
+    fn new(table: &str, chain: &str, args: &[&str]) -> Self {
+        Self { table: table.into(), chain: chain.into(), args: args.iter().map(|s| s.to_string()).collect() }
+    }
+
+    /// The rule as an `iptables-restore` line with the given action (`-A`, `-I`, `-D`).
+    pub fn render(&self, action: &str) -> String {
+        let mut s = format!("{action} {}", self.chain);
+        for a in &self.args {
+            s.push(' ');
+            if a.is_empty() || a.contains(char::is_whitespace) || a.contains('"') {
+                s.push('"');
+                s.push_str(&a.replace('"', "\\\""));
+                s.push('"');
+            } else {
+                s.push_str(a);
+            }
+        }
+        s
+    }
+}
+
+/// Names the per-attachment chain: short (iptables allows 28 characters) and stable.
+pub fn chain_name(prefix: &str, network: &str, id: &str, ifname: &str) -> String {
+    let digest = Sha256::digest(format!("{network}\0{id}\0{ifname}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{}", hex.to_uppercase())
+}
+
+fn comment(network: &str, id: &str) -> String {
+    let id: String = id.chars().take(64).collect();
+    format!("berth:{network}:{id}")
+}
+
+/// The fixed chains and rules every port mapping relies on, per family.
+pub fn base(family: Family, mark_bit: u8) -> (Vec<(String, String)>, Vec<Rule>) {
+    let mark = format!("{:#x}/{:#x}", 1u32 << mark_bit, 1u32 << mark_bit);
+    let mut chains = vec![
+        ("nat".to_string(), DNAT_CHAIN.to_string()),
+        ("nat".to_string(), SETMARK_CHAIN.to_string()),
+        ("nat".to_string(), MASQ_CHAIN.to_string()),
+        ("nat".to_string(), POSTROUTING_CHAIN.to_string()),
+        ("filter".to_string(), FORWARD_CHAIN.to_string()),
+        ("filter".to_string(), USER_CHAIN.to_string()),
+    ];
+    let mut rules = vec![
+        Rule::new("nat", SETMARK_CHAIN, &["-j", "MARK", "--set-xmark", &mark]),
+        Rule::new("nat", MASQ_CHAIN, &["-m", "mark", "--mark", &mark, "-j", "MASQUERADE"]),
+        Rule::new("nat", "PREROUTING", &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN]),
+        Rule::new("nat", "OUTPUT", &["-m", "addrtype", "--dst-type", "LOCAL", "-j", DNAT_CHAIN]),
+        Rule::new("nat", "POSTROUTING", &["-j", MASQ_CHAIN]),
+        Rule::new("nat", "POSTROUTING", &["-j", POSTROUTING_CHAIN]),
+        // Inserted in this order at the top of FORWARD, so BERTH-USER runs first.
+        Rule::new("filter", "FORWARD", &["-j", FORWARD_CHAIN]),
+        Rule::new("filter", "FORWARD", &["-j", USER_CHAIN]),
+    ];
+    chains.push(("raw".to_string(), RAW_CHAIN.to_string()));
+    if family == Family::V4 {
+        rules.push(Rule::new("raw", RAW_CHAIN, &["-d", "127.0.0.0/8", "!", "-i", "lo", "-j", "DROP"]));
+    }
+    rules.push(Rule::new("raw", "PREROUTING", &["-j", RAW_CHAIN]));
+    (chains, rules)
+}
+
+/// The per-attachment chain, its rules, and the jump into it, for one family.
+/// `None` when the attachment has no address or mapping in that family.
+pub fn ports(p: &PortRules, family: Family) -> Option<(String, Vec<Rule>, Rule)> {
+    let v6 = family == Family::V6;
+    let addr = p.addrs.iter().find(|a| a.is_ipv6() == v6)?;
+    let chain = chain_name("BERTH-DN-", &p.network, &p.container_id, &p.ifname);
+    let mut rules = Vec::new();
+    for m in p.mappings.iter().filter(|m| m.applies_to(v6)) {
+        let proto = m.proto.to_string();
+        let hport = m.host_port.to_string();
+        let mut matches: Vec<String> = vec!["-p".into(), proto.clone()];
+        if let Some(ip) = m.host_ip {
+            matches.extend(["-d".into(), ip.to_string()]);
+        }
+        matches.extend(["--dport".into(), hport]);
+        if p.snat {
+            let subnet = IpNetwork::new(addr.network(), addr.prefix()).map(|n| n.to_string()).unwrap_or_default();
+            let mut sources = vec![subnet];
+            if !v6 {
+                sources.push("127.0.0.1".into());
+            }
+            for src in sources {
+                let mut args = vec!["-s".to_string(), src];
+                args.extend(matches.iter().cloned());
+                args.extend(["-j".into(), SETMARK_CHAIN.into()]);
+                rules.push(Rule { table: "nat".into(), chain: chain.clone(), args });
+            }
+        }
+        let dest = if v6 { format!("[{}]:{}", addr.ip(), m.container_port) } else { format!("{}:{}", addr.ip(), m.container_port) };
+        let mut args = matches.clone();
+        args.extend(["-j".into(), "DNAT".into(), "--to-destination".into(), dest]);
+        rules.push(Rule { table: "nat".into(), chain: chain.clone(), args });
+    }
+    if rules.is_empty() {
+        return None;
+    }
+    let mut jargs: Vec<String> = if v6 { p.conditions_v6.clone() } else { p.conditions_v4.clone() };
+    jargs.extend(["-m".into(), "comment".into(), "--comment".into(), comment(&p.network, &p.container_id), "-j".into(), chain.clone()]);
+    let jump = Rule { table: "nat".into(), chain: DNAT_CHAIN.into(), args: jargs };
+    Some((chain, rules, jump))
+}
+
+/// The rules of one network, for the family of its subnet.
+pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
+    let family = Family::of(m.subnet.ip());
+    let subnet = IpNetwork::new(m.subnet.network(), m.subnet.prefix()).map(|n| n.to_string()).unwrap_or_default();
+    let c = format!("berth:{}", m.network);
+    let br = m.bridge.as_str();
+    let mut rules = if m.internal {
+        vec![
+            Rule::new("filter", FORWARD_CHAIN, &["-i", br, "!", "-o", br, "-m", "comment", "--comment", &c, "-j", "DROP"]),
+            Rule::new("filter", FORWARD_CHAIN, &["-o", br, "!", "-i", br, "-m", "comment", "--comment", &c, "-j", "DROP"]),
+        ]
+    } else {
+        vec![
+            Rule::new("filter", FORWARD_CHAIN, &["-i", br, "-m", "comment", "--comment", &c, "-j", "ACCEPT"]),
+            Rule::new(
+                "filter",
+                FORWARD_CHAIN,
+                &["-o", br, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-m", "comment", "--comment", &c, "-j", "ACCEPT"],
+            ),
+        ]
+    };
+    if m.masquerade && !m.internal {
+        rules.push(Rule::new(
+            "nat",
+            POSTROUTING_CHAIN,
+            &["-s", &subnet, "!", "-o", br, "-m", "comment", "--comment", &c, "-j", "MASQUERADE"],
+        ));
+    }
+    if m.protect {
+        // The bridge's own (gateway) address is the host's: reachable like any other,
+        // from the host itself too (its packets come back in on `lo`).
+        rules.push(Rule::new(
+            "raw",
+            RAW_CHAIN,
+            &["-d", &subnet, "-m", "addrtype", "--dst-type", "LOCAL", "-m", "comment", "--comment", &c, "-j", "RETURN"],
+        ));
+        rules.push(Rule::new("raw", RAW_CHAIN, &["-d", &subnet, "!", "-i", br, "-m", "comment", "--comment", &c, "-j", "DROP"]));
+    }
+    (family, rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::rules::Backend;
+    use crate::portmap::{PortMapping, Proto};
+
+    #[test]
+    fn renders_dnat_hairpin_and_localhost() {
+        let p = PortRules {
+            network: "net".into(),
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            addrs: vec!["172.17.0.2/16".parse().unwrap()],
+            mappings: vec![
+                PortMapping::new(None, 4000, 80, Proto::Tcp).unwrap(),
+                PortMapping::new(Some("127.0.0.1".parse().unwrap()), 5353, 53, Proto::Udp).unwrap(),
+            ],
+            snat: true,
+            conditions_v4: vec![],
+            conditions_v6: vec![],
+            backend: Backend::Iptables,
+            mark_bit: 13,
+        };
+        let (chain, rules, jump) = ports(&p, Family::V4).unwrap();
+        assert!(chain.starts_with("BERTH-DN-") && chain.len() <= 28);
+        let lines: Vec<_> = rules.iter().map(|r| r.render("-A")).collect();
+        assert_eq!(lines[0], format!("-A {chain} -s 172.17.0.0/16 -p tcp --dport 4000 -j BERTH-HOSTPORT-SETMARK"));
+        assert_eq!(lines[1], format!("-A {chain} -s 127.0.0.1 -p tcp --dport 4000 -j BERTH-HOSTPORT-SETMARK"));
+        assert_eq!(lines[2], format!("-A {chain} -p tcp --dport 4000 -j DNAT --to-destination 172.17.0.2:80"));
+        assert_eq!(lines[5], format!("-A {chain} -p udp -d 127.0.0.1 --dport 5353 -j DNAT --to-destination 172.17.0.2:53"));
+        assert_eq!(jump.render("-D"), format!("-D BERTH-HOSTPORT-DNAT -m comment --comment berth:net:c1 -j {chain}"));
+        assert!(ports(&p, Family::V6).is_none());
+    }
+
+    #[test]
+    fn network_rules_forward_and_masquerade_the_subnet() {
+        let m = NetworkRules {
+            network: "n".into(),
+            subnet: "10.88.0.5/16".parse().unwrap(),
+            bridge: "br0".into(),
+            masquerade: true,
+            protect: true,
+            internal: false,
+            backend: Backend::Iptables,
+        };
+        let (f, r) = network(&m);
+        assert_eq!(f, Family::V4);
+        let lines: Vec<String> = r.iter().map(|r| r.render("-A")).collect();
+        assert_eq!(
+            lines,
+            [
+                "-A BERTH-FORWARD -i br0 -m comment --comment berth:n -j ACCEPT",
+                "-A BERTH-FORWARD -o br0 -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -m comment --comment berth:n -j ACCEPT",
+                "-A BERTH-POSTROUTING -s 10.88.0.0/16 ! -o br0 -m comment --comment berth:n -j MASQUERADE",
+                "-A BERTH-RAW-PREROUTING -d 10.88.0.0/16 -m addrtype --dst-type LOCAL -m comment --comment berth:n -j RETURN",
+                "-A BERTH-RAW-PREROUTING -d 10.88.0.0/16 ! -i br0 -m comment --comment berth:n -j DROP",
+            ]
+        );
+        let (_, r) = network(&NetworkRules { masquerade: false, protect: false, ..m });
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn chain_names_are_stable_and_distinct() {
+        assert_eq!(chain_name("X-", "n", "a", "eth0"), chain_name("X-", "n", "a", "eth0"));
+        assert_ne!(chain_name("X-", "n", "a", "eth0"), chain_name("X-", "n", "a", "eth1"));
+    }
+}
