@@ -147,14 +147,7 @@ fn cni(path: PathBuf, n: usize, backend: &str) -> Series {
 }
 
 fn answered(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.contains("hello")
+    berth_tests::harness::netns::http_answers(port, "hello")
 }
 
 struct Runs {

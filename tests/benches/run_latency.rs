@@ -3,8 +3,6 @@
 //! p90, how long the CLI itself took, and the monitor's per-step timings of one run.
 //! Usage: cargo bench -p berth-tests --bench run-latency [-- N]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,14 +10,7 @@ use berth_tests::harness::berth::{berth, import_busybox};
 use berth_tests::harness::{bin_dir, isolated_main};
 
 fn answered(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.contains("hello")
+    berth_tests::harness::netns::http_answers(port, "hello")
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {

@@ -101,3 +101,18 @@ pub fn web_server(ns: &Netns, body: &str) -> Proc {
     wait_for("httpd to listen", || ns.try_sh("curl -s --max-time 1 http://127.0.0.1:80/").1.contains(body));
     p
 }
+
+/// Whether an HTTP GET of / on 127.0.0.1:`port` answers with a body containing `body`
+/// (one short-timeout attempt; benchmarks poll it).
+pub fn http_answers(port: u16, body: &str) -> bool {
+    use std::io::{Read, Write};
+    let addr = ([127, 0, 0, 1], port).into();
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)) else { return false };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+    if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.contains(body)
+}
