@@ -320,8 +320,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
 /// tolerates being gone.
 pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>, ifname: &str, ep: Option<&Endpoint>) -> Result<()> {
     let publisher = paths.publisher()?;
-    let ports: Vec<PortMapping> = ep.map(|e| e.ports.clone()).unwrap_or_default();
-    publisher.unpublish(&net.name, id, ifname, &ports, None)?;
+    publisher.unpublish(&net.name, id, ifname, None)?;
     let store = Store::open(&paths.ipam, &net.name)?;
     let hint: Vec<IpAddr> = ep.map(|e| std::iter::once(e.address.ip()).chain(e.address6.map(|a| a.ip())).collect()).unwrap_or_default();
     ipam::release(&store, id, ifname, &hint)?;

@@ -64,16 +64,9 @@ impl Publisher {
     }
 
     /// Removes what was published for the attachment. Without a record (state lost, or
-    /// an ADD killed before it wrote one) `fallback` rules are removed if given, and the
-    /// claims `mappings` would hold are released either way. Nothing published is success.
-    pub fn unpublish(
-        &self,
-        network: &str,
-        container_id: &str,
-        ifname: &str,
-        mappings: &[PortMapping],
-        fallback: Option<&PortRules>,
-    ) -> Result<()> {
+    /// an ADD killed before it wrote one) `fallback` rules are removed if given, else the
+    /// claims the attachment holds are released. Nothing published is success.
+    pub fn unpublish(&self, network: &str, container_id: &str, ifname: &str, fallback: Option<&PortRules>) -> Result<()> {
         let k = key(network, container_id, ifname);
         match self.state.load::<PortRules>(&k) {
             Some(r) => self.unpublish_record(&k, &r),
@@ -85,10 +78,7 @@ impl Publisher {
                 // No record: an ADD killed between claiming and recording. Its claims
                 // are found by owner (the mappings asked for may not say which ports
                 // an ephemeral request got).
-                _ => {
-                    self.claims.release(&k, mappings)?;
-                    self.claims.release_owner(&k)
-                }
+                _ => self.claims.release_owner(&k),
             },
         }
     }

@@ -130,7 +130,7 @@ impl Plugin for Portmap {
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
         let fallback = conf.prev_result.as_ref().map(|prev| c.rules(conf, args, prev));
-        c.publisher()?.unpublish(&conf.name, &args.container_id, &args.ifname, &c.mappings, fallback.as_ref())?;
+        c.publisher()?.unpublish(&conf.name, &args.container_id, &args.ifname, fallback.as_ref())?;
         Ok(())
     }
 

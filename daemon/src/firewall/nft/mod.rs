@@ -105,7 +105,7 @@ impl Nftables {
     }
 
     fn commit(conn: &mut Conn, ops: &[Op]) -> Result<std::result::Result<(), Vec<Failed>>> {
-        let msgs: Vec<Msg> = ops.iter().map(|o| o.msg.clone()).collect();
+        let msgs: Vec<&Msg> = ops.iter().map(|o| &o.msg).collect();
         conn.commit(&msgs).map_err(|e| nft_err("send a batch", e))
     }
 

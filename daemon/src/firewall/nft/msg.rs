@@ -121,10 +121,13 @@ impl Msg {
         self
     }
 
-    fn finish(&self, seq: u32) -> Vec<u8> {
+    /// The wire bytes with sequence number `seq` and `flags` added to the message's own.
+    fn finish(&self, seq: u32, flags: u16) -> Vec<u8> {
         let mut b = self.buf.clone();
         let len = b.len() as u32;
         b[0..4].copy_from_slice(&len.to_ne_bytes());
+        let flags = u16_at(&b, 6).unwrap_or(0) | flags;
+        b[6..8].copy_from_slice(&flags.to_ne_bytes());
         b[8..12].copy_from_slice(&seq.to_ne_bytes());
         b
     }
@@ -186,7 +189,7 @@ impl Conn {
 
     /// Sends `msgs` as one transaction: all applied, or none. On failure returns every
     /// message the kernel refused with its errno.
-    pub fn commit(&mut self, msgs: &[Msg]) -> io::Result<Result<(), Vec<Failed>>> {
+    pub fn commit(&mut self, msgs: &[&Msg]) -> io::Result<Result<(), Vec<Failed>>> {
         if msgs.is_empty() {
             return Ok(Ok(()));
         }
@@ -194,10 +197,7 @@ impl Conn {
         self.seq = self.seq.wrapping_add(msgs.len() as u32 + 2);
         let mut out = batch_marker(NFNL_MSG_BATCH_BEGIN, base);
         for (i, m) in msgs.iter().enumerate() {
-            let mut m = m.clone();
-            let flags = u16_at(&m.buf, 6).unwrap_or(0) | NLM_F_ACK;
-            m.buf[6..8].copy_from_slice(&flags.to_ne_bytes());
-            out.extend_from_slice(&m.finish(base + 1 + i as u32));
+            out.extend_from_slice(&m.finish(base + 1 + i as u32, NLM_F_ACK));
         }
         out.extend_from_slice(&batch_marker(NFNL_MSG_BATCH_END, base + 1 + msgs.len() as u32));
         self.deleted |= msgs.iter().any(|m| matches!(m.kind(), ty::DELTABLE | ty::DELCHAIN | ty::DELRULE | ty::DELSETELEM));
@@ -260,7 +260,7 @@ impl Conn {
     pub fn query(&mut self, msg: &Msg) -> io::Result<Vec<Vec<u8>>> {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
-        self.send(&msg.finish(seq))?;
+        self.send(&msg.finish(seq, 0))?;
         let dump = u16_at(&msg.buf, 6).unwrap_or(0) & NLM_F_DUMP == NLM_F_DUMP;
         let mut answers = Vec::new();
         loop {
