@@ -207,7 +207,19 @@ pub enum Error {
     /// A sysctl key is not a plain path below /proc/sys.
     #[error("invalid sysctl key {0:?}")]
     BadSysctl(String),
+    /// A tuning setting is malformed or not allowed (the allowlist, a key outside net.*).
+    #[error("tuning: {0}")]
+    BadTuning(String),
+    /// The interface a chained plugin should change is not in the namespace.
+    #[error("interface {ifname} not found in {netns}")]
+    NoSuchInterface {
+        /// The interface.
+        ifname: String,
+        /// The namespace searched.
+        netns: PathBuf,
+    },
     /// A firewall rule would carry control characters (hostile input); nothing applied.
+
     #[error("refusing a firewall rule with control characters: {0:?}")]
     ControlCharacters(String),
     /// No such firewall backend.
@@ -329,7 +341,8 @@ impl Error {
             E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::ForeignBridge { .. } => code::INVALID_CONFIG,
             E::BadOption { .. } | E::BadSubnet { .. } | E::OutsideSubnet { .. } | E::BadRangeSet(_) => code::INVALID_CONFIG,
             E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => code::INVALID_CONFIG,
-            E::PortOutOfRange { .. } => code::INVALID_CONFIG,
+            E::PortOutOfRange { .. } | E::BadTuning(_) => code::INVALID_CONFIG,
+            E::NoSuchInterface { .. } => code::UNKNOWN_CONTAINER,
             E::ControlCharacters(_) => code::INVALID_CONFIG,
             E::Internal(_) => code::INTERNAL,
             E::AddressOutsideSubnet { .. } => code::INVALID_CONFIG,
@@ -363,7 +376,8 @@ impl Error {
             E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::SubnetOverlap { .. } => 400,
             E::BadOption { .. } | E::BadSubnet { .. } | E::OutsideSubnet { .. } | E::BadRangeSet(_) => 400,
             E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => 400,
-            E::PortOutOfRange { .. } => 400,
+            E::PortOutOfRange { .. } | E::BadTuning(_) => 400,
+            E::NoSuchInterface { .. } => 404,
             E::ControlCharacters(_) => 400,
             E::Internal(_) => 500,
             E::RangeExhausted(_) | E::NoFreeSubnet => 400,

@@ -22,3 +22,4 @@ pub mod portmap;
 pub mod proc;
 pub mod reconcile;
 pub mod state;
+pub mod tuning;

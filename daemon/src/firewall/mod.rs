@@ -1,6 +1,7 @@
 //! Firewall rules for port mappings and outbound masquerade, behind one trait so the
 //! plugins, the daemon and the runtime share one implementation per backend.
 
+pub mod filter;
 pub mod generation;
 mod iptables;
 pub mod nft;
@@ -8,7 +9,7 @@ pub mod rules;
 
 pub use iptables::Iptables;
 pub use nft::Nftables;
-pub use rules::{Backend, NetworkRules, PortRules};
+pub use rules::{Backend, FilterRules, NetworkRules, PortRules};
 
 use crate::error::Result;
 
@@ -49,7 +50,17 @@ pub trait Firewall {
     fn repair_network(&self, m: &NetworkRules) -> Result<bool>;
     /// Removes every chain and rule of this backend (`netd cleanup`), nothing else.
     fn cleanup(&self) -> Result<()>;
+    /// Installs the `firewall` plugin's rules of one attachment (and its bridge's
+    /// isolation, kept once however many attachments ask for it).
+    fn add_filter(&self, f: &FilterRules) -> Result<()>;
+    /// Removes the attachment's rules, and its bridge's isolation when `last_on_bridge`.
+    fn remove_filter(&self, f: &FilterRules, last_on_bridge: bool) -> Result<()>;
+    /// Fails with a precise message if one of the attachment's rules is missing.
+    fn check_filter(&self, f: &FilterRules) -> Result<()>;
 }
+
+/// The default administrator chain of the `firewall` plugin (iptables).
+pub const ADMIN_CHAIN: &str = "BERTH-ADMIN";
 
 /// The default connection-mark bit for hairpin/localhost masquerade (as CNI portmap).
 pub const DEFAULT_MARK_BIT: u8 = 13;

@@ -91,3 +91,27 @@ pub struct NetworkRules {
 fn yes() -> bool {
     true
 }
+
+/// What the CNI `firewall` plugin installs for one attachment: its addresses may be
+/// forwarded (out, and back in for connections it opened) past a restrictive forward
+/// policy, after the administrator's own chain; with `same-bridge` ingress its bridge is
+/// isolated from the other isolated bridges.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterRules {
+    /// Network name.
+    pub network: String,
+    /// Container ID.
+    pub container_id: String,
+    /// Interface inside the container.
+    pub ifname: String,
+    /// The container's addresses.
+    pub addrs: Vec<IpNetwork>,
+    /// The iptables chain run first for administrator overrides (`iptablesAdminChainName`).
+    pub admin_chain: String,
+    /// The bridge to isolate (`ingressPolicy: same-bridge`).
+    #[serde(default)]
+    pub isolate: Option<String>,
+    /// The backend that installed them.
+    #[serde(default)]
+    pub backend: Backend,
+}

@@ -26,6 +26,12 @@ pub struct Link {
     pub mtu: u32,
     /// Index of the bridge it is a port of, if any.
     pub master: Option<u32>,
+    /// Whether IFF_PROMISC is set.
+    pub promisc: bool,
+    /// Whether IFF_ALLMULTI is set.
+    pub allmulti: bool,
+    /// Transmit queue length.
+    pub tx_queue_len: u32,
 }
 
 impl Link {
@@ -38,6 +44,9 @@ impl Link {
             up: msg.header.flags.contains(LinkFlags::Up),
             mtu: 0,
             master: None,
+            promisc: msg.header.flags.contains(LinkFlags::Promisc),
+            allmulti: msg.header.flags.contains(LinkFlags::Allmulti),
+            tx_queue_len: 0,
         };
         for attr in &msg.attributes {
             match attr {
@@ -45,6 +54,7 @@ impl Link {
                 LinkAttribute::Address(a) => link.mac = format_mac(a),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::Controller(m) => link.master = Some(*m),
+                LinkAttribute::TxQueueLen(q) => link.tx_queue_len = *q,
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let LinkInfo::Kind(k) = i {
@@ -171,6 +181,35 @@ impl Socket {
         msg.header.flags = if on { LinkFlags::Promisc } else { LinkFlags::empty() };
         msg.header.change_mask = LinkFlags::Promisc;
         self.change("set promisc", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Sets or clears all-multicast mode.
+    pub fn set_allmulti(&mut self, index: u32, on: bool) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.header.flags = if on { LinkFlags::Allmulti } else { LinkFlags::empty() };
+        msg.header.change_mask = LinkFlags::Allmulti;
+        self.change("set allmulti", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Sets the hardware address.
+    pub fn set_mac(&mut self, index: u32, mac: &[u8]) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        self.change("set mac", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Sets the MTU.
+    pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
+        self.change("set mtu", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Sets the transmit queue length.
+    pub fn set_tx_queue_len(&mut self, index: u32, len: u32) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::TxQueueLen(len));
+        self.change("set txqueuelen", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Sets bridge-port options (hairpin) on a link enslaved to a bridge.

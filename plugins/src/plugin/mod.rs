@@ -1,6 +1,8 @@
 //! The plugins: each a [`crate::skel::Plugin`] over the netd engine.
 
 pub mod bridge;
+pub mod firewall;
 pub mod host_local;
 pub mod loopback;
 pub mod portmap;
+pub mod tuning;

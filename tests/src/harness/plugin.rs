@@ -10,7 +10,7 @@ use serde_json::Value;
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf();
-    for b in ["bridge", "host-local", "portmap", "loopback", "berth", "netd"] {
+    for b in ["bridge", "host-local", "portmap", "firewall", "tuning", "loopback", "berth", "netd"] {
         assert!(dir.join(b).is_file(), "plugin {b} not built in {}: run `cargo build --workspace` first", dir.display());
     }
     dir

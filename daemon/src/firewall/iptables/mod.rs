@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 mod render;
 
 use self::render::{self as rules, Family, Rule};
-use super::rules::{NetworkRules, PortRules};
+use super::rules::{FilterRules, NetworkRules, PortRules};
 use super::Firewall;
 use crate::error::{Error, Result};
 
@@ -207,12 +207,12 @@ impl Iptables {
     }
 }
 
-fn families(p: &PortRules) -> Vec<Family> {
+fn families(addrs: &[ipnetwork::IpNetwork]) -> Vec<Family> {
     let mut f = Vec::new();
-    if p.addrs.iter().any(|a| a.is_ipv4()) {
+    if addrs.iter().any(|a| a.is_ipv4()) {
         f.push(Family::V4);
     }
-    if p.addrs.iter().any(|a| a.is_ipv6()) {
+    if addrs.iter().any(|a| a.is_ipv6()) {
         f.push(Family::V6);
     }
     f
@@ -237,7 +237,7 @@ fn cleanup_lines(save: &str) -> Vec<String> {
 /// The operations without the lock, for the trait methods that hold it (once).
 impl Iptables {
     fn add_ports_unlocked(&self, p: &PortRules) -> Result<()> {
-        for family in families(p) {
+        for family in families(&p.addrs) {
             let Some((chain, rules, jump)) = rules::ports(p, family) else {
                 continue;
             };
@@ -253,7 +253,7 @@ impl Iptables {
     }
 
     fn remove_ports_unlocked(&self, p: &PortRules) -> Result<()> {
-        for family in families(p) {
+        for family in families(&p.addrs) {
             let Some((chain, _, jump)) = rules::ports(p, family) else {
                 continue;
             };
@@ -263,12 +263,45 @@ impl Iptables {
     }
 
     fn check_ports_unlocked(&self, p: &PortRules) -> Result<()> {
-        for family in families(p) {
+        for family in families(&p.addrs) {
             let Some((_, rules, jump)) = rules::ports(p, family) else {
                 continue;
             };
             let (_, base) = rules::base(family, self.mark_bit);
             for r in base.iter().chain(rules.iter()).chain(std::iter::once(&jump)) {
+                if !self.rule_exists(family, r)? {
+                    return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the `firewall` plugin's chains and jumps that are missing (slow path).
+    fn repair_filter_base(&self, family: Family, admin: &str) -> Result<()> {
+        let (chains, base) = rules::filter_base(admin);
+        let mut batch = Batch::default();
+        let mut fresh = Vec::new();
+        for (table, chain) in &chains {
+            if !self.chain_exists(family, table, chain)? {
+                batch.push(table, format!(":{chain} - [0:0]"));
+                fresh.push(chain.clone());
+            }
+        }
+        for r in &base {
+            if fresh.contains(&r.chain) || !self.rule_exists(family, r)? {
+                batch.push(&r.table, r.render("-I"));
+            }
+        }
+        self.restore(family, &batch)
+    }
+
+    fn check_filter_unlocked(&self, f: &FilterRules) -> Result<()> {
+        for family in families(&f.addrs) {
+            let mut all = rules::filter_base(&f.admin_chain).1;
+            all.extend(rules::filter(f, family));
+            all.extend(f.isolate.iter().flat_map(|b| rules::isolation(b)));
+            for r in &all {
                 if !self.rule_exists(family, r)? {
                     return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
                 }
@@ -304,6 +337,49 @@ impl Iptables {
 }
 
 impl Firewall for Iptables {
+    fn add_filter(&self, f: &FilterRules) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in families(&f.addrs) {
+            // A non-default admin chain may be new to a base that exists: probe its jump.
+            let admin_jump = &rules::filter_base(&f.admin_chain).1[2];
+            if f.admin_chain != super::ADMIN_CHAIN && !self.rule_exists(family, admin_jump)? {
+                self.repair_filter_base(family, &f.admin_chain)?;
+            }
+            let mut batch = Batch::default();
+            for r in rules::filter(f, family) {
+                batch.push("filter", r.render("-A"));
+            }
+            for r in f.isolate.iter().flat_map(|b| rules::isolation(b)) {
+                if !self.rule_exists(family, &r)? {
+                    batch.push("filter", r.render("-I"));
+                }
+            }
+            if let Err(first) = self.restore(family, &batch) {
+                tracing::debug!(error = %first, "restore failed, repairing the firewall plugin's chains");
+                self.repair_filter_base(family, &f.admin_chain)?;
+                self.restore(family, &batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_filter(&self, f: &FilterRules, last_on_bridge: bool) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in families(&f.addrs) {
+            let mut all = rules::filter(f, family);
+            if last_on_bridge {
+                all.extend(f.isolate.iter().flat_map(|b| rules::isolation(b)));
+            }
+            self.remove(family, &all, &[])?;
+        }
+        Ok(())
+    }
+
+    fn check_filter(&self, f: &FilterRules) -> Result<()> {
+        let _lock = self.lock()?;
+        self.check_filter_unlocked(f)
+    }
+
     fn backend(&self) -> crate::firewall::Backend {
         crate::firewall::Backend::Iptables
     }

@@ -8,7 +8,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::firewall::rules::{NetworkRules, PortRules};
+use crate::firewall::rules::{FilterRules, NetworkRules, PortRules};
 
 /// Chain that DNATs published ports; jumped to from PREROUTING and OUTPUT for local addresses.
 pub const DNAT_CHAIN: &str = "BERTH-HOSTPORT-DNAT";
@@ -24,6 +24,17 @@ pub const FORWARD_CHAIN: &str = "BERTH-FORWARD";
 pub const USER_CHAIN: &str = "BERTH-USER";
 /// raw-table chain that drops packets to 127.0.0.0/8 arriving from the network (Docker #45610).
 pub const RAW_CHAIN: &str = "BERTH-RAW-PREROUTING";
+
+/// filter-table chain of the `firewall` plugin (the reference plugin's CNI-FORWARD).
+pub const FILTER_CHAIN: &str = "BERTH-FIREWALL";
+#[cfg(test)]
+use crate::firewall::ADMIN_CHAIN;
+/// First stage of `same-bridge` isolation: traffic leaving an isolated bridge elsewhere.
+pub const ISOLATION_1: &str = "BERTH-ISOLATION-STAGE-1";
+/// Second stage: dropped if it enters another isolated bridge.
+pub const ISOLATION_2: &str = "BERTH-ISOLATION-STAGE-2";
+const FILTER_COMMENT: &str = "berth firewall plugin rules";
+const ISOLATION_COMMENT: &str = "berth firewall plugin rules (ingressPolicy: same-bridge)";
 
 /// IPv4 or IPv6: which `iptables` flavour a rule goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -203,6 +214,38 @@ pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
     (family, rules)
 }
 
+/// The `firewall` plugin's fixed chains and jumps, in the order they are inserted at the
+/// top of their chains (so isolation runs before the accepts, the admin chain before the
+/// attachments' rules).
+pub fn filter_base(admin: &str) -> (Vec<(String, String)>, Vec<Rule>) {
+    let chains = [FILTER_CHAIN, admin, ISOLATION_1, ISOLATION_2].iter().map(|c| ("filter".to_string(), c.to_string())).collect();
+    let rules = vec![
+        Rule::new("filter", "FORWARD", &["-m", "comment", "--comment", FILTER_COMMENT, "-j", FILTER_CHAIN]),
+        Rule::new("filter", "FORWARD", &["-m", "comment", "--comment", ISOLATION_COMMENT, "-j", ISOLATION_1]),
+        Rule::new("filter", FILTER_CHAIN, &["-m", "comment", "--comment", "berth firewall plugin admin overrides", "-j", admin]),
+    ];
+    (chains, rules)
+}
+
+/// An attachment's accepts for one family: its own traffic out, and replies back in.
+pub fn filter(f: &FilterRules, family: Family) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    for a in f.addrs.iter().filter(|a| Family::of(a.ip()) == family) {
+        let host = format!("{}/{}", a.ip(), if a.is_ipv4() { 32 } else { 128 });
+        rules.push(Rule::new("filter", FILTER_CHAIN, &["-d", &host, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]));
+        rules.push(Rule::new("filter", FILTER_CHAIN, &["-s", &host, "-j", "ACCEPT"]));
+    }
+    rules
+}
+
+/// A bridge's `same-bridge` isolation: nothing from it enters another isolated bridge.
+pub fn isolation(bridge: &str) -> Vec<Rule> {
+    vec![
+        Rule::new("filter", ISOLATION_1, &["-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment", ISOLATION_COMMENT, "-j", ISOLATION_2]),
+        Rule::new("filter", ISOLATION_2, &["-o", bridge, "-m", "comment", "--comment", ISOLATION_COMMENT, "-j", "DROP"]),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +306,35 @@ mod tests {
         );
         let (_, r) = network(&NetworkRules { masquerade: false, protect: false, ..m });
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn filter_rules_match_the_reference_plugin() {
+        let f = FilterRules {
+            network: "podman".into(),
+            container_id: "c".into(),
+            ifname: "eth0".into(),
+            addrs: vec!["10.88.0.2/16".parse().unwrap(), "fd00::2/64".parse().unwrap()],
+            admin_chain: ADMIN_CHAIN.into(),
+            isolate: Some("cni0".into()),
+            backend: Backend::Iptables,
+        };
+        let v4: Vec<String> = filter(&f, Family::V4).iter().map(|r| r.render("-A")).collect();
+        assert_eq!(
+            v4,
+            [
+                "-A BERTH-FIREWALL -d 10.88.0.2/32 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+                "-A BERTH-FIREWALL -s 10.88.0.2/32 -j ACCEPT"
+            ]
+        );
+        assert_eq!(filter(&f, Family::V6)[1].render("-A"), "-A BERTH-FIREWALL -s fd00::2/128 -j ACCEPT");
+        assert_eq!(
+            isolation("cni0")[0].render("-A"),
+            "-A BERTH-ISOLATION-STAGE-1 -i cni0 ! -o cni0 -m comment --comment \"berth firewall plugin rules (ingressPolicy: same-bridge)\" -j BERTH-ISOLATION-STAGE-2"
+        );
+        let (chains, rules) = filter_base("MY-ADMIN");
+        assert_eq!(chains[1].1, "MY-ADMIN");
+        assert!(rules[2].render("-A").ends_with("-j MY-ADMIN"));
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub enum Expr {
     Hton { reg: u32, len: u32, size: u32 },
     /// Looks a key up in a set; `dreg` receives map data (0: a verdict map's verdict).
     Lookup { set: String, sreg: u32, dreg: Option<u32> },
+    /// Matches when the key is NOT in a set (`!= @set`).
+    NotIn { set: String, sreg: u32 },
     /// Loads connection-tracking state.
     Ct { key: CtKey, dreg: u32 },
     /// `fib daddr type`: the route type of the destination.
@@ -103,7 +105,7 @@ impl Expr {
             Expr::Cmp { .. } => "cmp",
             Expr::Mask { .. } => "bitwise",
             Expr::Hton { .. } => "byteorder",
-            Expr::Lookup { .. } => "lookup",
+            Expr::Lookup { .. } | Expr::NotIn { .. } => "lookup",
             Expr::Ct { .. } => "ct",
             Expr::FibDaddrType { .. } => "fib",
             Expr::Verdict(_) => "immediate",
@@ -139,6 +141,10 @@ impl Expr {
                 if let Some(d) = dreg {
                     m.u32(3, *d);
                 }
+            }
+            Expr::NotIn { set, sreg } => {
+                // NFTA_LOOKUP_FLAGS: NFT_LOOKUP_F_INV.
+                m.u32(2, *sreg).str(1, set).u32(5, 1);
             }
             Expr::Ct { key, dreg } => {
                 m.u32(2, *key as u32).u32(1, *dreg);

@@ -7,12 +7,17 @@
 //! raw (prerouting, -300):  ip daddr 127.0.0.0/8 iifname != "lo" drop
 //!                          ip[6] daddr vmap @protect4|6      (subnet : jump protect4-BR)
 //! forward (filter):        jump user
+//!                          jump firewall                  (the CNI firewall plugin)
 //!                          meta nfproto . iifname vmap @fwd_in   (ipv4 . BR : jump in4-BR)
 //!                          meta nfproto . oifname vmap @fwd_out
 //! prerouting/output (nat, -100): fib daddr type local jump hostports
 //! hostports:               dnat to [daddr .] l4proto . dport map @hostip4|any4|hostip6|any6
 //! postrouting (nat, 100):  ct status dnat saddr . daddr . l4proto . dport @hairpin4|6 masquerade
 //!                          ip[6] saddr vmap @masq4|6          (subnet : jump masq4-BR)
+//! firewall:                iifname @iso oifname @iso iifname . oifname != @iso_same drop
+//!                          jump admin
+//!                          ip[6] daddr @fw4|6 ct state established,related accept
+//!                          ip[6] saddr @fw4|6 accept
 //! ```
 
 use std::net::IpAddr;
@@ -21,13 +26,15 @@ use ipnetwork::IpNetwork;
 
 use super::expr::{self, Base, CtKey, Expr, MetaKey, Verdict};
 use super::msg::{ty, Msg, FAMILY_INET, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
-use crate::firewall::rules::{NetworkRules, PortRules};
+use crate::firewall::rules::{FilterRules, NetworkRules, PortRules};
 use crate::portmap::{PortMapping, Proto};
 
 /// The table's name (family inet).
 pub const TABLE: &str = "berth";
 /// The chain left for the user's own forward rules, like Docker's DOCKER-USER.
 pub const USER_CHAIN: &str = "user";
+/// The `firewall` plugin's administrator chain, run before its accepts (CNI-ADMIN).
+pub const ADMIN_CHAIN: &str = "admin";
 
 // nft's datatype numbers, as `nft list` decodes keys with them.
 const T_NFPROTO: u32 = 2;
@@ -76,8 +83,12 @@ const fn vmap(name: &'static str, key: &'static [u32], key_len: u32, interval: b
     SetDef { name, flags, key, key_len, data: &[T_VERDICT], data_len: 0, fields: &[] }
 }
 
+const fn set(name: &'static str, key: &'static [u32], key_len: u32) -> SetDef {
+    SetDef { name, flags: 0, key, key_len, data: &[], data_len: 0, fields: &[] }
+}
+
 /// Every set and map, in creation order.
-pub const SETS: [SetDef; 12] = [
+pub const SETS: [SetDef; 16] = [
     map("hostip4", &[T_IPV4, T_PROTO, T_SERVICE], 12, &[T_IPV4, T_SERVICE], 8),
     map("any4", &[T_PROTO, T_SERVICE], 8, &[T_IPV4, T_SERVICE], 8),
     map("hostip6", &[T_IPV6, T_PROTO, T_SERVICE], 24, &[T_IPV6, T_SERVICE], 20),
@@ -106,6 +117,10 @@ pub const SETS: [SetDef; 12] = [
     vmap("masq6", &[T_IPV6], 16, true),
     vmap("protect4", &[T_IPV4], 4, true),
     vmap("protect6", &[T_IPV6], 16, true),
+    set("fw4", &[T_IPV4], 4),
+    set("fw6", &[T_IPV6], 16),
+    set("iso", &[T_IFNAME], 16),
+    set("iso_same", &[T_IFNAME, T_IFNAME], 32),
 ];
 
 /// The sets that hold per-container state (emptied and refilled by a rebuild).
@@ -130,8 +145,10 @@ const NF_OUTPUT: u32 = 3;
 const NF_POSTROUTING: u32 = 4;
 
 /// The fixed chains, jump targets before the chains that jump to them.
-pub const CHAINS: [ChainDef; 7] = [
+pub const CHAINS: [ChainDef; 9] = [
     ChainDef { name: USER_CHAIN, hook: None },
+    ChainDef { name: ADMIN_CHAIN, hook: None },
+    ChainDef { name: "firewall", hook: None },
     ChainDef { name: "hostports", hook: None },
     ChainDef { name: "raw", hook: Some(("filter", NF_PREROUTING, -300)) },
     ChainDef { name: "forward", hook: Some(("filter", NF_FORWARD, 0)) },
@@ -184,8 +201,33 @@ pub fn base_rules() -> Vec<(&'static str, Vec<Vec<Expr>>)> {
             [expr::nfproto(v6).to_vec(), vec![addr(v6, false, 0), lookup(if v6 { "protect6" } else { "protect4" }, Some(0))]].concat(),
         );
     }
+    let mut firewall = vec![vec![
+        meta(MetaKey::IifName, 0),
+        lookup("iso", None),
+        meta(MetaKey::OifName, 0),
+        lookup("iso", None),
+        meta(MetaKey::IifName, 0),
+        meta(MetaKey::OifName, 4),
+        Expr::NotIn { set: "iso_same".into(), sreg: 1 },
+        verdict(Verdict::Drop),
+    ]];
+    firewall.push(vec![verdict(Verdict::Jump(ADMIN_CHAIN.into()))]);
+    for v6 in [false, true] {
+        let set = if v6 { "fw6" } else { "fw4" };
+        firewall.push(
+            [
+                expr::nfproto(v6).to_vec(),
+                vec![addr(v6, false, 0), lookup(set, None)],
+                expr::ct_any(CtKey::State, expr::CT_STATE_ESTABLISHED_RELATED).to_vec(),
+                vec![verdict(Verdict::Accept)],
+            ]
+            .concat(),
+        );
+        firewall.push([expr::nfproto(v6).to_vec(), vec![addr(v6, true, 0), lookup(set, None), verdict(Verdict::Accept)]].concat());
+    }
     let forward = vec![
         vec![verdict(Verdict::Jump(USER_CHAIN.into()))],
+        vec![verdict(Verdict::Jump("firewall".into()))],
         vec![meta(MetaKey::NfProto, 0), meta(MetaKey::IifName, 1), lookup("fwd_in", Some(0))],
         vec![meta(MetaKey::NfProto, 0), meta(MetaKey::OifName, 1), lookup("fwd_out", Some(0))],
     ];
@@ -232,6 +274,7 @@ pub fn base_rules() -> Vec<(&'static str, Vec<Vec<Expr>>)> {
     vec![
         ("raw", raw),
         ("forward", forward),
+        ("firewall", firewall),
         ("prerouting", to_hostports()),
         ("output", to_hostports()),
         ("hostports", hostports),
@@ -570,6 +613,17 @@ pub fn network_elems(m: &NetworkRules) -> Vec<Elem> {
     }
     if m.protect {
         out.extend(subnet_elems(protect, &subnet, format!("protect{f}-{br}")));
+    }
+    out
+}
+
+/// The `firewall` plugin's elements of an attachment: its addresses, and with isolation
+/// its bridge (`iso`, and `iso_same` so traffic within the bridge passes).
+pub fn filter_elems(f: &FilterRules, with_isolation: bool) -> Vec<Elem> {
+    let mut out: Vec<Elem> = f.addrs.iter().map(|a| Elem::new(if a.is_ipv6() { "fw6" } else { "fw4" }, ip_bytes(a.ip()))).collect();
+    if let Some(br) = f.isolate.as_deref().filter(|_| with_isolation) {
+        out.push(Elem::new("iso", expr::ifname(br)));
+        out.push(Elem::new("iso_same", [expr::ifname(br), expr::ifname(br)].concat()));
     }
     out
 }

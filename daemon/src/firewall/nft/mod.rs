@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use self::layout::{Elem, TABLE};
 use self::msg::{Conn, Failed, Msg};
-use super::rules::{Backend, NetworkRules, PortRules};
+use super::rules::{Backend, FilterRules, NetworkRules, PortRules};
 use super::Firewall;
 use crate::error::{Error, Result};
 use crate::portmap::PortMapping;
@@ -344,6 +344,23 @@ impl Firewall for Nftables {
             let ops = Self::network_ops(m).0;
             Self::commit(c, &ops)?.map_err(|f| Self::error(&ops, &f))?;
             Ok(true)
+        })
+    }
+
+    fn add_filter(&self, f: &FilterRules) -> Result<()> {
+        self.apply_with_base(&elem_ops(&layout::filter_elems(f, true), true))
+    }
+
+    fn remove_filter(&self, f: &FilterRules, last_on_bridge: bool) -> Result<()> {
+        Self::with(|c| Self::remove(c, &elem_ops(&layout::filter_elems(f, last_on_bridge), false)))
+    }
+
+    fn check_filter(&self, f: &FilterRules) -> Result<()> {
+        Self::with(|c| {
+            if !Self::base_ok(c)? {
+                return Err(Error::Check(format!("nftables table inet {TABLE} is missing or its chains altered")));
+            }
+            Self::check_elems(c, &layout::filter_elems(f, true))
         })
     }
 

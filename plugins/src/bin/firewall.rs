@@ -1,0 +1,5 @@
+//! The `firewall` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::firewall::Firewall)
+}

@@ -1,0 +1,5 @@
+//! The `tuning` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::tuning::Tune)
+}
