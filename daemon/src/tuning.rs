@@ -43,19 +43,19 @@ pub struct Tuning {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backup {
     /// MAC before.
-    #[serde(rename = "Mac", default, skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "mac", default, skip_serializing_if = "String::is_empty")]
     pub mac: String,
     /// MTU before.
-    #[serde(rename = "Mtu", default, skip_serializing_if = "is_zero")]
+    #[serde(rename = "mtu", default, skip_serializing_if = "is_zero")]
     pub mtu: u32,
     /// Promiscuous mode before.
-    #[serde(rename = "Promisc", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "promisc", default, skip_serializing_if = "Option::is_none")]
     pub promisc: Option<bool>,
     /// All-multicast mode before.
-    #[serde(rename = "Allmulti", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "allmulti", default, skip_serializing_if = "Option::is_none")]
     pub allmulti: Option<bool>,
     /// Queue length before.
-    #[serde(rename = "TxQLen", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "txQLen", default, skip_serializing_if = "Option::is_none")]
     pub tx_queue_len: Option<u32>,
 }
 
@@ -141,7 +141,7 @@ impl Tuning {
     }
 
     /// Applies the change to `ifname` in `netns`, saving the attributes it changes in
-    /// `data_dir/<id>-<ifname>.json` first (a repeated ADD keeps the first backup, so DEL
+    /// `data_dir/<id>_<ifname>.json` first (a repeated ADD keeps the first backup, so DEL
     /// still restores the values from before berth). Returns the interface's MAC after.
     pub fn apply(&self, netns: &Path, ifname: &str, data_dir: &Path, id: &str) -> Result<String> {
         self.validate(ifname)?;
@@ -226,7 +226,7 @@ fn find(sock: &mut Socket, ifname: &str, netns: &Path) -> Result<Link> {
 
 /// The backup file of one attachment, named as the reference plugin names it.
 pub fn backup_file(data_dir: &Path, id: &str, ifname: &str) -> PathBuf {
-    data_dir.join(format!("{id}-{ifname}.json"))
+    data_dir.join(format!("{id}_{ifname}.json"))
 }
 
 /// Restores what the backup of `id`/`ifname` saved, then removes it. Nothing to restore,
@@ -257,7 +257,8 @@ pub fn restore(netns: Option<&Path>, ifname: &str, data_dir: &Path, id: &str) ->
             Ok(())
         })?;
     }
-    std::fs::remove_file(&file).or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(Error::io("remove", file, e)) })
+    std::fs::remove_file(&file)
+        .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(Error::io("remove", file, e)) })
 }
 
 #[cfg(test)]
@@ -285,6 +286,6 @@ mod tests {
     #[test]
     fn backup_matches_the_reference_format() {
         let b = Backup { mtu: 1500, promisc: Some(false), ..Default::default() };
-        assert_eq!(serde_json::to_string(&b).unwrap(), r#"{"Mtu":1500,"Promisc":false}"#);
+        assert_eq!(serde_json::to_string(&b).unwrap(), r#"{"mtu":1500,"promisc":false}"#);
     }
 }

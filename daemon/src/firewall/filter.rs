@@ -68,9 +68,7 @@ impl Filters {
 
     fn remove_record(&self, k: &str, f: &FilterRules) -> Result<()> {
         let others = self.recorded().into_iter().filter(|(ok, _)| ok != k).any(|(_, o)| o.isolate.is_some() && o.isolate == f.isolate);
-        firewall::as_recorded(self.fw.as_ref(), f.backend, firewall::DEFAULT_MARK_BIT, &self.run_dir, |fw| {
-            fw.remove_filter(f, !others)
-        })?;
+        firewall::as_recorded(self.fw.as_ref(), f.backend, firewall::DEFAULT_MARK_BIT, &self.run_dir, |fw| fw.remove_filter(f, !others))?;
         self.state.remove(k)
     }
 

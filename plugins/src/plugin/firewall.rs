@@ -43,7 +43,9 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     let kind = match c.backend.as_str() {
         "" | "auto" => "auto",
         k @ ("iptables" | "nftables") => k,
-        "firewalld" => return Err(invalid("firewall: backend firewalld is not supported; use iptables or nftables (or leave it empty)".into())),
+        "firewalld" => {
+            return Err(invalid("firewall: backend firewalld is not supported; use iptables or nftables (or leave it empty)".into()))
+        }
         other => return Err(invalid(format!("firewall: unknown backend {other:?} (iptables, nftables)"))),
     };
     let admin = match c.iptables_admin_chain_name.as_str() {

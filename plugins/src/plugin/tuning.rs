@@ -92,7 +92,8 @@ fn netns(args: &Args) -> Result<PathBuf, CniError> {
 impl Plugin for Tune {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let (t, dir) = parse(conf, args)?;
-        let mut prev = conf.prev_result.clone().ok_or_else(|| invalid("tuning: must be called as a chained plugin (no prevResult)".into()))?;
+        let mut prev =
+            conf.prev_result.clone().ok_or_else(|| invalid("tuning: must be called as a chained plugin (no prevResult)".into()))?;
         let ns = netns(args)?;
         let mac = t.apply(&ns, &args.ifname, &dir, &args.container_id)?;
         if t.mac.is_some() {

@@ -51,7 +51,7 @@ pub fn publishes(port: u16) -> bool {
 /// Whether anything of the firewall names `addr` (a DNAT destination, a hairpin element).
 pub fn mentions(addr: &str) -> bool {
     let d = dump();
-    d.contains(&format!("{addr}:")) || d.contains(&format!("{addr} ")) || d.contains(&format!("{addr},"))
+    [":", " ", ",", "/"].iter().any(|sep| d.contains(&format!("{addr}{sep}")))
 }
 
 /// How many times the rules of the network on `subnet` are installed (its

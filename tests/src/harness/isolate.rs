@@ -9,7 +9,7 @@ use nix::sched::{unshare, CloneFlags};
 const INNER: &str = "BERTH_TEST_ISOLATED";
 
 /// Directories that get a private tmpfs in every test "host".
-pub const STATE_DIRS: &[&str] = &["/run/netns", "/var/lib/cni", "/run/berth", "/var/lib/berth"];
+pub const STATE_DIRS: &[&str] = &["/run/netns", "/var/lib/cni", "/run/cni", "/run/berth", "/var/lib/berth"];
 
 /// Runs `body` as the only process of a fresh "host": new netns (only `lo`, up), new mount
 /// ns with tmpfs over the state dirs. Outside, re-execs this test binary for this one

@@ -232,7 +232,11 @@ pub fn filter(f: &FilterRules, family: Family) -> Vec<Rule> {
     let mut rules = Vec::new();
     for a in f.addrs.iter().filter(|a| Family::of(a.ip()) == family) {
         let host = format!("{}/{}", a.ip(), if a.is_ipv4() { 32 } else { 128 });
-        rules.push(Rule::new("filter", FILTER_CHAIN, &["-d", &host, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]));
+        rules.push(Rule::new(
+            "filter",
+            FILTER_CHAIN,
+            &["-d", &host, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+        ));
         rules.push(Rule::new("filter", FILTER_CHAIN, &["-s", &host, "-j", "ACCEPT"]));
     }
     rules
@@ -241,7 +245,11 @@ pub fn filter(f: &FilterRules, family: Family) -> Vec<Rule> {
 /// A bridge's `same-bridge` isolation: nothing from it enters another isolated bridge.
 pub fn isolation(bridge: &str) -> Vec<Rule> {
     vec![
-        Rule::new("filter", ISOLATION_1, &["-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment", ISOLATION_COMMENT, "-j", ISOLATION_2]),
+        Rule::new(
+            "filter",
+            ISOLATION_1,
+            &["-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment", ISOLATION_COMMENT, "-j", ISOLATION_2],
+        ),
         Rule::new("filter", ISOLATION_2, &["-o", bridge, "-m", "comment", "--comment", ISOLATION_COMMENT, "-j", "DROP"]),
     ]
 }
