@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::format::{self, Format};
 use crate::clock::now;
 use crate::container;
 use crate::error::{Error, Result};
@@ -23,13 +24,49 @@ pub fn load(paths: &Paths, file: &Path) -> Result<i32> {
     Ok(0)
 }
 
+const TITLES: [(&str, &str); 6] = [
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("ID", "IMAGE ID"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedSince", "CREATED"),
+    ("Layers", "LAYERS"),
+];
+
 /// Lists images.
-pub fn list(paths: &Paths) -> Result<i32> {
-    println!("{:<32}  {:<12}  {:<8}  CREATED", "REPOSITORY:TAG", "IMAGE ID", "LAYERS");
-    for i in image::list(paths)? {
-        let id: String = i.id.trim_start_matches("sha256:").chars().take(12).collect();
-        println!("{:<32}  {:<12}  {:<8}  {} seconds ago", i.name, id, i.layers.len(), now().saturating_sub(i.created));
+pub fn list(paths: &Paths, quiet: bool, no_trunc: bool, format: &Format) -> Result<i32> {
+    let items: Vec<serde_json::Value> = image::list(paths)?
+        .iter()
+        .map(|i| {
+            let (repo, tag) = i.name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((&i.name, ""));
+            let id: String = if no_trunc { i.id.clone() } else { i.id.trim_start_matches("sha256:").chars().take(12).collect() };
+            serde_json::json!({
+                "Repository": repo, "Tag": tag, "ID": id,
+                "CreatedAt": netd::clock::rfc3339(i.created),
+                "CreatedSince": format!("{} seconds ago", now().saturating_sub(i.created)),
+                "Layers": i.layers.len(),
+            })
+        })
+        .collect();
+    if quiet {
+        for i in &items {
+            println!("{}", i["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
     }
+    format::print_list(format, &items, &TITLES, || {
+        let mut lines = vec![format!("{:<32}  {:<12}  {:<8}  CREATED", "REPOSITORY:TAG", "IMAGE ID", "LAYERS")];
+        for i in &items {
+            let name = format!("{}:{}", i["Repository"].as_str().unwrap_or_default(), i["Tag"].as_str().unwrap_or_default());
+            lines.push(format!(
+                "{name:<32}  {:<12}  {:<8}  {}",
+                i["ID"].as_str().unwrap_or_default(),
+                i["Layers"],
+                i["CreatedSince"].as_str().unwrap_or_default()
+            ));
+        }
+        lines
+    })?;
     Ok(0)
 }
 

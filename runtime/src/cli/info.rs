@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::format::{self, Format};
 use crate::clock::now;
 use crate::container::{self, Container, Status};
 use crate::error::{Error, Result};
@@ -41,39 +42,150 @@ fn status(c: &Container) -> String {
     }
 }
 
+/// `ps --filter`: each key's values are alternatives, keys must all match.
+#[derive(Debug, Default)]
+pub struct Filters {
+    by: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Filters {
+    /// Parses `KEY=VALUE` filters; an unknown key or a bad status is an error, as Docker's.
+    pub fn parse(given: &[String]) -> Result<Self> {
+        let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for f in given {
+            let bad = |why: &str| Error::Flag { flag: "--filter", value: f.clone(), why: why.into() };
+            let (k, v) = f.split_once('=').ok_or_else(|| bad("use KEY=VALUE (name, status, label, network)"))?;
+            match k {
+                "name" | "label" | "network" | "id" => {}
+                "status" if ["created", "running", "exited", "paused", "restarting", "removing", "dead"].contains(&v) => {}
+                "status" => return Err(bad("status is one of created, running, exited, paused, restarting, removing, dead")),
+                _ => return Err(bad("unknown filter; use name, status, label, network or id")),
+            }
+            by.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        Ok(Self { by })
+    }
+
+    /// Whether the container passes.
+    fn matches(&self, c: &Container) -> bool {
+        self.by.iter().all(|(k, vals)| {
+            vals.iter().any(|v| match k.as_str() {
+                "name" => c.name.contains(v.trim_start_matches('/')),
+                "id" => c.id.starts_with(v.as_str()),
+                "status" => state_name(c) == v,
+                "network" => c.spec.net.display() == *v,
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => c.spec.labels.get(lk).is_some_and(|x| x == lv),
+                    None => c.spec.labels.contains_key(v.as_str()),
+                },
+                _ => false,
+            })
+        })
+    }
+}
+
+/// How `ps` lists.
+#[derive(Debug)]
+pub struct Listing {
+    /// Stopped ones too.
+    pub all: bool,
+    /// IDs only.
+    pub quiet: bool,
+    /// Full IDs and commands.
+    pub no_trunc: bool,
+    /// `--filter`.
+    pub filters: Filters,
+    /// `--format`.
+    pub format: Format,
+}
+
+fn state_name(c: &Container) -> &'static str {
+    match c.effective_status() {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Exited => "exited",
+    }
+}
+
+fn labels_text(l: &std::collections::BTreeMap<String, String>) -> String {
+    l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+/// A container as `docker ps --format` sees it.
+fn ps_item(c: &Container, no_trunc: bool) -> serde_json::Value {
+    let mut cmd = format!("\"{}\"", c.spec.args.join(" "));
+    // Cut by characters: a byte index could split a multi-byte one.
+    if !no_trunc && cmd.chars().count() > 24 {
+        cmd = format!("{}…\"", cmd.chars().take(22).collect::<String>());
+    }
+    json!({
+        "ID": if no_trunc { c.id.as_str() } else { c.short_id() },
+        "Image": c.spec.image,
+        "Command": cmd,
+        "CreatedAt": netd::clock::rfc3339(c.created),
+        "RunningFor": ago(c.created),
+        "Ports": ports(c),
+        "State": state_name(c),
+        "Status": status(c),
+        "Names": c.name,
+        "Labels": labels_text(&c.spec.labels),
+        "Networks": c.spec.net.display(),
+    })
+}
+
+const PS_TITLES: [(&str, &str); 11] = [
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Ports", "PORTS"),
+    ("State", "STATE"),
+    ("Status", "STATUS"),
+    ("Names", "NAMES"),
+    ("Labels", "LABELS"),
+    ("Networks", "NETWORKS"),
+];
+
 /// Lists containers.
-pub fn ps(paths: &Paths, all: bool, quiet: bool) -> Result<i32> {
+pub fn ps(paths: &Paths, l: &Listing) -> Result<i32> {
     // What died unseen is released (and removed with --rm) as it is listed.
     let mut list = Vec::new();
     for c in container::all(paths)? {
-        if let Some(c) = crate::process::monitor::sweep(paths, c)?.filter(|c| all || c.effective_status() == Status::Running) {
+        let shown = |c: &Container| {
+            (l.all || c.effective_status() == Status::Running || l.filters.by.contains_key("status")) && l.filters.matches(c)
+        };
+        if let Some(c) = crate::process::monitor::sweep(paths, c)?.filter(shown) {
             list.push(c);
         }
     }
-    if quiet {
-        for c in &list {
-            println!("{}", c.short_id());
+    let items: Vec<serde_json::Value> = list.iter().map(|c| ps_item(c, l.no_trunc)).collect();
+    if l.quiet {
+        for i in &items {
+            println!("{}", i["ID"].as_str().unwrap_or_default());
         }
         return Ok(0);
     }
-    println!("{:<12}  {:<16}  {:<24}  {:<16}  {:<28}  {:<30}  NAMES", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS");
-    for c in &list {
-        let mut cmd = format!("\"{}\"", c.spec.args.join(" "));
-        // Cut by characters: a byte index could split a multi-byte one.
-        if cmd.chars().count() > 24 {
-            cmd = format!("{}…\"", cmd.chars().take(22).collect::<String>());
+    format::print_list(&l.format, &items, &PS_TITLES, || {
+        let mut lines = vec![format!(
+            "{:<12}  {:<16}  {:<24}  {:<16}  {:<28}  {:<30}  NAMES",
+            "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS"
+        )];
+        for i in &items {
+            let s = |k: &str| i[k].as_str().unwrap_or_default().to_string();
+            lines.push(format!(
+                "{:<12}  {:<16}  {:<24}  {:<16}  {:<28}  {:<30}  {}",
+                s("ID"),
+                s("Image"),
+                s("Command"),
+                s("RunningFor"),
+                s("Status"),
+                s("Ports"),
+                s("Names")
+            ));
         }
-        println!(
-            "{:<12}  {:<16}  {:<24}  {:<16}  {:<28}  {:<30}  {}",
-            c.short_id(),
-            c.spec.image,
-            cmd,
-            ago(c.created),
-            status(c),
-            ports(c),
-            c.name
-        );
-    }
+        lines
+    })?;
     Ok(0)
 }
 
@@ -109,17 +221,27 @@ pub fn logs(paths: &Paths, name: &str, follow: bool) -> Result<i32> {
     }
 }
 
-/// Details as JSON.
-pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
+/// Details as JSON, or through `--format`. Each name is tried; an unknown one is reported
+/// after the others are printed (as Docker).
+pub fn inspect(paths: &Paths, names: &[String], format: &Format) -> Result<i32> {
+    let t = |v: Option<u64>| v.map(netd::clock::rfc3339).unwrap_or_else(|| "0001-01-01T00:00:00Z".into());
     let mut out = Vec::new();
+    let mut missing = None;
     for n in names {
-        let c = container::lookup(paths, n)?;
+        let c = match container::lookup(paths, n) {
+            Ok(c) => c,
+            Err(e @ Error::NoContainer(_)) => {
+                missing = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let ep = c.state.endpoint.as_ref();
         let st = c.effective_status();
         out.push(json!({
             "Id": c.id,
             "Name": c.name,
-            "Created": c.created,
+            "Created": t(Some(c.created)),
             "Image": c.spec.image,
             "ImageId": c.spec.image_id,
             "State": {
@@ -127,8 +249,8 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
                 "Running": st == Status::Running,
                 "Pid": if st == Status::Running { c.state.pid.unwrap_or(0) } else { 0 },
                 "ExitCode": c.state.exit_code.unwrap_or(0),
-                "StartedAt": c.state.started_at,
-                "FinishedAt": c.state.finished_at,
+                "StartedAt": t(c.state.started_at),
+                "FinishedAt": t(c.state.finished_at),
                 "Error": c.state.error,
             },
             "Config": {
@@ -136,6 +258,9 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
                 "Env": c.spec.env,
                 "WorkingDir": c.spec.workdir,
                 "Hostname": c.spec.hostname,
+                "Image": c.spec.image,
+                "User": c.spec.user,
+                "Labels": c.spec.labels,
             },
             "HostConfig": {
                 "NetworkMode": c.spec.net.display(),
@@ -159,8 +284,8 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
             },
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    Ok(0)
+    format::print_objects(format, &out)?;
+    missing.map_or(Ok(0), Err)
 }
 
 /// Published ports, as `docker port` prints them.

@@ -2,11 +2,13 @@
 //! library (image, container, process, network).
 
 mod exec;
+pub mod format;
 mod images;
 mod info;
 mod lifecycle;
 mod network;
 mod run;
+mod system;
 
 use std::path::PathBuf;
 
@@ -14,12 +16,24 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Result;
 use crate::paths::Paths;
+use format::Format;
 
 pub use run::RunArgs;
 
+const EXAMPLES: &str = "\
+Examples:
+  berth import rootfs.tar busybox                      make an image from a root filesystem
+  berth run -d --name web -p 4000:80 busybox httpd -f -p 80
+  curl http://127.0.0.1:4000/                          the container answers on the host
+  berth ps --format 'table {{.Names}}\\t{{.Ports}}'
+  berth inspect -f '{{.NetworkSettings.IPAddress}}' web
+  berth rm -f web
+
+Exit codes: 125 berth failed, 126 the command cannot run, 127 not found, else the command's.";
+
 /// berth: run containers whose ports answer on the host, the way `docker run` does.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about, disable_help_subcommand = true)]
+#[command(name = "berth", version, about, disable_help_subcommand = true, after_help = EXAMPLES)]
 pub struct Cli {
     /// Persistent state: images, layers, containers, IPAM.
     #[arg(long, env = "BERTH_ROOT", default_value = "/var/lib/berth", global = true)]
@@ -49,7 +63,19 @@ pub enum Command {
         input: PathBuf,
     },
     /// List images.
-    Images,
+    #[command(after_help = "Example:\n  berth images --format '{{.Repository}}:{{.Tag}} {{.ID}}'")]
+    Images {
+        /// Only print IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Full IDs.
+        #[arg(long)]
+        no_trunc: bool,
+        /// table, json, `table TEMPLATE` or a Go template: .Repository .Tag .ID .CreatedAt
+        /// .CreatedSince .Layers.
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Remove images (their layers too, when no other image uses them).
     Rmi {
         /// Remove even if containers use the image.
@@ -62,6 +88,9 @@ pub enum Command {
     /// Create and start a container.
     Run(Box<RunArgs>),
     /// List containers (running ones unless -a).
+    #[command(
+        after_help = "Examples:\n  berth ps -a --filter status=exited -q\n  berth ps --filter label=tier=web --filter network=appnet\n  berth ps --format 'table {{.ID}}\\t{{.Names}}\\t{{.Status}}'\n  berth ps --format json"
+    )]
     Ps {
         /// Show all containers.
         #[arg(short, long)]
@@ -69,6 +98,17 @@ pub enum Command {
         /// Only print IDs.
         #[arg(short, long)]
         quiet: bool,
+        /// Full IDs and commands.
+        #[arg(long)]
+        no_trunc: bool,
+        /// Only containers matching: name=SUBSTRING, status=created|running|exited,
+        /// label=KEY[=VALUE], network=NAME (repeat a key for OR, combine keys for AND).
+        #[arg(short, long)]
+        filter: Vec<String>,
+        /// table, json, `table TEMPLATE` or a Go template: .ID .Image .Command .CreatedAt
+        /// .RunningFor .Ports .Status .State .Names .Labels .Networks.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Print a container's output.
     Logs {
@@ -125,8 +165,12 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
-    /// Print containers' details as JSON.
+    /// Print containers' details as JSON (times in RFC 3339, as Docker).
+    #[command(after_help = "Examples:\n  berth inspect -f '{{.State.Pid}}' web\n  berth inspect -f '{{json .Config}}' web")]
     Inspect {
+        /// A Go template applied to each container (or json).
+        #[arg(short, long)]
+        format: Option<String>,
         /// Container names or IDs.
         #[arg(required = true)]
         containers: Vec<String>,
@@ -145,6 +189,32 @@ pub enum Command {
     /// Manage user-defined bridge networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Print berth's version and the kernel's.
+    Version {
+        /// json or a Go template (.Version .Os .Arch .Kernel .GitCommit).
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Show what berth sees: firewall backend, cgroup version, storage, counts.
+    Info {
+        /// json or a Go template (.FirewallBackend .CgroupVersion .Containers ...).
+        #[arg(short, long)]
+        format: Option<String>,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  berth completion bash > /etc/bash_completion.d/berth\n  berth completion zsh > \"${fpath[1]}/_berth\"\n  berth completion fish > ~/.config/fish/completions/berth.fish"
+    )]
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// (internal) Write man pages into a directory (the build's `make man`).
+    #[command(name = "__man", hide = true)]
+    Man {
+        /// Directory for berth.1, berth-run.1, ...
+        dir: PathBuf,
+    },
     /// (internal) Supervise a detached container.
     #[command(name = "__monitor", hide = true)]
     Monitor {
@@ -198,9 +268,24 @@ pub enum NetworkCommand {
         name: String,
     },
     /// List networks.
-    Ls,
+    Ls {
+        /// Only print IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Full IDs.
+        #[arg(long)]
+        no_trunc: bool,
+        /// table, json, `table TEMPLATE` or a Go template: .ID .Name .Driver .Scope
+        /// .Subnet .Bridge .Internal .IPv6 .Labels .CreatedAt.
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Show networks as the Docker Engine API does (a JSON array), with their containers.
+    #[command(after_help = "Example:\n  berth network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' bridge")]
     Inspect {
+        /// A Go template applied to each network (or json).
+        #[arg(short, long)]
+        format: Option<String>,
         /// Network names.
         #[arg(required = true)]
         names: Vec<String>,
@@ -241,17 +326,45 @@ pub enum NetworkCommand {
     },
 }
 
+/// `--label K=V` (a bare K has an empty value, as in Docker); control characters refused.
+pub(crate) fn labels(labels: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in labels {
+        if l.contains(char::is_control) || l.starts_with('=') || l.is_empty() {
+            return Err(crate::error::Error::Flag {
+                flag: "--label",
+                value: l.clone(),
+                why: "use KEY=VALUE without control characters".into(),
+            });
+        }
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
 /// Runs a parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
+    // These need no state directories (and must work for a user without them).
+    match &cli.command {
+        Command::Version { format } => return system::version(&Format::parse(format.as_deref())),
+        Command::Completion { shell } => return system::completion(*shell),
+        Command::Man { dir } => return system::man(dir),
+        _ => {}
+    }
     let paths = Paths::new(cli.root, cli.run_root);
     paths.ensure()?;
     match cli.command {
         Command::Import { file, name } => images::import(&paths, &file, &name),
         Command::Load { input } => images::load(&paths, &input),
-        Command::Images => images::list(&paths),
+        Command::Images { quiet, no_trunc, format } => images::list(&paths, quiet, no_trunc, &Format::parse(format.as_deref())),
         Command::Rmi { force, images } => images::rmi(&paths, &images, force),
         Command::Run(args) => run::run(&paths, *args),
-        Command::Ps { all, quiet } => info::ps(&paths, all, quiet),
+        Command::Ps { all, quiet, no_trunc, filter, format } => {
+            let list =
+                info::Listing { all, quiet, no_trunc, filters: info::Filters::parse(&filter)?, format: Format::parse(format.as_deref()) };
+            info::ps(&paths, &list)
+        }
         Command::Logs { follow, container } => info::logs(&paths, &container, follow),
         Command::Exec { interactive: _, tty: _, env, workdir, container, cmd } => {
             exec::exec(&paths, &container, &cmd, &env, workdir.as_deref())
@@ -259,15 +372,17 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stop { time, containers } => lifecycle::stop(&paths, &containers, time),
         Command::Kill { signal, containers } => lifecycle::kill(&paths, &containers, &signal),
         Command::Rm { force, containers } => lifecycle::rm(&paths, &containers, force),
-        Command::Inspect { containers } => info::inspect(&paths, &containers),
+        Command::Inspect { format, containers } => info::inspect(&paths, &containers, &Format::parse(format.as_deref())),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
         Command::Network(NetworkCommand::Create { subnet, gateway, ipv6, ip_range, bridge, opt, label, internal, name }) => {
             let req = network::Create { subnets: subnet, gateways: gateway, ipv6, ip_range, bridge, opts: opt, labels: label, internal };
             network::create(&paths, &name, &req)
         }
-        Command::Network(NetworkCommand::Ls) => network::ls(&paths),
-        Command::Network(NetworkCommand::Inspect { names }) => network::inspect(&paths, &names),
+        Command::Network(NetworkCommand::Ls { quiet, no_trunc, format }) => {
+            network::ls(&paths, quiet, no_trunc, &Format::parse(format.as_deref()))
+        }
+        Command::Network(NetworkCommand::Inspect { format, names }) => network::inspect(&paths, &names, &Format::parse(format.as_deref())),
         Command::Network(NetworkCommand::Rm { names }) => network::rm(&paths, &names),
         Command::Network(NetworkCommand::Prune { force: _ }) => network::prune(&paths),
         Command::Network(NetworkCommand::Connect { ip, alias, network, container }) => {
@@ -277,6 +392,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Network(NetworkCommand::Disconnect { network, container }) => {
             crate::network::connect(&paths, &network, &container, None).map(|()| 0)
         }
+        Command::Version { format } => system::version(&Format::parse(format.as_deref())),
+        Command::Info { format } => system::info(&paths, &Format::parse(format.as_deref())),
+        Command::Completion { shell } => system::completion(shell),
+        Command::Man { dir } => system::man(&dir),
         Command::Monitor { id } => run::monitor(&paths, &id),
         Command::Reap { id, code } => run::reap(&paths, &id, code),
     }

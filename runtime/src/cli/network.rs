@@ -6,14 +6,10 @@ use std::net::IpAddr;
 use ipnetwork::IpNetwork;
 use netd::engine::CreateNetwork;
 
+use super::format::Format;
 use crate::container::{self, NetMode};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
-
-/// `--label K=V` (a bare K has an empty value, as in Docker).
-fn labels(labels: &[String]) -> std::collections::BTreeMap<String, String> {
-    labels.iter().map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((l.clone(), String::new()))).collect()
-}
 
 /// `network create`'s flags.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +61,7 @@ pub fn create(paths: &Paths, name: &str, c: &Create) -> Result<i32> {
         gateway6: one("6", g6)?,
         ip_range: cidr("ip-range", c.ip_range.as_deref())?,
         bridge: c.bridge.clone(),
-        labels: labels(&c.labels),
+        labels: super::labels(&c.labels)?,
         internal: c.internal,
         ..Default::default()
     };
@@ -80,7 +76,7 @@ pub fn create(paths: &Paths, name: &str, c: &Create) -> Result<i32> {
 
 /// Prints the networks as `docker network inspect` does; an unknown one is an error
 /// after the others are printed, as in Docker.
-pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
+pub fn inspect(paths: &Paths, names: &[String], format: &Format) -> Result<i32> {
     let nets = paths.networking();
     let records = netd::docker::containers(&paths.lib);
     let mut out = Vec::new();
@@ -92,7 +88,7 @@ pub fn inspect(paths: &Paths, names: &[String]) -> Result<i32> {
             Err(e) => return Err(e.into()),
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_else(|_| "[]".into()));
+    super::format::print_objects(format, &out)?;
     match missing {
         Some(n) => Err(netd::Error::NoSuchNetwork(n).into()),
         None => Ok(0),
@@ -111,12 +107,51 @@ pub fn prune(paths: &Paths) -> Result<i32> {
     Ok(0)
 }
 
+const TITLES: [(&str, &str); 10] = [
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("Subnet", "SUBNET"),
+    ("Bridge", "BRIDGE"),
+    ("Internal", "INTERNAL"),
+    ("IPv6", "IPV6"),
+    ("Labels", "LABELS"),
+    ("CreatedAt", "CREATED AT"),
+];
+
 /// Lists networks, the built-in `bridge` first.
-pub fn ls(paths: &Paths) -> Result<i32> {
-    println!("{:<20}  {:<16}  {:<18}  DRIVER", "NAME", "BRIDGE", "SUBNET");
-    for n in paths.networking().networks()? {
-        println!("{:<20}  {:<16}  {:<18}  bridge", n.name, n.bridge, n.subnet.to_string());
+pub fn ls(paths: &Paths, quiet: bool, no_trunc: bool, format: &Format) -> Result<i32> {
+    let items: Vec<serde_json::Value> = paths
+        .networking()
+        .networks()?
+        .iter()
+        .map(|n| {
+            let id = netd::docker::network_id(&n.name);
+            serde_json::json!({
+                "ID": if no_trunc { id } else { id[..12].to_string() },
+                "Name": n.name, "Driver": "bridge", "Scope": "local",
+                "Subnet": n.subnet.to_string(), "Bridge": n.bridge,
+                "Internal": n.internal, "IPv6": n.subnet6.is_some(),
+                "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "CreatedAt": n.created.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    if quiet {
+        for i in &items {
+            println!("{}", i["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
     }
+    super::format::print_list(format, &items, &TITLES, || {
+        let mut lines = vec![format!("{:<20}  {:<16}  {:<18}  DRIVER", "NAME", "BRIDGE", "SUBNET")];
+        for i in &items {
+            let s = |k: &str| i[k].as_str().unwrap_or_default().to_string();
+            lines.push(format!("{:<20}  {:<16}  {:<18}  bridge", s("Name"), s("Bridge"), s("Subnet")));
+        }
+        lines
+    })?;
     Ok(0)
 }
 

@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// Another name of the container on its user network (resolved by netd's DNS).
     #[arg(long = "network-alias", visible_alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// Label, KEY=VALUE (`ps --filter label=KEY[=VALUE]` selects by it).
+    #[arg(short = 'l', long)]
+    pub label: Vec<String>,
     /// Publish a port: [hostIP:][hostPort[-end]:]containerPort[-end][/tcp|udp|sctp].
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -284,6 +287,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         security: crate::security::Security::from_flags(a.privileged, &a.cap_add, &a.cap_drop, &a.security_opt)?,
         aliases,
         ip: a.ip,
+        labels: super::labels(&a.label)?,
     };
     let state = State {
         status: Status::Created,

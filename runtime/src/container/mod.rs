@@ -103,6 +103,9 @@ pub struct Spec {
     /// `--ip`: the address it asked for on its user network.
     #[serde(default)]
     pub ip: Option<IpAddr>,
+    /// `--label`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Lifecycle status.

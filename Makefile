@@ -1,0 +1,66 @@
+# Build and install berth: `make && sudo make install`, `sudo make uninstall`.
+# DESTDIR stages the install (packaging); PREFIX, CNIBINDIR, ... move its parts.
+# PROFILE=debug installs the debug build (what the tests do).
+
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man/man1
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+CNIBINDIR   ?= /opt/cni/bin
+CNICONFDIR  ?= /etc/cni/net.d
+PROFILE     ?= release
+CARGO       ?= cargo
+
+OUT      ?= target/$(PROFILE)
+BINS     := berth netd
+PLUGINS  := bridge host-local portmap firewall tuning loopback
+CONFLIST := 87-berth.conflist
+# What `install` put in the CNI config directory, so `uninstall` removes only that.
+MARKER   := $(DESTDIR)$(PREFIX)/share/berth/installed-conflist
+
+.PHONY: all build man completions install uninstall check
+
+all: build
+
+build:
+	$(CARGO) build --workspace $(if $(filter release,$(PROFILE)),--release)
+
+man: build
+	$(OUT)/berth __man $(OUT)/man
+
+check:
+	@for b in $(BINS) $(PLUGINS); do \
+	  [ -x $(OUT)/$$b ] || { echo "$(OUT)/$$b is missing: run make (or make PROFILE=$(PROFILE) build) first" >&2; exit 1; }; \
+	done
+
+install: check
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(CNIBINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(PREFIX)/share/berth
+	install -m 755 $(addprefix $(OUT)/,$(BINS)) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(addprefix $(OUT)/,$(PLUGINS)) $(DESTDIR)$(CNIBINDIR)/
+	$(OUT)/berth __man $(DESTDIR)$(MANDIR)
+	$(OUT)/berth completion bash > $(DESTDIR)$(BASHCOMPDIR)/berth
+	$(OUT)/berth completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_berth
+	$(OUT)/berth completion fish > $(DESTDIR)$(FISHCOMPDIR)/berth.fish
+	sed 's|/usr/local/bin/netd|$(BINDIR)/netd|' daemon/server/netd.service > $(DESTDIR)$(UNITDIR)/netd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/netd.service
+	@# A default network for CNI runtimes, only where none is configured.
+	@if [ -n "$$(find $(DESTDIR)$(CNICONFDIR) -maxdepth 1 \( -name '*.conf' -o -name '*.conflist' -o -name '*.json' \) 2>/dev/null)" ]; then \
+	  echo "$(CNICONFDIR) already has a network configuration: left as it is"; \
+	else \
+	  install -d $(DESTDIR)$(CNICONFDIR) && install -m 644 plugins/$(CONFLIST) $(DESTDIR)$(CNICONFDIR)/ && \
+	  echo $(CNICONFDIR)/$(CONFLIST) > $(MARKER); \
+	fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(BINS)) $(addprefix $(DESTDIR)$(CNIBINDIR)/,$(PLUGINS))
+	rm -f $(DESTDIR)$(MANDIR)/berth.1 $(DESTDIR)$(MANDIR)/berth-*.1
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/berth $(DESTDIR)$(ZSHCOMPDIR)/_berth $(DESTDIR)$(FISHCOMPDIR)/berth.fish
+	rm -f $(DESTDIR)$(UNITDIR)/netd.service
+	@if [ -f $(MARKER) ]; then rm -f $(DESTDIR)$$(cat $(MARKER)) $(MARKER); fi
+	-rmdir $(DESTDIR)$(PREFIX)/share/berth 2>/dev/null
+	@# A staged tree is left empty; a real one keeps its shared directories.
+	@if [ -n "$(DESTDIR)" ]; then find $(DESTDIR) -mindepth 1 -depth -type d -empty -delete; fi
