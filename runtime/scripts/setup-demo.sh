@@ -7,12 +7,10 @@ cd "$(dirname "$0")/../.."
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends iptables nftables iproute2 procps busybox-static curl libseccomp-dev pkg-config >/dev/null
+apt-get install -y -qq --no-install-recommends iptables nftables iproute2 procps busybox-static curl libseccomp-dev pkg-config make >/dev/null
 
-cargo build --release --workspace --quiet
-install -m 755 target/release/berth target/release/netd /usr/local/bin/
-install -d /opt/cni/bin
-install -m 755 target/release/bridge target/release/host-local target/release/portmap target/release/loopback /opt/cni/bin/
+make build CARGO="cargo --quiet"
+make install
 
 # A busybox image made from busybox-static, serving /www.
 root=$(mktemp -d)

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use berth_tests::harness::net::links;
 use berth_tests::harness::netns::{http_answers, wait_for};
+use berth_tests::harness::podman::{self, Podman};
 use berth_tests::harness::{bin_dir, fw, image, isolated, sh, try_sh};
 
 const PLUGINS: [&str; 6] = ["bridge", "host-local", "portmap", "firewall", "tuning", "loopback"];
@@ -54,37 +55,13 @@ fn veths() -> Vec<String> {
 #[test]
 fn podman_serves_a_published_port_through_berths_plugins_and_cleans_up() {
     isolated(|| {
-        if !installed(&["podman", "runc"], "podman") {
+        if !installed(&["podman", "runc"], "podman") || !podman::installed() {
             return;
         }
-        let base = PathBuf::from("/run/berth/podman");
-        let plugins = plugin_dir(&base.join("cni-bin"));
-        // podman's own configuration, pointing every directory into the test host.
-        std::fs::write(
-            base.join("containers.conf"),
-            format!(
-                "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
-                 [network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{}\"]\nnetwork_config_dir = \"{b}/net.d\"\n\
-                 [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\ntmp_dir = \"{b}/tmp\"\n",
-                plugins.display(),
-                b = base.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            base.join("storage.conf"),
-            format!("[storage]\ndriver = \"vfs\"\ngraphroot = \"{b}/root\"\nrunroot = \"{b}/runroot\"\n", b = base.display()),
-        )
-        .unwrap();
-        let podman = |args: &str| {
-            try_sh(&format!(
-                "CONTAINERS_CONF={b}/containers.conf CONTAINERS_STORAGE_CONF={b}/storage.conf podman {args}",
-                b = base.display()
-            ))
-        };
+        let plugins = plugin_dir(Path::new("/run/berth/cni-bin"));
         let tar = image::busybox_tar("served by podman");
-        let (ok, out) = podman(&format!("import {} localhost/bb", tar.display()));
-        assert!(ok, "podman import: {out}");
+        let pm = Podman::new(Path::new("/run/berth/podman"), &plugins, &tar);
+        let podman = |args: &str| pm.run(args);
         let (ok, out) = podman("run -d --name web -p 4100:80 localhost/bb httpd -f -p 80 -h /www");
         assert!(ok, "podman run: {out}");
         wait_for("the published port to answer", || http_answers(4100, "served by podman"));

@@ -9,6 +9,7 @@ pub mod netd;
 pub mod netns;
 pub mod peer;
 pub mod plugin;
+pub mod podman;
 
 pub use isolate::{isolated, isolated_main};
 pub use netns::{curl, sh, try_sh, wait_for, web_server, Netns, Proc};
