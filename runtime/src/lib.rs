@@ -13,3 +13,4 @@ pub mod network;
 pub mod paths;
 pub mod process;
 pub mod security;
+pub mod volume;

@@ -134,7 +134,7 @@ pub fn kill(paths: &Paths, names: &[String], sig: &str) -> Result<i32> {
 }
 
 /// Removes stopped containers (running ones too with `force`).
-pub fn rm(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
+pub fn rm(paths: &Paths, names: &[String], force: bool, volumes: bool) -> Result<i32> {
     for n in names {
         let c = settled(paths, container::lookup(paths, n)?)?;
         if c.state.status == Status::Created {
@@ -153,6 +153,9 @@ pub fn rm(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
         }
         netd::fault::point("rm-released");
         monitor::remove_files(paths, &c.id)?;
+        if volumes {
+            crate::volume::remove_anonymous(paths, &c.spec.volumes);
+        }
         println!("{n}");
     }
     Ok(0)

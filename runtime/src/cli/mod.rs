@@ -9,6 +9,7 @@ mod lifecycle;
 mod network;
 mod run;
 mod system;
+mod volumes;
 
 use std::path::PathBuf;
 
@@ -161,6 +162,9 @@ pub enum Command {
         /// Kill running containers first.
         #[arg(short, long)]
         force: bool,
+        /// Remove their anonymous volumes too (named volumes stay).
+        #[arg(short, long)]
+        volumes: bool,
         /// Container names or IDs.
         #[arg(required = true)]
         containers: Vec<String>,
@@ -189,6 +193,9 @@ pub enum Command {
     /// Manage user-defined bridge networks.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Manage volumes: directories that outlive the containers mounting them.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Print berth's version and the kernel's.
     Version {
         /// json or a Go template (.Version .Os .Arch .Kernel .GitCommit).
@@ -228,6 +235,57 @@ pub enum Command {
         id: String,
         /// PID 1's exit code.
         code: i32,
+    },
+}
+
+/// `berth volume` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume (a random name if none is given); an existing one is kept.
+    #[command(after_help = "Example:\n  berth volume create data && berth run -v data:/srv busybox sh -c 'echo hi > /srv/f'")]
+    Create {
+        /// Label, KEY=VALUE.
+        #[arg(short, long)]
+        label: Vec<String>,
+        /// Name.
+        name: Option<String>,
+    },
+    /// List volumes.
+    Ls {
+        /// Only print names.
+        #[arg(short, long)]
+        quiet: bool,
+        /// table, json, `table TEMPLATE` or a Go template: .Name .Driver .Mountpoint
+        /// .Labels .Anonymous .CreatedAt.
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show volumes as the Docker Engine API does.
+    Inspect {
+        /// A Go template applied to each volume (or json).
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Volume names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses, with their data.
+    Rm {
+        /// Accepted for Docker's scripts; a volume in use is never removed.
+        #[arg(short, long)]
+        force: bool,
+        /// Volume names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (all unused ones with -a).
+    Prune {
+        /// Named volumes too.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask (berth never asks; accepted for Docker's scripts).
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -371,7 +429,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Stop { time, containers } => lifecycle::stop(&paths, &containers, time),
         Command::Kill { signal, containers } => lifecycle::kill(&paths, &containers, &signal),
-        Command::Rm { force, containers } => lifecycle::rm(&paths, &containers, force),
+        Command::Rm { force, volumes, containers } => lifecycle::rm(&paths, &containers, force, volumes),
         Command::Inspect { format, containers } => info::inspect(&paths, &containers, &Format::parse(format.as_deref())),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
@@ -392,6 +450,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Network(NetworkCommand::Disconnect { network, container }) => {
             crate::network::connect(&paths, &network, &container, None).map(|()| 0)
         }
+        Command::Volume(v) => volumes::dispatch(&paths, v),
         Command::Version { format } => system::version(&Format::parse(format.as_deref())),
         Command::Info { format } => system::info(&paths, &Format::parse(format.as_deref())),
         Command::Completion { shell } => system::completion(shell),

@@ -9,7 +9,7 @@ use std::process::{Command as Process, Stdio};
 use clap::Args;
 use netd::portmap::{expand_publish, PortMapping, Proto};
 
-use crate::container::{self, Container, Limits, NetMode, Spec, State, Status, Volume};
+use crate::container::{self, Container, Limits, NetMode, Spec, State, Status};
 use crate::error::{Error, Result};
 use crate::image;
 use crate::network;
@@ -52,9 +52,13 @@ pub struct RunArgs {
     /// Working directory inside the container.
     #[arg(short, long)]
     pub workdir: Option<String>,
-    /// Bind mount HOST:CONTAINER[:ro].
+    /// HOST:CONTAINER[:ro] bind mount, NAME:CONTAINER[:ro] named volume (created on first
+    /// use), or CONTAINER alone: a new anonymous volume (removed by `rm -v`).
     #[arg(short, long = "volume")]
     pub volume: Vec<String>,
+    /// Mount: type=volume|bind,source=NAME|/path,target=/path[,readonly].
+    #[arg(long)]
+    pub mount: Vec<String>,
     /// Hostname (default: the short container ID).
     #[arg(long)]
     pub hostname: Option<String>,
@@ -175,40 +179,6 @@ fn aliases(given: &[String], net: &NetMode) -> Result<Vec<String>> {
     given.iter().map(|a| Ok(netd::name::Name::container(a).map_err(netd::Error::from)?.to_string())).collect()
 }
 
-fn volumes(specs: &[String]) -> Result<Vec<Volume>> {
-    specs
-        .iter()
-        .map(|s| {
-            let parts: Vec<&str> = s.split(':').collect();
-            let (host, ctr, mode) = match parts.as_slice() {
-                [h, c] => (*h, *c, ""),
-                [h, c, m] => (*h, *c, *m),
-                _ => return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: "use HOST:CONTAINER[:ro]".into() }),
-            };
-            if !host.starts_with('/') || !ctr.starts_with('/') {
-                return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: "paths must be absolute".into() });
-            }
-            if ctr.contains(char::is_control) || host.contains(char::is_control) {
-                return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: "control characters".into() });
-            }
-            // Resolved inside the container's root: `..` cannot climb out of it.
-            let ctr = format!("/{}", crate::beneath::clean_in_root(ctr).display());
-            if ctr == "/" {
-                return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: "cannot mount over the root".into() });
-            }
-            if !std::path::Path::new(host).exists() {
-                return Err(Error::Flag { flag: "volume spec", value: s.to_string(), why: format!("{host} does not exist") });
-            }
-            let readonly = match mode {
-                "" | "rw" => false,
-                "ro" => true,
-                m => return Err(Error::Flag { flag: "volume mode", value: m.to_string(), why: "ro or rw".into() }),
-            };
-            Ok(Volume { host: host.into(), container: ctr, readonly })
-        })
-        .collect()
-}
-
 fn env(image_env: &[String], flags: &[String]) -> Vec<String> {
     let mut out: Vec<String> = image_env.to_vec();
     for e in flags {
@@ -243,6 +213,10 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         return Err(Error::Conflict("conflicting options: port publishing and the container type network mode"));
     }
     let ports = if publish { ports(a, &img.config.exposed_ports)? } else { Vec::new() };
+    let mut mounts = a.volume.iter().map(|v| crate::volume::parse_v(v)).collect::<Result<Vec<_>>>()?;
+    for m in &a.mount {
+        mounts.push(crate::volume::parse_mount(m)?);
+    }
     let name = match &a.name {
         Some(n) => netd::name::Name::container(n).map_err(netd::Error::from)?.to_string(),
         None => format!("berth_{}", netd::netlink::random_hex(4)),
@@ -277,7 +251,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         user: img.config.user.clone(),
         hostname: a.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
         dns: a.dns.clone(),
-        volumes: volumes(&a.volume)?,
+        volumes: Vec::new(),
         net,
         ports,
         limits,
@@ -301,7 +275,16 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         endpoint: None,
         error: String::new(),
     };
+    // Volumes last: every flag is valid by now, so a refused run creates none.
+    let spec = Spec { volumes: crate::volume::resolve(paths, &mounts)?, ..spec };
     Ok(Container { id, name, created: crate::clock::now(), spec, state })
+}
+
+/// Drops the record of a container whose start failed, with the anonymous volumes made
+/// for it.
+fn discard(paths: &Paths, c: &Container) {
+    let _ = monitor::remove_files(paths, &c.id);
+    crate::volume::remove_anonymous(paths, &c.spec.volumes);
 }
 
 /// `berth run`: returns the exit code (the container's in the foreground).
@@ -315,13 +298,16 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
     if let Ok(old) = container::lookup(paths, &c.name) {
         monitor::sweep(paths, old)?;
     }
-    container::create(paths, &c)?;
+    if let Err(e) = container::create(paths, &c) {
+        crate::volume::remove_anonymous(paths, &c.spec.volumes);
+        return Err(e);
+    }
     netd::fault::point("run-created");
     if !a.detach {
         let started = match monitor::start(paths, &c, None) {
             Ok(s) => s,
             Err(e) => {
-                let _ = monitor::remove_files(paths, &c.id);
+                discard(paths, &c);
                 crate::process::sigproxy::release();
                 return Err(e);
             }
@@ -360,7 +346,7 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
                 let _ = monitor::reap_stale(paths, &rec);
             }
         }
-        let _ = monitor::remove_files(paths, &c.id);
+        discard(paths, &c);
         let (code, msg) = match l.strip_prefix("err ").and_then(|r| r.split_once(' ')) {
             Some((code, msg)) => (code.parse().unwrap_or(125), msg.to_string()),
             None => (125, "container monitor failed to start".to_string()),

@@ -37,7 +37,7 @@ impl NetMode {
     }
 }
 
-/// A bind mount from the host.
+/// A mount of a host directory: a bind mount, or a volume's data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     /// Host path.
@@ -46,6 +46,12 @@ pub struct Volume {
     pub container: String,
     /// Read-only.
     pub readonly: bool,
+    /// The volume it is, if any (not a bind mount).
+    #[serde(default)]
+    pub volume: Option<String>,
+    /// An anonymous volume made for this container.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 /// Resource limits.

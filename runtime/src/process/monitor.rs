@@ -224,6 +224,7 @@ pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32) -> i32 {
     });
     if c.spec.auto_remove {
         let _ = remove_files(paths, &c.id);
+        crate::volume::remove_anonymous(paths, &c.spec.volumes);
     }
     code
 }
@@ -260,6 +261,7 @@ pub fn sweep(paths: &Paths, c: Container) -> Result<Option<Container>> {
     reap_stale(paths, &c)?;
     if c.spec.auto_remove {
         remove_files(paths, &c.id)?;
+        crate::volume::remove_anonymous(paths, &c.spec.volumes);
         return Ok(None);
     }
     Ok(Some(container::lookup(paths, &c.id)?))

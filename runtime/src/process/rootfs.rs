@@ -84,11 +84,15 @@ pub fn setup(plan: &Plan) -> Result<()> {
     let root = &plan.merged;
     let image = beneath::Root::open(root).map_err(|e| Error::io("open", root, e))?;
     for v in &plan.volumes {
-        let target = mount_point(&image, &v.container, !Path::new(&v.host).is_dir())?;
+        let file = !Path::new(&v.host).is_dir();
+        let target = mount_point(&image, &v.container, file)?;
         let t = beneath::fd_path(&target);
         m(Some(Path::new(&v.host)), &t, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
         if v.readonly {
-            m(None, &t, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
+            // The fd above is the directory under the new mount: look the path up again
+            // to reach the mount itself.
+            let mounted = mount_point(&image, &v.container, file)?;
+            m(None, &beneath::fd_path(&mounted), None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None)?;
         }
     }
     for (src, dst) in &plan.etc {
