@@ -253,7 +253,7 @@ fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
             (&["run", "-d", "--net=nope", "busybox", "true"], "network nope not found"),
             (&["run", "-d", "--name", "web", "busybox", "true"], "already in use"),
             (&["run", "-d", "--memory", "lots", "busybox", "true"], "invalid size"),
-            (&["run", "-d", "-v", "relative:/x", "busybox", "true"], "invalid volume spec"),
+            (&["run", "-d", "-v", "relative/x:/x", "busybox", "true"], "invalid volume name"),
             (&["run", "-d", "--net=container:nobody", "busybox", "true"], "not found"),
         ];
         for (args, msg) in cases {

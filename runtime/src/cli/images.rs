@@ -85,3 +85,102 @@ pub fn rmi(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `berth commit`: prints the new image's ID.
+pub fn commit(paths: &Paths, container: &str, name: Option<&str>, message: &str, changes: &[String]) -> Result<i32> {
+    let img = image::commit::commit(paths, container, name, message, changes)?;
+    println!("{}", img.id);
+    Ok(0)
+}
+
+/// `berth tag`.
+pub fn tag(paths: &Paths, source: &str, target: &str) -> Result<i32> {
+    let img = image::get(paths, source)?;
+    image::store::tag(paths, &img, target)?;
+    Ok(0)
+}
+
+/// `berth save`: to a file (written whole, then renamed: no half archive is left) or
+/// to stdout.
+pub fn save(paths: &Paths, names: &[String], output: Option<&Path>) -> Result<i32> {
+    let images = names.iter().map(|n| image::get(paths, n)).collect::<Result<Vec<_>>>()?;
+    match output {
+        Some(out) => {
+            let tmp = out.with_file_name(format!(".{}.tmp-{}", out.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+            let f = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+            let res = image::save::save(paths, &images, std::io::BufWriter::new(f));
+            if let Err(e) = res {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            std::fs::rename(&tmp, out).map_err(|e| Error::io("rename", out, e))?;
+        }
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                return Err(Error::Conflict("refusing to write an archive to a terminal: use -o FILE or redirect stdout"));
+            }
+            image::save::save(paths, &images, std::io::stdout().lock())?;
+        }
+    }
+    Ok(0)
+}
+
+const HISTORY_TITLES: [(&str, &str); 6] = [
+    ("ID", "IMAGE"),
+    ("CreatedAt", "CREATED AT"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedBy", "CREATED BY"),
+    ("Size", "SIZE"),
+    ("Comment", "COMMENT"),
+];
+
+fn size(n: u64) -> String {
+    match n {
+        0..=999 => format!("{n}B"),
+        1000..=999_999 => format!("{:.1}kB", n as f64 / 1e3),
+        _ => format!("{:.1}MB", n as f64 / 1e6),
+    }
+}
+
+/// `berth history`: the config's history, newest first, each non-empty entry with the
+/// size of its layer.
+pub fn history(paths: &Paths, name: &str, no_trunc: bool, quiet: bool, format: &Format) -> Result<i32> {
+    let img = image::get(paths, name)?;
+    let cfg = image::store::config(paths, &img)?;
+    let layers = image::store::layers(paths, &img).unwrap_or_default();
+    let mut sizes = layers.iter().map(|l| l.size);
+    let mut items = Vec::new();
+    let hist = cfg["history"].as_array().cloned().unwrap_or_default();
+    for h in &hist {
+        let empty = h["empty_layer"].as_bool().unwrap_or(false);
+        let created = h["created"].as_str().unwrap_or("").to_string();
+        let mut by = h["created_by"].as_str().unwrap_or("").to_string();
+        if !no_trunc && by.chars().count() > 45 {
+            by = format!("{}…", by.chars().take(44).collect::<String>());
+        }
+        items.push(serde_json::json!({
+            "ID": "<missing>", "CreatedAt": created, "CreatedSince": created,
+            "CreatedBy": by, "Size": size(if empty { 0 } else { sizes.next().unwrap_or(0) }),
+            "Comment": h["comment"].as_str().unwrap_or(""),
+        }));
+    }
+    items.reverse();
+    if let Some(top) = items.first_mut() {
+        top["ID"] = serde_json::json!(if no_trunc { img.id.clone() } else { img.id.trim_start_matches("sha256:")[..12].to_string() });
+    }
+    if quiet {
+        items.iter().for_each(|i| println!("{}", i["ID"].as_str().unwrap_or_default()));
+        return Ok(0);
+    }
+    format::print_list(format, &items, &HISTORY_TITLES, || {
+        let s = |i: &serde_json::Value, k: &str| i[k].as_str().unwrap_or_default().to_string();
+        let rows: Vec<String> =
+            std::iter::once("IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT".to_string())
+                .chain(items.iter().map(|i| {
+                    format!("{}\t{}\t{}\t{}\t{}", s(i, "ID"), s(i, "CreatedSince"), s(i, "CreatedBy"), s(i, "Size"), s(i, "Comment"))
+                }))
+                .collect();
+        format::align(&rows)
+    })?;
+    Ok(0)
+}

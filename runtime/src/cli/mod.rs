@@ -77,6 +77,56 @@ pub enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// Create an image from a container's changes (its writable layer; the per-container
+    /// /etc/hosts, /etc/hostname and /etc/resolv.conf are left out).
+    #[command(
+        after_help = "Examples:\n  berth commit -m 'add the site' web site:v1\n  berth commit -c 'CMD [\"httpd\", \"-f\", \"-p\", \"80\"]' -c 'EXPOSE 80' web site:v2"
+    )]
+    Commit {
+        /// Commit message (the history entry's comment).
+        #[arg(short, long, default_value = "")]
+        message: String,
+        /// A Dockerfile instruction applied to the config (CMD, ENTRYPOINT, ENV, EXPOSE,
+        /// LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR); repeatable.
+        #[arg(short = 'c', long = "change")]
+        change: Vec<String>,
+        /// Container name or ID.
+        container: String,
+        /// Image name (default: the new image's short ID).
+        image: Option<String>,
+    },
+    /// Give an image another name.
+    Tag {
+        /// Image name or ID.
+        source: String,
+        /// New name, NAME[:TAG].
+        target: String,
+    },
+    /// Write images to an archive that docker load, podman load and berth load read.
+    #[command(after_help = "Example:\n  berth save -o site.tar site:v1 && podman load -i site.tar")]
+    Save {
+        /// Output file (default: stdout, unless it is a terminal).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Image names or IDs.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show how an image was made, newest layer first.
+    History {
+        /// Full commands and IDs.
+        #[arg(long)]
+        no_trunc: bool,
+        /// Only print image IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// table, json, `table TEMPLATE` or a Go template: .ID .CreatedAt .CreatedSince
+        /// .CreatedBy .Size .Comment.
+        #[arg(long)]
+        format: Option<String>,
+        /// Image name or ID.
+        image: String,
+    },
     /// Remove images (their layers too, when no other image uses them).
     Rmi {
         /// Remove even if containers use the image.
@@ -417,6 +467,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Load { input } => images::load(&paths, &input),
         Command::Images { quiet, no_trunc, format } => images::list(&paths, quiet, no_trunc, &Format::parse(format.as_deref())),
         Command::Rmi { force, images } => images::rmi(&paths, &images, force),
+        Command::Commit { message, change, container, image } => images::commit(&paths, &container, image.as_deref(), &message, &change),
+        Command::Tag { source, target } => images::tag(&paths, &source, &target),
+        Command::Save { output, images } => images::save(&paths, &images, output.as_deref()),
+        Command::History { no_trunc, quiet, format, image } => {
+            images::history(&paths, &image, no_trunc, quiet, &Format::parse(format.as_deref()))
+        }
         Command::Run(args) => run::run(&paths, *args),
         Command::Ps { all, quiet, no_trunc, filter, format } => {
             let list =

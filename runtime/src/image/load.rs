@@ -7,11 +7,14 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
 
+use serde_json::json;
+
 use super::unpack::{file_digest, open_tar};
-use super::{ensure_layer, exposed, save, Image, RunConfig};
+use super::{store, Image, RunConfig};
 use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
+use netd::clock::rfc3339;
 
 /// Imports a root filesystem tarball as a one-layer image named `name`.
 pub fn import(paths: &Paths, tarball: &Path, name: &str) -> Result<Image> {
@@ -19,17 +22,16 @@ pub fn import(paths: &Paths, tarball: &Path, name: &str) -> Result<Image> {
     if !tarball.is_file() {
         return Err(Error::io("open", tarball, std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
-    let digest = file_digest(tarball)?;
-    ensure_layer(paths, tarball, &digest, "Importing")?;
-    let img = Image {
-        name,
-        id: digest.clone(),
-        layers: vec![digest],
-        config: RunConfig { env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()], ..Default::default() },
-        created: now(),
-    };
-    save(paths, &img)?;
-    Ok(img)
+    let layer = store::put_layer(paths, tarball, None, "Importing")?;
+    let run = RunConfig { env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()], ..Default::default() };
+    let cfg = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": store::config_section(&run),
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        "history": [{"created": rfc3339(now()), "created_by": format!("berth import {}", tarball.display()), "comment": "imported from a root filesystem tarball"}],
+    });
+    let img = store::assemble(paths, &[layer], &store::config_bytes(cfg))?;
+    store::tag(paths, &img, &name)
 }
 
 /// A temporary directory removed on drop.
@@ -127,19 +129,6 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// The run defaults from an image config document (Docker and OCI share the shape).
-fn run_config(doc: &Value) -> RunConfig {
-    let c = doc.get("config").or_else(|| doc.get("Config")).cloned().unwrap_or_default();
-    RunConfig {
-        env: strings(c.get("Env")),
-        cmd: strings(c.get("Cmd")),
-        entrypoint: strings(c.get("Entrypoint")),
-        working_dir: c.get("WorkingDir").and_then(Value::as_str).unwrap_or("").to_string(),
-        exposed_ports: exposed(c.get("ExposedPorts")),
-        user: c.get("User").and_then(Value::as_str).unwrap_or("").to_string(),
-    }
-}
-
 /// Loads every image of a `docker save` or OCI layout archive; returns them.
 pub fn load(paths: &Paths, archive: &Path) -> Result<Vec<Image>> {
     if !archive.is_file() {
@@ -157,20 +146,21 @@ pub fn load(paths: &Paths, archive: &Path) -> Result<Vec<Image>> {
     }
 }
 
-/// Unpacks the layers (`expected` digests are verified when given) and returns their digests.
-fn store_layers(paths: &Paths, files: &[(&Path, Option<&str>)], archive: &Path) -> Result<Vec<String>> {
-    let mut digests = Vec::new();
+/// Stores and unpacks the layers (`expected` digests are verified when given).
+fn store_layers(paths: &Paths, files: &[(&Path, Option<&str>)], archive: &Path) -> Result<Vec<store::Layer>> {
+    let mut out = Vec::new();
     for (i, (f, expected)) in files.iter().enumerate() {
-        let d = file_digest(f)?;
-        if let Some(want) = expected {
-            if d != *want {
-                return Err(Error::BadArchive { path: archive.into(), why: format!("layer {want} has digest {d}") });
-            }
-        }
-        ensure_layer(paths, f, &d, &format!("Loading layer {}/{}", i + 1, files.len()))?;
-        digests.push(d);
+        let l = store::put_layer(paths, f, *expected, &format!("Loading layer {}/{}", i + 1, files.len())).map_err(|e| match e {
+            Error::BadArchive { why, .. } => Error::BadArchive { path: archive.into(), why: format!("layer {why}") },
+            e => e,
+        })?;
+        out.push(l);
     }
-    Ok(digests)
+    Ok(out)
+}
+
+fn read_bytes(p: &Path) -> Result<Vec<u8>> {
+    fs::read(p).map_err(|e| Error::io("read", p, e))
 }
 
 fn load_docker(paths: &Paths, members: &Members) -> Result<Vec<Image>> {
@@ -186,25 +176,17 @@ fn load_docker(paths: &Paths, members: &Members) -> Result<Vec<Image>> {
             .get("Config")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::BadArchive { path: archive.into(), why: "manifest entry without Config".into() })?;
-        let cfg = members.json(cfg_name)?;
+        members.json(cfg_name)?;
         let names = strings(m.get("Layers"));
         let layers: Vec<(&Path, Option<&str>)> = names.iter().map(|l| members.get(l).map(|p| (p, None))).collect::<Result<_>>()?;
-        let digests = store_layers(paths, &layers, archive)?;
-        let id = file_digest(members.get(cfg_name)?)?;
+        let layers = store_layers(paths, &layers, archive)?;
+        let img = store::assemble(paths, &layers, &read_bytes(members.get(cfg_name)?)?)?;
         let mut names = strings(m.get("RepoTags"));
         if names.is_empty() {
-            names.push(id.trim_start_matches("sha256:").chars().take(12).collect());
+            names.push(img.id.trim_start_matches("sha256:").chars().take(12).collect());
         }
         for name in names {
-            let img = Image {
-                name: image_name(&name, archive)?,
-                id: id.clone(),
-                layers: digests.clone(),
-                config: run_config(&cfg),
-                created: now(),
-            };
-            save(paths, &img)?;
-            out.push(img);
+            out.push(store::tag(paths, &img, &image_name(&name, archive)?)?);
         }
     }
     Ok(out)
@@ -243,7 +225,7 @@ fn load_oci(paths: &Paths, members: &Members) -> Result<Vec<Image>> {
         let digest = desc.get("digest").and_then(Value::as_str).unwrap_or("");
         let manifest = blob_json(members, digest)?;
         let cfg_digest = checked_digest(manifest.pointer("/config/digest").and_then(Value::as_str).unwrap_or(""), archive)?;
-        let cfg = blob_json(members, cfg_digest)?;
+        blob_json(members, cfg_digest)?;
         let layer_digests: Vec<&str> = manifest
             .get("layers")
             .and_then(Value::as_array)
@@ -254,22 +236,15 @@ fn load_oci(paths: &Paths, members: &Members) -> Result<Vec<Image>> {
             let d = checked_digest(d, archive)?;
             layers.push((members.get(&format!("blobs/sha256/{}", &d[7..]))?, Some(d)));
         }
-        let digests = store_layers(paths, &layers, archive)?;
+        let layers = store_layers(paths, &layers, archive)?;
         let ann = desc.get("annotations");
         let name = ann
             .and_then(|a| a.get("io.containerd.image.name").or_else(|| a.get("org.opencontainers.image.ref.name")))
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| cfg_digest.trim_start_matches("sha256:").chars().take(12).collect());
-        let img = Image {
-            name: image_name(&name, archive)?,
-            id: cfg_digest.to_string(),
-            layers: digests,
-            config: run_config(&cfg),
-            created: now(),
-        };
-        save(paths, &img)?;
-        out.push(img);
+        let img = store::assemble(paths, &layers, &read_bytes(blob(members, cfg_digest)?)?)?;
+        out.push(store::tag(paths, &img, &image_name(&name, archive)?)?);
     }
     if out.is_empty() {
         return Err(Error::BadArchive { path: archive.into(), why: "index.json lists no manifest".into() });

@@ -1,7 +1,12 @@
 //! Images: records naming their layers (bottom first) and run defaults; layers unpacked
 //! once under `layers/<digest>` and shared by every image and container that uses them.
 
+pub mod commit;
+pub mod diff;
+pub mod instr;
 mod load;
+pub mod save;
+pub mod store;
 pub mod unpack;
 
 use std::fs;
@@ -51,6 +56,9 @@ pub struct Image {
     pub config: RunConfig,
     /// Creation time, seconds since the epoch.
     pub created: u64,
+    /// The digest of its manifest blob (`None` for images stored before berth kept them).
+    #[serde(default)]
+    pub manifest: Option<String>,
 }
 
 /// Adds ":latest" to a name without a tag.
@@ -117,10 +125,18 @@ pub fn remove(paths: &Paths, name: &str, in_use: &[String]) -> Result<Image> {
     let img = get(paths, name)?;
     let p = record_path(paths, &img.name);
     fs::remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
-    let mut used: Vec<String> = list(paths)?.into_iter().flat_map(|i| i.layers).collect();
+    let others = list(paths)?;
+    let mut used: Vec<String> = others.iter().flat_map(|i| i.layers.clone()).collect();
     used.extend(in_use.iter().cloned());
     for l in img.layers.iter().filter(|l| !used.contains(l)) {
         let _ = fs::remove_dir_all(layer_dir(paths, l));
+        let _ = fs::remove_file(store::blob_path(paths, l));
+    }
+    // Its config and manifest go with the last name of the image (a build cache entry
+    // whose blobs are gone is a miss).
+    if let Some(m) = img.manifest.as_ref().filter(|_| !others.iter().any(|o| o.id == img.id)) {
+        let _ = fs::remove_file(store::blob_path(paths, m));
+        let _ = fs::remove_file(store::blob_path(paths, &img.id));
     }
     Ok(img)
 }
