@@ -95,6 +95,27 @@ pub enum Command {
         /// Image name (default: the new image's short ID).
         image: Option<String>,
     },
+    /// Build an image from a Dockerfile: one layer per RUN, COPY, ADD and WORKDIR, each
+    /// step cached.
+    #[command(
+        after_help = "Examples:\n  berth build -t site:v1 .\n  berth build -f docker/Dockerfile --build-arg VERSION=2 --no-cache -t site:v2 ."
+    )]
+    Build {
+        /// Name the result NAME[:TAG] (repeatable).
+        #[arg(short, long)]
+        tag: Vec<String>,
+        /// The Dockerfile (default: CONTEXT/Dockerfile).
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// A build argument, KEY=VALUE (for ARG).
+        #[arg(long)]
+        build_arg: Vec<String>,
+        /// Run every step, using no cached result.
+        #[arg(long)]
+        no_cache: bool,
+        /// The build context directory (`.dockerignore` in it excludes files).
+        context: PathBuf,
+    },
     /// Give an image another name.
     Tag {
         /// Image name or ID.
@@ -468,6 +489,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Images { quiet, no_trunc, format } => images::list(&paths, quiet, no_trunc, &Format::parse(format.as_deref())),
         Command::Rmi { force, images } => images::rmi(&paths, &images, force),
         Command::Commit { message, change, container, image } => images::commit(&paths, &container, image.as_deref(), &message, &change),
+        Command::Build { tag, file, build_arg, no_cache, context } => {
+            let opts = crate::image::build::Options { context, file, tags: tag, build_args: labels(&build_arg)?, no_cache };
+            let img = crate::image::build::build(&paths, &opts, &mut std::io::stdout())?;
+            let _ = img;
+            Ok(0)
+        }
         Command::Tag { source, target } => images::tag(&paths, &source, &target),
         Command::Save { output, images } => images::save(&paths, &images, output.as_deref()),
         Command::History { no_trunc, quiet, format, image } => {

@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// Another name of the container on its user network (resolved by netd's DNS).
     #[arg(long = "network-alias", visible_alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// Overrides the image's ENTRYPOINT ("" clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
     /// Label, KEY=VALUE (`ps --filter label=KEY[=VALUE]` selects by it).
     #[arg(short = 'l', long)]
     pub label: Vec<String>,
@@ -221,7 +224,11 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         Some(n) => netd::name::Name::container(n).map_err(netd::Error::from)?.to_string(),
         None => format!("berth_{}", netd::netlink::random_hex(4)),
     };
-    let mut args = img.config.entrypoint.clone();
+    let mut args = match &a.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => img.config.entrypoint.clone(),
+    };
     args.extend(if a.cmd.is_empty() { img.config.cmd.clone() } else { a.cmd.clone() });
     if args.is_empty() {
         return Err(Error::Conflict("no command specified (the image has none)"));
@@ -261,7 +268,11 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         security: crate::security::Security::from_flags(a.privileged, &a.cap_add, &a.cap_drop, &a.security_opt)?,
         aliases,
         ip: a.ip,
-        labels: super::labels(&a.label)?,
+        labels: {
+            let mut l = img.config.labels.clone();
+            l.extend(super::labels(&a.label)?);
+            l
+        },
     };
     let state = State {
         status: Status::Created,

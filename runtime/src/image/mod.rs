@@ -1,6 +1,7 @@
 //! Images: records naming their layers (bottom first) and run defaults; layers unpacked
 //! once under `layers/<digest>` and shared by every image and container that uses them.
 
+pub mod build;
 pub mod commit;
 pub mod diff;
 pub mod instr;
@@ -41,6 +42,9 @@ pub struct RunConfig {
     /// User, "uid[:gid]" or a name.
     #[serde(default)]
     pub user: String,
+    /// Labels, which containers inherit.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A stored image.

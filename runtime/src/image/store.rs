@@ -176,6 +176,9 @@ pub fn config_section(c: &RunConfig) -> Value {
         "Env": strings(&c.env), "Cmd": strings(&c.cmd), "Entrypoint": strings(&c.entrypoint),
         "WorkingDir": c.working_dir, "User": c.user,
     });
+    if !c.labels.is_empty() {
+        v["Labels"] = json!(c.labels);
+    }
     if !c.exposed_ports.is_empty() {
         v["ExposedPorts"] = Value::Object(c.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect());
     }
@@ -200,6 +203,11 @@ pub fn run_config(doc: &Value) -> RunConfig {
         working_dir: c.get("WorkingDir").and_then(Value::as_str).unwrap_or("").to_string(),
         exposed_ports: super::exposed(c.get("ExposedPorts")),
         user: c.get("User").and_then(Value::as_str).unwrap_or("").to_string(),
+        labels: c
+            .get("Labels")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -222,6 +230,27 @@ pub fn assemble(paths: &Paths, layers: &[Layer], config_bytes: &[u8]) -> Result<
         config: run_config(&cfg),
         created: crate::clock::now(),
         manifest: Some(manifest_digest),
+    })
+}
+
+/// The unnamed image a stored manifest describes (a build cache entry); an error if any
+/// of its blobs is gone.
+pub fn from_manifest(paths: &Paths, digest: &str) -> Result<Image> {
+    let m = read_json(&blob_path(paths, digest))?;
+    let id = m.pointer("/config/digest").and_then(Value::as_str).unwrap_or_default().to_string();
+    let cfg = read_json(&blob_path(paths, &id))?;
+    let layers: Vec<String> =
+        m.get("layers").and_then(Value::as_array).into_iter().flatten().filter_map(|l| l["digest"].as_str().map(str::to_string)).collect();
+    if let Some(missing) = layers.iter().find(|l| !super::layer_dir(paths, l).is_dir() || !blob_path(paths, l).exists()) {
+        return Err(Error::MissingLayer(super::layer_dir(paths, missing)));
+    }
+    Ok(Image {
+        name: String::new(),
+        id,
+        layers,
+        config: run_config(&cfg),
+        created: crate::clock::now(),
+        manifest: Some(digest.to_string()),
     })
 }
 
