@@ -34,9 +34,15 @@ const TITLES: [(&str, &str); 6] = [
 ];
 
 /// Lists images.
-pub fn list(paths: &Paths, quiet: bool, no_trunc: bool, format: &Format) -> Result<i32> {
+pub fn list(paths: &Paths, quiet: bool, no_trunc: bool, format: &Format, reference: Option<&str>) -> Result<i32> {
+    let wanted = |name: &str| match reference {
+        None => true,
+        Some(r) if r.rsplit('/').next().is_some_and(|last| last.contains(':')) => name == r,
+        Some(r) => name.rsplit_once(':').is_some_and(|(repo, _)| repo == r),
+    };
     let items: Vec<serde_json::Value> = image::list(paths)?
         .iter()
+        .filter(|i| wanted(&i.name))
         .map(|i| {
             let (repo, tag) = i.name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((&i.name, ""));
             let id: String = if no_trunc { i.id.clone() } else { i.id.trim_start_matches("sha256:").chars().take(12).collect() };

@@ -76,6 +76,8 @@ pub enum Command {
         /// .CreatedSince .Layers.
         #[arg(long)]
         format: Option<String>,
+        /// Only this repository (REPOSITORY or REPOSITORY:TAG).
+        reference: Option<String>,
     },
     /// Create an image from a container's changes (its writable layer; the per-container
     /// /etc/hosts, /etc/hostname and /etc/resolv.conf are left out).
@@ -115,6 +117,48 @@ pub enum Command {
         no_cache: bool,
         /// The build context directory (`.dockerignore` in it excludes files).
         context: PathBuf,
+    },
+    /// Download an image from a registry (OCI distribution API; linux/amd64 of an index).
+    #[command(
+        after_help = "Examples:\n  berth pull 127.0.0.1:5000/site:v1\n  berth pull --insecure-registry registry.lan:5000 registry.lan:5000/site:v1"
+    )]
+    Pull {
+        /// Speak plain HTTP to this registry (host:port); loopback registries always may.
+        #[arg(long)]
+        insecure_registry: Vec<String>,
+        /// [registry/]name[:tag|@digest].
+        name: String,
+    },
+    /// Upload an image to the registry its name starts with.
+    #[command(after_help = "Example:\n  berth tag site:v1 127.0.0.1:5000/site:v1 && berth push 127.0.0.1:5000/site:v1")]
+    Push {
+        /// Speak plain HTTP to this registry (host:port); loopback registries always may.
+        #[arg(long)]
+        insecure_registry: Vec<String>,
+        /// registry/name[:tag].
+        name: String,
+    },
+    /// Store credentials for a registry (in <root>/auth.json, mode 0600) after checking them.
+    Login {
+        /// User name.
+        #[arg(short, long)]
+        username: String,
+        /// Password (prefer --password-stdin: arguments are visible to other users).
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Read the password from stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Speak plain HTTP to this registry.
+        #[arg(long)]
+        insecure_registry: Vec<String>,
+        /// Registry host[:port].
+        server: String,
+    },
+    /// Forget a registry's credentials.
+    Logout {
+        /// Registry host[:port].
+        server: String,
     },
     /// Give an image another name.
     Tag {
@@ -486,13 +530,40 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Import { file, name } => images::import(&paths, &file, &name),
         Command::Load { input } => images::load(&paths, &input),
-        Command::Images { quiet, no_trunc, format } => images::list(&paths, quiet, no_trunc, &Format::parse(format.as_deref())),
+        Command::Images { quiet, no_trunc, format, reference } => {
+            images::list(&paths, quiet, no_trunc, &Format::parse(format.as_deref()), reference.as_deref())
+        }
         Command::Rmi { force, images } => images::rmi(&paths, &images, force),
         Command::Commit { message, change, container, image } => images::commit(&paths, &container, image.as_deref(), &message, &change),
         Command::Build { tag, file, build_arg, no_cache, context } => {
             let opts = crate::image::build::Options { context, file, tags: tag, build_args: labels(&build_arg)?, no_cache };
             let img = crate::image::build::build(&paths, &opts, &mut std::io::stdout())?;
             let _ = img;
+            Ok(0)
+        }
+        Command::Pull { insecure_registry, name } => {
+            crate::image::registry::pull(&paths, &name, &insecure_registry, &mut std::io::stdout()).map(|_| 0)
+        }
+        Command::Push { insecure_registry, name } => {
+            crate::image::registry::push(&paths, &name, &insecure_registry, &mut std::io::stdout()).map(|_| 0)
+        }
+        Command::Login { username, password, password_stdin, insecure_registry, server } => {
+            let password = match (password, password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut p = String::new();
+                    std::io::stdin().read_line(&mut p).map_err(|e| crate::error::Error::io("read", "stdin", e))?;
+                    p.trim_end_matches(['\n', '\r']).to_string()
+                }
+                _ => return Err(crate::error::Error::Conflict("give the password with exactly one of --password and --password-stdin")),
+            };
+            crate::image::registry::login(&paths, &server, &username, &password, &insecure_registry)?;
+            println!("Login Succeeded");
+            Ok(0)
+        }
+        Command::Logout { server } => {
+            crate::image::registry::logout(&paths, &server)?;
+            println!("Removing login credentials for {server}");
             Ok(0)
         }
         Command::Tag { source, target } => images::tag(&paths, &source, &target),

@@ -6,6 +6,7 @@ pub mod commit;
 pub mod diff;
 pub mod instr;
 mod load;
+pub mod registry;
 pub mod save;
 pub mod store;
 pub mod unpack;

@@ -1,0 +1,140 @@
+//! pull and push against a real registry (Debian's docker-registry, started by the test
+//! on 127.0.0.1 in the test's own network namespace). Skipped, with a printed reason,
+//! where it is not installed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use berth_tests::harness::berth::{berth, import_busybox};
+use berth_tests::harness::netns::http_answers;
+use berth_tests::harness::{isolated, sh, try_sh, wait_for};
+
+const REGISTRY: &str = "/usr/bin/docker-registry";
+const STORE: &str = "/run/berth/registry";
+
+struct Registry(Child);
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a registry on 127.0.0.1:5000; with `user`, behind htpasswd basic auth.
+fn registry(user: Option<(&str, &str)>) -> Option<Registry> {
+    if !Path::new(REGISTRY).exists() {
+        println!("SKIP registry: {REGISTRY} not found (apt-get install docker-registry)");
+        return None;
+    }
+    let mut cfg = format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {STORE}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:5000\nlog:\n  level: error\n"
+    );
+    if let Some((u, p)) = user {
+        let hash =
+            sh(&format!("python3 -c \"import crypt; print(crypt.crypt('{p}', crypt.mksalt(crypt.METHOD_BLOWFISH)))\"")).trim().to_string();
+        std::fs::write("/run/berth/htpasswd", format!("{u}:{hash}\n")).unwrap();
+        cfg.push_str("auth:\n  htpasswd:\n    realm: berth-test\n    path: /run/berth/htpasswd\n");
+    }
+    std::fs::write("/run/berth/registry.yml", cfg).unwrap();
+    let child =
+        Command::new(REGISTRY).args(["serve", "/run/berth/registry.yml"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let r = Registry(child);
+    wait_for("the registry to listen", || {
+        try_sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/v2/").1.starts_with(['2', '4'])
+    });
+    Some(r)
+}
+
+/// A two-layer image serving `page`, named 127.0.0.1:5000/site:v1.
+fn site(page: &str) {
+    import_busybox("base");
+    berth(&["run", "--name", "m", "busybox", "sh", "-c", &format!("echo '{page}' > /www/index.html")]).ok();
+    berth(&["commit", "-c", "CMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]", "m", "127.0.0.1:5000/site:v1"]).ok();
+    berth(&["rm", "m"]).ok();
+}
+
+fn blobs() -> usize {
+    std::fs::read_dir("/var/lib/berth/blobs/sha256").map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn push_rmi_pull_run_and_a_corrupted_blob_is_refused() {
+    isolated(|| {
+        let Some(_reg) = registry(None) else { return };
+        site("from the registry");
+        let id = berth(&["images", "--no-trunc", "--format", "{{.ID}}", "127.0.0.1:5000/site"]).ok();
+        let out = berth(&["push", "127.0.0.1:5000/site:v1"]).ok();
+        assert_eq!(out.matches(": Pushed").count(), 2, "{out}");
+        assert!(berth(&["push", "127.0.0.1:5000/site:v1"]).ok().contains("Layer already exists"));
+        berth(&["rmi", "127.0.0.1:5000/site:v1"]).ok();
+        berth(&["rmi", "busybox"]).ok();
+        assert_eq!(berth(&["images", "-q"]).ok(), "");
+
+        let out = berth(&["pull", "127.0.0.1:5000/site:v1"]).ok();
+        assert_eq!(out.matches("Download complete").count(), 2, "{out}");
+        assert!(berth(&["images", "--no-trunc", "--format", "{{.ID}}"]).ok().contains(id.trim().lines().next().unwrap_or("?")));
+        berth(&["run", "-d", "--name", "web", "-p", "4500:80", "127.0.0.1:5000/site:v1"]).ok();
+        wait_for("the pulled image to serve", || http_answers(4500, "from the registry"));
+        berth(&["rm", "-f", "web"]).ok();
+
+        // Corrupt the largest layer in the registry's storage: the pull is refused by
+        // digest and stores nothing.
+        let (_, data) = try_sh(&format!("find {STORE} -path '*blobs/sha256*' -name data -printf '%s %p\\n' | sort -n | tail -1"));
+        let path = data.split_whitespace().nth(1).unwrap().to_string();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        berth(&["rmi", "127.0.0.1:5000/site:v1"]).ok();
+        let before = blobs();
+        let out = berth(&["pull", "127.0.0.1:5000/site:v1"]);
+        assert_eq!(out.code, 125, "{out:?}");
+        assert!(out.stderr.contains("arrived with digest") && out.stderr.trim().lines().count() == 1, "{}", out.stderr);
+        assert_eq!(berth(&["images", "-q"]).ok(), "", "a refused pull named an image");
+        assert_eq!(blobs(), before, "a refused pull stored blobs");
+        assert_eq!(std::fs::read_dir("/var/lib/berth/tmp").map(|d| d.count()).unwrap_or(0), 0, "scratch left");
+    });
+}
+
+#[test]
+fn an_unreachable_registry_or_unknown_image_is_one_line_and_changes_nothing() {
+    isolated(|| {
+        let out = berth(&["pull", "127.0.0.1:5999/nothing:here"]);
+        assert_eq!(out.code, 125);
+        assert!(out.stderr.contains("registry 127.0.0.1:5999") && out.stderr.trim().lines().count() == 1, "{}", out.stderr);
+        let Some(_reg) = registry(None) else { return };
+        let out = berth(&["pull", "127.0.0.1:5000/nosuch:v1"]);
+        assert_eq!(out.code, 125);
+        assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
+        assert_eq!(berth(&["images", "-q"]).ok(), "");
+    });
+}
+
+#[test]
+fn login_stores_credentials_0600_and_push_needs_them() {
+    isolated(|| {
+        let Some(_reg) = registry(Some(("tester", "s3cret"))) else { return };
+        site("authenticated");
+        let out = berth(&["push", "127.0.0.1:5000/site:v1"]);
+        assert_eq!(out.code, 125);
+        assert!(out.stderr.contains("berth login 127.0.0.1:5000"), "{}", out.stderr);
+        let out = berth(&["login", "-u", "tester", "-p", "wrong", "127.0.0.1:5000"]);
+        assert_eq!(out.code, 125, "{out:?}");
+        assert!(!Path::new("/var/lib/berth/auth.json").exists(), "failed login stored credentials");
+        let (ok, out) = try_sh(&format!(
+            "echo s3cret | {} login -u tester --password-stdin 127.0.0.1:5000",
+            berth_tests::harness::bin_dir().join("berth").display()
+        ));
+        assert!(ok && out.contains("Login Succeeded"), "{out}");
+        let mode = std::fs::metadata("/var/lib/berth/auth.json").unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(berth(&["push", "127.0.0.1:5000/site:v1"]).ok().contains("Pushed"));
+        berth(&["rmi", "127.0.0.1:5000/site:v1"]).ok();
+        berth(&["pull", "127.0.0.1:5000/site:v1"]).ok();
+        berth(&["logout", "127.0.0.1:5000"]).ok();
+        berth(&["rmi", "127.0.0.1:5000/site:v1"]).ok();
+        assert_eq!(berth(&["pull", "127.0.0.1:5000/site:v1"]).code, 125, "pulled without credentials");
+    });
+}
