@@ -138,3 +138,75 @@ fn login_stores_credentials_0600_and_push_needs_them() {
         assert_eq!(berth(&["pull", "127.0.0.1:5000/site:v1"]).code, 125, "pulled without credentials");
     });
 }
+
+/// A token server as the distribution spec describes one: basic credentials in, a JWT
+/// (RS256, signed by openssl with a key whose certificate the registry trusts) out,
+/// granting the scope asked for.
+const TOKEN_SERVER: &str = r#"
+import base64, json, subprocess, sys, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import urlparse, parse_qs
+def b64(b): return base64.urlsafe_b64encode(b).rstrip(b'=').decode()
+cert = open('/run/berth/token.der', 'rb').read()
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        want = 'Basic ' + base64.b64encode(b'tester:s3cret').decode()
+        if self.headers.get('Authorization') != want:
+            self.send_response(401); self.end_headers(); return
+        q = parse_qs(urlparse(self.path).query)
+        access = []
+        for s in q.get('scope', []):
+            t, name, actions = s.split(':', 2)
+            access.append({'type': t, 'name': name, 'actions': actions.split(',')})
+        now = int(time.time())
+        head = {'typ': 'JWT', 'alg': 'RS256', 'x5c': [base64.b64encode(cert).decode()]}
+        claims = {'iss': 'berth-test-issuer', 'sub': 'tester', 'aud': q.get('service', [''])[0],
+                  'exp': now + 300, 'nbf': now - 10, 'iat': now, 'jti': str(now), 'access': access}
+        signing = b64(json.dumps(head).encode()) + '.' + b64(json.dumps(claims).encode())
+        sig = subprocess.run(['openssl', 'dgst', '-sha256', '-sign', '/run/berth/token.key'],
+                             input=signing.encode(), capture_output=True, check=True).stdout
+        body = json.dumps({'token': signing + '.' + b64(sig)}).encode()
+        self.send_response(200); self.send_header('Content-Type', 'application/json'); self.end_headers()
+        self.wfile.write(body)
+HTTPServer(('127.0.0.1', 5001), H).serve_forever()
+"#;
+
+#[test]
+fn bearer_token_auth_through_a_token_server() {
+    isolated(|| {
+        if !Path::new(REGISTRY).exists() || !try_sh("command -v openssl").0 {
+            println!("SKIP token auth: docker-registry or openssl not installed");
+            return;
+        }
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout /run/berth/token.key -out /run/berth/token.crt -days 1 -subj /CN=berth-test-token 2>/dev/null");
+        sh("openssl x509 -in /run/berth/token.crt -outform der -out /run/berth/token.der");
+        std::fs::write("/run/berth/token_server.py", TOKEN_SERVER).unwrap();
+        let _tokens = Registry(
+            Command::new("python3").arg("/run/berth/token_server.py").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+        );
+        wait_for("the token server", || try_sh("curl -s -o /dev/null http://127.0.0.1:5001/token").0);
+        std::fs::write(
+            "/run/berth/registry.yml",
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {STORE}\nhttp:\n  addr: 127.0.0.1:5000\nlog:\n  level: error\n\
+                 auth:\n  token:\n    realm: http://127.0.0.1:5001/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: /run/berth/token.crt\n"
+            ),
+        )
+        .unwrap();
+        let _reg = Registry(
+            Command::new(REGISTRY).args(["serve", "/run/berth/registry.yml"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+        );
+        wait_for("the registry to listen", || try_sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/v2/").1 == "401");
+        site("behind a token");
+        let out = berth(&["push", "127.0.0.1:5000/site:v1"]);
+        assert_eq!(out.code, 125, "pushed without credentials: {out:?}");
+        berth(&["login", "-u", "tester", "-p", "s3cret", "127.0.0.1:5000"]).ok();
+        assert_eq!(berth(&["push", "127.0.0.1:5000/site:v1"]).ok().matches("Pushed").count(), 2);
+        berth(&["rmi", "127.0.0.1:5000/site:v1"]).ok();
+        berth(&["pull", "127.0.0.1:5000/site:v1"]).ok();
+        berth(&["run", "-d", "--name", "web", "-p", "4501:80", "127.0.0.1:5000/site:v1"]).ok();
+        wait_for("the pulled image to serve", || http_answers(4501, "behind a token"));
+        berth(&["rm", "-f", "web"]).ok();
+    });
+}

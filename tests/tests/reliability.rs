@@ -116,6 +116,11 @@ fn a_reboot_releases_what_containers_that_no_longer_run_held() {
                 }
             }
         }
+        // netd too (started for the user network): its pid file goes with /run below.
+        if let Some(p) = std::fs::read_to_string("/run/berth/netd.pid").ok().and_then(|p| p.trim().parse::<i64>().ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), nix::sys::signal::Signal::SIGKILL);
+            pids.push(p);
+        }
         // (Other tests share the PID namespace: only these processes are waited for.)
         wait_for("the containers' processes to go", || pids.iter().all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()));
         for l in sh("ip -o link show type bridge | cut -d: -f2").lines() {
