@@ -67,6 +67,25 @@ fn push_rmi_pull_run_and_a_corrupted_blob_is_refused() {
         let id = berth(&["images", "--no-trunc", "--format", "{{.ID}}", "127.0.0.1:5000/site"]).ok();
         let out = berth(&["push", "127.0.0.1:5000/site:v1"]).ok();
         assert_eq!(out.matches(": Pushed").count(), 2, "{out}");
+        // An index (as multi-platform images are published) naming it for linux/amd64
+        // beside another platform: pull must pick linux/amd64.
+        let digest = out.split("digest: ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+        let size: u64 = out.split("size: ").nth(1).and_then(|r| r.trim().parse().ok()).unwrap();
+        berth(&["tag", "busybox", "127.0.0.1:5000/site:other"]).ok();
+        let other = berth(&["push", "127.0.0.1:5000/site:other"]).ok();
+        let other_digest = other.split("digest: ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+        let other_size: u64 = other.split("size: ").nth(1).and_then(|r| r.trim().parse().ok()).unwrap();
+        berth(&["rmi", "127.0.0.1:5000/site:other"]).ok();
+        let index = serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": other_digest, "size": other_size, "platform": {"os": "linux", "architecture": "arm64"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size, "platform": {"os": "linux", "architecture": "amd64"}},
+            ],
+        });
+        std::fs::write("/run/berth/index.json", index.to_string()).unwrap();
+        let (ok, put) = try_sh("curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary @/run/berth/index.json http://127.0.0.1:5000/v2/site/manifests/multi");
+        assert!(ok && put == "201", "index not accepted: {put}");
         assert!(berth(&["push", "127.0.0.1:5000/site:v1"]).ok().contains("Layer already exists"));
         berth(&["rmi", "127.0.0.1:5000/site:v1"]).ok();
         berth(&["rmi", "busybox"]).ok();
@@ -78,6 +97,9 @@ fn push_rmi_pull_run_and_a_corrupted_blob_is_refused() {
         berth(&["run", "-d", "--name", "web", "-p", "4500:80", "127.0.0.1:5000/site:v1"]).ok();
         wait_for("the pulled image to serve", || http_answers(4500, "from the registry"));
         berth(&["rm", "-f", "web"]).ok();
+        berth(&["pull", "127.0.0.1:5000/site:multi"]).ok();
+        assert_eq!(berth(&["run", "--rm", "127.0.0.1:5000/site:multi", "cat", "/www/index.html"]).ok(), "from the registry\n");
+        berth(&["rmi", "127.0.0.1:5000/site:multi"]).ok();
 
         // Corrupt the largest layer in the registry's storage: the pull is refused by
         // digest and stores nothing.
