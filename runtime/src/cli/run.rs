@@ -9,7 +9,7 @@ use std::process::{Command as Process, Stdio};
 use clap::Args;
 use netd::portmap::{expand_publish, PortMapping, Proto};
 
-use crate::container::{self, Container, Limits, NetMode, Spec, State, Status};
+use crate::container::{self, Container, Limits, NetMode, Spec, State};
 use crate::error::{Error, Result};
 use crate::image;
 use crate::network;
@@ -274,18 +274,7 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
             l
         },
     };
-    let state = State {
-        status: Status::Created,
-        pid: None,
-        pid_start: None,
-        monitor_pid: None,
-        monitor_start: None,
-        exit_code: None,
-        started_at: None,
-        finished_at: None,
-        endpoint: None,
-        error: String::new(),
-    };
+    let state = State::created();
     // Volumes last: every flag is valid by now, so a refused run creates none.
     let spec = Spec { volumes: crate::volume::resolve(paths, &mounts)?, ..spec };
     Ok(Container { id, name, created: crate::clock::now(), spec, state })

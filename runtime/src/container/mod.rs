@@ -114,6 +114,24 @@ pub struct Spec {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
+impl State {
+    /// The state of a container recorded and not yet started.
+    pub fn created() -> Self {
+        State {
+            status: Status::Created,
+            pid: None,
+            pid_start: None,
+            monitor_pid: None,
+            monitor_start: None,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            endpoint: None,
+            error: String::new(),
+        }
+    }
+}
+
 /// Lifecycle status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

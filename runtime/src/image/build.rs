@@ -18,7 +18,7 @@ use super::commit::{assemble_child, base, layer_from_dir};
 use super::instr::{self, expand};
 use super::unpack::hex;
 use super::{store, Image};
-use crate::container::{self, Container, Limits, NetMode, Spec, State, Status};
+use crate::container::{self, Container, Limits, NetMode, Spec, State};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 
@@ -222,18 +222,7 @@ impl Step<'_> {
             ip: None,
             labels: BTreeMap::new(),
         };
-        let state = State {
-            status: Status::Created,
-            pid: None,
-            pid_start: None,
-            monitor_pid: None,
-            monitor_start: None,
-            exit_code: None,
-            started_at: None,
-            finished_at: None,
-            endpoint: None,
-            error: String::new(),
-        };
+        let state = State::created();
         let c = Container { id: id.clone(), name: format!("build_{}", &id[..12]), created: crate::clock::now(), spec, state };
         container::create(self.paths, &c)?;
         let res = (|| {

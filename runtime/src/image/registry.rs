@@ -271,6 +271,36 @@ impl Drop for Scratch {
     }
 }
 
+/// Runs `f` over `items` on three threads (layers move in parallel), printing the line
+/// each returns; the first error, if any, is the result.
+fn in_parallel<T: Sync, R>(items: &[T], out: &mut (dyn Write + Send), f: impl Fn(&T) -> (String, Result<R>) + Sync) -> Result<()> {
+    let failures: Mutex<Vec<Error>> = Mutex::new(Vec::new());
+    let printer = Mutex::new(out);
+    std::thread::scope(|s| {
+        for chunk in items.chunks(items.len().div_ceil(3).max(1)) {
+            let (f, failures, printer) = (&f, &failures, &printer);
+            s.spawn(move || {
+                for item in chunk {
+                    let (line, res) = f(item);
+                    if let Ok(mut p) = printer.lock() {
+                        let _ = writeln!(p, "{line}");
+                    }
+                    if let Err(e) = res {
+                        if let Ok(mut v) = failures.lock() {
+                            v.push(e);
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failures.into_inner() {
+        Ok(mut v) if !v.is_empty() => Err(v.remove(0)),
+        _ => Ok(()),
+    }
+}
+
 /// `berth pull NAME`: the image under the name given.
 pub fn pull(paths: &Paths, name: &str, insecure: &[String], out: &mut (dyn Write + Send)) -> Result<Image> {
     let r = Reference::parse(name)?;
@@ -318,30 +348,10 @@ pub fn pull(paths: &Paths, name: &str, insecure: &[String], out: &mut (dyn Write
     // Everything is downloaded and verified before anything is stored.
     let cfg_file = scratch.0.join("config");
     fetch_blob(&c, &r, cfg_digest, &cfg_file, &scope)?;
-    let failures: Mutex<Vec<Error>> = Mutex::new(Vec::new());
-    let printer = Mutex::new(&mut *out);
-    std::thread::scope(|s| {
-        for chunk in layers.chunks(layers.len().div_ceil(3).max(1)) {
-            let (c, r, scope, scratch, failures, printer) = (&c, &r, &scope, &scratch, &failures, &printer);
-            s.spawn(move || {
-                for (d, _) in chunk {
-                    let res = fetch_blob(c, r, d, &scratch.0.join(&d[7..]), scope);
-                    if let Ok(mut p) = printer.lock() {
-                        let _ = writeln!(p, "{}: {}", &d[7..19], if res.is_ok() { "Download complete" } else { "Download failed" });
-                    }
-                    if let Err(e) = res {
-                        if let Ok(mut f) = failures.lock() {
-                            f.push(e);
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failures.into_inner().ok().and_then(|mut v| if v.is_empty() { None } else { Some(v.remove(0)) }) {
-        return Err(e);
-    }
+    in_parallel(&layers, out, |(d, _)| {
+        let res = fetch_blob(&c, &r, d, &scratch.0.join(&d[7..]), &scope);
+        (format!("{}: {}", &d[7..19], if res.is_ok() { "Download complete" } else { "Download failed" }), res)
+    })?;
     let mut stored = Vec::new();
     for (i, (d, _)) in layers.iter().enumerate() {
         stored.push(store::put_layer(paths, &scratch.0.join(&d[7..]), Some(d), &format!("Extracting {}/{}", i + 1, layers.len()))?);
@@ -383,35 +393,15 @@ pub fn push(paths: &Paths, name: &str, insecure: &[String], out: &mut (dyn Write
     let c = Client::new(&r.registry, insecure, credentials(paths, &r.registry))?;
     let scope = format!("repository:{}:pull,push", r.repo);
     let layers = store::layers(paths, &img)?;
-    let failures: Mutex<Vec<Error>> = Mutex::new(Vec::new());
-    let printer = Mutex::new(&mut *out);
-    std::thread::scope(|s| {
-        for chunk in layers.chunks(layers.len().div_ceil(3).max(1)) {
-            let (c, r, scope, failures, printer) = (&c, &r, &scope, &failures, &printer);
-            s.spawn(move || {
-                for l in chunk {
-                    let res = push_blob(c, r, &l.digest, &store::blob_path(paths, &l.digest), scope);
-                    let line = match &res {
-                        Ok(true) => "Pushed",
-                        Ok(false) => "Layer already exists",
-                        Err(_) => "Push failed",
-                    };
-                    if let Ok(mut p) = printer.lock() {
-                        let _ = writeln!(p, "{}: {line}", &l.digest[7..19]);
-                    }
-                    if let Err(e) = res {
-                        if let Ok(mut f) = failures.lock() {
-                            f.push(e);
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = failures.into_inner().ok().and_then(|mut v| if v.is_empty() { None } else { Some(v.remove(0)) }) {
-        return Err(e);
-    }
+    in_parallel(&layers, out, |l| {
+        let res = push_blob(&c, &r, &l.digest, &store::blob_path(paths, &l.digest), &scope);
+        let line = match &res {
+            Ok(true) => "Pushed",
+            Ok(false) => "Layer already exists",
+            Err(_) => "Push failed",
+        };
+        (format!("{}: {line}", &l.digest[7..19]), res.map(|_| ()))
+    })?;
     push_blob(&c, &r, &img.id, &store::blob_path(paths, &img.id), &scope)?;
     let body = fs::read(store::blob_path(paths, &manifest)).map_err(|e| Error::io("read", store::blob_path(paths, &manifest), e))?;
     let url = format!("{}/v2/{}/manifests/{}", c.base, r.repo, r.reference);

@@ -146,19 +146,24 @@ impl Iptables {
     /// true if anything was.
     fn repair_base(&self, family: Family) -> Result<bool> {
         let (chains, base_rules) = rules::base(family, self.mark_bit);
+        // Jumps from built-in chains go first so they run before other tools' rules.
+        self.repair(family, &chains, &base_rules, |r| r.chain.chars().all(|c| c.is_ascii_uppercase()))
+    }
+
+    /// Declares the missing `chains` and adds the missing `rules` (inserted at the top
+    /// where `insert` says so, else appended), in one batch; true if anything was missing.
+    fn repair(&self, family: Family, chains: &[(String, String)], rules: &[Rule], insert: impl Fn(&Rule) -> bool) -> Result<bool> {
         let mut batch = Batch::default();
         let mut fresh = Vec::new();
-        for (table, chain) in &chains {
+        for (table, chain) in chains {
             if !self.chain_exists(family, table, chain)? {
                 batch.push(table, format!(":{chain} - [0:0]"));
                 fresh.push(chain.clone());
             }
         }
-        for r in &base_rules {
+        for r in rules {
             if fresh.contains(&r.chain) || !self.rule_exists(family, r)? {
-                let builtin = r.chain.chars().all(|c| c.is_ascii_uppercase());
-                // Jumps from built-in chains go first so they run before other tools' rules.
-                batch.push(&r.table, r.render(if builtin { "-I" } else { "-A" }));
+                batch.push(&r.table, r.render(if insert(r) { "-I" } else { "-A" }));
             }
         }
         self.restore(family, &batch)?;
@@ -277,23 +282,11 @@ impl Iptables {
         Ok(())
     }
 
-    /// Creates the `firewall` plugin's chains and jumps that are missing (slow path).
+    /// Creates the `firewall` plugin's chains and jumps that are missing (slow path),
+    /// each inserted at the top of its chain.
     fn repair_filter_base(&self, family: Family, admin: &str) -> Result<()> {
         let (chains, base) = rules::filter_base(admin);
-        let mut batch = Batch::default();
-        let mut fresh = Vec::new();
-        for (table, chain) in &chains {
-            if !self.chain_exists(family, table, chain)? {
-                batch.push(table, format!(":{chain} - [0:0]"));
-                fresh.push(chain.clone());
-            }
-        }
-        for r in &base {
-            if fresh.contains(&r.chain) || !self.rule_exists(family, r)? {
-                batch.push(&r.table, r.render("-I"));
-            }
-        }
-        self.restore(family, &batch)
+        self.repair(family, &chains, &base, |_| true).map(|_| ())
     }
 
     fn check_filter_unlocked(&self, f: &FilterRules) -> Result<()> {
