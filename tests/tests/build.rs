@@ -27,7 +27,7 @@ COPY --chown=65534:65534 site/ ./www/
 COPY sub/*.txt /opt/
 COPY . /ctx/
 ADD bundle.tar.gz /opt/bundle/
-RUN echo "$GREETING from RUN" > /srv/app/run.txt && id -u > /srv/app/uid
+RUN echo "$GREETING from RUN" > /srv/app/run.txt && id -u > /srv/app/uid && ip -4 -o addr show eth0 > /srv/app/net
 LABEL org.example.tier="web" version=1
 EXPOSE 8080
 USER nobody
@@ -76,6 +76,9 @@ fn every_instruction_builds_and_runs_and_a_second_build_is_all_cache() {
         assert_eq!(lines[..7], ["/srv/app", "65534", "hi from RUN", "0", "65534", "onetwofrom the tar", "built image"], "{inside}");
         assert!(!inside.contains("secret.key"), ".dockerignore ignored: {inside}");
         assert!(inside.contains("Dockerfile") && inside.contains("site"), "{inside}");
+        // RUN ran on the default network (an address of docker0's subnet).
+        let net = berth(&["run", "--rm", "--entrypoint", "cat", "site:v1", "/srv/app/net"]).ok();
+        assert!(net.contains("inet 172.17."), "RUN was not on the default network: {net}");
 
         // ENTRYPOINT + CMD + USER + EXPOSE: -P publishes 8080 and httpd (as nobody) answers.
         berth(&["run", "-d", "--name", "web", "-P", "site:v1"]).ok();
@@ -122,6 +125,18 @@ fn shell_form_runs_under_sh_and_exec_form_is_pid_1_and_gets_sigterm() {
         assert_eq!(berth(&["run", "--name", "sf", "shell-form"]).ok(), "shell form 3\n");
         let cmd = berth(&["inspect", "-f", "{{json .Config.Cmd}}", "sf"]).ok();
         assert_eq!(cmd.trim(), r#"["/bin/sh","-c","echo shell form $((1+2))"]"#);
+    });
+}
+
+#[test]
+fn from_scratch_builds_an_image_of_only_what_is_copied() {
+    isolated(|| {
+        let c = context(&[("Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nCMD [\"/bin/busybox\", \"echo\", \"from scratch\"]\n")]);
+        fs::copy("/bin/busybox", c.join("busybox")).unwrap();
+        build(&["-t", "tiny", c.to_str().unwrap()]);
+        assert_eq!(berth(&["run", "--rm", "tiny"]).ok(), "from scratch\n");
+        assert_eq!(berth(&["history", "-q", "tiny"]).ok().lines().count(), 2);
+        assert_ne!(berth(&["run", "--rm", "tiny", "/bin/sh", "-c", "true"]).code, 0, "a shell in an image that has none");
     });
 }
 

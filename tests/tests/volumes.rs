@@ -46,6 +46,28 @@ fn named_volumes_outlive_their_containers_and_ro_is_enforced() {
 }
 
 #[test]
+fn a_new_volume_starts_with_the_images_content() {
+    isolated(|| {
+        import_busybox("from the image");
+        // The volume is empty: the image's /www is copied in, then the container's write
+        // stays in the volume.
+        berth(&["run", "--rm", "-v", "site:/www", "busybox", "sh", "-c", "cat /www/index.html; echo added > /www/new.html"]).ok();
+        let mp = berth(&["volume", "inspect", "-f", "{{.Mountpoint}}", "site"]).ok();
+        assert_eq!(std::fs::read_to_string(format!("{}/index.html", mp.trim())).unwrap(), "from the image");
+        // Not empty any more: nothing is copied over what the volume holds.
+        std::fs::write(format!("{}/index.html", mp.trim()), "changed in the volume").unwrap();
+        assert_eq!(
+            berth(&["run", "--rm", "-v", "site:/www", "busybox", "cat", "/www/index.html", "/www/new.html"]).ok(),
+            "changed in the volumeadded\n"
+        );
+        // A bind mount is never filled.
+        std::fs::create_dir_all("/run/berth/bind").unwrap();
+        berth(&["run", "--rm", "-v", "/run/berth/bind:/www", "busybox", "true"]).ok();
+        assert_eq!(std::fs::read_dir("/run/berth/bind").unwrap().count(), 0);
+    });
+}
+
+#[test]
 fn anonymous_volumes_go_with_rm_v_and_prune() {
     isolated(|| {
         import_busybox("vol");

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use super::format::{self, Format};
-use crate::clock::now;
 use crate::container;
 use crate::error::{Error, Result};
 use crate::image;
@@ -49,7 +48,7 @@ pub fn list(paths: &Paths, quiet: bool, no_trunc: bool, format: &Format, referen
             serde_json::json!({
                 "Repository": repo, "Tag": tag, "ID": id,
                 "CreatedAt": netd::clock::rfc3339(i.created),
-                "CreatedSince": format!("{} seconds ago", now().saturating_sub(i.created)),
+                "CreatedSince": super::info::ago(i.created),
                 "Layers": i.layers.len(),
             })
         })
@@ -164,8 +163,9 @@ pub fn history(paths: &Paths, name: &str, no_trunc: bool, quiet: bool, format: &
         if !no_trunc && by.chars().count() > 45 {
             by = format!("{}…", by.chars().take(44).collect::<String>());
         }
+        let since = netd::clock::parse_rfc3339(&created).map(super::info::ago).unwrap_or_default();
         items.push(serde_json::json!({
-            "ID": "<missing>", "CreatedAt": created, "CreatedSince": created,
+            "ID": "<missing>", "CreatedAt": created, "CreatedSince": since,
             "CreatedBy": by, "Size": size(if empty { 0 } else { sizes.next().unwrap_or(0) }),
             "Comment": h["comment"].as_str().unwrap_or(""),
         }));

@@ -22,7 +22,8 @@ fn since(t: u64) -> String {
     }
 }
 
-fn ago(t: u64) -> String {
+/// "5 seconds ago", "3 minutes ago"... as Docker's CREATED columns.
+pub(super) fn ago(t: u64) -> String {
     format!("{} ago", since(t))
 }
 

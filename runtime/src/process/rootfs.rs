@@ -75,6 +75,43 @@ fn mount_point(root: &beneath::Root, dst: &str, file: bool) -> Result<OwnedFd> {
     res.map_err(|e| Error::io("resolve mount point in the image", dst.to_string(), e))
 }
 
+/// As Docker does for a volume still empty: the image's content at the mount point is
+/// copied into it first, so `-v data:/etc/app` starts with the image's files. The image's
+/// directory is reached beneath its root and walked without following its symlinks.
+fn copy_up(image: &beneath::Root, target: &str, volume: &Path) -> Result<()> {
+    let empty = fs::read_dir(volume).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty {
+        return Ok(());
+    }
+    let Ok(src) = image.dir(&beneath::clean_in_root(target), false) else { return Ok(()) };
+    copy_tree(&beneath::fd_path(&src), volume).map_err(|e| Error::io("copy the image's content into the volume at", target.to_string(), e))
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for e in fs::read_dir(src)? {
+        let e = e?;
+        let (from, to) = (e.path(), dst.join(e.file_name()));
+        let meta = fs::symlink_metadata(&from)?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to)?;
+        } else {
+            continue; // devices and sockets stay in the image
+        }
+        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+        if !ft.is_symlink() {
+            fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the root and pivots into it. Runs in the container's fresh mount namespace.
 pub fn setup(plan: &Plan) -> Result<()> {
     m(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
@@ -84,6 +121,9 @@ pub fn setup(plan: &Plan) -> Result<()> {
     let root = &plan.merged;
     let image = beneath::Root::open(root).map_err(|e| Error::io("open", root, e))?;
     for v in &plan.volumes {
+        if v.volume.is_some() {
+            copy_up(&image, &v.container, Path::new(&v.host))?;
+        }
         let file = !Path::new(&v.host).is_dir();
         let target = mount_point(&image, &v.container, file)?;
         let t = beneath::fd_path(&target);
