@@ -120,11 +120,11 @@ fn shell_form_runs_under_sh_and_exec_form_is_pid_1_and_gets_sigterm() {
         assert_eq!(berth(&["inspect", "-f", "{{.State.ExitCode}}", "ex"]).ok().trim(), "0", "PID 1 did not handle SIGTERM");
         assert!(berth(&["logs", "ex"]).ok().contains("got TERM"));
 
-        let c = context(&[("Dockerfile", "FROM busybox\nCMD echo shell form $((1+2))\n")]);
+        let c = context(&[("Dockerfile", "FROM busybox\nCMD echo shell form $((1+2)) $HOME\n")]);
         build(&["-t", "shell-form", c.to_str().unwrap()]);
-        assert_eq!(berth(&["run", "--name", "sf", "shell-form"]).ok(), "shell form 3\n");
+        assert_eq!(berth(&["run", "--name", "sf", "shell-form"]).ok(), "shell form 3 /root\n");
         let cmd = berth(&["inspect", "-f", "{{json .Config.Cmd}}", "sf"]).ok();
-        assert_eq!(cmd.trim(), r#"["/bin/sh","-c","echo shell form $((1+2))"]"#);
+        assert_eq!(cmd.trim(), r#"["/bin/sh","-c","echo shell form $((1+2)) $HOME"]"#);
     });
 }
 

@@ -95,6 +95,26 @@ pub fn user_ids(user: &str) -> Result<Option<(u32, u32)>, Fail> {
     Ok(Some((uid, gid)))
 }
 
+/// The environment with HOME set as Docker sets it when the image and flags do not: the
+/// user's home from the container's /etc/passwd, else "/".
+pub fn with_home(env: &[String], uid: u32) -> Vec<String> {
+    let mut env = env.to_vec();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        let home = std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|d| {
+                d.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.get(2).and_then(|x| x.parse::<u32>().ok()) == Some(uid)).then(|| f.get(5).unwrap_or(&"/").to_string())
+                })
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "/".into());
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
 fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
     // The foreground CLI holds some signals while it starts us: the command gets none held.
     crate::process::sigproxy::release();
@@ -124,11 +144,12 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         chdir(cfg.workdir.as_str()).map_err(|e| (125, format!("chdir to {}: {e}", cfg.workdir)))?;
     }
     let ids = user_ids(&cfg.user)?;
+    let env = with_home(&cfg.env, ids.map_or(0, |i| i.0));
     let first = cfg.args.first().ok_or((125, "no command specified".to_string()))?;
-    let prog = resolve(first, &cfg.env)?;
+    let prog = resolve(first, &env)?;
     let c = |s: &str| CString::new(s).map_err(|_| (125, format!("argument contains NUL: {s:?}")));
     let argv: Vec<CString> = cfg.args.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = cfg.env.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let prog_c = c(&prog.display().to_string())?;
     cfg.confine.confine(ids).map_err(|(step, e)| (125, format!("{step}: {e}")))?;
     match execve(&prog_c, &argv, &envp) {
