@@ -107,6 +107,13 @@ pub fn logout(paths: &Paths, registry: &str) -> Result<()> {
     Ok(())
 }
 
+/// A request body: bytes, or a blob streamed from its file.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Bytes(&'a [u8]),
+    File(&'a Path),
+}
+
 struct Client {
     agent: ureq::Agent,
     base: String,
@@ -146,7 +153,7 @@ impl Client {
 
     /// One request with auth: the stored token for `scope`, else basic, else none; on a
     /// 401 the challenge is answered once (basic, or a bearer token from its realm).
-    fn request(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>, scope: &str) -> Result<ureq::Response> {
+    fn request(&self, method: &str, url: &str, headers: &[(&str, &str)], body: Option<Body<'_>>, scope: &str) -> Result<ureq::Response> {
         let send = |auth: Option<String>| {
             let mut r = self.agent.request(method, url);
             for (k, v) in headers {
@@ -156,7 +163,15 @@ impl Client {
                 r = r.set("Authorization", &a);
             }
             match body {
-                Some(b) => r.send_bytes(b),
+                Some(Body::Bytes(b)) => r.send_bytes(b),
+                // Streamed from the blob file (opened again for a retry after a challenge).
+                Some(Body::File(p)) => match fs::File::open(p) {
+                    Ok(f) => {
+                        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                        r.set("Content-Length", &len.to_string()).send(std::io::BufReader::new(f))
+                    }
+                    Err(e) => Err(ureq::Error::from(e)),
+                },
                 None => r.call(),
             }
             .map_err(Box::new)
@@ -370,16 +385,18 @@ fn push_blob(c: &Client, r: &Reference, digest: &str, file: &Path, scope: &str) 
     if head.status() == 200 {
         return Ok(false);
     }
-    let start =
-        check(&c.registry, "start upload", c.request("POST", &format!("{}/v2/{}/blobs/uploads/", c.base, r.repo), &[], Some(&[]), scope)?)?;
+    let start = check(
+        &c.registry,
+        "start upload",
+        c.request("POST", &format!("{}/v2/{}/blobs/uploads/", c.base, r.repo), &[], Some(Body::Bytes(&[])), scope)?,
+    )?;
     let loc = start.header("Location").ok_or_else(|| net_err(&c.registry, "upload without a Location"))?.to_string();
     let url = if loc.starts_with("http") { loc } else { format!("{}{loc}", c.base) };
     let url = format!("{url}{}digest={digest}", if url.contains('?') { '&' } else { '?' });
-    let data = fs::read(file).map_err(|e| Error::io("read", file, e))?;
     check(
         &c.registry,
         &format!("upload {digest}"),
-        c.request("PUT", &url, &[("Content-Type", "application/octet-stream")], Some(&data), scope)?,
+        c.request("PUT", &url, &[("Content-Type", "application/octet-stream")], Some(Body::File(file)), scope)?,
     )?;
     Ok(true)
 }
@@ -405,7 +422,7 @@ pub fn push(paths: &Paths, name: &str, insecure: &[String], out: &mut (dyn Write
     push_blob(&c, &r, &img.id, &store::blob_path(paths, &img.id), &scope)?;
     let body = fs::read(store::blob_path(paths, &manifest)).map_err(|e| Error::io("read", store::blob_path(paths, &manifest), e))?;
     let url = format!("{}/v2/{}/manifests/{}", c.base, r.repo, r.reference);
-    check(&c.registry, "manifest", c.request("PUT", &url, &[("Content-Type", store::media::MANIFEST)], Some(&body), &scope)?)?;
+    check(&c.registry, "manifest", c.request("PUT", &url, &[("Content-Type", store::media::MANIFEST)], Some(Body::Bytes(&body)), &scope)?)?;
     writeln!(out, "{}: digest: {} size: {}", r.reference, manifest, body.len()).ok();
     Ok(())
 }
