@@ -141,6 +141,39 @@ fn from_scratch_builds_an_image_of_only_what_is_copied() {
 }
 
 #[test]
+fn multi_stage_copies_from_a_stage_and_never_through_its_symlinks() {
+    isolated(|| {
+        import_busybox("base");
+        let dockerfile = "FROM busybox AS builder\n\
+            RUN mkdir -p /out/lib && echo compiled > /out/app && echo lib > /out/lib/x && ln -s /etc/passwd /out/evil\n\
+            FROM builder AS checker\n\
+            RUN test -f /out/app\n\
+            FROM scratch\n\
+            COPY --from=builder /out/app /app\n\
+            COPY --from=builder /out/lib /lib/\n\
+            COPY --from=0 /out/evil /evil\n\
+            COPY --from=busybox /bin/busybox /bin/busybox\n\
+            CMD [\"/bin/busybox\", \"cat\", \"/app\", \"/lib/x\"]\n";
+        let c = context(&[("Dockerfile", dockerfile)]);
+        let out = build(&["-t", "staged", c.to_str().unwrap()]);
+        assert!(out.contains("STEP 10/10"), "{out}");
+        assert_eq!(berth(&["run", "--rm", "staged"]).ok(), "compiled\nlib\n");
+        // The symlink came over as a symlink: nothing of the host's or the stage's passwd.
+        assert_eq!(berth(&["run", "--rm", "staged", "/bin/busybox", "readlink", "/evil"]).ok(), "/etc/passwd\n");
+        // Only the final stage is in the image: 4 COPY layers, nothing of busybox's import.
+        assert_eq!(berth(&["history", "-q", "staged"]).ok().lines().count(), 5);
+        assert_eq!(berth(&["images", "--format", "{{.Repository}}"]).ok(), "busybox\nstaged\n");
+        // Cached the second time, stages included.
+        let again = build(&["-t", "staged", c.to_str().unwrap()]);
+        assert_eq!(again.matches("Using cache").count(), 7, "{again}");
+        let bad = context(&[("Dockerfile", "FROM busybox\nCOPY --from=nosuchstage /x /x\n")]);
+        let out = berth(&["build", bad.to_str().unwrap()]);
+        assert!(out.code == 125 && out.stderr.contains("Dockerfile:2"), "{out:?}");
+        assert_eq!(std::fs::read_dir("/var/lib/berth/tmp").map(|d| d.count()).unwrap_or(0), 0, "scratch left");
+    });
+}
+
+#[test]
 fn bad_dockerfiles_fail_on_their_line_and_write_nothing() {
     isolated(|| {
         import_busybox("base");

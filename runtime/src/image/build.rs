@@ -139,22 +139,41 @@ fn chown(flag: Option<&str>) -> Result<(u32, u32)> {
 }
 
 /// Copies one context entry (a directory is created, not descended: the caller walks
-/// the context's file list, which .dockerignore filtered).
+/// the context's file list, which .dockerignore filtered), owned by `owner` as COPY does.
 fn copy_one(src: &Path, dst: &Path, owner: (u32, u32)) -> Result<()> {
-    let meta = fs::symlink_metadata(src).map_err(|e| Error::io("stat", src, e))?;
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
     }
-    if meta.is_dir() {
-        fs::create_dir_all(dst).map_err(|e| Error::io("create", dst, e))?;
-    } else if meta.file_type().is_symlink() {
-        let t = fs::read_link(src).map_err(|e| Error::io("read link", src, e))?;
-        let _ = fs::remove_file(dst);
-        std::os::unix::fs::symlink(t, dst).map_err(|e| Error::io("create", dst, e))?;
-    } else {
-        fs::copy(src, dst).map_err(|e| Error::io("copy", src, e))?;
+    crate::beneath::copy_entry(src, dst, Some(owner)).map_err(|e| Error::io("copy", src, e))
+}
+
+/// COPY --from: `srcs` out of an image's merged root, resolved beneath it and copied
+/// without following its symlinks (a stage's link to `/etc/shadow` stays a link).
+fn copy_out_of(root: &Path, srcs: &[String], target: &Path, dir_dest: bool, owner: Option<(u32, u32)>) -> Result<()> {
+    let r = crate::beneath::Root::open(root).map_err(|e| Error::io("open", root, e))?;
+    for src in srcs {
+        let rel = crate::beneath::clean_in_root(src);
+        let bad = |e: std::io::Error| Error::State(format!("COPY --from: {src}: {e}"));
+        let (from, name, _keep) = if rel.as_os_str().is_empty() {
+            let fd = r.dir(Path::new(""), false).map_err(bad)?;
+            (crate::beneath::fd_path(&fd), std::ffi::OsString::new(), fd)
+        } else {
+            let (fd, name) = r.parent(&rel, false).map_err(bad)?;
+            (crate::beneath::fd_path(&fd).join(&name), name, fd)
+        };
+        let meta = fs::symlink_metadata(&from).map_err(|e| Error::State(format!("COPY --from: {src} not found: {e}")))?;
+        let to = if meta.is_dir() || !dir_dest { target.to_path_buf() } else { target.join(&name) };
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        if meta.is_dir() {
+            fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, e))?;
+            crate::beneath::copy_tree(&from, &to, owner).map_err(|e| Error::io("copy", &from, e))?;
+        } else {
+            crate::beneath::copy_entry(&from, &to, owner).map_err(|e| Error::io("copy", &from, e))?;
+        }
     }
-    std::os::unix::fs::lchown(dst, Some(owner.0), Some(owner.1)).map_err(|e| Error::io("chown", dst, e))
+    Ok(())
 }
 
 fn is_tar(p: &Path) -> bool {
@@ -270,6 +289,9 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
     };
     let mut global_args: BTreeMap<String, String> = BTreeMap::new();
     let mut seen_from = false;
+    // Finished stages (name, last image) for `FROM stage` and `COPY --from`.
+    let mut stages: Vec<(Option<String>, Option<Image>)> = Vec::new();
+    let mut stage_name: Option<String> = None;
     for (n, ins) in df.instructions.iter().enumerate() {
         let line = line_of(&text, instruction_offset(ins));
         let src = text.lines().nth(line - 1).unwrap_or("").trim().to_string();
@@ -290,12 +312,18 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
             }
             Instruction::From(f) => {
                 if seen_from {
-                    return Err(at(line, "multi-stage builds are not supported yet (one FROM per Dockerfile)"));
+                    stages.push((stage_name.take(), st.cur.clone()));
                 }
                 seen_from = true;
+                stage_name = f.as_.as_ref().map(|(_, n)| n.value.to_string());
                 let name = expand(&f.image.value, &global_args);
                 st.vars = global_args.clone();
-                if name == "scratch" {
+                st.shell = instr::default_shell();
+                if let Some((_, img)) = stages.iter().rev().find(|(n, _)| n.as_deref() == Some(name.as_str())) {
+                    let img = img.clone().ok_or_else(|| at(line, format!("stage {name} built nothing to start from")))?;
+                    st.key = next_key("", &img.id);
+                    st.set(img).map_err(|e| at(line, e))?;
+                } else if name == "scratch" {
                     st.cur = None;
                     st.cfg = super::commit::scratch_config();
                     st.layers.clear();
@@ -318,10 +346,32 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
             _ => None,
         };
         let mut copy_plan = Vec::new();
+        let mut copy_from: Option<(Image, Vec<String>)> = None;
         if let Some((srcs, _, opts, _)) = copy_roots {
-            if opts.iter().any(|f| f.name.value == "from") {
-                return Err(at(line, "COPY --from is not supported yet"));
+            if let Some(from) = opts.iter().find(|f| f.name.value == "from").and_then(|f| f.value.as_ref()).map(|v| x(&v.value, &st)) {
+                // A stage by name or index, else an image.
+                let img = match stages.iter().position(|(n, _)| n.as_deref() == Some(from.as_str())).or_else(|| from.parse::<usize>().ok())
+                {
+                    Some(i) => stages
+                        .get(i)
+                        .and_then(|(_, img)| img.clone())
+                        .ok_or_else(|| at(line, format!("--from={from}: no such stage with an image")))?,
+                    None => super::get(paths, &from).map_err(|e| at(line, e))?,
+                };
+                let mut paths_from = Vec::new();
+                for s in srcs.iter() {
+                    let Source::Path(p) = s else { return Err(at(line, "here-documents in COPY are not supported yet")) };
+                    let p = x(&p.value, &st);
+                    if p.contains(['*', '?', '[']) {
+                        return Err(at(line, format!("COPY --from with a glob ({p}) is not supported yet")));
+                    }
+                    paths_from.push(p);
+                }
+                key_text.push_str(&img.id);
+                copy_from = Some((img, paths_from));
             }
+        }
+        if let (Some((srcs, _, _, _)), None) = (copy_roots, &copy_from) {
             for s in srcs.iter() {
                 let Source::Path(p) = s else { return Err(at(line, "here-documents in COPY/ADD are not supported yet")) };
                 let p = x(&p.value, &st);
@@ -365,10 +415,16 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                 let dest = x(&dest.value, &st);
                 let workdir = st.cfg["config"]["WorkingDir"].as_str().unwrap_or("/").to_string();
                 let abs = if dest.starts_with('/') { dest.clone() } else { format!("{}/{dest}", workdir.trim_end_matches('/')) };
-                let dir_dest = dest.ends_with('/') || copy_plan.iter().map(|(_, f)| f.len()).sum::<usize>() > 1;
+                let dir_dest = dest.ends_with('/')
+                    || copy_plan.iter().map(|(_, f)| f.len()).sum::<usize>() > 1
+                    || copy_from.as_ref().is_some_and(|(_, s)| s.len() > 1);
                 let stage = paths.lib.join("tmp").join(format!("build-{}", netd::netlink::random_hex(8)));
                 let res = (|| {
                     let target = stage.join(crate::beneath::clean_in_root(&abs));
+                    if let Some((img, srcs)) = &copy_from {
+                        let owner = opts.iter().any(|f| f.name.value == "chown").then_some(own);
+                        super::root::with_root(paths, img, |root| copy_out_of(root, srcs, &target, dir_dest, owner))?;
+                    }
                     for (pattern, found) in &copy_plan {
                         for f in found {
                             let from = o.context.join(f);

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod instr;
 mod load;
 pub mod registry;
+pub mod root;
 pub mod save;
 pub mod store;
 pub mod unpack;

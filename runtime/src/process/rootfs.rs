@@ -84,32 +84,8 @@ fn copy_up(image: &beneath::Root, target: &str, volume: &Path) -> Result<()> {
         return Ok(());
     }
     let Ok(src) = image.dir(&beneath::clean_in_root(target), false) else { return Ok(()) };
-    copy_tree(&beneath::fd_path(&src), volume).map_err(|e| Error::io("copy the image's content into the volume at", target.to_string(), e))
-}
-
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    for e in fs::read_dir(src)? {
-        let e = e?;
-        let (from, to) = (e.path(), dst.join(e.file_name()));
-        let meta = fs::symlink_metadata(&from)?;
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            fs::create_dir(&to)?;
-            copy_tree(&from, &to)?;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
-        } else if ft.is_file() {
-            fs::copy(&from, &to)?;
-        } else {
-            continue; // devices and sockets stay in the image
-        }
-        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
-        if !ft.is_symlink() {
-            fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        }
-    }
-    Ok(())
+    beneath::copy_tree(&beneath::fd_path(&src), volume, None)
+        .map_err(|e| Error::io("copy the image's content into the volume at", target.to_string(), e))
 }
 
 /// Builds the root and pivots into it. Runs in the container's fresh mount namespace.
