@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::firewall::{self, Backend, NetworkRules, PortRules};
+use crate::firewall::{self, Backend, FilterRules, NetworkRules, PortRules};
 use crate::state::StateDir;
 
 /// Record directories of network rules (the endpoint registry, and the per-front-end
 /// directories of earlier versions) and of published ports.
 const NETWORK_DIRS: &[&str] = &[crate::network::shared::DIR, "cni-bridge", "endpoint-network"];
 const PORT_DIRS: &[&str] = &["cni-portmap", "endpoint-ports"];
+/// Records of the CNI `firewall` plugin's attachments.
+const FILTER_DIR: &str = "cni-firewall";
 
 /// The lock that keeps reconcile from comparing records with rules while an attachment is
 /// between writing its record and installing its rules (it would install them too, and
@@ -32,11 +34,13 @@ pub struct Repaired {
     pub networks: usize,
     /// Attachments whose port rules were rebuilt.
     pub ports: usize,
+    /// `firewall` plugin attachments whose rules were re-installed.
+    pub filters: usize,
 }
 
 /// Every recorded network rule set and publication, grouped by the backend (and mark
 /// bit) that installed them.
-type ByBackend = BTreeMap<(Backend, u8), (Vec<NetworkRules>, Vec<PortRules>)>;
+type ByBackend = BTreeMap<(Backend, u8), (Vec<NetworkRules>, Vec<PortRules>, Vec<FilterRules>)>;
 
 fn records(run_dir: &Path) -> ByBackend {
     let mut networks: BTreeMap<String, NetworkRules> = BTreeMap::new();
@@ -57,6 +61,11 @@ fn records(run_dir: &Path) -> ByBackend {
             out.entry((p.backend, p.mark_bit)).or_default().1.push(p);
         }
     }
+    if let Ok(dir) = StateDir::open(run_dir.join(FILTER_DIR)) {
+        for f in dir.keys().into_iter().filter_map(|k| dir.load::<FilterRules>(&k)) {
+            out.entry((f.backend, firewall::DEFAULT_MARK_BIT)).or_default().2.push(f);
+        }
+    }
     out
 }
 
@@ -67,7 +76,7 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
     let _quiet = crate::state::lock_file(&run_dir.join(CHANGING))?;
     let mut done = Repaired::default();
     let groups = records(run_dir);
-    for ((backend, mark_bit), (networks, ports)) in &groups {
+    for ((backend, mark_bit), (networks, ports, filters)) in &groups {
         let fw = firewall::open(*backend, run_dir, *mark_bit);
         // The base rules first: the 127.0.0.0/8 drop comes back even if every check
         // below passes (a raw-table flush leaves the nat and filter rules alone).
@@ -80,6 +89,15 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
         if !ports.is_empty() {
             fw.rebuild_ports(ports)?;
             done.ports += ports.len();
+        }
+        // The firewall plugin's attachments: re-installed where anything is missing
+        // (removed first, so a partial set is not doubled).
+        for f in filters {
+            if fw.check_filter(f).is_err() {
+                fw.remove_filter(f, false)?;
+                fw.add_filter(f)?;
+                done.filters += 1;
+            }
         }
     }
     for backend in [Backend::Iptables, Backend::Nftables] {
@@ -167,7 +185,11 @@ pub fn sysctls(run_dir: &Path) -> Result<usize> {
 
 /// Whether berth has records of anything installed under `run_dir`.
 fn has_records(run_dir: &Path) -> bool {
-    NETWORK_DIRS.iter().chain(PORT_DIRS).any(|d| StateDir::open(run_dir.join(d)).map(|s| !s.keys().is_empty()).unwrap_or(false))
+    NETWORK_DIRS
+        .iter()
+        .chain(PORT_DIRS)
+        .chain(&[FILTER_DIR])
+        .any(|d| StateDir::open(run_dir.join(d)).map(|s| !s.keys().is_empty()).unwrap_or(false))
 }
 
 /// Keeps the firewall and sysctls true to the records: every `tick` it reads the sysctls
@@ -193,7 +215,7 @@ pub fn watch(run_dir: &Path, tick: std::time::Duration, stop: &dyn Fn() -> bool)
                     match reconcile(run_dir) {
                         Ok(r) => {
                             repairs += 1;
-                            tracing::info!(networks = r.networks, ports = r.ports, "firewall rules restored");
+                            tracing::info!(networks = r.networks, ports = r.ports, filters = r.filters, "firewall rules restored");
                         }
                         Err(e) => tracing::warn!(error = %e, "restoring firewall rules failed"),
                     }

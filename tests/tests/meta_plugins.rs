@@ -119,6 +119,36 @@ fn firewall_same_bridge_isolates_bridges_like_the_reference() {
     });
 }
 
+#[test]
+fn firewall_plugin_rules_outlive_a_reconcile_and_come_back_after_a_flush() {
+    isolated(|| {
+        let cni = Cni::default();
+        let (_a, prev_a) = container("a", "bra", 1);
+        let c = conf("firewall", json!({"ingressPolicy": "same-bridge"}), &prev_a);
+        cni.call("firewall", "ADD", "ctr-a", "/run/netns/a", "eth0", &c).ok();
+        let netd = bin_dir().join("netd");
+        // Only firewall-plugin records: a reconcile must not take their backend for unused.
+        let out = sh(&format!("{} reconcile", netd.display()));
+        assert!(out.contains("0 firewall-plugin attachment(s)"), "{out}");
+        cni.call("firewall", "CHECK", "ctr-a", "/run/netns/a", "eth0", &c).ok();
+        // A firewall reload removes them; the reconcile puts them back, once.
+        if fw::nft() {
+            sh("nft flush ruleset");
+        } else {
+            sh("iptables -F && iptables -X");
+        }
+        cni.call("firewall", "CHECK", "ctr-a", "/run/netns/a", "eth0", &c).err(999);
+        let out = sh(&format!("{} reconcile", netd.display()));
+        assert!(out.contains("1 firewall-plugin attachment(s)"), "{out}");
+        cni.call("firewall", "CHECK", "ctr-a", "/run/netns/a", "eth0", &c).ok();
+        let restored = fw::dump();
+        sh(&format!("{} reconcile", netd.display()));
+        assert_eq!(fw::dump(), restored, "a second reconcile changed the rules");
+        cni.call("firewall", "DEL", "ctr-a", "/run/netns/a", "eth0", &c).ok();
+        assert!(!fw::mentions("10.1.0.2"), "{}", fw::dump());
+    });
+}
+
 /// The interface attributes tuning changes, as `ip -d link` shows them.
 fn link_state(ns: &Netns) -> (String, String, bool, bool, String) {
     let j: Value = serde_json::from_str(&ns.sh("ip -j -d link show eth0")).unwrap();

@@ -147,7 +147,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Reconcile => {
             let r = netd::reconcile::reconcile(&cli.run_root).context("reconciling firewall rules")?;
-            println!("re-installed the rules of {} network(s); rebuilt the rules of {} port publication(s)", r.networks, r.ports);
+            println!(
+                "re-installed the rules of {} network(s) and {} firewall-plugin attachment(s); rebuilt the rules of {} port publication(s)",
+                r.networks, r.filters, r.ports
+            );
         }
     }
     Ok(())
