@@ -36,7 +36,7 @@ Exit codes: 125 berth failed, 126 the command cannot run, 127 not found, else th
 #[derive(Debug, Parser)]
 #[command(name = "berth", version, about, disable_help_subcommand = true, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Persistent state: images, layers, containers, IPAM.
+    /// Persistent state: images, layers, volumes, containers, IPAM.
     #[arg(long, env = "BERTH_ROOT", default_value = "/var/lib/berth", global = true)]
     pub root: PathBuf,
     /// Runtime state: firewall lock, port claims.
