@@ -120,6 +120,19 @@ fn shell_form_runs_under_sh_and_exec_form_is_pid_1_and_gets_sigterm() {
         assert_eq!(berth(&["inspect", "-f", "{{.State.ExitCode}}", "ex"]).ok().trim(), "0", "PID 1 did not handle SIGTERM");
         assert!(berth(&["logs", "ex"]).ok().contains("got TERM"));
 
+        // STOPSIGNAL: stop sends the image's signal instead of SIGTERM.
+        let usr1 = "trap 'echo got USR1; exit 0' USR1\necho ready\nwhile true; do sleep 0.1; done\n";
+        let c = context(&[
+            ("trap.sh", usr1),
+            ("Dockerfile", "FROM busybox\nCOPY trap.sh /trap.sh\nSTOPSIGNAL SIGUSR1\nCMD [\"/bin/sh\", \"/trap.sh\"]\n"),
+        ]);
+        build(&["-t", "usr1", c.to_str().unwrap()]);
+        berth(&["run", "-d", "--name", "u", "usr1"]).ok();
+        wait_for("the script to start", || berth(&["logs", "u"]).ok().contains("ready"));
+        berth(&["stop", "u"]).ok();
+        assert!(berth(&["logs", "u"]).ok().contains("got USR1"), "STOPSIGNAL not used");
+        assert_eq!(berth(&["run", "--stop-signal", "NOPE", "usr1"]).code, 125);
+
         let c = context(&[("Dockerfile", "FROM busybox\nCMD echo shell form $((1+2)) $HOME\n")]);
         build(&["-t", "shell-form", c.to_str().unwrap()]);
         assert_eq!(berth(&["run", "--name", "sf", "shell-form"]).ok(), "shell form 3 /root\n");

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::paths::Paths;
 use crate::process::monitor;
 
-fn parse_signal(s: &str) -> Result<Signal> {
+pub(crate) fn parse_signal(s: &str) -> Result<Signal> {
     if let Ok(n) = s.parse::<i32>() {
         return Signal::try_from(n).map_err(|_| Error::Flag { flag: "signal", value: s.to_string(), why: "no such signal".into() });
     }
@@ -105,7 +105,9 @@ pub fn stop(paths: &Paths, names: &[String], secs: u64) -> Result<i32> {
     for n in names {
         let c = settled(paths, container::lookup(paths, n)?)?;
         if c.state.status == Status::Running {
-            signal(&c, Signal::SIGTERM);
+            // The image's STOPSIGNAL or --stop-signal (checked at run), else SIGTERM.
+            let sig = c.spec.stop_signal.as_deref().and_then(|s| parse_signal(s).ok()).unwrap_or(Signal::SIGTERM);
+            signal(&c, sig);
             netd::fault::point("stop-signalled");
             if wait_exited(paths, &c.id, Duration::from_secs(secs))?.is_none() {
                 signal(&c, Signal::SIGKILL);

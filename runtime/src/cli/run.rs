@@ -37,6 +37,9 @@ pub struct RunArgs {
     /// Another name of the container on its user network (resolved by netd's DNS).
     #[arg(long = "network-alias", visible_alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// The signal `stop` sends (default: the image's STOPSIGNAL, else SIGTERM).
+    #[arg(long)]
+    pub stop_signal: Option<String>,
     /// Overrides the image's ENTRYPOINT ("" clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -268,6 +271,13 @@ fn build(paths: &Paths, a: &RunArgs) -> Result<Container> {
         security: crate::security::Security::from_flags(a.privileged, &a.cap_add, &a.cap_drop, &a.security_opt)?,
         aliases,
         ip: a.ip,
+        stop_signal: {
+            let s = a.stop_signal.clone().or_else(|| Some(img.config.stop_signal.clone()).filter(|s| !s.is_empty()));
+            if let Some(sig) = &s {
+                super::lifecycle::parse_signal(sig)?;
+            }
+            s
+        },
         labels: {
             let mut l = img.config.labels.clone();
             l.extend(super::labels(&a.label)?);

@@ -112,6 +112,9 @@ pub struct Spec {
     /// `--label`.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The signal `stop` sends (the image's STOPSIGNAL, `--stop-signal`); SIGTERM if none.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
 }
 
 impl State {

@@ -240,6 +240,7 @@ impl Step<'_> {
             aliases: Vec::new(),
             ip: None,
             labels: BTreeMap::new(),
+            stop_signal: None,
         };
         let state = State::created();
         let c = Container { id: id.clone(), name: format!("build_{}", &id[..12]), created: crate::clock::now(), spec, state };

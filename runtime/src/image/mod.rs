@@ -47,6 +47,9 @@ pub struct RunConfig {
     /// Labels, which containers inherit.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// STOPSIGNAL.
+    #[serde(default)]
+    pub stop_signal: String,
 }
 
 /// A stored image.

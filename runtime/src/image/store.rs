@@ -179,6 +179,9 @@ pub fn config_section(c: &RunConfig) -> Value {
     if !c.labels.is_empty() {
         v["Labels"] = json!(c.labels);
     }
+    if !c.stop_signal.is_empty() {
+        v["StopSignal"] = json!(c.stop_signal);
+    }
     if !c.exposed_ports.is_empty() {
         v["ExposedPorts"] = Value::Object(c.exposed_ports.iter().map(|p| (p.clone(), json!({}))).collect());
     }
@@ -208,6 +211,7 @@ pub fn run_config(doc: &Value) -> RunConfig {
             .and_then(Value::as_object)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
             .unwrap_or_default(),
+        stop_signal: c.get("StopSignal").and_then(Value::as_str).unwrap_or("").to_string(),
     }
 }
 
