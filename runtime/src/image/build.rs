@@ -410,7 +410,7 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                 assemble_child(paths, st.layers.clone(), st.cfg.clone(), Some(layer), &created_by, "")?
             }
             Instruction::Copy(_) | Instruction::Add(_) => {
-                let (_, dest, opts, is_add) = copy_roots.expect("copy");
+                let Some((_, dest, opts, is_add)) = copy_roots else { return Err(Error::State("internal: COPY without its plan".into())) };
                 let own = chown(opts.iter().find(|f| f.name.value == "chown").and_then(|f| f.value.as_ref()).map(|v| v.value.as_ref()))
                     .map_err(|e| at(line, e))?;
                 let dest = x(&dest.value, &st);
