@@ -152,7 +152,7 @@ fn size(n: u64) -> String {
 pub fn history(paths: &Paths, name: &str, no_trunc: bool, quiet: bool, format: &Format) -> Result<i32> {
     let img = image::get(paths, name)?;
     let cfg = image::store::config(paths, &img)?;
-    let layers = image::store::layers(paths, &img).unwrap_or_default();
+    let layers = image::store::layers_with(paths, &img, &cfg).unwrap_or_default();
     let mut sizes = layers.iter().map(|l| l.size);
     let mut items = Vec::new();
     let hist = cfg["history"].as_array().cloned().unwrap_or_default();

@@ -18,7 +18,10 @@ pub fn scratch_config() -> Value {
 /// The layers and config a child of `parent` starts from.
 pub fn base(paths: &Paths, parent: Option<&Image>) -> Result<(Vec<store::Layer>, Value)> {
     match parent {
-        Some(p) => Ok((store::layers(paths, p)?, store::config(paths, p)?)),
+        Some(p) => {
+            let cfg = store::config(paths, p)?;
+            Ok((store::layers_with(paths, p, &cfg)?, cfg))
+        }
         None => Ok((Vec::new(), scratch_config())),
     }
 }

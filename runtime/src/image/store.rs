@@ -139,10 +139,14 @@ pub fn manifest(paths: &Paths, img: &Image) -> Result<Option<Value>> {
 
 /// The layers of an image as its manifest lists them.
 pub fn layers(paths: &Paths, img: &Image) -> Result<Vec<Layer>> {
+    layers_with(paths, img, &config(paths, img)?)
+}
+
+/// The same, for a caller that has read the image's config already.
+pub fn layers_with(paths: &Paths, img: &Image, cfg: &Value) -> Result<Vec<Layer>> {
     let Some(m) = manifest(paths, img)? else {
         return Err(Error::State(format!("image {} was stored before berth kept layer blobs: load or import it again", img.name)));
     };
-    let cfg = config(paths, img)?;
     let diff_ids: Vec<String> = cfg
         .pointer("/rootfs/diff_ids")
         .and_then(Value::as_array)
