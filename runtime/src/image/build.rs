@@ -487,11 +487,6 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                 cfg["author"] = json!(m.name.value);
                 assemble_child(paths, st.layers.clone(), cfg, None, &created_by, "")?
             }
-            Instruction::Env(_) => {
-                let mut cfg = st.cfg.clone();
-                instr::apply(&mut cfg, ins, &st.vars, &st.shell)?;
-                assemble_child(paths, st.layers.clone(), cfg, None, &created_by, "")?
-            }
             other => {
                 let mut cfg = st.cfg.clone();
                 if !instr::apply(&mut cfg, other, &st.vars, &st.shell).map_err(|e| at(line, e))? {
