@@ -105,6 +105,11 @@ pub fn remove(paths: &Paths, name: &str) -> Result<()> {
     if !users.is_empty() {
         return Err(Error::State(format!("volume {name} is in use by container {} (remove it first)", users.join(", "))));
     }
+    delete(paths, name)
+}
+
+/// Removes a volume known to be unused, with its data.
+fn delete(paths: &Paths, name: &str) -> Result<()> {
     let d = dir(paths, name);
     // The record first: a half-removed volume is no volume.
     let rec = d.join("volume.json");
@@ -118,7 +123,7 @@ pub fn prune(paths: &Paths, all: bool) -> Result<Vec<String>> {
     let mut gone = Vec::new();
     for r in list(paths) {
         if (all || r.anonymous) && !used.contains(&r.name) {
-            remove(paths, &r.name)?;
+            delete(paths, &r.name)?;
             gone.push(r.name);
         }
     }
@@ -252,33 +257,26 @@ pub fn resolve(paths: &Paths, reqs: &[Request]) -> Result<Vec<Volume>> {
         }
     }
     let mut out = Vec::new();
-    let mut created = Vec::new();
+    let mut created: Vec<String> = Vec::new();
     for r in reqs {
-        let (host, volume, anonymous) = match &r.source {
-            Source::Bind(h) => (h.clone(), None, false),
-            Source::Named(n) => {
-                if get(paths, n).is_none() {
-                    created.push(n.clone());
-                }
-                match create(paths, n, BTreeMap::new(), false) {
-                    Ok(_) => (mountpoint(paths, n).display().to_string(), Some(n.clone()), false),
-                    Err(e) => {
-                        created.iter().for_each(|c| drop(remove(paths, c)));
-                        return Err(e);
-                    }
-                }
+        let (name, anonymous) = match &r.source {
+            Source::Bind(h) => {
+                out.push(Volume { host: h.clone(), container: r.target.clone(), readonly: r.readonly, volume: None, anonymous: false });
+                continue;
             }
-            Source::Anonymous => {
-                let n = netd::netlink::random_hex(32);
-                created.push(n.clone());
-                if let Err(e) = create(paths, &n, BTreeMap::new(), true) {
-                    created.iter().for_each(|c| drop(remove(paths, c)));
-                    return Err(e);
-                }
-                (mountpoint(paths, &n).display().to_string(), Some(n), true)
-            }
+            Source::Named(n) => (n.clone(), false),
+            Source::Anonymous => (netd::netlink::random_hex(32), true),
         };
-        out.push(Volume { host, container: r.target.clone(), readonly: r.readonly, volume, anonymous });
+        if get(paths, &name).is_none() {
+            created.push(name.clone());
+        }
+        if let Err(e) = create(paths, &name, BTreeMap::new(), anonymous) {
+            // Made by this call and used by nothing yet.
+            created.iter().for_each(|c| drop(delete(paths, c)));
+            return Err(e);
+        }
+        let host = mountpoint(paths, &name).display().to_string();
+        out.push(Volume { host, container: r.target.clone(), readonly: r.readonly, volume: Some(name), anonymous });
     }
     Ok(out)
 }

@@ -144,8 +144,11 @@ fn firewall_plugin_rules_outlive_a_reconcile_and_come_back_after_a_flush() {
         let restored = fw::dump();
         sh(&format!("{} reconcile", netd.display()));
         assert_eq!(fw::dump(), restored, "a second reconcile changed the rules");
+        // GC with no valid attachment takes the attachment's rules and its isolation.
+        let gc = json!({"cniVersion": "1.1.0", "name": "diffnet", "type": "firewall", "cni.dev/valid-attachments": []});
+        cni.call("firewall", "GC", "", "", "", &gc.to_string()).ok();
+        assert!(!fw::mentions("10.1.0.2") && !fw::dump().contains("bra"), "{}", fw::dump());
         cni.call("firewall", "DEL", "ctr-a", "/run/netns/a", "eth0", &c).ok();
-        assert!(!fw::mentions("10.1.0.2"), "{}", fw::dump());
     });
 }
 

@@ -67,7 +67,13 @@ impl Filters {
     }
 
     fn remove_record(&self, k: &str, f: &FilterRules) -> Result<()> {
-        let others = self.recorded().into_iter().filter(|(ok, _)| ok != k).any(|(_, o)| o.isolate.is_some() && o.isolate == f.isolate);
+        self.remove_among(k, f, &self.recorded())
+    }
+
+    /// Removes one attachment's rules and record; its bridge's isolation goes unless
+    /// another of `records` (a snapshot under the lock) still asks for it.
+    fn remove_among(&self, k: &str, f: &FilterRules, records: &[(String, FilterRules)]) -> Result<()> {
+        let others = records.iter().filter(|(ok, _)| ok != k).any(|(_, o)| o.isolate.is_some() && o.isolate == f.isolate);
         firewall::as_recorded(self.fw.as_ref(), f.backend, firewall::DEFAULT_MARK_BIT, &self.run_dir, |fw| fw.remove_filter(f, !others))?;
         self.state.remove(k)
     }
@@ -85,10 +91,13 @@ impl Filters {
     /// Removes every record of `network` whose key is not in `valid`.
     pub fn gc(&self, network: &str, valid: &[String]) -> Result<()> {
         let _lock = lock_file(&self.lock)?;
-        for (k, f) in self.recorded() {
-            if f.network == network && !valid.contains(&k) {
-                self.remove_record(&k, &f)?;
-            }
+        // One read of the records, not one per removal.
+        let mut records = self.recorded();
+        let stale: Vec<(String, FilterRules)> =
+            records.iter().filter(|(k, f)| f.network == network && !valid.contains(k)).cloned().collect();
+        for (k, f) in stale {
+            self.remove_among(&k, &f, &records)?;
+            records.retain(|(rk, _)| *rk != k);
         }
         Ok(())
     }
