@@ -216,7 +216,7 @@ impl Step<'_> {
     }
 
     /// Runs `argv` in a container of the current image; returns its writable layer.
-    fn run(&self, argv: Vec<String>) -> Result<(store::Layer, u64)> {
+    fn run(&self, argv: Vec<String>) -> Result<store::Layer> {
         let img = self.cur.as_ref().ok_or_else(|| Error::State("RUN needs a base image with a shell (FROM scratch has none)".into()))?;
         let id = netd::netlink::random_hex(32);
         let spec = Spec {
@@ -406,7 +406,7 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                     return Err(at(line, "here-documents in RUN are not supported yet"));
                 }
                 let argv = instr::argv(&r.arguments, &st.shell);
-                let (layer, _) = st.run(argv).map_err(|e| at(line, e))?;
+                let layer = st.run(argv).map_err(|e| at(line, e))?;
                 assemble_child(paths, st.layers.clone(), st.cfg.clone(), Some(layer), &created_by, "")?
             }
             Instruction::Copy(_) | Instruction::Add(_) => {
@@ -460,7 +460,7 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                     layer_from_dir(paths, &stage, "Layer")
                 })();
                 let _ = fs::remove_dir_all(&stage);
-                let (layer, _) = res.map_err(|e| at(line, e))?;
+                let layer = res.map_err(|e| at(line, e))?;
                 assemble_child(paths, st.layers.clone(), st.cfg.clone(), Some(layer), &created_by, "")?
             }
             Instruction::Workdir(_) => {
@@ -473,7 +473,7 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                     .map_err(|e| Error::io("create", &made, e))
                     .and_then(|_| layer_from_dir(paths, &stage, "Layer"));
                 let _ = fs::remove_dir_all(&stage);
-                let (layer, _) = res?;
+                let layer = res?;
                 assemble_child(paths, st.layers.clone(), cfg, Some(layer), &created_by, "")?
             }
             Instruction::Shell(s) => {

@@ -43,12 +43,12 @@ fn push_history(cfg: &mut Value, created_by: &str, comment: &str, empty: bool) {
 }
 
 /// Adds the changes in `dir` (overlay upper-directory form: whiteouts as 0:0 character
-/// devices) as a layer; returns the layer and how many entries it has.
-pub fn layer_from_dir(paths: &Paths, dir: &Path, label: &str) -> Result<(store::Layer, u64)> {
+/// devices) as a layer.
+pub fn layer_from_dir(paths: &Paths, dir: &Path, label: &str) -> Result<store::Layer> {
     let tmp_dir = paths.lib.join("tmp");
     fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("create", &tmp_dir, e))?;
     let tar = tmp_dir.join(format!("layer-{}-{}.tar", std::process::id(), netd::netlink::random_hex(6)));
-    let res = diff::write_layer(dir, &tar).and_then(|n| Ok((store::put_layer(paths, &tar, None, label)?, n)));
+    let res = diff::write_layer(dir, &tar).and_then(|()| store::put_layer(paths, &tar, None, label));
     let _ = fs::remove_file(&tar);
     res
 }
@@ -89,7 +89,7 @@ pub fn commit(paths: &Paths, container: &str, name: Option<&str>, message: &str,
         super::checked_name(n).map_err(|why| Error::Flag { flag: "image name", value: n.to_string(), why })?;
     }
     let upper = paths.container(&c.id).join("upper");
-    let (layer, _) = layer_from_dir(paths, &upper, "Committing")?;
+    let layer = layer_from_dir(paths, &upper, "Committing")?;
     let img = assemble_child(paths, layers, cfg, Some(layer), &format!("berth commit {}", c.name), message)?;
     match name {
         Some(n) => store::tag(paths, &img, n),

@@ -52,7 +52,6 @@ fn empty_file() -> tar::Header {
 struct Walk<'a, W: Write> {
     tar: tar::Builder<W>,
     root: &'a Path,
-    count: u64,
 }
 
 impl<W: Write> Walk<'_, W> {
@@ -61,7 +60,6 @@ impl<W: Write> Walk<'_, W> {
     }
 
     fn append(&mut self, h: &mut tar::Header, rel: &Path, data: impl std::io::Read) -> Result<()> {
-        self.count += 1;
         self.tar.append_data(h, rel, data).map_err(|e| self.io("archive", rel, e))
     }
 
@@ -89,7 +87,6 @@ impl<W: Write> Walk<'_, W> {
             } else if ft.is_symlink() {
                 let target = fs::read_link(&abs).map_err(|e| self.io("read link", &rel, e))?;
                 let mut h = header(&meta, tar::EntryType::Symlink, 0);
-                self.count += 1;
                 self.tar.append_link(&mut h, &rel, &target).map_err(|e| self.io("archive", &rel, e))?;
             } else if ft.is_file() {
                 let f = fs::File::open(&abs).map_err(|e| self.io("open", &rel, e))?;
@@ -115,13 +112,12 @@ impl<W: Write> Walk<'_, W> {
     }
 }
 
-/// Writes the changes in `upper` as a layer tar to `out`; returns how many entries.
-pub fn write_layer(upper: &Path, out: &Path) -> Result<u64> {
+/// Writes the changes in `upper` as a layer tar to `out`.
+pub fn write_layer(upper: &Path, out: &Path) -> Result<()> {
     let f = fs::File::create(out).map_err(|e| Error::io("create", out, e))?;
-    let mut w = Walk { tar: tar::Builder::new(std::io::BufWriter::new(f)), root: upper, count: 0 };
+    let mut w = Walk { tar: tar::Builder::new(std::io::BufWriter::new(f)), root: upper };
     w.tar.mode(tar::HeaderMode::Complete);
     w.dir(Path::new(""))?;
     let mut inner = w.tar.into_inner().map_err(|e| Error::io("finish", out, e))?;
-    inner.flush().map_err(|e| Error::io("write", out, e))?;
-    Ok(w.count)
+    inner.flush().map_err(|e| Error::io("write", out, e))
 }
