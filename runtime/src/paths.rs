@@ -18,13 +18,17 @@ impl Paths {
         Self { lib, run }
     }
 
-    /// Creates the roots 0711 (traversable, not listable) and the container directory
-    /// 0700, tightening modes left by older versions.
+    /// Creates the roots and tightens modes left by older versions: the state root 0710
+    /// (root's group may traverse, others nothing), the run root 0711 (netd's socket is
+    /// reached through it), and the directories holding image and volume content 0700 —
+    /// a layer's setuid program or a volume's data is never reachable by another user
+    /// through the store (Docker's CVE-2021-41091 class).
     pub fn ensure(&self) -> crate::error::Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        for (dir, mode) in [(&self.lib, 0o711), (&self.run, 0o711), (&self.containers(), 0o700)] {
-            netd::state::private_dir(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(|e| crate::error::Error::io("chmod", dir, e))?;
+        let private = ["containers", "layers", "volumes", "blobs", "images", "tmp", "build-cache"].map(|d| (self.lib.join(d), 0o700));
+        for (dir, mode) in [(self.lib.clone(), 0o710), (self.run.clone(), 0o711)].into_iter().chain(private) {
+            netd::state::private_dir(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).map_err(|e| crate::error::Error::io("chmod", &dir, e))?;
         }
         Ok(())
     }

@@ -377,7 +377,7 @@ fn state_is_private_and_locks_are_bounded() {
         assert_eq!(mode(&format!("{dir}/container.json")), "600");
         assert_eq!(mode(&format!("{dir}/container.log")), "600");
         assert_eq!(mode("/var/lib/berth/containers"), "700");
-        assert_eq!(mode("/var/lib/berth"), "711");
+        assert_eq!(mode("/var/lib/berth"), "710");
         assert_eq!(mode("/var/lib/berth/containers/.lock"), "600");
         let nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";
         assert!(!try_sh(&format!("{nobody} cat {dir}/container.json")).0, "another user read a record");

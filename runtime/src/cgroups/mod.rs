@@ -21,6 +21,22 @@ pub enum Cgroup {
 
 const ROOT: &str = "/sys/fs/cgroup";
 
+/// A frozen group; thawed on drop.
+#[derive(Debug)]
+pub struct Frozen<'a> {
+    cgroup: &'a Cgroup,
+    file: PathBuf,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        let thawed = if matches!(self.cgroup, Cgroup::V1(_)) { "THAWED" } else { "0" };
+        if let Err(e) = write(&self.file, thawed) {
+            tracing::warn!(error = %e, "container not thawed");
+        }
+    }
+}
+
 /// The v1 controllers berth limits (and mounts inside containers).
 pub const V1_CONTROLLERS: &[&str] = v1::CONTROLLERS;
 
@@ -75,6 +91,32 @@ impl Cgroup {
                 }
             }
         }
+    }
+
+    /// Freezes every process of the group (v1 `freezer.state`, v2 `cgroup.freeze`) until
+    /// the guard returned is dropped, so that a walk of the container's files (commit)
+    /// sees them still: Docker pauses a container the same way for `commit`.
+    pub fn freeze(&self) -> Result<Frozen<'_>> {
+        let (file, on, done): (PathBuf, &str, fn(&str) -> bool) = match self {
+            Cgroup::V1(dirs) => {
+                let d = dirs.iter().find(|d| d.starts_with(Path::new(ROOT).join("freezer"))).ok_or_else(|| Error::NoController("freezer".into()))?;
+                (d.join("freezer.state"), "FROZEN", |s| s.trim() == "FROZEN")
+            }
+            Cgroup::V2(d) => (d.join("cgroup.freeze"), "1", |s| s.lines().any(|l| l.trim() == "frozen 1")),
+        };
+        let state = match self {
+            Cgroup::V1(_) => file.clone(),
+            Cgroup::V2(d) => d.join("cgroup.events"),
+        };
+        write(&file, on)?;
+        let guard = Frozen { cgroup: self, file };
+        for _ in 0..500 {
+            if std::fs::read_to_string(&state).is_ok_and(|s| done(&s)) {
+                return Ok(guard);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Err(Error::State(format!("the processes of {} did not freeze", state.display())))
     }
 
     /// The group a container would have, without creating it (for cleanup after a crash).

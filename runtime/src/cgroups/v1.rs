@@ -1,4 +1,4 @@
-//! cgroup v1: one directory per controller (memory, pids, cpu).
+//! cgroup v1: one directory per controller (memory, pids, cpu, devices, freezer).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +8,7 @@ use crate::container::Limits;
 use crate::error::{Error, Result};
 
 /// The controllers berth uses.
-pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "devices"];
+pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "devices", "freezer"];
 
 /// Creates `<root>/<ctrl>/<parent>/<id>` for every mounted controller and writes limits.
 pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits, devices: Devices) -> Result<Vec<PathBuf>> {
@@ -20,6 +20,7 @@ pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits, devices: Dev
                 "memory" => limits.memory.is_some(),
                 "pids" => limits.pids.is_some(),
                 "devices" => devices != Devices::All,
+                "freezer" => false,
                 _ => limits.cpus.is_some(),
             };
             if wanted {

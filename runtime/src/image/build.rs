@@ -9,7 +9,12 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use globset::{GlobBuilder, GlobMatcher};
+use nix::fcntl::{readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use parse_dockerfile::{Instruction, Source};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -18,6 +23,7 @@ use super::commit::{assemble_child, base, layer_from_dir};
 use super::instr::{self, expand};
 use super::unpack::hex;
 use super::{store, Image};
+use crate::beneath::{copy, Root};
 use crate::container::{self, Container, Limits, NetMode, Spec, State};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
@@ -48,9 +54,9 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// The context's files (relative paths, sorted) that `.dockerignore` does not exclude.
-fn context_files(ctx: &Path) -> Result<Vec<PathBuf>> {
+fn context_files(ctx: &Path, root: &Root) -> Result<Vec<PathBuf>> {
     let mut rules: Vec<(bool, GlobMatcher)> = Vec::new();
-    if let Ok(text) = fs::read_to_string(ctx.join(".dockerignore")) {
+    if let Ok(text) = read_context_file(root, Path::new(".dockerignore")).map(|b| String::from_utf8_lossy(&b).into_owned()) {
         for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
             let (keep, pat) = match l.strip_prefix('!') {
                 Some(p) => (true, p),
@@ -92,32 +98,66 @@ fn context_files(ctx: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// The context entries a COPY source names: a path (a directory brings what is under
-/// it) or a glob.
-fn sources(files: &[PathBuf], ctx: &Path, src: &str) -> Result<Vec<PathBuf>> {
+/// it) or a glob, whose `*` and `?` never cross a `/` (as Docker's filepath.Match).
+pub fn sources(files: &[PathBuf], src: &str) -> Result<Vec<PathBuf>> {
     let clean = crate::beneath::clean_in_root(src);
     if src.contains(['*', '?', '[']) {
-        let g = Glob::new(&clean.to_string_lossy()).map_err(|e| Error::State(format!("{src}: {e}")))?.compile_matcher();
+        let g = GlobBuilder::new(&clean.to_string_lossy())
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::State(format!("{src}: {e}")))?
+            .compile_matcher();
         return Ok(files.iter().filter(|f| g.is_match(f)).cloned().collect());
     }
     if clean.as_os_str().is_empty() {
         return Ok(vec![PathBuf::new()]);
     }
-    Ok(if files.contains(&clean) && ctx.join(&clean).exists() { vec![clean] } else { Vec::new() })
+    Ok(if files.contains(&clean) { vec![clean] } else { Vec::new() })
+}
+
+/// A context entry's status, not following a symlink at `rel` or on the way to it.
+fn context_stat(root: &Root, rel: &Path) -> std::io::Result<FileStat> {
+    if rel.as_os_str().is_empty() {
+        return fstat(root.fd().as_raw_fd()).map_err(Into::into);
+    }
+    let (dir, name) = root.parent(rel, false)?;
+    fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(Into::into)
+}
+
+/// Opens the regular file `rel` of the context (a symlink there is refused).
+fn open_context_file(root: &Root, rel: &Path) -> std::io::Result<fs::File> {
+    let (dir, name) = root.parent(rel, false)?;
+    let fd = crate::beneath::open_at(dir.as_fd(), &name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK, Mode::empty())?;
+    if fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(fs::File::from(fd))
+}
+
+fn read_context_file(root: &Root, rel: &Path) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut open_context_file(root, rel)?, &mut out)?;
+    Ok(out)
 }
 
 /// Digest of what a COPY brings: names, modes and contents, in order.
-fn content_digest(ctx: &Path, files: &[PathBuf], roots: &[PathBuf]) -> Result<String> {
-    use std::os::unix::fs::MetadataExt;
+fn content_digest(ctx: &Path, root: &Root, files: &[PathBuf], roots: &[PathBuf]) -> Result<String> {
     let mut h = Sha256::new();
     for f in files.iter().filter(|f| roots.iter().any(|r| f.starts_with(r) || r.as_os_str().is_empty())) {
         let p = ctx.join(f);
-        let meta = fs::symlink_metadata(&p).map_err(|e| Error::io("stat", &p, e))?;
+        let st = context_stat(root, f).map_err(|e| Error::io("stat", &p, e))?;
         h.update(f.to_string_lossy().as_bytes());
-        h.update(meta.mode().to_le_bytes());
-        if meta.is_file() {
-            h.update(fs::read(&p).map_err(|e| Error::io("read", &p, e))?);
-        } else if meta.file_type().is_symlink() {
-            h.update(fs::read_link(&p).map_err(|e| Error::io("read link", &p, e))?.to_string_lossy().as_bytes());
+        h.update(st.st_mode.to_le_bytes());
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => std::io::copy(&mut open_context_file(root, f).map_err(|e| Error::io("read", &p, e))?, &mut h)
+                .map(drop)
+                .map_err(|e| Error::io("read", &p, e))?,
+            libc::S_IFLNK => {
+                let (dir, name) = root.parent(f, false).map_err(|e| Error::io("read link", &p, e))?;
+                let target = readlinkat(Some(dir.as_raw_fd()), name.as_os_str()).map_err(|e| Error::io("read link", &p, e.into()))?;
+                h.update(target.as_bytes());
+            }
+            _ => {}
         }
         h.update(b"\0");
     }
@@ -138,48 +178,43 @@ fn chown(flag: Option<&str>) -> Result<(u32, u32)> {
     Ok((num(u)?, num(g)?))
 }
 
-/// Copies one context entry (a directory is created, not descended: the caller walks
-/// the context's file list, which .dockerignore filtered), owned by `owner` as COPY does.
-fn copy_one(src: &Path, dst: &Path, owner: (u32, u32)) -> Result<()> {
-    if let Some(parent) = dst.parent() {
-        fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-    }
-    crate::beneath::copy_entry(src, dst, Some(owner)).map_err(|e| Error::io("copy", src, e))
+/// Copies context entry `rel` to `to` beneath the stage (see [`crate::beneath::copy`]): a
+/// directory is created, not descended (the caller walks the context's file list, which
+/// .dockerignore filtered), owned by `owner` as COPY does.
+fn copy_one(ctx: &Root, rel: &Path, stage: &Root, to: &Path, owner: (u32, u32)) -> Result<()> {
+    let io = |e| Error::io("copy", rel, e);
+    let (sdir, sname) = ctx.parent(rel, false).map_err(io)?;
+    let (ddir, dname) = stage.parent(to, true).map_err(io)?;
+    copy::entry(sdir.as_fd(), &sname, ddir.as_fd(), &dname, Some(owner)).map(drop).map_err(io)
 }
 
 /// COPY --from: `srcs` out of an image's merged root, resolved beneath it and copied
 /// without following its symlinks (a stage's link to `/etc/shadow` stays a link).
-fn copy_out_of(root: &Path, srcs: &[String], target: &Path, dir_dest: bool, owner: Option<(u32, u32)>) -> Result<()> {
-    let r = crate::beneath::Root::open(root).map_err(|e| Error::io("open", root, e))?;
+fn copy_out_of(root: &Path, srcs: &[String], stage: &Root, target: &Path, dir_dest: bool, owner: Option<(u32, u32)>) -> Result<()> {
+    let r = Root::open(root).map_err(|e| Error::io("open", root, e))?;
     for src in srcs {
         let rel = crate::beneath::clean_in_root(src);
         let bad = |e: std::io::Error| Error::State(format!("COPY --from: {src}: {e}"));
-        let (from, name, _keep) = if rel.as_os_str().is_empty() {
-            let fd = r.dir(Path::new(""), false).map_err(bad)?;
-            (crate::beneath::fd_path(&fd), std::ffi::OsString::new(), fd)
+        let whole = rel.as_os_str().is_empty();
+        let st = context_stat(&r, &rel).map_err(|e| Error::State(format!("COPY --from: {src} not found: {e}")))?;
+        if whole || st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let from = r.dir(&rel, false).map_err(bad)?;
+            let to = stage.dir(target, true).map_err(bad)?;
+            copy::tree(from.as_fd(), to.as_fd(), owner).map_err(bad)?;
         } else {
-            let (fd, name) = r.parent(&rel, false).map_err(bad)?;
-            (crate::beneath::fd_path(&fd).join(&name), name, fd)
-        };
-        let meta = fs::symlink_metadata(&from).map_err(|e| Error::State(format!("COPY --from: {src} not found: {e}")))?;
-        let to = if meta.is_dir() || !dir_dest { target.to_path_buf() } else { target.join(&name) };
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-        }
-        if meta.is_dir() {
-            fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, e))?;
-            crate::beneath::copy_tree(&from, &to, owner).map_err(|e| Error::io("copy", &from, e))?;
-        } else {
-            crate::beneath::copy_entry(&from, &to, owner).map_err(|e| Error::io("copy", &from, e))?;
+            let (sdir, name) = r.parent(&rel, false).map_err(bad)?;
+            let to = if dir_dest { target.join(&name) } else { target.to_path_buf() };
+            let (ddir, dname) = stage.parent(&to, true).map_err(bad)?;
+            copy::entry(sdir.as_fd(), &name, ddir.as_fd(), &dname, owner).map_err(bad)?;
         }
     }
     Ok(())
 }
 
-fn is_tar(p: &Path) -> bool {
+/// Whether an opened file starts like a tar or a gzip stream.
+fn is_tar(f: &mut fs::File) -> bool {
     let mut magic = [0u8; 262];
-    let Ok(mut f) = fs::File::open(p) else { return false };
-    let n = std::io::Read::read(&mut f, &mut magic).unwrap_or(0);
+    let n = std::io::Read::read(f, &mut magic).unwrap_or(0);
     (n >= 2 && magic[..2] == [0x1f, 0x8b]) || (n >= 262 && &magic[257..262] == b"ustar")
 }
 
@@ -277,7 +312,8 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
     if !o.context.is_dir() {
         return Err(Error::io("open build context", &o.context, std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
-    let files = context_files(&o.context)?;
+    let ctx = Root::open(&o.context).map_err(|e| Error::io("open build context", &o.context, e))?;
+    let files = context_files(&o.context, &ctx)?;
     let total = df.instructions.len();
     let mut st = Step {
         paths,
@@ -379,14 +415,14 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                 if p.contains("://") {
                     return Err(at(line, format!("ADD of a URL ({p}) is not supported; download it with RUN")));
                 }
-                let found = sources(&files, &o.context, &p)?;
+                let found = sources(&files, &p)?;
                 if found.is_empty() {
                     return Err(at(line, format!("{src}: {p} not found in the build context (or excluded by .dockerignore)")));
                 }
                 copy_plan.push((p, found));
             }
             let roots: Vec<PathBuf> = copy_plan.iter().flat_map(|(_, f)| f.clone()).collect();
-            key_text.push_str(&content_digest(&o.context, &files, &roots)?);
+            key_text.push_str(&content_digest(&o.context, &ctx, &files, &roots)?);
         }
         let key = next_key(&st.key, &key_text);
         if !o.no_cache {
@@ -421,15 +457,18 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                     || copy_from.as_ref().is_some_and(|(_, s)| s.len() > 1);
                 let stage = paths.lib.join("tmp").join(format!("build-{}", netd::netlink::random_hex(8)));
                 let res = (|| {
-                    let target = stage.join(crate::beneath::clean_in_root(&abs));
+                    netd::state::private_dir(&stage)?;
+                    let out = Root::open(&stage).map_err(|e| Error::io("open", &stage, e))?;
+                    let target = crate::beneath::clean_in_root(&abs);
                     if let Some((img, srcs)) = &copy_from {
                         let owner = opts.iter().any(|f| f.name.value == "chown").then_some(own);
-                        super::root::with_root(paths, img, |root| copy_out_of(root, srcs, &target, dir_dest, owner))?;
+                        super::root::with_root(paths, img, |root| copy_out_of(root, srcs, &out, &target, dir_dest, owner))?;
                     }
                     for (pattern, found) in &copy_plan {
                         for f in found {
                             let from = o.context.join(f);
-                            let is_dir = from.is_dir();
+                            let st = context_stat(&ctx, f).map_err(|e| Error::io("stat", &from, e))?;
+                            let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
                             // A directory source copies its contents; a glob match of a
                             // directory, the directory itself.
                             let to = if is_dir && !pattern.contains(['*', '?', '[']) {
@@ -439,21 +478,30 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                             } else {
                                 target.clone()
                             };
-                            if let Some(parent) = to.parent() {
-                                fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-                            }
-                            if is_add && !is_dir && is_tar(&from) {
-                                fs::create_dir_all(&target).map_err(|e| Error::io("create", &target, e))?;
-                                super::unpack::unpack_layer(&from, &target, &mut |_| {})?;
+                            // ADD unpacks a regular file of the context that is an
+                            // archive, read through the descriptor opened here (a
+                            // symlink to a host archive is copied as a link instead).
+                            let tar = if is_add && st.st_mode & libc::S_IFMT == libc::S_IFREG {
+                                let mut file = open_context_file(&ctx, f).map_err(|e| Error::io("open", &from, e))?;
+                                is_tar(&mut file).then_some(file)
+                            } else {
+                                None
+                            };
+                            if let Some(file) = tar {
+                                let into = out.dir(&target, true).map_err(|e| Error::io("create", &abs, e))?;
+                                let (src, dst) = (crate::beneath::fd_path(&file), crate::beneath::fd_path(&into));
+                                super::unpack::unpack_layer(&src, &dst, &mut |_| {})?;
                             } else if is_dir {
                                 // Only what .dockerignore lets in.
-                                fs::create_dir_all(&to).map_err(|e| Error::io("create", &to, e))?;
+                                out.dir(&to, true).map_err(|e| Error::io("create", &abs, e))?;
                                 for inner in files.iter().filter(|x| f.as_os_str().is_empty() || x.starts_with(f)) {
                                     let rel = inner.strip_prefix(f).unwrap_or(inner);
-                                    copy_one(&o.context.join(inner), &to.join(rel), own)?;
+                                    if !to.join(rel).as_os_str().is_empty() {
+                                        copy_one(&ctx, inner, &out, &to.join(rel), own)?;
+                                    }
                                 }
                             } else {
-                                copy_one(&from, &to, own)?;
+                                copy_one(&ctx, f, &out, &to, own)?;
                             }
                         }
                     }

@@ -89,7 +89,22 @@ pub fn commit(paths: &Paths, container: &str, name: Option<&str>, message: &str,
         super::checked_name(n).map_err(|why| Error::Flag { flag: "image name", value: n.to_string(), why })?;
     }
     let upper = paths.container(&c.id).join("upper");
-    let layer = layer_from_dir(paths, &upper, "Committing")?;
+    // The container is frozen while its changes are read, as Docker pauses it, so it
+    // cannot swap what the walk is reading; the walk never follows its symlinks either.
+    let cgroup = crate::cgroups::Cgroup::existing(&c.id);
+    let frozen = match c.alive() {
+        true => match cgroup.freeze() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(container = %c.name, error = %e, "committing without freezing the container");
+                None
+            }
+        },
+        false => None,
+    };
+    let layer = layer_from_dir(paths, &upper, "Committing");
+    drop(frozen);
+    let layer = layer?;
     let img = assemble_child(paths, layers, cfg, Some(layer), &format!("berth commit {}", c.name), message)?;
     match name {
         Some(n) => store::tag(paths, &img, n),

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::unistd::{chdir, fchdir, pivot_root};
 
@@ -84,7 +84,10 @@ fn copy_up(image: &beneath::Root, target: &str, volume: &Path) -> Result<()> {
         return Ok(());
     }
     let Ok(src) = image.dir(&beneath::clean_in_root(target), false) else { return Ok(()) };
-    beneath::copy_tree(&beneath::fd_path(&src), volume, None)
+    // Through descriptors only: another container sharing the volume may be planting
+    // symlinks in it while this runs (see beneath::copy).
+    let vol = beneath::Root::open(volume).map_err(|e| Error::io("open", volume, e))?;
+    beneath::copy::tree(src.as_fd(), vol.fd(), None)
         .map_err(|e| Error::io("copy the image's content into the volume at", target.to_string(), e))
 }
 

@@ -90,7 +90,7 @@ fn kill_containers() {
         }
         let id = e.file_name().to_string_lossy().to_string();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        for ctrl in ["memory", "pids", "cpu", "devices", ""] {
+        for ctrl in ["memory", "pids", "cpu", "devices", "freezer", ""] {
             let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}/berth/{id}").replace("//", "/"));
         }
     }

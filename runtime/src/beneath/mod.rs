@@ -13,6 +13,8 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{mkdirat, Mode};
 
+pub mod copy;
+
 /// A directory everything is resolved beneath.
 #[derive(Debug)]
 pub struct Root {
@@ -84,6 +86,11 @@ impl Root {
         Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
+    /// The root's own descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// Opens directory `rel` beneath the root, creating missing components (mode 0755)
     /// when `create`; a symlink or non-directory on the way is an error.
     pub fn dir(&self, rel: &Path, create: bool) -> io::Result<OwnedFd> {
@@ -132,48 +139,6 @@ impl Root {
         }
         Ok(fd)
     }
-}
-
-/// Copies one entry (a file, a symlink as a symlink, an empty directory) keeping its mode
-/// and owner, or giving it `owner`; devices and sockets are skipped. Never follows `src`
-/// if it is a symlink.
-pub fn copy_entry(src: &Path, dst: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = std::fs::symlink_metadata(src)?;
-    let ft = meta.file_type();
-    if ft.is_dir() {
-        match std::fs::create_dir(dst) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
-        }
-    } else if ft.is_symlink() {
-        let _ = std::fs::remove_file(dst);
-        std::os::unix::fs::symlink(std::fs::read_link(src)?, dst)?;
-    } else if ft.is_file() {
-        std::fs::copy(src, dst)?;
-    } else {
-        return Ok(());
-    }
-    let (uid, gid) = owner.unwrap_or((meta.uid(), meta.gid()));
-    std::os::unix::fs::lchown(dst, Some(uid), Some(gid))?;
-    if !ft.is_symlink() {
-        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    }
-    Ok(())
-}
-
-/// Copies what directory `src` holds into the existing directory `dst`, recursively,
-/// descending only into real directories (a symlink is copied as one, never followed).
-pub fn copy_tree(src: &Path, dst: &Path, owner: Option<(u32, u32)>) -> io::Result<()> {
-    for e in std::fs::read_dir(src)? {
-        let e = e?;
-        let (from, to) = (e.path(), dst.join(e.file_name()));
-        copy_entry(&from, &to, owner)?;
-        if std::fs::symlink_metadata(&from)?.is_dir() {
-            copy_tree(&from, &to, owner)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
