@@ -18,8 +18,19 @@ pub const DEFAULT_DATA_DIR: &str = "/run/cni/tuning";
 /// The reference plugin's sysctl allowlist: when it exists, every key must match one of its
 /// lines (regular expressions, unanchored, as Go's `regexp.MatchString`).
 pub const ALLOWLIST: &str = "/etc/cni/tuning/allowlist.conf";
-/// Overrides [`ALLOWLIST`], for tests and for hosts that keep it elsewhere.
+/// Overrides [`ALLOWLIST`] in debug (test) builds only: a release plugin reads the
+/// administrator's file whatever its caller's environment says.
 pub const ALLOWLIST_ENV: &str = "BERTH_TUNING_ALLOWLIST";
+
+/// The allowlist in force: the administrator's file (or the test override, see
+/// [`ALLOWLIST_ENV`]).
+fn allowlist_path() -> PathBuf {
+    #[cfg(debug_assertions)]
+    if let Some(p) = std::env::var_os(ALLOWLIST_ENV) {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(ALLOWLIST)
+}
 
 /// What to change, validated: sysctl keys are paths below `/proc/sys/net`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,7 +117,7 @@ pub fn sysctl_path(key: &str, ifname: &str) -> Result<String> {
 
 /// Checks every key against the allowlist file, if there is one.
 pub fn check_allowlist(sysctls: &BTreeMap<String, String>) -> Result<()> {
-    let path = std::env::var_os(ALLOWLIST_ENV).map(PathBuf::from).unwrap_or_else(|| ALLOWLIST.into());
+    let path = allowlist_path();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -264,6 +275,15 @@ pub fn restore(netns: Option<&Path>, ifname: &str, data_dir: &Path, id: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_names_the_allowlist_only_in_debug_builds() {
+        std::env::set_var(ALLOWLIST_ENV, "/elsewhere/allow.conf");
+        let want = if cfg!(debug_assertions) { "/elsewhere/allow.conf" } else { ALLOWLIST };
+        assert_eq!(allowlist_path(), PathBuf::from(want));
+        std::env::remove_var(ALLOWLIST_ENV);
+        assert_eq!(allowlist_path(), PathBuf::from(ALLOWLIST));
+    }
 
     #[test]
     fn sysctl_keys_stay_below_net() {
