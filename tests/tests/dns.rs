@@ -4,6 +4,7 @@
 
 use berth_tests::harness::berth::{berth, import_busybox, inspect};
 use berth_tests::harness::peer::PEER_IP;
+use berth_tests::harness::dns::dig;
 use berth_tests::harness::{isolated, sh, OtherHost, Proc};
 
 /// A resolver for the "internet": answers `*.test` with 198.51.100.7, anything else NXDOMAIN.
@@ -74,9 +75,12 @@ fn containers_find_each_other_by_name_on_user_networks() {
         let (code, out) = run_sh("app", "nslookup www");
         assert!(code == 0 && out.contains(&ip), "an alias did not resolve: {out}");
         assert_eq!(berth(&["run", "--rm", "--network-alias", "x", "busybox", "true"]).code, 125, "alias on the default bridge");
-        // Over TCP too (asked from the host, through the gateway address).
-        let tcp = "python3 -c \"import socket,struct\nq=struct.pack('>HHHHHH',7,256,1,0,0,0)+b'\\x03web\\x00'+struct.pack('>HH',1,1)\ns=socket.create_connection(('10.89.0.1',53),timeout=2)\ns.sendall(struct.pack('>H',len(q))+q)\ndef rd(n):\n    b=b''\n    while len(b)<n:\n        c=s.recv(n-len(b))\n        if not c: raise SystemExit('closed')\n        b+=c\n    return b\nr=rd(struct.unpack('>H',rd(2))[0])\nprint(socket.inet_ntoa(r[-4:]))\"";
-        assert_eq!(sh(tcp).trim(), ip, "TCP answer");
+        // Over TCP too, from inside a member's netns (the host itself is no member).
+        let pid = berth(&["inspect", "-f", "{{.State.Pid}}", "web"]).ok();
+        let tcp = dig(pid.trim(), "10.89.0.1", "web", "tcp");
+        assert!(tcp.starts_with("rcode=0 tc=0 answers=1") && tcp.contains(&ip), "TCP answer: {tcp}");
+        let host = dig("host", "10.89.0.1", "web", "udp");
+        assert!(host.starts_with("rcode=5 tc=0 answers=0"), "the host's own netns is no member of app: {host}");
         // Other names go to the host's upstream resolver (in another netns).
         let (code, out) = run_sh("app", "nslookup example.test");
         assert!(code == 0 && out.contains("198.51.100.7"), "{out}");

@@ -48,8 +48,11 @@ pub fn isolated(body: impl FnOnce()) {
         panic!("isolated test {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
     }
     // Skips are printed, never silent; so are the figures a test reports.
-    for line in stdout.lines().chain(stderr.lines()).filter(|l| l.starts_with("SKIP") || l.starts_with("REPORT")) {
-        eprintln!("{line}");
+    // (The test's own output may follow libtest's "test NAME ... " on the same line.)
+    for line in stdout.lines().chain(stderr.lines()) {
+        if let Some(at) = line.find("SKIP ").or_else(|| line.find("REPORT ")) {
+            eprintln!("{}", &line[at..]);
+        }
     }
 }
 

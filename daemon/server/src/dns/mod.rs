@@ -1,35 +1,48 @@
-//! Name resolution on user networks, as aardvark-dns does for podman: netd answers DNS on
-//! each user network's gateway address (UDP and TCP 53) with the names of the containers
-//! on that network (name, short ID, full ID), and forwards every other name to the host's
-//! resolvers (a loopback one like 127.0.0.53 included: netd runs in the host's netns).
-//! The default `bridge` network keeps Docker's semantics: no names.
+//! Name resolution on user networks, as Docker's embedded resolver behaves: netd answers
+//! DNS on each user network's gateway address (UDP and TCP 53) with the names of the
+//! containers on that network (name, short ID, full ID, aliases) — to that network's
+//! members only. The sockets are bound to the network's bridge (SO_BINDTODEVICE), so a
+//! query that arrives on any other interface (a LAN host routing the subnet here, a
+//! container of another network) reaches no resolver; a source that is not a member
+//! is REFUSED. Other names are forwarded, bounded (see [`forward`]), to the host's
+//! resolvers — never from an `--internal` network. The default `bridge` network keeps
+//! Docker's semantics: no names.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hickory_proto::op::{Header, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{RData, Record, RecordType};
-use hickory_resolver::TokioResolver;
-use hickory_server::authority::MessageResponseBuilder;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::ServerFuture;
 use netd::engine::{Engine, Networking};
 use netd::network::endpoint::BridgeNetwork;
 use serde_json::Value;
 
 use netd::docker;
 
+pub mod forward;
+pub mod query;
+mod tcp;
 mod udp;
 
-/// Names per network: network → lowercase name → addresses.
+/// One user network as its resolver sees it.
+#[derive(Debug, Default)]
+pub struct NetView {
+    /// Lowercase name → addresses.
+    names: HashMap<String, Vec<IpAddr>>,
+    /// The addresses of its members: the only sources answered.
+    members: HashSet<IpAddr>,
+    /// `--internal`: nothing is forwarded.
+    internal: bool,
+}
+
+/// Every user network by the gateway address its resolver listens on.
+pub type Snapshot = HashMap<IpAddr, NetView>;
+
+/// The names as last read. Readers hold an `Arc` of one snapshot and swap it only
+/// when the generation moves, so a query takes no lock.
 pub struct Names {
-    by_network: RwLock<HashMap<String, HashMap<String, Vec<IpAddr>>>>,
-    /// Which network a gateway address (listener) serves.
-    by_gateway: RwLock<HashMap<IpAddr, String>>,
+    snap: RwLock<Arc<Snapshot>>,
     engine: Engine,
     root: PathBuf,
     /// When the names were last read, to bound re-reads on misses.
@@ -66,8 +79,8 @@ impl Names {
         let records = docker::containers(&self.root);
         let nets = self.engine.networks().unwrap_or_default();
         let map = collect(&self.engine, &nets, &records);
-        if let Ok(mut m) = self.by_network.write() {
-            *m = map;
+        if let Ok(mut m) = self.snap.write() {
+            *m = Arc::new(map);
         }
         if let Ok(mut l) = self.last.lock() {
             *l = std::time::Instant::now();
@@ -91,22 +104,46 @@ impl Names {
         self.last.lock().map(|l| l.elapsed() > age).unwrap_or(true)
     }
 
-    fn lookup(&self, gateway: IpAddr, name: &str) -> Option<Vec<IpAddr>> {
-        let net = self.by_gateway.read().ok()?.get(&gateway)?.clone();
-        self.by_network.read().ok()?.get(&net)?.get(name).cloned()
+    /// The current snapshot.
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snap.read().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
-/// The names of the running containers on each user network, from the records and the
-/// endpoint registry.
-fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> HashMap<String, HashMap<String, Vec<IpAddr>>> {
-    let mut out: HashMap<String, HashMap<String, Vec<IpAddr>>> = HashMap::new();
+/// A reader's view: the snapshot it holds and its generation.
+pub struct View {
+    generation: u64,
+    snap: Arc<Snapshot>,
+}
+
+/// What a query's source and name come to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Not a member of the network (or no network is served there): REFUSED.
+    NotMember,
+    /// A container name: these addresses.
+    Found(Vec<IpAddr>),
+    /// Not a container name: forwarded, unless the network is internal.
+    Missing {
+        /// The network is `--internal`.
+        internal: bool,
+    },
+}
+
+/// The names and members of the running containers on each user network, from the
+/// records and the endpoint registry, by gateway address.
+fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> Snapshot {
+    let mut out = Snapshot::new();
     // Running containers by ID, once: a search per member would be O(N²).
     let running: HashMap<&str, &Value> =
         records.iter().filter(|c| docker::running(c)).filter_map(|c| Some((c["id"].as_str()?, c))).collect();
     for net in nets.iter().filter(|n| n.name != "bridge") {
-        let names = out.entry(net.name.clone()).or_default();
+        let view = out.entry(gateway(net)).or_default();
+        view.internal = net.internal;
         for m in engine.members(&net.name).unwrap_or_default() {
+            // Every attachment is a member (one starting up asks before its record
+            // says running); only running containers have names.
+            view.members.extend(m.addresses.iter().copied());
             let Some(c) = running.get(m.id.as_str()) else { continue };
             let mut keys = vec![m.id.to_lowercase(), m.id.chars().take(12).collect::<String>()];
             if let Some(n) = c["name"].as_str() {
@@ -115,156 +152,171 @@ fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> HashMa
             // Aliases are network-scoped: the engine keeps them per attachment.
             keys.extend(m.aliases.iter().map(|a| a.to_lowercase()));
             for k in keys {
-                names.entry(k).or_default().extend(m.addresses.iter().copied());
+                view.names.entry(k).or_default().extend(m.addresses.iter().copied());
             }
         }
     }
     out
 }
 
-/// The answer records for `ips` that match `qtype` (A, AAAA or ANY), TTL 5 s as
-/// aardvark-dns: names follow containers.
-fn records(name: &hickory_proto::rr::Name, qtype: RecordType, ips: &[IpAddr]) -> Vec<Record> {
-    ips.iter()
-        .filter_map(|ip| match (ip, qtype) {
-            (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => Some(Record::from_rdata(name.clone(), 5, RData::A(A(*v4)))),
-            (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => Some(Record::from_rdata(name.clone(), 5, RData::AAAA(AAAA(*v6)))),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Asks the host's resolvers: the records, or the response code to answer with.
-async fn forward(up: Option<&TokioResolver>, name: hickory_proto::rr::Name, qtype: RecordType) -> Result<Vec<Record>, ResponseCode> {
-    let up = up.ok_or(ResponseCode::ServFail)?;
-    match up.lookup(name, qtype).await {
-        Ok(found) => Ok(found.records().to_vec()),
-        Err(e) if e.is_nx_domain() => Err(ResponseCode::NXDomain),
-        Err(e) if e.is_no_records_found() => Ok(Vec::new()),
-        Err(_) => Err(ResponseCode::ServFail),
-    }
+/// The address a network's resolver listens on.
+fn gateway(n: &BridgeNetwork) -> IpAddr {
+    n.gateway.unwrap_or_else(|| netd::ipam::offset(n.subnet.network(), 1))
 }
 
 impl Names {
-    /// The addresses of `key` on the network served at `gateway`, re-reading the names
-    /// first when an attach or detach happened since, or when it is not found and the
-    /// names are older than 50 ms or changed. Blocking (a stat, at times a re-read).
-    fn resolve(&self, gateway: IpAddr, key: &str) -> Option<Vec<IpAddr>> {
-        // The stats at most once a millisecond: under load they would cost more than
-        // the answer; a name missed in that window is found by the re-read on a miss.
+    fn new(engine: Engine, root: PathBuf) -> Self {
+        Self {
+            snap: Default::default(),
+            engine,
+            root,
+            last: std::sync::Mutex::new(std::time::Instant::now()),
+            stamp: std::sync::Mutex::new(None),
+            networks: Default::default(),
+            generation: Default::default(),
+            checked: Default::default(),
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    /// A view of the current names for one reader.
+    pub fn view(&self) -> View {
+        View { generation: self.generation.load(std::sync::atomic::Ordering::Acquire), snap: self.snapshot() }
+    }
+
+    /// Brings `view` up to date if the names were re-read since (one atomic load).
+    fn update(&self, view: &mut View) {
+        let g = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        if g != view.generation {
+            *view = View { generation: g, snap: self.snapshot() };
+        }
+    }
+
+    fn look(view: &View, gateway: IpAddr, src: IpAddr, key: &str) -> Lookup {
+        match view.snap.get(&gateway) {
+            Some(n) if n.members.contains(&src) => match n.names.get(key) {
+                Some(ips) => Lookup::Found(ips.clone()),
+                None => Lookup::Missing { internal: n.internal },
+            },
+            _ => Lookup::NotMember,
+        }
+    }
+
+    /// What `key` asked by `src` on the network served at `gateway` comes to. The names
+    /// are re-read first when an attach, detach or network change happened since
+    /// (checked at most once a millisecond: two stats), and on a miss when they are
+    /// older than 50 ms (a container that started a moment ago). Blocking at times.
+    pub fn resolve(&self, view: &mut View, gateway: IpAddr, src: IpAddr, key: &str) -> Lookup {
         let now = self.epoch.elapsed().as_millis() as u64;
         let checked = self.checked.swap(now, std::sync::atomic::Ordering::Relaxed);
         if now != checked && self.moved() {
             self.refresh();
         }
-        let found = self.lookup(gateway, key);
-        if found.is_some() {
+        self.update(view);
+        let found = Self::look(view, gateway, src, key);
+        if matches!(found, Lookup::Found(_)) {
             return found;
         }
-        // A miss: re-read if the names may be behind, then look again either way (the
-        // other UDP thread may have just re-read them, between the first look and here;
-        // answering from the first look would send a known name upstream: NXDOMAIN).
-        if self.stale() || self.moved() {
+        // A miss (or an unknown source): re-read if the names may be behind, then look
+        // again either way (another thread may have re-read them since the first look).
+        let may_be_behind = match found {
+            Lookup::NotMember => self.moved(),
+            _ => self.stale() || self.moved(),
+        };
+        if may_be_behind {
             self.refresh();
         }
-        self.lookup(gateway, key)
+        self.update(view);
+        Self::look(view, gateway, src, key)
     }
 }
 
-struct Handler {
-    gateway: IpAddr,
-    names: Arc<Names>,
-    upstream: Option<TokioResolver>,
-}
-
-impl Handler {
-    async fn answer<R: ResponseHandler>(&self, request: &Request, mut response: R) -> Result<ResponseInfo, std::io::Error> {
-        let builder = MessageResponseBuilder::from_message_request(request);
-        let mut header = Header::response_from_request(request.header());
-        header.set_recursion_available(true);
-        if request.message_type() != MessageType::Query || request.op_code() != OpCode::Query {
-            return response.send_response(builder.error_msg(request.header(), ResponseCode::NotImp)).await;
-        }
-        let Ok(info) = request.request_info() else {
-            return response.send_response(builder.error_msg(request.header(), ResponseCode::FormErr)).await;
-        };
-        let qname = info.query.name().clone();
-        let qtype = info.query.query_type();
-        let key = qname.to_string().trim_end_matches('.').to_lowercase();
-        let (names, gateway, k) = (self.names.clone(), self.gateway, key.clone());
-        let found = tokio::task::spawn_blocking(move || names.resolve(gateway, &k)).await.ok().flatten();
-        let name: hickory_proto::rr::Name = qname.into();
-        if let Some(ips) = found {
-            header.set_authoritative(true);
-            let records = records(&name, qtype, &ips);
-            return response.send_response(builder.build(header, records.iter(), [], [], [])).await;
-        }
-        match forward(self.upstream.as_ref(), name, qtype).await {
-            Ok(records) => response.send_response(builder.build(header, records.iter(), [], [], [])).await,
-            Err(code) => {
-                header.set_response_code(code);
-                response.send_response(builder.build_no_records(header)).await
-            }
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl RequestHandler for Handler {
-    async fn handle_request<R: ResponseHandler>(&self, request: &Request, response: R) -> ResponseInfo {
-        match self.answer(request, response).await {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(error = %e, "dns answer not sent");
-                let mut h = Header::response_from_request(request.header());
-                h.set_response_code(ResponseCode::ServFail);
-                h.into()
-            }
-        }
-    }
-}
-
-/// Sockets bound to `ip:53` even before the bridge carries the address (IP_FREEBIND).
-fn bind(ip: IpAddr) -> std::io::Result<(std::net::UdpSocket, tokio::net::TcpListener)> {
+/// Sockets bound to `ip:53` on `bridge` only (SO_BINDTODEVICE), even before the bridge
+/// carries the address (IP_FREEBIND).
+fn bind(ip: IpAddr, bridge: &str) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let addr = SocketAddr::new(ip, 53);
     let domain = if ip.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let udp = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     udp.set_freebind_v4(true)?;
+    // Room for bursts (and for the packets that arrive while a flood is shed).
+    udp.set_recv_buffer_size(1 << 20)?;
+    udp.bind_device(Some(bridge.as_bytes()))?;
     udp.bind(&addr.into())?;
     let tcp = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     tcp.set_freebind_v4(true)?;
     tcp.set_reuse_address(true)?;
+    tcp.bind_device(Some(bridge.as_bytes()))?;
     tcp.set_nonblocking(true)?;
     tcp.bind(&addr.into())?;
     tcp.listen(128)?;
-    Ok((udp.into(), tokio::net::TcpListener::from_std(tcp.into())?))
+    Ok((udp.into(), tcp.into()))
+}
+
+/// A network's resolver: its sockets (to re-bind them when the bridge is made anew)
+/// and the index of the bridge they are bound to.
+struct Served {
+    bridge: String,
+    index: u32,
+    udp: socket2::Socket,
+    tcp: socket2::Socket,
+}
+
+impl Served {
+    /// Re-binds to the bridge when it was deleted and made again (a new index).
+    fn follow(&mut self) {
+        let Ok(index) = nix::net::if_::if_nametoindex(self.bridge.as_str()) else { return };
+        if index != self.index {
+            for s in [&self.udp, &self.tcp] {
+                if let Err(e) = s.bind_device(Some(self.bridge.as_bytes())) {
+                    tracing::warn!(bridge = %self.bridge, error = %e, "dns socket not re-bound");
+                    return;
+                }
+            }
+            self.index = index;
+        }
+    }
+}
+
+/// Starts the resolver of one network: two UDP threads and the TCP listener.
+fn serve(n: &BridgeNetwork, names: &Arc<Names>, forwarder: &Arc<forward::Forwarder>, tcp_limits: &Arc<tcp::Limits>) -> std::io::Result<Served> {
+    let gw = gateway(n);
+    let index = nix::net::if_::if_nametoindex(n.bridge.as_str()).map_err(std::io::Error::from)?;
+    let (udp, listener) = bind(gw, &n.bridge)?;
+    let served = Served { bridge: n.bridge.clone(), index, udp: udp.try_clone()?.into(), tcp: listener.try_clone()?.into() };
+    // Two threads on the socket: the kernel's send path, most of an answer's cost,
+    // then runs on both cores under load.
+    let second = udp.try_clone()?;
+    for sock in [udp, second] {
+        let (n3, f) = (names.clone(), forwarder.clone());
+        std::thread::Builder::new().name(format!("dns-{gw}")).stack_size(256 * 1024).spawn(move || udp::serve(sock, gw, n3, f))?;
+    }
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    tokio::spawn(tcp::serve(listener, gw, names.clone(), tcp_limits.clone()));
+    Ok(served)
 }
 
 /// Keeps a resolver on every user network's gateway and the names current (every
 /// 250 ms, from the records and the registry). Runs for the daemon's life.
 pub async fn run(engine: Engine, root: PathBuf) {
-    let names = Arc::new(Names {
-        by_network: Default::default(),
-        by_gateway: Default::default(),
-        engine,
-        root,
-        last: std::sync::Mutex::new(std::time::Instant::now()),
-        stamp: std::sync::Mutex::new(None),
-        networks: Default::default(),
-        generation: Default::default(),
-        checked: Default::default(),
-        epoch: std::time::Instant::now(),
-    });
-    let upstream = TokioResolver::builder_tokio().map(|b| b.build()).ok();
-    if upstream.is_none() {
+    let names = Arc::new(Names::new(engine, root));
+    let upstream = forward::system_servers();
+    if upstream.is_empty() {
         tracing::warn!("no upstream resolvers (/etc/resolv.conf): only container names will resolve");
     }
-    let (to_forwarder, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(udp::forwarder(rx, upstream.clone()));
-    let mut servers: HashMap<IpAddr, ServerFuture<Handler>> = HashMap::new();
+    let forwarder = match forward::Forwarder::start(&upstream, forward::Limits::default()) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "dns forwarder not started: only container names will resolve");
+            match forward::Forwarder::start(&[], forward::Limits::default()) {
+                Ok(f) => f,
+                Err(_) => return,
+            }
+        }
+    };
+    let tcp_limits = Arc::new(tcp::Limits::new(upstream));
+    let mut servers: HashMap<IpAddr, Served> = HashMap::new();
     let mut first = true;
-    let mut seen = 0;
     loop {
         // Re-read when something moved, and every 5 s for containers that died unseen:
         // a full re-read costs CPU that queries would wait for on a small machine.
@@ -273,46 +325,19 @@ pub async fn run(engine: Engine, root: PathBuf) {
         if due {
             let _ = tokio::task::spawn_blocking(move || n2.refresh()).await;
         }
-        // A query may have re-read the names (and networks) since: bind for what it saw.
-        let generation = names.generation.load(std::sync::atomic::Ordering::Acquire);
-        if generation != seen {
-            seen = generation;
-            let nets = names.networks.read().map(|n| n.clone()).unwrap_or_default();
-            let mut gws = HashMap::new();
-            for n in nets.iter().filter(|n| n.name != "bridge") {
-                let gw = n.gateway.unwrap_or_else(|| netd::ipam::offset(n.subnet.network(), 1));
-                gws.insert(gw, n.name.clone());
-                if servers.contains_key(&gw) {
-                    continue;
-                }
-                match bind(gw) {
-                    Ok((udp, tcp)) => {
-                        // Two threads on the socket: the kernel's send path, most of
-                        // an answer's cost, then runs on both cores under load.
-                        let spawned = udp.try_clone().and_then(|second| {
-                            for sock in [udp, second] {
-                                let (n3, tx) = (names.clone(), to_forwarder.clone());
-                                std::thread::Builder::new()
-                                    .name(format!("dns-{gw}"))
-                                    .stack_size(256 * 1024)
-                                    .spawn(move || udp::serve(sock, gw, n3, tx))?;
-                            }
-                            Ok(())
-                        });
-                        if let Err(e) = spawned {
-                            tracing::warn!(network = %n.name, error = %e, "dns thread not started");
-                            continue;
-                        }
-                        let mut s = ServerFuture::new(Handler { gateway: gw, names: names.clone(), upstream: upstream.clone() });
-                        s.register_listener(tcp, Duration::from_secs(5));
-                        tracing::info!(network = %n.name, address = %gw, "dns listening");
-                        servers.insert(gw, s);
+        let nets = names.networks.read().map(|n| n.clone()).unwrap_or_default();
+        for n in nets.iter().filter(|n| n.name != "bridge") {
+            match servers.get_mut(&gateway(n)) {
+                Some(s) => s.follow(),
+                // Only once the bridge exists: the sockets are bound to it.
+                None if nix::net::if_::if_nametoindex(n.bridge.as_str()).is_ok() => match serve(n, &names, &forwarder, &tcp_limits) {
+                    Ok(s) => {
+                        tracing::info!(network = %n.name, address = %gateway(n), bridge = %n.bridge, "dns listening");
+                        servers.insert(gateway(n), s);
                     }
-                    Err(e) => tracing::warn!(network = %n.name, address = %gw, error = %e, "dns listener not bound"),
-                }
-            }
-            if let Ok(mut g) = names.by_gateway.write() {
-                *g = gws;
+                    Err(e) => tracing::warn!(network = %n.name, address = %gateway(n), error = %e, "dns listener not bound"),
+                },
+                None => {}
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

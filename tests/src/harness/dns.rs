@@ -1,0 +1,49 @@
+//! Asking a DNS server as a client in some netns would: a small python client run with
+//! `nsenter` into a container's netns (or another test netns), so the query carries that
+//! host's source address and arrives on its interface.
+
+use super::netns::try_sh;
+
+/// The client: `dig.py SERVER NAME udp|tcp [COUNT]` prints `rcode=N tc=N answers=N` and
+/// the addresses, or `no answer` (timeout, connection refused or reset).
+const DIG: &str = r#"
+import socket, struct, sys
+server, name, proto = sys.argv[1], sys.argv[2], sys.argv[3]
+q = struct.pack('>HHHHHH', 0x4242, 0x0100, 1, 0, 0, 0)
+for l in name.split('.'):
+    q += bytes([len(l)]) + l.encode()
+q += b'\x00' + struct.pack('>HH', 1, 1)
+try:
+    if proto == 'udp':
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.5)
+        s.sendto(q, (server, 53)); r = s.recv(65535)
+    else:
+        s = socket.create_connection((server, 53), timeout=1.5)
+        s.sendall(struct.pack('>H', len(q)) + q)
+        def rd(n):
+            b = b''
+            while len(b) < n:
+                c = s.recv(n - len(b))
+                if not c: raise OSError('closed')
+                b += c
+            return b
+        r = rd(struct.unpack('>H', rd(2))[0])
+except OSError:
+    print('no answer'); sys.exit(0)
+flags, an = struct.unpack('>H', r[2:4])[0], struct.unpack('>H', r[6:8])[0]
+ips = [socket.inet_ntoa(r[i:i+4]) for i in range(len(r) - 4, 11, -16)][:an] if an else []
+print(f'rcode={flags & 15} tc={(flags >> 9) & 1} answers={an}', ' '.join(sorted(ips)))
+"#;
+
+/// Asks `server` for `name` over `proto` from the netns of `who`: a PID (a container's
+/// PID 1), `host` (the test host itself), or a netns name under /run/netns.
+pub fn dig(who: &str, server: &str, name: &str, proto: &str) -> String {
+    std::fs::write("/run/berth/dig.py", DIG).expect("write dig.py");
+    let enter = match who {
+        "host" => String::new(),
+        w if w.bytes().all(|b| b.is_ascii_digit()) => format!("nsenter -t {w} -n "),
+        w => format!("ip netns exec {w} "),
+    };
+    let (_, out) = try_sh(&format!("{enter}python3 /run/berth/dig.py {server} {name} {proto}"));
+    out.trim().to_string()
+}
