@@ -68,6 +68,25 @@ pub fn plain_http_allowed(registry: &str, insecure: &[String]) -> bool {
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `scheme://host:port` of a URL, lowercase, with the scheme's default port made
+/// explicit: the unit credentials are scoped to.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.rsplit('@').next()?.to_ascii_lowercase();
+    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !p.contains(']'));
+    let port = match (has_port, scheme.as_str()) {
+        (true, _) => String::new(),
+        (false, "https") => ":443".into(),
+        (false, "http") => ":80".into(),
+        _ => return None,
+    };
+    Some(format!("{scheme}://{authority}{port}"))
+}
+
+/// The largest manifest, index or token response read (Docker caps manifests at 4 MiB).
+const MAX_DOCUMENT: u64 = 4 << 20;
+
 /// Stored credentials, `{"auths": {"host": {"auth": base64(user:pass)}}}` as Docker's.
 fn auth_file(paths: &Paths) -> PathBuf {
     paths.lib.join("auth.json")
@@ -120,6 +139,7 @@ struct Client {
     registry: String,
     basic: Option<String>,
     tokens: Mutex<BTreeMap<String, String>>,
+    insecure: Vec<String>,
 }
 
 fn net_err(registry: &str, e: impl std::fmt::Display) -> Error {
@@ -147,8 +167,22 @@ impl Client {
     fn new(registry: &str, insecure: &[String], basic: Option<String>) -> Self {
         let scheme = if plain_http_allowed(registry, insecure) { "http" } else { "https" };
         let host = if registry == "docker.io" { DOCKER_HUB } else { registry };
+        // ureq never carries Authorization across a redirect (RedirectAuthHeaders::Never).
         let agent = ureq::AgentBuilder::new().timeout_connect(Duration::from_secs(10)).timeout_read(Duration::from_secs(120)).build();
-        Self { agent, base: format!("{scheme}://{host}"), registry: registry.to_string(), basic, tokens: Mutex::new(BTreeMap::new()) }
+        Self {
+            agent,
+            base: format!("{scheme}://{host}"),
+            registry: registry.to_string(),
+            basic,
+            tokens: Mutex::new(BTreeMap::new()),
+            insecure: insecure.to_vec(),
+        }
+    }
+
+    /// Whether `url` is the registry's own origin: only there do credentials go (an
+    /// upload `Location` may name any host; it gets the blob, never the password).
+    fn own(&self, url: &str) -> bool {
+        origin(url).is_some_and(|o| Some(o) == origin(&self.base))
     }
 
     /// One request with auth: the stored token for `scope`, else basic, else none; on a
@@ -176,6 +210,12 @@ impl Client {
             }
             .map_err(Box::new)
         };
+        if !self.own(url) {
+            return match send(None).map_err(|e| *e) {
+                Ok(r) | Err(ureq::Error::Status(_, r)) => Ok(r),
+                Err(e) => Err(net_err(&self.registry, e)),
+            };
+        }
         let token = self.tokens.lock().ok().and_then(|t| t.get(scope).cloned());
         let first = token.map(|t| format!("Bearer {t}")).or_else(|| self.basic.as_ref().map(|b| format!("Basic {b}")));
         match send(first).map_err(|e| *e) {
@@ -210,6 +250,14 @@ impl Client {
 
     fn token(&self, params: &BTreeMap<String, String>, scope: &str) -> Result<String> {
         let realm = params.get("realm").ok_or_else(|| net_err(&self.registry, "bearer challenge without realm"))?;
+        // The realm gets what Docker sends it (the login, to trade for a token), so never
+        // over plain HTTP unless it is loopback or listed with --insecure-registry.
+        let realm_origin = origin(realm).ok_or_else(|| net_err(&self.registry, format!("token realm {realm:?} is not an http(s) URL")))?;
+        if let Some(host) = realm_origin.strip_prefix("http://") {
+            if !plain_http_allowed(host, &self.insecure) && !plain_http_allowed(host.trim_end_matches(":80"), &self.insecure) {
+                return Err(net_err(&self.registry, format!("token realm {realm} is plain HTTP: refused (only loopback or --insecure-registry)")));
+            }
+        }
         let mut r = self.agent.get(realm);
         if let Some(s) = params.get("service") {
             r = r.query("service", s);
@@ -219,8 +267,8 @@ impl Client {
             r = r.set("Authorization", &format!("Basic {b}"));
         }
         let resp = r.call().map_err(|e| net_err(&self.registry, format!("token: {e}")))?;
-        let text = resp.into_string().map_err(|e| net_err(&self.registry, format!("token: {e}")))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| net_err(&self.registry, format!("token: {e}")))?;
+        let text = read_capped(resp, MAX_DOCUMENT).map_err(|e| net_err(&self.registry, format!("token: {e}")))?;
+        let v: Value = serde_json::from_slice(&text).map_err(|e| net_err(&self.registry, format!("token: {e}")))?;
         let t = v["token"]
             .as_str()
             .or(v["access_token"].as_str())
@@ -249,11 +297,41 @@ fn digest_of(data: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(data)))
 }
 
-/// Downloads a blob to `dst`, verifying its digest as it streams.
-fn fetch_blob(c: &Client, r: &Reference, digest: &str, dst: &Path, scope: &str) -> Result<()> {
+/// A response body, refused past `max` bytes (never read further).
+fn read_capped(resp: ureq::Response, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    resp.into_reader().take(max + 1).read_to_end(&mut body)?;
+    if body.len() as u64 > max {
+        return Err(std::io::Error::other(format!("larger than {max} bytes: refused")));
+    }
+    Ok(body)
+}
+
+/// Whether `data` has `digest`: sha256 or sha512 (verified); any other algorithm, or a
+/// malformed digest, is refused rather than stored unchecked.
+pub fn verify_digest(digest: &str, data: &[u8]) -> std::result::Result<(), String> {
+    let (got, len) = match digest.split_once(':') {
+        Some(("sha256", _)) => (digest_of(data), 64),
+        Some(("sha512", _)) => (format!("sha512:{}", hex(&sha2::Sha512::digest(data))), 128),
+        _ => return Err(format!("digest {digest:?}: only sha256 and sha512 are verified; refused")),
+    };
+    let hexpart = &digest[digest.len().min(7)..];
+    if hexpart.len() != len || !hexpart.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        return Err(format!("malformed digest {digest:?}"));
+    }
+    if got != digest {
+        return Err(format!("arrived with digest {got}: refused"));
+    }
+    Ok(())
+}
+
+/// Downloads a blob to `dst`, verifying its digest as it streams and reading no more
+/// than the `size` its descriptor gives.
+fn fetch_blob(c: &Client, r: &Reference, digest: &str, size: u64, dst: &Path, scope: &str) -> Result<()> {
     let url = format!("{}/v2/{}/blobs/{digest}", c.base, r.repo);
     let resp = check(&c.registry, &format!("blob {digest}"), c.request("GET", &url, &[], None, scope)?)?;
-    let mut reader = resp.into_reader();
+    let mut reader = resp.into_reader().take(size + 1);
+    let mut total = 0u64;
     let mut f = fs::File::create(dst).map_err(|e| Error::io("create", dst, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -261,6 +339,10 @@ fn fetch_blob(c: &Client, r: &Reference, digest: &str, dst: &Path, scope: &str) 
         let n = reader.read(&mut buf).map_err(|e| net_err(&c.registry, format!("blob {digest}: {e}")))?;
         if n == 0 {
             break;
+        }
+        total += n as u64;
+        if total > size {
+            return Err(net_err(&c.registry, format!("blob {digest} is larger than the {size} bytes its descriptor gives: refused")));
         }
         h.update(&buf[..n]);
         f.write_all(&buf[..n]).map_err(|e| Error::io("write", dst, e))?;
@@ -320,10 +402,10 @@ pub fn pull(paths: &Paths, name: &str, insecure: &[String], out: &mut (dyn Write
         let url = format!("{}/v2/{}/manifests/{reference}", c.base, r.repo);
         let resp = check(&c.registry, &format!("manifest {reference}"), c.request("GET", &url, &[("Accept", ACCEPT)], None, &scope)?)?;
         let ct = resp.content_type().to_string();
-        let mut body = Vec::new();
-        resp.into_reader().take(16 << 20).read_to_end(&mut body).map_err(|e| net_err(&c.registry, e))?;
-        if reference.starts_with("sha256:") && digest_of(&body) != reference {
-            return Err(net_err(&c.registry, format!("manifest {reference} arrived with digest {}: refused", digest_of(&body))));
+        let body = read_capped(resp, MAX_DOCUMENT).map_err(|e| net_err(&c.registry, format!("manifest {reference}: {e}")))?;
+        // A digest reference (any algorithm) is verified or refused, never stored unchecked.
+        if reference.contains(':') {
+            verify_digest(reference, &body).map_err(|e| net_err(&c.registry, format!("manifest {reference}: {e}")))?;
         }
         Ok((body, ct))
     };
@@ -342,24 +424,31 @@ pub fn pull(paths: &Paths, name: &str, insecure: &[String], out: &mut (dyn Write
         m = serde_json::from_slice(&body).map_err(|e| net_err(&c.registry, format!("manifest: {e}")))?;
     }
     let cfg_digest = m.pointer("/config/digest").and_then(Value::as_str).ok_or_else(|| net_err(&c.registry, "manifest without config"))?;
-    let layers: Vec<(String, String)> = m["layers"]
+    let cfg_size = m.pointer("/config/size").and_then(Value::as_u64).ok_or_else(|| net_err(&c.registry, "config descriptor without a size"))?;
+    if cfg_size > MAX_DOCUMENT {
+        return Err(net_err(&c.registry, format!("config of {cfg_size} bytes: larger than {MAX_DOCUMENT}, refused")));
+    }
+    let layers: Vec<(String, u64)> = m["layers"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|l| (l["digest"].as_str().unwrap_or_default().to_string(), l["mediaType"].as_str().unwrap_or_default().to_string()))
+        .map(|l| (l["digest"].as_str().unwrap_or_default().to_string(), l["size"].as_u64().unwrap_or(u64::MAX)))
         .collect();
-    for (d, _) in layers.iter().chain(std::iter::once(&(cfg_digest.to_string(), String::new()))) {
+    for (d, size) in layers.iter().chain(std::iter::once(&(cfg_digest.to_string(), cfg_size))) {
         if !(d.starts_with("sha256:") && d.len() == 71 && d[7..].bytes().all(|b| b.is_ascii_hexdigit())) {
             return Err(net_err(&c.registry, format!("invalid digest {d:?} in the manifest")));
+        }
+        if *size == u64::MAX {
+            return Err(net_err(&c.registry, format!("descriptor {d} without a size")));
         }
     }
     let scratch = Scratch(paths.lib.join("tmp").join(format!("pull-{}", netd::netlink::random_hex(6))));
     fs::create_dir_all(&scratch.0).map_err(|e| Error::io("create", &scratch.0, e))?;
     // Everything is downloaded and verified before anything is stored.
     let cfg_file = scratch.0.join("config");
-    fetch_blob(&c, &r, cfg_digest, &cfg_file, &scope)?;
-    in_parallel(&layers, out, |(d, _)| {
-        let res = fetch_blob(&c, &r, d, &scratch.0.join(&d[7..]), &scope);
+    fetch_blob(&c, &r, cfg_digest, cfg_size, &cfg_file, &scope)?;
+    in_parallel(&layers, out, |(d, size)| {
+        let res = fetch_blob(&c, &r, d, *size, &scratch.0.join(&d[7..]), &scope);
         (format!("{}: {}", &d[7..19], if res.is_ok() { "Download complete" } else { "Download failed" }), res)
     })?;
     let mut stored = Vec::new();
@@ -444,6 +533,32 @@ mod tests {
         assert!(plain_http_allowed("[::1]:5000", &[]));
         assert!(!plain_http_allowed("registry.example:5000", &[]));
         assert!(plain_http_allowed("registry.example:5000", &["registry.example:5000".into()]));
+    }
+
+    #[test]
+    fn credentials_stay_with_their_origin() {
+        let c = Client::new("127.0.0.1:5000", &[], Some("dTpw".into()));
+        assert!(c.own("http://127.0.0.1:5000/v2/x/blobs/uploads/1"));
+        assert!(!c.own("http://127.0.0.2:5000/upload"), "another host");
+        assert!(!c.own("http://127.0.0.1:5001/upload"), "another port");
+        assert!(!c.own("https://127.0.0.1:5000/upload"), "another scheme");
+        assert_eq!(origin("https://Reg.Example/v2/"), Some("https://reg.example:443".into()));
+        assert_eq!(origin("http://u:p@reg.example:80/x"), Some("http://reg.example:80".into()));
+        assert_eq!(origin("ftp://x"), None);
+    }
+
+    #[test]
+    fn digests_are_verified_or_refused() {
+        let data = b"manifest";
+        let s256 = digest_of(data);
+        let s512 = format!("sha512:{}", hex(&sha2::Sha512::digest(data)));
+        assert!(verify_digest(&s256, data).is_ok());
+        assert!(verify_digest(&s512, data).is_ok());
+        assert!(verify_digest(&s512, b"other").unwrap_err().contains("refused"));
+        assert!(verify_digest("md5:0123", data).is_err());
+        assert!(verify_digest("sha512:abc", data).unwrap_err().contains("malformed"));
+        let r = Reference::parse(&format!("127.0.0.1:5000/x@{s512}")).unwrap();
+        assert_eq!(r.reference, s512);
     }
 
     #[test]
