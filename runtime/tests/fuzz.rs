@@ -218,3 +218,88 @@ fn fuzz_tar_headers_long() {
 fn fuzz_manifests_long() {
     manifests(true);
 }
+
+/// COPY sources: arbitrary patterns over a context's file list resolve to entries of
+/// that list (or a typed refusal), and a pattern without `/` never matches below the
+/// top level (globs never cross `/`).
+fn copy_sources(long: bool) {
+    let files: Vec<PathBuf> = ["a", "a/f", "b", "b/d", "b/d/x", "b/f", "c.txt", "sub", "sub/a.txt", "sub/deep", "sub/deep/z.txt"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    let n = Cell::new(0u32);
+    runner(3000, long)
+        .run(&"[a-z./*?\\[\\]!^{}\\-]{0,14}", |src| {
+            n.set(n.get() + 1);
+            match image::build::sources(&files, &src) {
+                Ok(found) => {
+                    for f in &found {
+                        prop_assert!(f.as_os_str().is_empty() || files.contains(f), "{src:?} gave {f:?}");
+                    }
+                    let clean = berth::beneath::clean_in_root(&src);
+                    if src.contains(['*', '?', '[']) && !clean.to_string_lossy().contains('/') {
+                        prop_assert!(found.iter().all(|f| f.components().count() <= 1), "{src:?} crossed '/': {found:?}");
+                    }
+                }
+                Err(e) => prop_assert!(matches!(e, Error::State(_)), "{e:?}"),
+            }
+            Ok(())
+        })
+        .unwrap();
+    println!("fuzz copy sources: {} cases, no panic", n.get());
+}
+
+/// Whole builds of `FROM scratch` + COPY lines with arbitrary sources and destinations,
+/// from a context holding a symlink to a canary directory: a build or a typed error,
+/// never a panic, and the canary never written.
+fn dockerfile_copies(long: bool) {
+    let dir = scratch("build");
+    let (ctx, canary) = (dir.join("ctx"), dir.join("canary"));
+    fs::create_dir_all(ctx.join("a")).unwrap();
+    fs::create_dir_all(&canary).unwrap();
+    fs::write(canary.join("file"), "precious").unwrap();
+    fs::write(ctx.join("a/f"), "data").unwrap();
+    fs::write(ctx.join("f"), "top").unwrap();
+    std::os::unix::fs::symlink(&canary, ctx.join("link")).unwrap();
+    std::os::unix::fs::symlink(canary.join("file"), ctx.join("a/g")).unwrap();
+    let paths = Paths::new(dir.join("lib"), dir.join("run"));
+    paths.ensure().unwrap();
+    let word = "[a-z./*?\\[\\] \"'$-]{0,10}";
+    let n = Cell::new(0u32);
+    runner(300, long)
+        .run(&(word, word, word), |(s1, s2, dest)| {
+            n.set(n.get() + 1);
+            let text = format!("FROM scratch\nCOPY {s1} {s2} {dest}\nCOPY f {dest}\n");
+            fs::write(ctx.join("Dockerfile"), &text).unwrap();
+            let o = image::build::Options { context: ctx.clone(), no_cache: true, ..Default::default() };
+            let _ = image::build::build(&paths, &o, &mut std::io::sink());
+            prop_assert_eq!(fs::read_dir(&canary).unwrap().count(), 1, "{}", text);
+            prop_assert_eq!(fs::read_to_string(canary.join("file")).unwrap(), "precious", "{}", text);
+            Ok(())
+        })
+        .unwrap();
+    let _ = fs::remove_dir_all(&dir);
+    println!("fuzz dockerfile copies: {} cases, no panic", n.get());
+}
+
+#[test]
+fn fuzz_copy_sources() {
+    copy_sources(false);
+}
+
+#[test]
+fn fuzz_dockerfile_copies() {
+    dockerfile_copies(false);
+}
+
+#[test]
+#[ignore = "long run: 100k cases"]
+fn fuzz_copy_sources_long() {
+    copy_sources(true);
+}
+
+#[test]
+#[ignore = "long run: 100k cases"]
+fn fuzz_dockerfile_copies_long() {
+    dockerfile_copies(true);
+}
