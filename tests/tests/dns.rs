@@ -3,8 +3,8 @@
 //! default bridge network has no names, and other networks cannot reach the containers.
 
 use berth_tests::harness::berth::{berth, import_busybox, inspect};
-use berth_tests::harness::peer::PEER_IP;
 use berth_tests::harness::dns::dig;
+use berth_tests::harness::peer::PEER_IP;
 use berth_tests::harness::{isolated, sh, OtherHost, Proc};
 
 /// A resolver for the "internet": answers `*.test` with 198.51.100.7, anything else NXDOMAIN.

@@ -136,7 +136,8 @@ fn a_flood_of_unknown_names_costs_only_the_flooder() {
         // 3 s of unknown names as fast as one socket sends them, from the flooder's netns.
         let flood = "import socket, struct, time, os\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)\nend, n = time.time() + 3, 0\nwhile time.time() < end:\n    q = struct.pack('>HHHHHH', n & 0xffff, 0x0100, 1, 0, 0, 0) + bytes([8]) + os.urandom(4).hex().encode() + b'\\x04test\\x00\\x00\\x01\\x00\\x01'\n    try: s.sendto(q, ('10.89.0.1', 53)); n += 1\n    except BlockingIOError: time.sleep(0.0005)\n    try:\n        while True: s.recv(512)\n    except BlockingIOError: pass\nprint(n)\n";
         std::fs::write("/run/berth/flood.py", flood).unwrap();
-        let flood = Command::new("nsenter").args(["-t", &flooder, "-n", "python3", "/run/berth/flood.py"]).stdout(Stdio::piped()).spawn().unwrap();
+        let flood =
+            Command::new("nsenter").args(["-t", &flooder, "-n", "python3", "/run/berth/flood.py"]).stdout(Stdio::piped()).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(500));
         // Meanwhile the other container's lookups keep answering.
         let (mut asked, mut answered) = (0, 0);

@@ -30,7 +30,7 @@ fn context(name: &str, script: &str) -> PathBuf {
     dir
 }
 
-fn build(tag: &str, ctx: &PathBuf) -> berth_tests::harness::berth::Out {
+fn build(tag: &str, ctx: &std::path::Path) -> berth_tests::harness::berth::Out {
     berth(&["build", "--no-cache", "-t", tag, ctx.to_str().unwrap()])
 }
 
@@ -165,7 +165,8 @@ fn the_store_is_private_to_root() {
     isolated(|| {
         import_busybox("base");
         // A setuid-root program in a layer, and a volume with data.
-        let ctx = context("suid", "printf 'FROM busybox\\nRUN cp /bin/busybox /bin/suid-shell && chmod 4755 /bin/suid-shell\\n' > Dockerfile");
+        let ctx =
+            context("suid", "printf 'FROM busybox\\nRUN cp /bin/busybox /bin/suid-shell && chmod 4755 /bin/suid-shell\\n' > Dockerfile");
         assert_eq!(build("suid", &ctx).code, 0);
         berth(&["run", "--rm", "-v", "secrets:/s", "busybox", "sh", "-c", "echo hunter2 > /s/pw"]).ok();
         let nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups";

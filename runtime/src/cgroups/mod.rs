@@ -99,7 +99,10 @@ impl Cgroup {
     pub fn freeze(&self) -> Result<Frozen<'_>> {
         let (file, on, done): (PathBuf, &str, fn(&str) -> bool) = match self {
             Cgroup::V1(dirs) => {
-                let d = dirs.iter().find(|d| d.starts_with(Path::new(ROOT).join("freezer"))).ok_or_else(|| Error::NoController("freezer".into()))?;
+                let d = dirs
+                    .iter()
+                    .find(|d| d.starts_with(Path::new(ROOT).join("freezer")))
+                    .ok_or_else(|| Error::NoController("freezer".into()))?;
                 (d.join("freezer.state"), "FROZEN", |s| s.trim() == "FROZEN")
             }
             Cgroup::V2(d) => (d.join("cgroup.freeze"), "1", |s| s.lines().any(|l| l.trim() == "frozen 1")),

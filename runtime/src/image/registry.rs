@@ -74,7 +74,8 @@ fn origin(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
     let authority = rest.split(['/', '?', '#']).next()?.rsplit('@').next()?.to_ascii_lowercase();
-    let has_port = authority.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !p.contains(']'));
+    let has_port =
+        authority.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && !p.contains(']'));
     let port = match (has_port, scheme.as_str()) {
         (true, _) => String::new(),
         (false, "https") => ":443".into(),
@@ -255,7 +256,10 @@ impl Client {
         let realm_origin = origin(realm).ok_or_else(|| net_err(&self.registry, format!("token realm {realm:?} is not an http(s) URL")))?;
         if let Some(host) = realm_origin.strip_prefix("http://") {
             if !plain_http_allowed(host, &self.insecure) && !plain_http_allowed(host.trim_end_matches(":80"), &self.insecure) {
-                return Err(net_err(&self.registry, format!("token realm {realm} is plain HTTP: refused (only loopback or --insecure-registry)")));
+                return Err(net_err(
+                    &self.registry,
+                    format!("token realm {realm} is plain HTTP: refused (only loopback or --insecure-registry)"),
+                ));
             }
         }
         let mut r = self.agent.get(realm);
@@ -424,7 +428,8 @@ pub fn pull(paths: &Paths, name: &str, insecure: &[String], out: &mut (dyn Write
         m = serde_json::from_slice(&body).map_err(|e| net_err(&c.registry, format!("manifest: {e}")))?;
     }
     let cfg_digest = m.pointer("/config/digest").and_then(Value::as_str).ok_or_else(|| net_err(&c.registry, "manifest without config"))?;
-    let cfg_size = m.pointer("/config/size").and_then(Value::as_u64).ok_or_else(|| net_err(&c.registry, "config descriptor without a size"))?;
+    let cfg_size =
+        m.pointer("/config/size").and_then(Value::as_u64).ok_or_else(|| net_err(&c.registry, "config descriptor without a size"))?;
     if cfg_size > MAX_DOCUMENT {
         return Err(net_err(&c.registry, format!("config of {cfg_size} bytes: larger than {MAX_DOCUMENT}, refused")));
     }

@@ -279,7 +279,12 @@ impl Served {
 }
 
 /// Starts the resolver of one network: two UDP threads and the TCP listener.
-fn serve(n: &BridgeNetwork, names: &Arc<Names>, forwarder: &Arc<forward::Forwarder>, tcp_limits: &Arc<tcp::Limits>) -> std::io::Result<Served> {
+fn serve(
+    n: &BridgeNetwork,
+    names: &Arc<Names>,
+    forwarder: &Arc<forward::Forwarder>,
+    tcp_limits: &Arc<tcp::Limits>,
+) -> std::io::Result<Served> {
     let gw = gateway(n);
     let index = nix::net::if_::if_nametoindex(n.bridge.as_str()).map_err(std::io::Error::from)?;
     let (udp, listener) = bind(gw, &n.bridge)?;
