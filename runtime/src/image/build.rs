@@ -102,11 +102,14 @@ fn context_files(ctx: &Path, root: &Root) -> Result<Vec<PathBuf>> {
 pub fn sources(files: &[PathBuf], src: &str) -> Result<Vec<PathBuf>> {
     let clean = crate::beneath::clean_in_root(src);
     if src.contains(['*', '?', '[']) {
-        let g = GlobBuilder::new(&clean.to_string_lossy())
-            .literal_separator(true)
-            .build()
-            .map_err(|e| Error::State(format!("{src}: {e}")))?
-            .compile_matcher();
+        // Go's filepath.Match has no `**`: a run of stars is one star (found by fuzzing:
+        // globset reads `**` as "any depth").
+        let mut pattern = clean.to_string_lossy().into_owned();
+        while pattern.contains("**") {
+            pattern = pattern.replace("**", "*");
+        }
+        let g =
+            GlobBuilder::new(&pattern).literal_separator(true).build().map_err(|e| Error::State(format!("{src}: {e}")))?.compile_matcher();
         return Ok(files.iter().filter(|f| g.is_match(f)).cloned().collect());
     }
     if clean.as_os_str().is_empty() {

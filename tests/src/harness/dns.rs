@@ -4,19 +4,26 @@
 
 use super::netns::try_sh;
 
-/// The client: `dig.py SERVER NAME udp|tcp [COUNT]` prints `rcode=N tc=N answers=N` and
+/// The client: `dig.py SERVER NAME udp|tcp [TRIES]` (UDP tries 1 s apart, as a stub
+/// resolver retries) prints `rcode=N tc=N answers=N` and
 /// the addresses, or `no answer` (timeout, connection refused or reset).
 const DIG: &str = r#"
 import socket, struct, sys
 server, name, proto = sys.argv[1], sys.argv[2], sys.argv[3]
+tries = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 q = struct.pack('>HHHHHH', 0x4242, 0x0100, 1, 0, 0, 0)
 for l in name.split('.'):
     q += bytes([len(l)]) + l.encode()
 q += b'\x00' + struct.pack('>HH', 1, 1)
 try:
     if proto == 'udp':
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.5)
-        s.sendto(q, (server, 53)); r = s.recv(65535)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.5 if tries == 1 else 1.0)
+        for t in range(tries):
+            s.sendto(q, (server, 53))
+            try:
+                r = s.recv(65535); break
+            except socket.timeout:
+                if t == tries - 1: raise
     else:
         s = socket.create_connection((server, 53), timeout=1.5)
         s.sendall(struct.pack('>H', len(q)) + q)
@@ -38,12 +45,17 @@ print(f'rcode={flags & 15} tc={(flags >> 9) & 1} answers={an}', ' '.join(sorted(
 /// Asks `server` for `name` over `proto` from the netns of `who`: a PID (a container's
 /// PID 1), `host` (the test host itself), or a netns name under /run/netns.
 pub fn dig(who: &str, server: &str, name: &str, proto: &str) -> String {
+    dig_tries(who, server, name, proto, 1)
+}
+
+/// [`dig`] with up to `tries` UDP attempts.
+pub fn dig_tries(who: &str, server: &str, name: &str, proto: &str, tries: u32) -> String {
     std::fs::write("/run/berth/dig.py", DIG).expect("write dig.py");
     let enter = match who {
         "host" => String::new(),
         w if w.bytes().all(|b| b.is_ascii_digit()) => format!("nsenter -t {w} -n "),
         w => format!("ip netns exec {w} "),
     };
-    let (_, out) = try_sh(&format!("{enter}python3 /run/berth/dig.py {server} {name} {proto}"));
+    let (_, out) = try_sh(&format!("{enter}python3 /run/berth/dig.py {server} {name} {proto} {tries}"));
     out.trim().to_string()
 }
