@@ -87,6 +87,40 @@ fn measure(pid: i64, n: usize) -> String {
     t.join().unwrap()
 }
 
+/// From inside the netns of `pid`, unknown names as fast as one socket sends them until
+/// `stop` is set (answers read and dropped); how many were sent.
+fn flood(pid: i64, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.connect("10.89.0.1:53").unwrap();
+        s.set_nonblocking(true).unwrap();
+        let (mut n, mut buf) = (0u64, [0u8; 512]);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if s.send(&query(n as u16, &format!("x{n:x}.test"))).is_ok() {
+                n += 1;
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            while s.recv(&mut buf).is_ok() {}
+        }
+        n
+    })
+}
+
+/// [`measure`] while container `flooder` floods the server with unknown names.
+fn measure_flooded(pid: i64, flooder: i64, n: usize) -> String {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = flood(flooder, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let m = measure(pid, n);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = f.join().unwrap_or(0);
+    format!("{m} | flood {:.0} qps of unknown names", sent as f64 / (t0.elapsed().as_secs_f64() + 0.3))
+}
+
 /// utime + stime of process `pid`, in clock ticks (1/100 s).
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -121,6 +155,9 @@ fn dnsperf(pid: i64, server: u32) -> String {
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200);
     isolated_main(|| {
+        // Upstream: nothing listens on loopback, so forwarded names go nowhere else.
+        std::fs::write("/run/berth/resolv.conf", "nameserver 127.0.0.1\n").unwrap();
+        berth_tests::harness::sh("mount --bind /run/berth/resolv.conf /etc/resolv.conf");
         import_busybox("x");
         berth(&["network", "create", "--subnet", "10.89.0.0/16", "bench"]).ok();
         for i in 0..n {
@@ -129,11 +166,13 @@ fn main() {
         let records: Vec<serde_json::Value> =
             (0..n).map(|i| serde_json::from_str(&berth(&["inspect", &format!("c{i}")]).ok()).unwrap()).collect();
         let pid = records[0][0]["State"]["Pid"].as_i64().unwrap();
+        let flooder = records[1][0]["State"]["Pid"].as_i64().unwrap();
         std::fs::write("/run/berth/queries", (0..n).map(|i| format!("c{i} A\n")).collect::<String>()).unwrap();
         let netd: u32 = std::fs::read_to_string("/run/berth/netd.pid").unwrap().trim().parse().unwrap();
         println!("dns: N={n} containers");
         println!("  netd        | {} | RSS {} kB", measure(pid, n), rss_kb(netd));
         println!("  netd        | {}", dnsperf(pid, netd));
+        println!("  netd        | flooded: {} | RSS {} kB", measure_flooded(pid, flooder, n), rss_kb(netd));
         // aardvark-dns on the same address with the same names: netd steps aside.
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(netd as i32), nix::sys::signal::Signal::SIGKILL);
         std::thread::sleep(Duration::from_millis(100));
@@ -160,6 +199,7 @@ fn main() {
             let server = try_sh("pidof aardvark-dns").1.split_whitespace().filter_map(|p| p.parse().ok()).max().unwrap_or(a.id());
             println!("  aardvark-dns | {} | RSS {} kB", measure(pid, n), rss_kb(server));
             println!("  aardvark-dns | {}", dnsperf(pid, server));
+            println!("  aardvark-dns | flooded: {} | RSS {} kB", measure_flooded(pid, flooder, n), rss_kb(server));
             // The forked server too, not just the process that started it.
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(server as i32), nix::sys::signal::Signal::SIGKILL);
             let _ = a.kill();
