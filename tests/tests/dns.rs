@@ -3,26 +3,8 @@
 //! default bridge network has no names, and other networks cannot reach the containers.
 
 use berth_tests::harness::berth::{berth, import_busybox, inspect};
-use berth_tests::harness::dns::dig;
-use berth_tests::harness::peer::PEER_IP;
-use berth_tests::harness::{isolated, sh, OtherHost, Proc};
-
-/// A resolver for the "internet": answers `*.test` with 198.51.100.7, anything else NXDOMAIN.
-const UPSTREAM: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53))
-while True:
-    q, a = s.recvfrom(512)
-    i, labels = 12, []
-    while q[i]:
-        labels.append(q[i+1:i+1+q[i]].decode()); i += 1 + q[i]
-    qtype = int.from_bytes(q[i+1:i+3], "big"); question = q[12:i+5]
-    known = labels[-1:] == ["test"]
-    ok = known and qtype == 1
-    flags = b"\x81\x80" if known else b"\x81\x83"
-    ans = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([198, 51, 100, 7]) if ok else b""
-    s.sendto(q[:2] + flags + b"\x00\x01" + (b"\x00\x01" if ok else b"\x00\x00") + b"\x00\x00\x00\x00" + question + ans, a)
-"#;
+use berth_tests::harness::dns::{dig, upstream};
+use berth_tests::harness::{isolated, OtherHost};
 
 fn run_sh(net: &str, script: &str) -> (i32, String) {
     let o = berth(&["run", "--rm", "--net", net, "busybox", "sh", "-c", script]);
@@ -33,18 +15,7 @@ fn run_sh(net: &str, script: &str) -> (i32, String) {
 fn containers_find_each_other_by_name_on_user_networks() {
     isolated(|| {
         let other = OtherHost::new();
-        std::fs::write("/run/berth/upstream.py", UPSTREAM).unwrap();
-        let _up = Proc(
-            std::process::Command::new("ip")
-                .args(["netns", "exec", "other", "python3", "/run/berth/upstream.py"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        // This test host's resolver is the other host's (a private mount of /etc/resolv.conf).
-        std::fs::write("/run/berth/resolv.conf", format!("nameserver {PEER_IP}\n")).unwrap();
-        sh("mount --bind /run/berth/resolv.conf /etc/resolv.conf");
+        let _up = upstream(&other, false);
         import_busybox("page");
         berth(&["network", "create", "--subnet", "10.89.0.0/24", "app"]).ok();
         let id = berth(&[

@@ -6,48 +6,8 @@
 use std::process::{Command, Stdio};
 
 use berth_tests::harness::berth::{berth, import_busybox};
-use berth_tests::harness::dns::{dig, dig_tries};
-use berth_tests::harness::peer::PEER_IP;
-use berth_tests::harness::{isolated, sh, wait_for, OtherHost, Proc};
-
-/// A resolver for the "internet" in the other host: logs every question to
-/// /run/berth/upstream.log; answers `*.test` with 198.51.100.7, except that with `slow`
-/// it answers nothing (an upstream that hangs).
-const UPSTREAM: &str = r#"
-import socket, sys
-slow = len(sys.argv) > 1
-log = open("/run/berth/upstream.log", "a", buffering=1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53))
-while True:
-    q, a = s.recvfrom(512)
-    i, labels = 12, []
-    while q[i]:
-        labels.append(q[i+1:i+1+q[i]].decode()); i += 1 + q[i]
-    log.write(".".join(labels) + "\n")
-    if slow:
-        continue
-    question = q[12:i+5]
-    ok = labels[-1:] == ["test"]
-    ans = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([198, 51, 100, 7]) if ok else b""
-    s.sendto(q[:2] + (b"\x81\x80" if ok else b"\x81\x83") + b"\x00\x01" + (b"\x00\x01" if ok else b"\x00\x00") + b"\x00\x00\x00\x00" + question + ans, a)
-"#;
-
-/// The other host runs the upstream; this host's resolv.conf names it.
-fn upstream(other: &OtherHost, slow: bool) -> Proc {
-    let _ = &other.ns;
-    std::fs::write("/run/berth/upstream.py", UPSTREAM).unwrap();
-    std::fs::write("/run/berth/resolv.conf", format!("nameserver {PEER_IP}\n")).unwrap();
-    sh("mount --bind /run/berth/resolv.conf /etc/resolv.conf && : > /run/berth/upstream.log");
-    let mut args = vec!["netns", "exec", "other", "python3", "/run/berth/upstream.py"];
-    if slow {
-        args.push("slow");
-    }
-    Proc(Command::new("ip").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
-}
-
-fn upstream_saw(name: &str) -> bool {
-    std::fs::read_to_string("/run/berth/upstream.log").unwrap_or_default().lines().any(|l| l == name)
-}
+use berth_tests::harness::dns::{dig, dig_tries, upstream, upstream_saw};
+use berth_tests::harness::{isolated, sh, wait_for, OtherHost};
 
 fn pid(name: &str) -> String {
     berth(&["inspect", "-f", "{{.State.Pid}}", name]).ok().trim().to_string()

@@ -2,7 +2,10 @@
 //! `nsenter` into a container's netns (or another test netns), so the query carries that
 //! host's source address and arrives on its interface.
 
-use super::netns::try_sh;
+use std::process::{Command, Stdio};
+
+use super::netns::{sh, try_sh, Proc};
+use super::peer::{OtherHost, PEER_IP};
 
 /// The client: `dig.py SERVER NAME udp|tcp [TRIES]` (UDP tries 1 s apart, as a stub
 /// resolver retries) prints `rcode=N tc=N answers=N` and
@@ -58,4 +61,44 @@ pub fn dig_tries(who: &str, server: &str, name: &str, proto: &str, tries: u32) -
     };
     let (_, out) = try_sh(&format!("{enter}python3 /run/berth/dig.py {server} {name} {proto} {tries}"));
     out.trim().to_string()
+}
+
+/// A resolver for the "internet" in the other host: logs every question to
+/// /run/berth/upstream.log; answers `*.test` with 198.51.100.7, except that with `slow`
+/// it answers nothing (an upstream that hangs).
+const UPSTREAM: &str = r#"
+import socket, sys
+slow = len(sys.argv) > 1
+log = open("/run/berth/upstream.log", "a", buffering=1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 53))
+while True:
+    q, a = s.recvfrom(512)
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i+1:i+1+q[i]].decode()); i += 1 + q[i]
+    log.write(".".join(labels) + "\n")
+    if slow:
+        continue
+    question = q[12:i+5]
+    ok = labels[-1:] == ["test"]
+    ans = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([198, 51, 100, 7]) if ok else b""
+    s.sendto(q[:2] + (b"\x81\x80" if ok else b"\x81\x83") + b"\x00\x01" + (b"\x00\x01" if ok else b"\x00\x00") + b"\x00\x00\x00\x00" + question + ans, a)
+"#;
+
+/// Starts the upstream in `other` (the test's [`OtherHost`]); this host's resolv.conf
+/// names it from then on.
+pub fn upstream(other: &OtherHost, slow: bool) -> Proc {
+    let _ = &other.ns;
+    std::fs::write("/run/berth/upstream.py", UPSTREAM).unwrap();
+    std::fs::write("/run/berth/resolv.conf", format!("nameserver {PEER_IP}\n")).unwrap();
+    sh("mount --bind /run/berth/resolv.conf /etc/resolv.conf && : > /run/berth/upstream.log");
+    let mut args = vec!["netns", "exec", "other", "python3", "/run/berth/upstream.py"];
+    if slow {
+        args.push("slow");
+    }
+    Proc(Command::new("ip").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+}
+
+pub fn upstream_saw(name: &str) -> bool {
+    std::fs::read_to_string("/run/berth/upstream.log").unwrap_or_default().lines().any(|l| l == name)
 }
