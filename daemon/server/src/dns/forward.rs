@@ -120,6 +120,17 @@ impl Forwarder {
         Ok(f)
     }
 
+    /// Whether a miss from `src` would be refused for its source's share right now: the
+    /// resolver then drops it before any further work (a re-read of the names, a parse
+    /// of an answer), so a flood of unknown names stays cheap to shed.
+    pub fn shed(&self, src: IpAddr) -> bool {
+        let Ok(t) = self.table.lock() else { return true };
+        t.sources.get(&src).is_some_and(|s| {
+            let refill = s.stamp.map_or(f64::from(self.limits.rate), |at| at.elapsed().as_secs_f64() * f64::from(self.limits.rate));
+            s.in_flight >= self.limits.per_source || s.tokens + refill < 1.0
+        })
+    }
+
     /// Forwards `q` (its bytes `raw`) for `client`, or says why not.
     pub fn forward(&self, q: Query, raw: &[u8], client: Client) -> Result<(), NotForwarded> {
         let src = client.addr.ip();

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use netd::docker;
 
+pub mod fast;
 pub mod forward;
 pub mod query;
 mod tcp;
@@ -128,6 +129,9 @@ pub enum Lookup {
         /// The network is `--internal`.
         internal: bool,
     },
+    /// A miss from a source past its forwarding share: dropped unanswered, before the
+    /// names are re-read for it.
+    Shed,
 }
 
 /// The names and members of the running containers on each user network, from the
@@ -206,7 +210,7 @@ impl Names {
     /// are re-read first when an attach, detach or network change happened since
     /// (checked at most once a millisecond: two stats), and on a miss when they are
     /// older than 50 ms (a container that started a moment ago). Blocking at times.
-    pub fn resolve(&self, view: &mut View, gateway: IpAddr, src: IpAddr, key: &str) -> Lookup {
+    pub fn resolve(&self, view: &mut View, gateway: IpAddr, src: IpAddr, key: &str, shed: impl Fn(IpAddr) -> bool) -> Lookup {
         let now = self.epoch.elapsed().as_millis() as u64;
         let checked = self.checked.swap(now, std::sync::atomic::Ordering::Relaxed);
         if now != checked && self.moved() {
@@ -221,6 +225,7 @@ impl Names {
         // again either way (another thread may have re-read them since the first look).
         let may_be_behind = match found {
             Lookup::NotMember => self.moved(),
+            Lookup::Missing { internal: false } if shed(src) => return Lookup::Shed,
             _ => self.stale() || self.moved(),
         };
         if may_be_behind {

@@ -133,7 +133,7 @@ async fn connection(mut s: TcpStream, gateway: IpAddr, from: SocketAddr, names: 
         let (n, key) = (names.clone(), q.key.clone());
         let (found, v) = match tokio::task::spawn_blocking(move || {
             let mut view = view;
-            let found = n.resolve(&mut view, gateway, from.ip(), &key);
+            let found = n.resolve(&mut view, gateway, from.ip(), &key, |_| false);
             (found, view)
         })
         .await
@@ -144,7 +144,7 @@ async fn connection(mut s: TcpStream, gateway: IpAddr, from: SocketAddr, names: 
         view = v;
         let answer = match found {
             Lookup::Found(ips) => q.encode(&q.answer(&ips), false),
-            Lookup::NotMember => {
+            Lookup::NotMember | Lookup::Shed => {
                 let _ = write_msg(&mut s, &q.encode(&q.response(ResponseCode::Refused, false, Vec::new()), false)).await;
                 return;
             }

@@ -1,6 +1,7 @@
-//! The UDP fast path: two threads per network listener, blocking on its socket, answer
-//! container names in place (parse, look up in a snapshot held without a lock,
-//! serialise with hickory-proto; no task, no wake-up of the async runtime); names they do
+//! The UDP path: two threads per network listener, blocking on its socket, answer
+//! container names in place (the everyday query read and answered from bytes, see
+//! [`super::fast`]; others parsed and serialised with hickory-proto; names looked up in a
+//! snapshot held without a lock; no task, no wake-up of the async runtime); names they do
 //! not know go to the bounded forwarder, which answers from its own threads.
 
 use std::net::{IpAddr, UdpSocket};
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 
+use super::fast::Question;
 use super::forward::{Client, Forwarder, NotForwarded};
 use super::query::{self, Query};
 use super::{Lookup, Names};
@@ -18,6 +20,7 @@ pub fn serve(sock: UdpSocket, gateway: IpAddr, names: Arc<Names>, forwarder: Arc
     let sock = Arc::new(sock);
     let mut view = names.view();
     let mut buf = [0u8; 4096];
+    let (mut key, mut out) = ([0u8; 256], Vec::with_capacity(1500));
     loop {
         let (n, from) = match sock.recv_from(&mut buf) {
             Ok(r) => r,
@@ -28,6 +31,21 @@ pub fn serve(sock: UdpSocket, gateway: IpAddr, names: Arc<Names>, forwarder: Arc
             }
         };
         let raw = &buf[..n];
+        // The everyday query: looked up and answered from bytes (see fast.rs).
+        let mut known = None;
+        if let Some(fq) = Question::parse(raw, &mut key) {
+            match names.resolve(&mut view, gateway, from.ip(), fq.key(&key), |src| forwarder.shed(src)) {
+                Lookup::Found(ips) => {
+                    fq.answer(raw, &ips, &mut out);
+                    if let Err(e) = sock.send_to(&out, from) {
+                        tracing::debug!(error = %e, "dns answer not sent");
+                    }
+                    continue;
+                }
+                Lookup::Shed => continue,
+                other => known = Some(other),
+            }
+        }
         let q = match Query::parse(raw) {
             Ok(q) => q,
             Err(why) => {
@@ -37,7 +55,12 @@ pub fn serve(sock: UdpSocket, gateway: IpAddr, names: Arc<Names>, forwarder: Arc
                 continue;
             }
         };
-        let reply = match names.resolve(&mut view, gateway, from.ip(), &q.key) {
+        let found = match known {
+            Some(l) => l,
+            None => names.resolve(&mut view, gateway, from.ip(), &q.key, |src| forwarder.shed(src)),
+        };
+        let reply = match found {
+            Lookup::Shed => continue,
             Lookup::Found(ips) => q.answer(&ips),
             Lookup::NotMember | Lookup::Missing { internal: true } => q.response(ResponseCode::Refused, false, Vec::new()),
             Lookup::Missing { internal: false } => match forwarder.forward(q.clone(), raw, Client { addr: from, sock: sock.clone() }) {
