@@ -139,5 +139,15 @@ fn a_large_answer_is_truncated_over_udp_and_whole_over_tcp() {
         let tcp = dig(&asker, "10.89.0.1", "svc", "tcp");
         assert!(tcp.starts_with("rcode=0 tc=0 answers=100"), "TCP: {tcp}");
         assert_eq!(tcp.split_whitespace().skip(3).count(), 100, "{tcp}");
+
+        // TCP is bounded: eight idle connections from one source are its share (a ninth
+        // is closed unanswered), and idle ones are closed after 5 s.
+        let script = "import socket, struct, time\nidle = [socket.create_connection(('10.89.0.1', 53), timeout=2) for _ in range(8)]\ntime.sleep(0.3)\nq = struct.pack('>HHHHHH', 1, 0x0100, 1, 0, 0, 0) + b'\\x03r99\\x00' + struct.pack('>HH', 1, 1)\ns = socket.create_connection(('10.89.0.1', 53), timeout=2)\ns.sendall(struct.pack('>H', len(q)) + q)\ntry: print('ninth', 'answered' if s.recv(2) else 'closed')\nexcept OSError: print('ninth closed')\nt0 = time.time()\nfor c in idle: c.settimeout(8); print('idle', 'closed' if c.recv(1) == b'' else 'data')\nprint('after', round(time.time() - t0))\n";
+        std::fs::write("/run/berth/tcpcap.py", script).unwrap();
+        let out = sh(&format!("nsenter -t {asker} -n python3 /run/berth/tcpcap.py"));
+        assert!(out.starts_with("ninth closed"), "{out}");
+        assert_eq!(out.matches("idle closed").count(), 8, "{out}");
+        let after: u64 = out.lines().last().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!((4..=6).contains(&after), "idle connections closed after {after} s: {out}");
     });
 }
