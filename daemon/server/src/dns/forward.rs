@@ -107,10 +107,16 @@ impl Forwarder {
         let mut upstreams = Vec::new();
         for s in servers {
             let bind: SocketAddr = if s.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-            let sock = UdpSocket::bind(bind)?;
-            sock.connect(s)?;
-            sock.set_read_timeout(Some(Duration::from_millis(200)))?;
-            upstreams.push(sock);
+            let sock = UdpSocket::bind(bind).and_then(|sock| {
+                sock.connect(s)?;
+                sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+                Ok(sock)
+            });
+            // One unusable resolver (IPv6 on a host without it) does not take the others.
+            match sock {
+                Ok(sock) => upstreams.push(sock),
+                Err(e) => tracing::warn!(upstream = %s, error = %e, "dns upstream not usable"),
+            }
         }
         let f = Arc::new(Self { upstreams, table: Mutex::default(), limits });
         for i in 0..f.upstreams.len() {
