@@ -9,7 +9,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -127,14 +128,19 @@ fn context_stat(root: &Root, rel: &Path) -> std::io::Result<FileStat> {
     fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(Into::into)
 }
 
-/// Opens the regular file `rel` of the context (a symlink there is refused).
-fn open_context_file(root: &Root, rel: &Path) -> std::io::Result<fs::File> {
-    let (dir, name) = root.parent(rel, false)?;
-    let fd = crate::beneath::open_at(dir.as_fd(), &name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK, Mode::empty())?;
+/// Opens regular file `name` of directory `dir` (a symlink there is refused).
+fn open_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> std::io::Result<fs::File> {
+    let fd = crate::beneath::open_at(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK, Mode::empty())?;
     if fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
     }
     Ok(fs::File::from(fd))
+}
+
+/// Opens the regular file `rel` of the context (a symlink there is refused).
+fn open_context_file(root: &Root, rel: &Path) -> std::io::Result<fs::File> {
+    let (dir, name) = root.parent(rel, false)?;
+    open_file_at(dir.as_fd(), &name)
 }
 
 fn read_context_file(root: &Root, rel: &Path) -> std::io::Result<Vec<u8>> {
@@ -148,18 +154,15 @@ fn content_digest(ctx: &Path, root: &Root, files: &[PathBuf], roots: &[PathBuf])
     let mut h = Sha256::new();
     for f in files.iter().filter(|f| roots.iter().any(|r| f.starts_with(r) || r.as_os_str().is_empty())) {
         let p = ctx.join(f);
-        let st = context_stat(root, f).map_err(|e| Error::io("stat", &p, e))?;
+        let io = |e: std::io::Error| Error::io("read", &p, e);
+        // The entry's directory resolved once, then everything relative to it.
+        let (dir, name) = root.parent(f, false).map_err(io)?;
+        let st = fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| io(e.into()))?;
         h.update(f.to_string_lossy().as_bytes());
         h.update(st.st_mode.to_le_bytes());
         match st.st_mode & libc::S_IFMT {
-            libc::S_IFREG => std::io::copy(&mut open_context_file(root, f).map_err(|e| Error::io("read", &p, e))?, &mut h)
-                .map(drop)
-                .map_err(|e| Error::io("read", &p, e))?,
-            libc::S_IFLNK => {
-                let (dir, name) = root.parent(f, false).map_err(|e| Error::io("read link", &p, e))?;
-                let target = readlinkat(Some(dir.as_raw_fd()), name.as_os_str()).map_err(|e| Error::io("read link", &p, e.into()))?;
-                h.update(target.as_bytes());
-            }
+            libc::S_IFREG => drop(std::io::copy(&mut open_file_at(dir.as_fd(), &name).map_err(io)?, &mut h).map_err(io)?),
+            libc::S_IFLNK => h.update(readlinkat(Some(dir.as_raw_fd()), name.as_os_str()).map_err(|e| io(e.into()))?.as_bytes()),
             _ => {}
         }
         h.update(b"\0");
@@ -198,14 +201,19 @@ fn copy_out_of(root: &Path, srcs: &[String], stage: &Root, target: &Path, dir_de
     for src in srcs {
         let rel = crate::beneath::clean_in_root(src);
         let bad = |e: std::io::Error| Error::State(format!("COPY --from: {src}: {e}"));
-        let whole = rel.as_os_str().is_empty();
-        let st = context_stat(&r, &rel).map_err(|e| Error::State(format!("COPY --from: {src} not found: {e}")))?;
-        if whole || st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            let from = r.dir(&rel, false).map_err(bad)?;
+        if rel.as_os_str().is_empty() {
+            let to = stage.dir(target, true).map_err(bad)?;
+            copy::tree(r.fd(), to.as_fd(), owner).map_err(bad)?;
+            continue;
+        }
+        let not_found = |e: std::io::Error| Error::State(format!("COPY --from: {src} not found: {e}"));
+        let (sdir, name) = r.parent(&rel, false).map_err(not_found)?;
+        let st = fstatat(Some(sdir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| not_found(e.into()))?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            let from = copy::open_dir(sdir.as_fd(), &name).map_err(bad)?;
             let to = stage.dir(target, true).map_err(bad)?;
             copy::tree(from.as_fd(), to.as_fd(), owner).map_err(bad)?;
         } else {
-            let (sdir, name) = r.parent(&rel, false).map_err(bad)?;
             let to = if dir_dest { target.join(&name) } else { target.to_path_buf() };
             let (ddir, dname) = stage.parent(&to, true).map_err(bad)?;
             copy::entry(sdir.as_fd(), &name, ddir.as_fd(), &dname, owner).map_err(bad)?;
