@@ -5,4 +5,5 @@ pub mod firewall;
 pub mod host_local;
 pub mod loopback;
 pub mod portmap;
+pub mod static_ipam;
 pub mod tuning;

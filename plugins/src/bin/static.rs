@@ -1,0 +1,5 @@
+//! The `static` CNI IPAM plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::static_ipam::Static)
+}
