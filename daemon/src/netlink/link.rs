@@ -2,7 +2,8 @@
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -67,6 +68,23 @@ impl Link {
         }
         link
     }
+}
+
+/// A macvlan to create (see [`Socket::create_macvlan`]).
+#[derive(Debug, Clone)]
+pub struct MacvlanRequest<'a> {
+    /// Its name where it is born.
+    pub name: &'a str,
+    /// The master's index, in the netns of the socket.
+    pub master: u32,
+    /// IFLA_MACVLAN_MODE: 1 private, 2 vepa, 4 bridge, 8 passthru.
+    pub mode: u32,
+    /// MTU, if not the master's.
+    pub mtu: Option<u32>,
+    /// Hardware address, if not a random one.
+    pub mac: Option<[u8; 6]>,
+    /// The netns it is born in, if not the socket's.
+    pub netns_fd: Option<std::os::fd::RawFd>,
 }
 
 /// Formats a hardware address the way `ip link` and CNI results do.
@@ -157,6 +175,35 @@ impl Socket {
         msg.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth), LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer)))]));
         self.change("create veth", req.host_name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Creates a macvlan on `master` (an index in this socket's netns), born in the netns
+    /// `netns_fd` (when given) under `name`.
+    pub fn create_macvlan(&mut self, req: &MacvlanRequest<'_>) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(req.name.to_string()));
+        msg.attributes.push(LinkAttribute::Link(req.master));
+        if let Some(mtu) = req.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = req.mac {
+            msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        }
+        if let Some(fd) = req.netns_fd {
+            msg.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::MacVlan),
+            LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::from(req.mode))])),
+        ]));
+        self.change("create macvlan", req.name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Renames a link (it must be down).
+    pub fn rename(&mut self, index: u32, name: &str) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        self.change("rename link", name, RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Brings a link up.

@@ -165,7 +165,7 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
 }
 
 /// Inside the container's netns: addresses, link up, routes. Runs on the netns thread.
-fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
+pub(crate) fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
     let mut sock = Socket::open()?;
     let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
     if ipv4_only {

@@ -4,6 +4,7 @@ pub mod bridge;
 pub mod firewall;
 pub mod host_local;
 pub mod loopback;
+pub mod macvlan;
 pub mod portmap;
 pub mod static_ipam;
 pub mod tuning;

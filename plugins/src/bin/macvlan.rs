@@ -1,0 +1,5 @@
+//! The `macvlan` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::macvlan::Macvlan)
+}
