@@ -33,6 +33,8 @@ pub struct Link {
     pub allmulti: bool,
     /// Transmit queue length.
     pub tx_queue_len: u32,
+    /// IFLA_IFALIAS, if set.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -48,6 +50,7 @@ impl Link {
             promisc: msg.header.flags.contains(LinkFlags::Promisc),
             allmulti: msg.header.flags.contains(LinkFlags::Allmulti),
             tx_queue_len: 0,
+            alias: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -56,6 +59,7 @@ impl Link {
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::Controller(m) => link.master = Some(*m),
                 LinkAttribute::TxQueueLen(q) => link.tx_queue_len = *q,
+                LinkAttribute::IfAlias(a) if !a.is_empty() => link.alias = Some(a.clone()),
                 LinkAttribute::LinkInfo(infos) => {
                     for i in infos {
                         if let LinkInfo::Kind(k) = i {
@@ -197,6 +201,27 @@ impl Socket {
             LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::from(req.mode))])),
         ]));
         self.change("create macvlan", req.name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Brings a link down.
+    pub fn set_down(&mut self, index: u32) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.header.change_mask = LinkFlags::Up;
+        self.change("set link down", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Sets a link's alias (IFLA_IFALIAS): host-device keeps a moved device's old name there.
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+        self.change("set link alias", alias, RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Moves a link into the netns `netns_fd`, keeping its name.
+    pub fn set_netns(&mut self, index: u32, netns_fd: std::os::fd::RawFd) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::NetNsFd(netns_fd));
+        self.change("move link to netns", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Renames a link (it must be down).

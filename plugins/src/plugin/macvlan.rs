@@ -66,7 +66,7 @@ fn netns(args: &Args) -> Result<NetNs, CniError> {
 }
 
 /// A route without a gateway goes through the gateway of its family, as the reference's.
-fn iface_config(ipam: &CniResult) -> IfaceConfig {
+pub(crate) fn iface_config(ipam: &CniResult) -> IfaceConfig {
     let gw = |dst: &IpNetwork| ipam.ips.iter().find(|i| i.address.is_ipv4() == dst.is_ipv4()).and_then(|i| i.gateway);
     IfaceConfig {
         addrs: ipam.ips.iter().map(|i| i.address).collect(),

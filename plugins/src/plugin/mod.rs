@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod firewall;
+pub mod host_device;
 pub mod host_local;
 pub mod loopback;
 pub mod macvlan;
