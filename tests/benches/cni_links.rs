@@ -1,0 +1,87 @@
+//! bench/cni-links: in a private netns, ADD then DEL N containers through macvlan +
+//! host-local (the master a veth whose peer is another netns) and N host devices (veths)
+//! through host-device, with berth's plugins and, in the same run, the reference plugins
+//! from /usr/lib/cni; per-operation medians for the first and last 10.
+//! Usage: cargo bench -p berth-tests --bench cni-links [-- N]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_cni::conflist::{ConfList, Runner, RuntimeConf};
+use berth_tests::harness::{bin_dir, isolated_main, sh};
+use serde_json::json;
+
+fn median(v: &[Duration]) -> f64 {
+    let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    ms.get(ms.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn netns(names: &[String]) {
+    let script: String = names.iter().map(|c| format!("netns add {c}\n")).collect();
+    std::fs::write("/run/berth/netns.batch", script).unwrap();
+    sh("ip -batch /run/berth/netns.batch");
+}
+
+/// ADD then DEL `n` attachments of `plugin` (config `body`, `rt` per container index):
+/// medians of the first and last 10 of each.
+fn run(path: &Path, body: serde_json::Value, prefix: &str, n: usize, ifname: &str) -> (f64, f64, f64, f64) {
+    let runner = Runner { path: vec![path.to_path_buf()] };
+    let list = ConfList::parse(json!({"cniVersion": "1.0.0", "name": prefix, "plugins": [body]}).to_string().as_bytes()).unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    netns(&names);
+    let cfgs: Vec<RuntimeConf> = names
+        .iter()
+        .map(|c| RuntimeConf { container_id: c.clone(), netns: format!("/run/netns/{c}"), ifname: ifname.into(), ..Default::default() })
+        .collect();
+    let (mut adds, mut dels, mut results) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, cfg) in cfgs.iter().enumerate() {
+        let mut l = list.clone();
+        if let Some(d) = l.plugins.get_mut(0).and_then(|p| p.as_object_mut()) {
+            if d.contains_key("device") {
+                d.insert("device".into(), json!(format!("hd{i}")));
+            }
+        }
+        let t = Instant::now();
+        results.push((l.clone(), runner.add(&l, cfg).expect("ADD")));
+        adds.push(t.elapsed());
+    }
+    for (cfg, (l, res)) in cfgs.iter().zip(&results) {
+        let t = Instant::now();
+        runner.del(l, cfg, Some(res)).expect("DEL");
+        dels.push(t.elapsed());
+    }
+    let k = 10.min(n);
+    (median(&adds[..k]), median(&adds[n - k..]), median(&dels[..k]), median(&dels[n - k..]))
+}
+
+fn main() {
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100);
+    isolated_main(|| {
+        sh("ip netns add lanpeer && ip link add lan0 type veth peer name eth0 netns lanpeer && ip link set lan0 up");
+        let reference = PathBuf::from("/usr/lib/cni");
+        let impls: Vec<(&str, PathBuf)> = std::iter::once(("berth", bin_dir()))
+            .chain(reference.join("macvlan").is_file().then(|| ("reference", reference.clone())))
+            .collect();
+        println!(
+            "| N={n}, ms median: ADD first 10 / last 10, DEL first 10 / last 10 | {} |",
+            impls.iter().map(|i| i.0).collect::<Vec<_>>().join(" | ")
+        );
+        println!("|---|{}", "---|".repeat(impls.len()));
+        let mut rows = vec![format!("| macvlan + host-local |"), format!("| host-device |")];
+        for (k, (label, path)) in impls.iter().enumerate() {
+            let ipam = json!({"type": "host-local", "subnet": "10.10.0.0/16", "dataDir": format!("/run/berth/hl-{label}")});
+            let mv = run(path, json!({"type": "macvlan", "master": "lan0", "ipam": ipam}), &format!("m{k}x"), n, "eth0");
+            rows[0].push_str(&format!(" {:.1} / {:.1}, {:.1} / {:.1} |", mv.0, mv.1, mv.2, mv.3));
+            let script: String = (0..n).map(|i| format!("link add hd{i} type veth peer name hp{i}\n")).collect();
+            std::fs::write("/run/berth/links.batch", script).unwrap();
+            sh("ip -batch /run/berth/links.batch");
+            let hd = run(path, json!({"type": "host-device", "device": "hd0", "stateDir": "/run/berth"}), &format!("h{k}x"), n, "net1");
+            rows[1].push_str(&format!(" {:.1} / {:.1}, {:.1} / {:.1} |", hd.0, hd.1, hd.2, hd.3));
+            sh(&format!("for i in $(seq 0 {}); do ip link del hd$i 2>/dev/null; done; true", n - 1));
+        }
+        for r in rows {
+            println!("{r}");
+        }
+    });
+}
