@@ -4,23 +4,12 @@
 //! the reference, with its host address and up state. Either implementation moves the
 //! other's device back (the old name is in the alias).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 
+use berth_tests::harness::plugin::{masked, reference};
 use berth_tests::harness::{isolated, sh, Cni, Netns};
-
-const REFERENCE: &str = "/usr/lib/cni";
-
-fn reference() -> Option<PathBuf> {
-    let dir = PathBuf::from(REFERENCE);
-    if dir.join("host-device").is_file() {
-        Some(dir)
-    } else {
-        println!("SKIP host-device differential: no reference plugins in {REFERENCE}");
-        None
-    }
-}
 
 /// Device `name` on the host (with `host_ip`), its peer in `lanpeer` on 198.51.100.0/24.
 fn device(peer: &Netns, name: &str, peer_ip: &str, host_ip: &str) {
@@ -55,17 +44,6 @@ fn host_link(name: &str) -> Option<(Vec<String>, bool)> {
     Some((addrs, l["flags"].as_array().is_some_and(|f| f.contains(&json!("UP")))))
 }
 
-fn masked(mut r: Value) -> Value {
-    for i in r["interfaces"].as_array_mut().into_iter().flatten() {
-        i["mac"] = json!("*");
-        i["sandbox"] = json!("*");
-    }
-    for i in r["ips"].as_array_mut().into_iter().flatten() {
-        i["address"] = json!("*");
-    }
-    r
-}
-
 #[test]
 fn host_device_moves_in_serves_and_comes_back_whole() {
     isolated(|| {
@@ -96,7 +74,7 @@ fn host_device_moves_in_serves_and_comes_back_whole() {
         assert_eq!(call(&ours, "DEL", &c1p, "c1", &conf(json!({"hwaddr": mac}), "198.51.100.10")).code, 0);
         assert!(host_link("hd0").is_some());
 
-        if let Some(refdir) = reference() {
+        if let Some(refdir) = reference("host-device", "host-device differential") {
             let c2 = Netns::new("c2");
             let c2p = c2.path().to_str().unwrap().to_string();
             let theirs = call(&refdir, "ADD", &c2p, "c2", &conf(json!({"device": "hd1"}), "198.51.100.11")).ok();

@@ -5,23 +5,12 @@
 //! same link through both implementations; DEL leaves nothing, twice, after the netns is
 //! gone, and across implementations.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 
+use berth_tests::harness::plugin::{masked, reference};
 use berth_tests::harness::{isolated, sh, try_sh, Cni, Netns};
-
-const REFERENCE: &str = "/usr/lib/cni";
-
-fn reference() -> Option<PathBuf> {
-    let dir = PathBuf::from(REFERENCE);
-    if dir.join("macvlan").is_file() && dir.join("static").is_file() {
-        Some(dir)
-    } else {
-        println!("SKIP macvlan differential: no reference plugins in {REFERENCE}");
-        None
-    }
-}
 
 fn lan() -> Netns {
     let peer = Netns::new("lanpeer");
@@ -36,18 +25,6 @@ fn conf(mode: &str, ipam: Value) -> String {
 
 fn static_ip(ip: &str) -> Value {
     json!({"type": "static", "addresses": [{"address": format!("{ip}/24"), "gateway": "192.0.2.1"}], "routes": [{"dst": "198.51.100.0/24"}]})
-}
-
-/// The result with what differs between two attachments masked.
-fn masked(mut r: Value) -> Value {
-    for i in r["interfaces"].as_array_mut().into_iter().flatten() {
-        i["mac"] = json!("*");
-        i["sandbox"] = json!("*");
-    }
-    for i in r["ips"].as_array_mut().into_iter().flatten() {
-        i["address"] = json!("*");
-    }
-    r
 }
 
 /// `ip -d -j link show IFNAME` in a netns: (kind, mode, up).
@@ -92,7 +69,7 @@ fn macvlan_puts_containers_on_the_lan_as_the_reference_does() {
         assert!(pings(&c1, "192.0.2.2"), "the LAN peer is not reachable");
         // The LAN peer sees the container's own address (no NAT) and MAC.
         assert!(peer.sh("ip neigh show 192.0.2.10").contains(r1["interfaces"][0]["mac"].as_str().unwrap()));
-        let second = if let Some(refdir) = reference() {
+        let second = if let Some(refdir) = reference("macvlan", "macvlan differential") {
             let r2 = add(&refdir, &c2, "c2", &conf("bridge", static_ip("192.0.2.11")));
             assert_eq!(masked(r1.clone()), masked(r2), "results differ");
             refdir
@@ -118,7 +95,7 @@ fn macvlan_puts_containers_on_the_lan_as_the_reference_does() {
         assert_eq!(link(&p1, "eth0").unwrap().1, "private");
         assert!(pings(&p1, "192.0.2.2") && pings(&p2, "192.0.2.2"));
         assert!(!pings(&p1, "192.0.2.21"), "private mode: containers reached each other");
-        if let Some(refdir) = reference() {
+        if let Some(refdir) = reference("macvlan", "macvlan differential") {
             let p3 = Netns::new("p3");
             let theirs = add(&refdir, &p3, "p3", &conf("private", static_ip("192.0.2.22")));
             assert_eq!(link(&p1, "eth0"), link(&p3, "eth0"));
@@ -140,7 +117,7 @@ fn macvlan_with_host_local_releases_and_bad_input_leaves_nothing() {
         assert_eq!(r["ips"][0]["address"], "192.0.2.100/24");
         assert!(Path::new("/run/berth/hl/lan/192.0.2.100").exists());
         assert!(pings(&c1, "192.0.2.2"));
-        if let Some(refdir) = reference() {
+        if let Some(refdir) = reference("macvlan", "macvlan differential") {
             let c2 = Netns::new("c2");
             let theirs = add(&refdir, &c2, "c2", &conf("bridge", hl("/run/berth/hl")));
             assert_eq!(theirs["ips"][0]["address"], "192.0.2.101/24", "the two share the host-local store");

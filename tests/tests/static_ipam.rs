@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
-const REFERENCE: &str = "/usr/lib/cni";
+use berth_tests::harness::plugin::reference;
 
 /// Runs `dir/static` and returns (exit code, stdout as JSON or Null).
 fn run(dir: &Path, command: &str, conf: &Value, cni_args: &str) -> (i32, Value) {
@@ -37,16 +37,6 @@ fn conf(version: &str, ipam: Value, extra: Value) -> Value {
         c.extend(e.clone());
     }
     c
-}
-
-fn reference() -> Option<&'static Path> {
-    let dir = Path::new(REFERENCE);
-    if dir.join("static").is_file() {
-        Some(dir)
-    } else {
-        println!("SKIP static_ipam differential: no reference plugins in {REFERENCE}");
-        None
-    }
 }
 
 fn ipam() -> Value {
@@ -78,8 +68,8 @@ fn static_gives_the_references_results_with_its_precedence() {
         let c = conf(version, bare.clone(), Value::Null);
         let (code, mine) = run(&ours, "ADD", &c, "");
         assert_eq!(code, 0, "{mine}");
-        if let Some(refdir) = reference() {
-            assert_eq!(mine, run(refdir, "ADD", &c, "").1, "{version} bare");
+        if let Some(refdir) = reference("static", "static differential") {
+            assert_eq!(mine, run(&refdir, "ADD", &c, "").1, "{version} bare");
         }
     }
     for version in ["0.3.0", "0.3.1", "0.4.0", "1.0.0"] {
@@ -88,8 +78,8 @@ fn static_gives_the_references_results_with_its_precedence() {
             let (code, mine) = run(&ours, "ADD", &c, args);
             assert_eq!(code, 0, "{version} {what}: {mine}");
             assert_eq!(mine["cniVersion"], version);
-            if let Some(refdir) = reference() {
-                let (rcode, theirs) = run(refdir, "ADD", &c, args);
+            if let Some(refdir) = reference("static", "static differential") {
+                let (rcode, theirs) = run(&refdir, "ADD", &c, args);
                 assert_eq!(rcode, 0, "reference {version} {what}: {theirs}");
                 assert_eq!(mine, theirs, "{version} {what}");
             }
@@ -120,12 +110,12 @@ fn static_refuses_bad_input_clearly_and_del_and_check_behave_as_the_references()
     ] {
         let (code, err) = run(&ours, "ADD", &c, args);
         assert_eq!((code, err["code"].as_u64()), (1, Some(7)), "{what}: {err}");
-        if let Some(refdir) = reference() {
-            assert_ne!(run(refdir, "ADD", &c, args).0, 0, "the reference took {what}");
+        if let Some(refdir) = reference("static", "static differential") {
+            assert_ne!(run(&refdir, "ADD", &c, args).0, 0, "the reference took {what}");
         }
     }
     // DEL: nothing to release, twice, even for a config ADD refuses.
-    for dir in std::iter::once(ours.as_path()).chain(reference()) {
+    for dir in std::iter::once(ours.as_path()).chain(reference("static", "static differential").as_deref()) {
         for c in [&bare, &conf("1.0.0", ipam(), Value::Null)] {
             assert_eq!(run(dir, "DEL", c, "").0, 0, "{}", dir.display());
             assert_eq!(run(dir, "DEL", c, "").0, 0);
@@ -135,7 +125,7 @@ fn static_refuses_bad_input_clearly_and_del_and_check_behave_as_the_references()
     let prev = run(&ours, "ADD", &conf("1.0.0", ipam(), Value::Null), "").1;
     let mut wrong = prev.clone();
     wrong["ips"][0]["gateway"] = json!("10.10.0.253");
-    for dir in std::iter::once(ours.as_path()).chain(reference()) {
+    for dir in std::iter::once(ours.as_path()).chain(reference("static", "static differential").as_deref()) {
         let ok = conf("1.0.0", ipam(), json!({"prevResult": prev}));
         assert_eq!(run(dir, "CHECK", &ok, "").0, 0, "{}", dir.display());
         let bad = conf("1.0.0", ipam(), json!({"prevResult": wrong}));

@@ -5,14 +5,12 @@
 
 use std::path::PathBuf;
 
-use netd::netns::NetNs;
 use netd::network::host_device::{self, Which};
 use serde::Deserialize;
 
-use crate::exec::delegate;
-use crate::plugin::macvlan::iface_config;
+use super::one_link::{self, ipam, netns};
 use crate::skel::{Args, Plugin};
-use crate::types::{code, CniError, CniResult, Interface, IpConfig, NetConf};
+use crate::types::{code, CniError, CniResult, NetConf};
 
 /// The host-device plugin.
 pub struct HostDevice;
@@ -65,47 +63,23 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
 impl Plugin for HostDevice {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(conf)?;
-        let ns = NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?;
-        let ipam = match &c.ipam_type {
-            Some(t) => Some(delegate(t, "ADD", args)?.ok_or_else(|| CniError::new(code::INTERNAL, "IPAM returned no result"))?),
-            None => None,
-        };
-        let cfg = ipam.as_ref().map(iface_config);
-        let link = match host_device::attach(&c.run, &c.which, &ns, &args.container_id, &args.ifname, cfg.as_ref()) {
-            Ok(l) => l,
-            Err(e) => {
-                if let Some(t) = &c.ipam_type {
-                    let _ = delegate(t, "DEL", args);
-                }
-                return Err(e.into());
-            }
-        };
-        let mtu = (crate::types::version::at_least(&conf.cni_version, "1.1.0") && link.mtu > 0).then_some(link.mtu);
-        let ipam = ipam.unwrap_or_default();
-        Ok(CniResult {
-            cni_version: conf.cni_version.clone(),
-            interfaces: vec![Interface { name: link.name.clone(), mac: link.mac.clone(), mtu, sandbox: ns.path().display().to_string() }],
-            ips: ipam.ips.iter().map(|i| IpConfig { interface: Some(0), ..i.clone() }).collect(),
-            routes: ipam.routes.clone(),
-            dns: ipam.dns.clone(),
+        let ns = netns(args)?;
+        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, |cfg| {
+            host_device::attach(&c.run, &c.which, &ns, &args.container_id, &args.ifname, cfg)
         })
     }
 
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        if let Some(t) = &c.ipam_type {
-            delegate(t, "DEL", args)?;
-        }
+        ipam(c.ipam_type.as_deref(), "DEL", args)?;
         host_device::detach(&c.run, args.netns.as_deref(), &args.container_id, &args.ifname)?;
         Ok(())
     }
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        if let Some(t) = &c.ipam_type {
-            delegate(t, "CHECK", args)?;
-        }
-        let ns = NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?;
+        ipam(c.ipam_type.as_deref(), "CHECK", args)?;
+        let ns = netns(args)?;
         if netd::network::bridge::inspect(&ns, &args.ifname)?.is_none() {
             return Err(CniError::new(code::INTERNAL, format!("host-device: no {} in {}", args.ifname, ns.path().display())));
         }
@@ -114,9 +88,7 @@ impl Plugin for HostDevice {
 
     fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        if let Some(t) = &c.ipam_type {
-            delegate(t, "GC", args)?;
-        }
+        ipam(c.ipam_type.as_deref(), "GC", args)?;
         Ok(())
     }
 }

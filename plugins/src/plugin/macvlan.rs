@@ -3,15 +3,13 @@
 //! and an optional `ipam` (without one the link is only brought up, as the reference's).
 //! The MAC comes from `runtimeConfig.mac`, else CNI_ARGS `MAC=`, else `mac`.
 
-use ipnetwork::IpNetwork;
-use netd::netns::NetNs;
-use netd::network::bridge::{self, IfaceConfig};
+use netd::network::bridge;
 use netd::network::macvlan::{self, Mode, Spec};
 use serde::Deserialize;
 
-use crate::exec::delegate;
+use super::one_link::{self, ipam, netns};
 use crate::skel::{Args, Plugin};
-use crate::types::{code, CniError, CniResult, Interface, IpConfig, NetConf};
+use crate::types::{code, CniError, CniResult, NetConf};
 
 /// The macvlan plugin.
 pub struct Macvlan;
@@ -61,55 +59,17 @@ fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
     Ok(Ctx { spec: Spec { master, mode, mtu: c.mtu, mac, link_in_container: c.link_in_container }, ipam_type })
 }
 
-fn netns(args: &Args) -> Result<NetNs, CniError> {
-    Ok(NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?)
-}
-
-/// A route without a gateway goes through the gateway of its family, as the reference's.
-pub(crate) fn iface_config(ipam: &CniResult) -> IfaceConfig {
-    let gw = |dst: &IpNetwork| ipam.ips.iter().find(|i| i.address.is_ipv4() == dst.is_ipv4()).and_then(|i| i.gateway);
-    IfaceConfig {
-        addrs: ipam.ips.iter().map(|i| i.address).collect(),
-        routes: ipam.routes.iter().map(|r| (r.dst, r.gw.or_else(|| gw(&r.dst)))).collect(),
-    }
-}
-
 impl Plugin for Macvlan {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(args, conf)?;
         let ns = netns(args)?;
-        let ipam = match &c.ipam_type {
-            Some(t) => Some(delegate(t, "ADD", args)?.ok_or_else(|| CniError::new(code::INTERNAL, "IPAM returned no result"))?),
-            None => None,
-        };
-        let cfg = ipam.as_ref().map(iface_config);
-        let link = match macvlan::attach(&c.spec, &ns, &args.ifname, cfg.as_ref()) {
-            Ok(l) => l,
-            Err(e) => {
-                // Undo: the address goes back to the pool.
-                if let Some(t) = &c.ipam_type {
-                    let _ = delegate(t, "DEL", args);
-                }
-                return Err(e.into());
-            }
-        };
-        let mtu = (crate::types::version::at_least(&conf.cni_version, "1.1.0") && link.mtu > 0).then_some(link.mtu);
-        let ipam = ipam.unwrap_or_default();
-        Ok(CniResult {
-            cni_version: conf.cni_version.clone(),
-            interfaces: vec![Interface { name: link.name.clone(), mac: link.mac.clone(), mtu, sandbox: ns.path().display().to_string() }],
-            ips: ipam.ips.iter().map(|i| IpConfig { interface: Some(0), ..i.clone() }).collect(),
-            routes: ipam.routes.clone(),
-            dns: ipam.dns.clone(),
-        })
+        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, |cfg| macvlan::attach(&c.spec, &ns, &args.ifname, cfg))
     }
 
     /// The address is released, then the link goes; a netns or link already gone is fine.
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(args, conf)?;
-        if let Some(t) = &c.ipam_type {
-            delegate(t, "DEL", args)?;
-        }
+        ipam(c.ipam_type.as_deref(), "DEL", args)?;
         bridge::detach(args.netns.as_deref(), &args.ifname)?;
         Ok(())
     }
@@ -117,9 +77,7 @@ impl Plugin for Macvlan {
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(args, conf)?;
         let prev = conf.prev_result.as_ref().ok_or_else(|| invalid("macvlan: CHECK requires prevResult".into()))?;
-        if let Some(t) = &c.ipam_type {
-            delegate(t, "CHECK", args)?;
-        }
+        ipam(c.ipam_type.as_deref(), "CHECK", args)?;
         let ns = netns(args)?;
         let found = bridge::inspect(&ns, &args.ifname)?;
         let bridge::Inspected { link, addrs, .. } = found
@@ -135,17 +93,13 @@ impl Plugin for Macvlan {
 
     fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(args, conf)?;
-        if let Some(t) = &c.ipam_type {
-            delegate(t, "GC", args)?;
-        }
+        ipam(c.ipam_type.as_deref(), "GC", args)?;
         Ok(())
     }
 
     fn status(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(args, conf)?;
-        if let Some(t) = &c.ipam_type {
-            delegate(t, "STATUS", args)?;
-        }
+        ipam(c.ipam_type.as_deref(), "STATUS", args)?;
         Ok(())
     }
 }

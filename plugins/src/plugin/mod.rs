@@ -6,6 +6,7 @@ pub mod host_device;
 pub mod host_local;
 pub mod loopback;
 pub mod macvlan;
+pub mod one_link;
 pub mod portmap;
 pub mod static_ipam;
 pub mod tuning;

@@ -88,3 +88,28 @@ impl Cni {
         Outcome { code: out.status.code().unwrap_or(-1), json, stdout, stderr: String::from_utf8_lossy(&out.stderr).to_string() }
     }
 }
+
+/// The reference plugins' directory (Debian's containernetworking-plugins), if it has
+/// `plugin`; otherwise prints the SKIP line for `test` and returns None.
+pub fn reference(plugin: &str, test: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from("/usr/lib/cni");
+    if dir.join(plugin).is_file() {
+        Some(dir)
+    } else {
+        println!("SKIP {test}: no reference {plugin} in {}", dir.display());
+        None
+    }
+}
+
+/// A result with what differs between two attachments of one config masked: the
+/// interfaces' MACs and sandboxes, the addresses.
+pub fn masked(mut r: Value) -> Value {
+    for i in r["interfaces"].as_array_mut().into_iter().flatten() {
+        i["mac"] = serde_json::json!("*");
+        i["sandbox"] = serde_json::json!("*");
+    }
+    for i in r["ips"].as_array_mut().into_iter().flatten() {
+        i["address"] = serde_json::json!("*");
+    }
+    r
+}

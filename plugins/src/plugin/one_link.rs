@@ -1,0 +1,68 @@
+//! What the plugins that give a container one link of its own (macvlan, host-device)
+//! share: an optional IPAM plugin delegated to, the link made with the addresses and
+//! routes it returned (or only brought up without one), the address given back if the
+//! link cannot be made, and a result naming that one interface.
+
+use ipnetwork::IpNetwork;
+use netd::netlink::Link;
+use netd::netns::NetNs;
+use netd::network::bridge::IfaceConfig;
+
+use crate::exec::delegate;
+use crate::skel::Args;
+use crate::types::{code, CniError, CniResult, Interface, IpConfig, NetConf};
+
+/// Passes `command` to the IPAM plugin, if the config names one.
+pub fn ipam(ipam_type: Option<&str>, command: &str, args: &Args) -> Result<Option<CniResult>, CniError> {
+    match ipam_type {
+        Some(t) => delegate(t, command, args),
+        None => Ok(None),
+    }
+}
+
+/// The container side of an IPAM result: its addresses, and its routes with a route
+/// without a gateway sent through the gateway of its family, as the reference plugins do.
+pub fn iface_config(ipam: &CniResult) -> IfaceConfig {
+    let gw = |dst: &IpNetwork| ipam.ips.iter().find(|i| i.address.is_ipv4() == dst.is_ipv4()).and_then(|i| i.gateway);
+    IfaceConfig {
+        addrs: ipam.ips.iter().map(|i| i.address).collect(),
+        routes: ipam.routes.iter().map(|r| (r.dst, r.gw.or_else(|| gw(&r.dst)))).collect(),
+    }
+}
+
+/// ADD: IPAM, then `make` the link in `ns`; on failure the address goes back.
+pub fn add(
+    args: &Args,
+    conf: &NetConf,
+    ipam_type: Option<&str>,
+    ns: &NetNs,
+    make: impl FnOnce(Option<&IfaceConfig>) -> netd::Result<Link>,
+) -> Result<CniResult, CniError> {
+    let ipam = match ipam(ipam_type, "ADD", args)? {
+        Some(r) => Some(r),
+        None if ipam_type.is_some() => return Err(CniError::new(code::INTERNAL, "IPAM returned no result")),
+        None => None,
+    };
+    let cfg = ipam.as_ref().map(iface_config);
+    let link = match make(cfg.as_ref()) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ipam_type.map(|t| delegate(t, "DEL", args));
+            return Err(e.into());
+        }
+    };
+    let mtu = (crate::types::version::at_least(&conf.cni_version, "1.1.0") && link.mtu > 0).then_some(link.mtu);
+    let ipam = ipam.unwrap_or_default();
+    Ok(CniResult {
+        cni_version: conf.cni_version.clone(),
+        interfaces: vec![Interface { name: link.name.clone(), mac: link.mac.clone(), mtu, sandbox: ns.path().display().to_string() }],
+        ips: ipam.ips.iter().map(|i| IpConfig { interface: Some(0), ..i.clone() }).collect(),
+        routes: ipam.routes.clone(),
+        dns: ipam.dns.clone(),
+    })
+}
+
+/// The container's netns, which ADD and CHECK need.
+pub fn netns(args: &Args) -> Result<NetNs, CniError> {
+    Ok(NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?)
+}
