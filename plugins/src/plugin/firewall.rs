@@ -27,10 +27,6 @@ struct FirewallConf {
     state_dir: Option<String>,
 }
 
-fn invalid(msg: String) -> CniError {
-    CniError::new(code::INVALID_CONFIG, msg)
-}
-
 struct Ctx {
     filters: Filters,
     admin: String,
@@ -44,19 +40,19 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
         "" | "auto" => "auto",
         k @ ("iptables" | "nftables") => k,
         "firewalld" => {
-            return Err(invalid("firewall: backend firewalld is not supported; use iptables or nftables (or leave it empty)".into()))
+            return Err(CniError::invalid("firewall: backend firewalld is not supported; use iptables or nftables (or leave it empty)"))
         }
-        other => return Err(invalid(format!("firewall: unknown backend {other:?} (iptables, nftables)"))),
+        other => return Err(CniError::invalid(format!("firewall: unknown backend {other:?} (iptables, nftables)"))),
     };
     let admin = match c.iptables_admin_chain_name.as_str() {
         "" => netd::firewall::ADMIN_CHAIN.to_string(),
         n if n.len() <= 28 && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') => n.to_string(),
-        n => return Err(invalid(format!("firewall: iptablesAdminChainName {n:?} must be 1-28 letters, digits, '-' or '_'"))),
+        n => return Err(CniError::invalid(format!("firewall: iptablesAdminChainName {n:?} must be 1-28 letters, digits, '-' or '_'"))),
     };
     let isolate = match c.ingress_policy.as_str() {
         "" | "open" => false,
         "same-bridge" => true,
-        other => return Err(invalid(format!("firewall: unknown ingressPolicy {other:?} (open, same-bridge)"))),
+        other => return Err(CniError::invalid(format!("firewall: unknown ingressPolicy {other:?} (open, same-bridge)"))),
     };
     let run_dir = PathBuf::from(c.state_dir.unwrap_or_else(|| "/run/berth".into()));
     Ok(Ctx { filters: Filters::open(&run_dir, kind)?, admin, isolate })
@@ -70,7 +66,7 @@ fn bridge_of(prev: &CniResult) -> Result<String, CniError> {
             return Ok(i.name.clone());
         }
     }
-    Err(invalid("firewall: ingressPolicy same-bridge needs a bridge among prevResult's host interfaces".into()))
+    Err(CniError::invalid("firewall: ingressPolicy same-bridge needs a bridge among prevResult's host interfaces"))
 }
 
 impl Ctx {
@@ -88,7 +84,7 @@ impl Ctx {
 }
 
 fn prev_of(conf: &NetConf) -> Result<CniResult, CniError> {
-    conf.prev_result.clone().ok_or_else(|| invalid("firewall: must be called as a chained plugin (no prevResult)".into()))
+    conf.prev_result.clone().ok_or_else(|| CniError::invalid("firewall: must be called as a chained plugin (no prevResult)"))
 }
 
 impl Plugin for Firewall {
@@ -98,7 +94,7 @@ impl Plugin for Firewall {
         let bridge = if c.isolate { Some(bridge_of(&prev)?) } else { None };
         let rules = c.rules(conf, args, &prev, bridge);
         if rules.addrs.is_empty() {
-            return Err(invalid("firewall: prevResult has no container address".into()));
+            return Err(CniError::invalid("firewall: prevResult has no container address"));
         }
         c.filters.add(&rules)?;
         Ok(prev)

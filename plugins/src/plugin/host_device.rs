@@ -37,10 +37,6 @@ struct Ctx {
     run: PathBuf,
 }
 
-fn invalid(msg: String) -> CniError {
-    CniError::new(code::INVALID_CONFIG, msg)
-}
-
 fn nonempty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
@@ -49,10 +45,10 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: HostDeviceConf = conf.plugin()?;
     if let Some(d) = nonempty(&c.device) {
-        netd::name::Name::interface(&d).map_err(|e| invalid(format!("host-device: device: {e}")))?;
+        netd::name::Name::interface(&d).map_err(|e| CniError::invalid(format!("host-device: device: {e}")))?;
     }
     let hwaddr = nonempty(&c.hwaddr)
-        .map(|m| netd::tuning::parse_mac(&m).map_err(|e| invalid(format!("host-device: hwaddr {m:?}: {e}"))))
+        .map(|m| netd::tuning::parse_mac(&m).map_err(|e| CniError::invalid(format!("host-device: hwaddr {m:?}: {e}"))))
         .transpose()?;
     let pci = conf.raw.pointer("/runtimeConfig/deviceID").and_then(|v| v.as_str()).and_then(nonempty).or(nonempty(&c.pci_bus_id));
     let which = Which { device: nonempty(&c.device), hwaddr, kernelpath: nonempty(&c.kernelpath), pci };

@@ -54,19 +54,15 @@ pub struct Parsed {
     pub store: Store,
 }
 
-fn invalid(msg: String) -> CniError {
-    CniError::new(code::INVALID_CONFIG, msg)
-}
-
 /// Parses a CIDR, refusing junk with a code-7 error that names the field.
 pub fn cidr(field: &str, s: &str) -> Result<IpNetwork, CniError> {
-    s.parse::<IpNetwork>().map_err(|_| invalid(format!("invalid {field} {s:?}: not a CIDR")))
+    s.parse::<IpNetwork>().map_err(|_| CniError::invalid(format!("invalid {field} {s:?}: not a CIDR")))
 }
 
 fn ip(field: &str, s: &Option<String>) -> Result<Option<IpAddr>, CniError> {
     s.as_deref()
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<IpAddr>().map_err(|_| invalid(format!("invalid {field} {s:?}: not an IP address"))))
+        .map(|s| s.parse::<IpAddr>().map_err(|_| CniError::invalid(format!("invalid {field} {s:?}: not an IP address"))))
         .transpose()
 }
 
@@ -79,7 +75,7 @@ fn range(r: &RangeConf) -> Result<Range, CniError> {
 pub fn parse(conf: &NetConf) -> Result<Parsed, CniError> {
     let name = conf.require_name()?;
     let ipam = conf.raw.get("ipam").cloned().unwrap_or_default();
-    let c: IpamConf = serde_json::from_value(ipam).map_err(|e| invalid(format!("invalid ipam configuration: {e}")))?;
+    let c: IpamConf = serde_json::from_value(ipam).map_err(|e| CniError::invalid(format!("invalid ipam configuration: {e}")))?;
     let mut sets = Vec::new();
     if let Some(subnet) = &c.subnet {
         let legacy = RangeConf {
@@ -94,11 +90,11 @@ pub fn parse(conf: &NetConf) -> Result<Parsed, CniError> {
         sets.push(RangeSet::new(set.iter().map(range).collect::<Result<_, _>>()?)?);
     }
     if sets.is_empty() {
-        return Err(invalid("ipam has no ranges and no subnet".into()));
+        return Err(CniError::invalid("ipam has no ranges and no subnet"));
     }
     for (i, a) in sets.iter().enumerate() {
         if sets[i + 1..].iter().any(|b| a.overlaps(b)) {
-            return Err(invalid("ipam range sets overlap".into()));
+            return Err(CniError::invalid("ipam range sets overlap"));
         }
     }
     let routes = c
@@ -117,7 +113,7 @@ fn requested(args: &Args, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
     for (k, v) in &args.args {
         if k == "IP" {
             for s in v.split(',') {
-                out.push(s.parse().map_err(|_| invalid(format!("invalid CNI_ARGS IP {s:?}")))?);
+                out.push(s.parse().map_err(|_| CniError::invalid(format!("invalid CNI_ARGS IP {s:?}")))?);
             }
         }
     }
@@ -125,7 +121,7 @@ fn requested(args: &Args, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
         for v in ips {
             let s = v.as_str().unwrap_or_default();
             let ip = s.split('/').next().unwrap_or_default();
-            out.push(ip.parse().map_err(|_| invalid(format!("invalid runtimeConfig ip {s:?}")))?);
+            out.push(ip.parse().map_err(|_| CniError::invalid(format!("invalid runtimeConfig ip {s:?}")))?);
         }
     }
     Ok(out)

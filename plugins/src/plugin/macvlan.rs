@@ -35,18 +35,14 @@ struct Ctx {
     ipam_type: Option<String>,
 }
 
-fn invalid(msg: String) -> CniError {
-    CniError::new(code::INVALID_CONFIG, msg)
-}
-
 fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: MacvlanConf = conf.plugin()?;
     let master = (!c.master.is_empty()).then_some(c.master.clone());
     if let Some(m) = &master {
-        netd::name::Name::interface(m).map_err(|e| invalid(format!("macvlan: master: {e}")))?;
+        netd::name::Name::interface(m).map_err(|e| CniError::invalid(format!("macvlan: master: {e}")))?;
     }
-    let mode: Mode = c.mode.parse().map_err(|e| invalid(format!("macvlan: {e}")))?;
+    let mode: Mode = c.mode.parse().map_err(|e| CniError::invalid(format!("macvlan: {e}")))?;
     let mac = conf
         .raw
         .pointer("/runtimeConfig/mac")
@@ -54,7 +50,7 @@ fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
         .map(str::to_string)
         .or_else(|| args.args.iter().find(|(k, _)| k == "MAC").map(|(_, v)| v.clone()))
         .or((!c.mac.is_empty()).then_some(c.mac.clone()));
-    let mac = mac.map(|m| netd::tuning::parse_mac(&m).map_err(|e| invalid(format!("macvlan: mac {m:?}: {e}")))).transpose()?;
+    let mac = mac.map(|m| netd::tuning::parse_mac(&m).map_err(|e| CniError::invalid(format!("macvlan: mac {m:?}: {e}")))).transpose()?;
     let ipam_type = c.ipam.get("type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string);
     Ok(Ctx { spec: Spec { master, mode, mtu: c.mtu, mac, link_in_container: c.link_in_container }, ipam_type })
 }
@@ -76,7 +72,7 @@ impl Plugin for Macvlan {
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(args, conf)?;
-        let prev = conf.prev_result.as_ref().ok_or_else(|| invalid("macvlan: CHECK requires prevResult".into()))?;
+        let prev = conf.prev_result.as_ref().ok_or_else(|| CniError::invalid("macvlan: CHECK requires prevResult"))?;
         ipam(c.ipam_type.as_deref(), "CHECK", args)?;
         let ns = netns(args)?;
         let found = bridge::inspect(&ns, &args.ifname)?;

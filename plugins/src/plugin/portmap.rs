@@ -56,24 +56,20 @@ struct Ctx {
     state: StateDir,
 }
 
-fn invalid(msg: String) -> CniError {
-    CniError::new(code::INVALID_CONFIG, msg)
-}
-
 fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: PortmapConf = conf.plugin()?;
     if c.mark_masq_bit.is_some_and(|b| b > 31) {
-        return Err(invalid("portmap: markMasqBit must be 0-31".into()));
+        return Err(CniError::invalid("portmap: markMasqBit must be 0-31"));
     }
     for cond in c.conditions_v4.iter().chain(&c.conditions_v6) {
-        netd::name::firewall_arg(cond).map_err(|e| invalid(format!("portmap: {e}")))?;
+        netd::name::firewall_arg(cond).map_err(|e| CniError::invalid(format!("portmap: {e}")))?;
     }
     let mut mappings = Vec::new();
     for w in &c.runtime_config.port_mappings {
         let ip = match w.host_ip.as_str() {
             "" => None,
-            s => Some(s.parse::<IpAddr>().map_err(|_| invalid(format!("portmap: invalid hostIP {s:?}")))?),
+            s => Some(s.parse::<IpAddr>().map_err(|_| CniError::invalid(format!("portmap: invalid hostIP {s:?}")))?),
         };
         let proto: Proto = w.protocol.parse()?;
         mappings.push(PortMapping::new(ip, w.host_port, w.container_port, proto)?);
@@ -114,13 +110,14 @@ impl Ctx {
 impl Plugin for Portmap {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(conf)?;
-        let prev = conf.prev_result.clone().ok_or_else(|| invalid("portmap: must be called as a chained plugin (no prevResult)".into()))?;
+        let prev =
+            conf.prev_result.clone().ok_or_else(|| CniError::invalid("portmap: must be called as a chained plugin (no prevResult)"))?;
         if c.mappings.is_empty() {
             return Ok(prev);
         }
         let rules = c.rules(conf, args, &prev);
         if rules.addrs.is_empty() {
-            return Err(invalid("portmap: prevResult has no container address".into()));
+            return Err(CniError::invalid("portmap: prevResult has no container address"));
         }
         let host_ifaces: Vec<String> = prev.interfaces.iter().filter(|i| i.sandbox.is_empty()).map(|i| i.name.clone()).collect();
         c.publisher()?.publish(&rules, &host_ifaces)?;

@@ -57,24 +57,20 @@ pub struct Parsed {
     pub dns: Dns,
 }
 
-fn invalid(msg: String) -> CniError {
-    CniError::new(code::INVALID_CONFIG, msg)
-}
-
 /// An address in CIDR form; a bare IP is refused with the form it needs.
 fn address(from: &str, s: &str) -> Result<IpNetwork, CniError> {
     let s = s.trim();
     if !s.contains('/') {
         if let Ok(ip) = s.parse::<IpAddr>() {
             let len = if ip.is_ipv4() { 24 } else { 64 };
-            return Err(invalid(format!("static: {from} {s:?} has no prefix length: write it as a CIDR, e.g. {ip}/{len}")));
+            return Err(CniError::invalid(format!("static: {from} {s:?} has no prefix length: write it as a CIDR, e.g. {ip}/{len}")));
         }
     }
-    s.parse::<IpNetwork>().map_err(|_| invalid(format!("static: {from} {s:?} is not a CIDR")))
+    s.parse::<IpNetwork>().map_err(|_| CniError::invalid(format!("static: {from} {s:?} is not a CIDR")))
 }
 
 fn gateway(from: &str, s: &str) -> Result<IpAddr, CniError> {
-    s.trim().parse().map_err(|_| invalid(format!("static: invalid {from} {s:?}: not an IP address")))
+    s.trim().parse().map_err(|_| CniError::invalid(format!("static: invalid {from} {s:?}: not an IP address")))
 }
 
 /// The addresses a list of CIDR strings names (from `args.cni.ips` or `runtimeConfig.ips`).
@@ -83,7 +79,7 @@ fn listed(from: &str, v: &serde_json::Value) -> Result<Option<Vec<Address>>, Cni
     items
         .iter()
         .map(|i| {
-            let s = i.as_str().ok_or_else(|| invalid(format!("static: {from} holds {i}, not a string")))?;
+            let s = i.as_str().ok_or_else(|| CniError::invalid(format!("static: {from} holds {i}, not a string")))?;
             Ok(Address { address: address(from, s)?, gateway: None })
         })
         .collect::<Result<Vec<_>, _>>()
@@ -92,8 +88,9 @@ fn listed(from: &str, v: &serde_json::Value) -> Result<Option<Vec<Address>>, Cni
 
 /// Parses the `ipam` section with the reference's precedence (see the module doc).
 pub fn parse(args: &Args, conf: &NetConf) -> Result<Parsed, CniError> {
-    let raw = conf.raw.get("ipam").ok_or_else(|| invalid("static: IPAM config missing 'ipam' key".into()))?;
-    let c: IpamConf = serde_json::from_value(raw.clone()).map_err(|e| invalid(format!("static: invalid ipam configuration: {e}")))?;
+    let raw = conf.raw.get("ipam").ok_or_else(|| CniError::invalid("static: IPAM config missing 'ipam' key"))?;
+    let c: IpamConf =
+        serde_json::from_value(raw.clone()).map_err(|e| CniError::invalid(format!("static: invalid ipam configuration: {e}")))?;
     let mut addresses = c
         .addresses
         .iter()
@@ -132,7 +129,7 @@ pub fn parse(args: &Args, conf: &NetConf) -> Result<Parsed, CniError> {
             let dst = Some(&r.dst)
                 .filter(|d| d.contains('/'))
                 .and_then(|d| d.parse().ok())
-                .ok_or_else(|| invalid(format!("static: invalid route dst {:?}: not a CIDR", r.dst)))?;
+                .ok_or_else(|| CniError::invalid(format!("static: invalid route dst {:?}: not a CIDR", r.dst)))?;
             let gw = r.gw.as_deref().filter(|g| !g.is_empty()).map(|g| gateway("route gw", g)).transpose()?;
             Ok(RouteConfig { dst, gw })
         })
@@ -161,7 +158,7 @@ impl Plugin for Static {
     /// Every configured address is in the previous result, with its gateway if one is set.
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let p = parse(args, conf)?;
-        let prev = conf.prev_result.as_ref().ok_or_else(|| invalid("static: CHECK needs a prevResult".into()))?;
+        let prev = conf.prev_result.as_ref().ok_or_else(|| CniError::invalid("static: CHECK needs a prevResult"))?;
         for a in &p.addresses {
             if let Some(got) = prev.ips.iter().find(|i| i.address.ip() == a.address.ip()) {
                 if a.gateway.is_some() && a.gateway != got.gateway {

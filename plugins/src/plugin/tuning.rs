@@ -46,10 +46,6 @@ struct TuningConf {
     args: ArgsCni,
 }
 
-fn invalid(msg: String) -> CniError {
-    CniError::new(code::INVALID_CONFIG, msg)
-}
-
 /// The validated change and where backups go. The MAC comes, last wins, from the config,
 /// `args.cni.mac`, `runtimeConfig.mac` and `CNI_ARGS` `MAC=`.
 fn parse(conf: &NetConf, args: &Args) -> Result<(Tuning, PathBuf), CniError> {
@@ -66,12 +62,12 @@ fn parse(conf: &NetConf, args: &Args) -> Result<(Tuning, PathBuf), CniError> {
     let mtu = match c.mtu {
         0 => None,
         m if (68..=65535).contains(&m) => Some(m as u32),
-        m => return Err(invalid(format!("tuning: mtu {m} out of range 68-65535"))),
+        m => return Err(CniError::invalid(format!("tuning: mtu {m} out of range 68-65535"))),
     };
     let tx_queue_len = match c.tx_q_len {
         None => None,
         Some(q) if (0..=u32::MAX as i64).contains(&q) => Some(q as u32),
-        Some(q) => return Err(invalid(format!("tuning: txQLen {q} out of range"))),
+        Some(q) => return Err(CniError::invalid(format!("tuning: txQLen {q} out of range"))),
     };
     let t = Tuning {
         sysctls: c.sysctl,
@@ -93,7 +89,7 @@ impl Plugin for Tune {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let (t, dir) = parse(conf, args)?;
         let mut prev =
-            conf.prev_result.clone().ok_or_else(|| invalid("tuning: must be called as a chained plugin (no prevResult)".into()))?;
+            conf.prev_result.clone().ok_or_else(|| CniError::invalid("tuning: must be called as a chained plugin (no prevResult)"))?;
         let ns = netns(args)?;
         let mac = t.apply(&ns, &args.ifname, &dir, &args.container_id)?;
         if t.mac.is_some() {
@@ -113,7 +109,7 @@ impl Plugin for Tune {
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let (t, _) = parse(conf, args)?;
-        conf.prev_result.as_ref().ok_or_else(|| invalid("tuning: must be called as a chained plugin (no prevResult)".into()))?;
+        conf.prev_result.as_ref().ok_or_else(|| CniError::invalid("tuning: must be called as a chained plugin (no prevResult)"))?;
         t.check(&netns(args)?, &args.ifname)?;
         Ok(())
     }

@@ -24,6 +24,11 @@ impl CniError {
         Self { code, msg: msg.into(), details: String::new() }
     }
 
+    /// An invalid-config error (code 7), the most common refusal.
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Self::new(super::code::INVALID_CONFIG, msg)
+    }
+
     /// The JSON the runtime reads, in the config's version.
     pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
