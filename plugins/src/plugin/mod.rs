@@ -9,4 +9,5 @@ pub mod macvlan;
 pub mod one_link;
 pub mod portmap;
 pub mod static_ipam;
+pub mod tap;
 pub mod tuning;

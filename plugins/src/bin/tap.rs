@@ -1,0 +1,5 @@
+//! The `tap` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::tap::Tap)
+}

@@ -1,0 +1,101 @@
+//! The tap plugin over the engine's [`netd::network::tap`]: keys `mac` (runtimeConfig >
+//! CNI_ARGS `MAC=` > config), `mtu`, `multiQueue`, `owner`, `group`, `bridge` (inside the
+//! container's netns) and an optional `ipam`. `selinuxContext` is refused: berth does not
+//! label the device.
+
+use netd::network::bridge;
+use netd::network::tap::{self, Spec};
+use serde::Deserialize;
+
+use super::one_link::{self, ipam, netns};
+use crate::skel::{Args, Plugin};
+use crate::types::{code, CniError, CniResult, NetConf};
+
+/// The tap plugin.
+pub struct Tap;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct TapConf {
+    #[serde(default)]
+    mac: String,
+    mtu: Option<u32>,
+    #[serde(default)]
+    multi_queue: bool,
+    owner: Option<u32>,
+    group: Option<u32>,
+    #[serde(default)]
+    bridge: String,
+    #[serde(default)]
+    selinux_context: String,
+    #[serde(default)]
+    ipam: serde_json::Value,
+}
+
+struct Ctx {
+    spec: Spec,
+    ipam_type: Option<String>,
+}
+
+fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
+    conf.require_name()?;
+    let c: TapConf = conf.plugin()?;
+    if !c.selinux_context.is_empty() {
+        return Err(CniError::new(code::UNSUPPORTED_FIELD, "tap: selinuxContext is not supported"));
+    }
+    let bridge = (!c.bridge.is_empty()).then_some(c.bridge.clone());
+    if let Some(b) = &bridge {
+        netd::name::Name::interface(b).map_err(|e| CniError::invalid(format!("tap: bridge: {e}")))?;
+    }
+    let mac = conf
+        .raw
+        .pointer("/runtimeConfig/mac")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .or_else(|| args.args.iter().find(|(k, _)| k == "MAC").map(|(_, v)| v.clone()))
+        .or((!c.mac.is_empty()).then_some(c.mac.clone()));
+    let mac = mac.map(|m| netd::tuning::parse_mac(&m).map_err(|e| CniError::invalid(format!("tap: mac {m:?}: {e}")))).transpose()?;
+    if c.mtu.is_some_and(|m| !(68..=65521).contains(&m)) {
+        return Err(CniError::invalid(format!("tap: mtu {}: from 68 to 65521", c.mtu.unwrap_or_default())));
+    }
+    let ipam_type = c.ipam.get("type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string);
+    Ok(Ctx { spec: Spec { mtu: c.mtu, mac, multi_queue: c.multi_queue, owner: c.owner, group: c.group, bridge }, ipam_type })
+}
+
+impl Plugin for Tap {
+    fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
+        let c = ctx(args, conf)?;
+        let ns = netns(args)?;
+        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, |cfg| tap::attach(&c.spec, &ns, &args.ifname, cfg))
+    }
+
+    /// The address is released, then the tap goes; a netns or tap already gone is fine.
+    fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
+        let c = ctx(args, conf)?;
+        ipam(c.ipam_type.as_deref(), "DEL", args)?;
+        bridge::detach(args.netns.as_deref(), &args.ifname)?;
+        Ok(())
+    }
+
+    fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
+        let c = ctx(args, conf)?;
+        ipam(c.ipam_type.as_deref(), "CHECK", args)?;
+        let ns = netns(args)?;
+        if bridge::inspect(&ns, &args.ifname)?.is_none_or(|f| f.link.kind.as_deref() != Some("tun")) {
+            return Err(CniError::new(code::INTERNAL, format!("tap: no tap {} in {}", args.ifname, ns.path().display())));
+        }
+        Ok(())
+    }
+
+    fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
+        let c = ctx(args, conf)?;
+        ipam(c.ipam_type.as_deref(), "GC", args)?;
+        Ok(())
+    }
+
+    fn status(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
+        let c = ctx(args, conf)?;
+        ipam(c.ipam_type.as_deref(), "STATUS", args)?;
+        Ok(())
+    }
+}
