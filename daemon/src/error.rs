@@ -259,6 +259,9 @@ pub enum Error {
         /// Who holds it, as ": by container X" or an empty string.
         by: String,
     },
+    /// The kernel has no such link kind (not built): nothing was made.
+    #[error("this kernel lacks the {0} link kind (not built into it): {0} links cannot be made here")]
+    KernelLacks(&'static str),
     /// An interface exists where the engine must create one.
     #[error("interface {0} already exists")]
     LinkExists(String),
@@ -343,6 +346,7 @@ impl Error {
             E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => code::INVALID_CONFIG,
             E::PortOutOfRange { .. } | E::BadTuning(_) => code::INVALID_CONFIG,
             E::NoSuchInterface { .. } => code::UNKNOWN_CONTAINER,
+            E::KernelLacks(_) => code::NOT_AVAILABLE,
             E::ControlCharacters(_) => code::INVALID_CONFIG,
             E::Internal(_) => code::INTERNAL,
             E::AddressOutsideSubnet { .. } => code::INVALID_CONFIG,
@@ -378,6 +382,7 @@ impl Error {
             E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => 400,
             E::PortOutOfRange { .. } | E::BadTuning(_) => 400,
             E::NoSuchInterface { .. } => 404,
+            E::KernelLacks(_) => 501,
             E::ControlCharacters(_) => 400,
             E::Internal(_) => 500,
             E::RangeExhausted(_) | E::NoFreeSubnet => 400,
