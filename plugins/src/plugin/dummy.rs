@@ -21,7 +21,7 @@ struct DummyConf {
 fn ipam_type(conf: &NetConf) -> Result<Option<String>, CniError> {
     conf.require_name()?;
     let c: DummyConf = conf.plugin()?;
-    Ok(c.ipam.get("type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string))
+    Ok(one_link::ipam_type(&c.ipam))
 }
 
 impl Plugin for Dummy {

@@ -43,15 +43,8 @@ fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
         netd::name::Name::interface(m).map_err(|e| CniError::invalid(format!("macvlan: master: {e}")))?;
     }
     let mode: Mode = c.mode.parse().map_err(|e| CniError::invalid(format!("macvlan: {e}")))?;
-    let mac = conf
-        .raw
-        .pointer("/runtimeConfig/mac")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .or_else(|| args.args.iter().find(|(k, _)| k == "MAC").map(|(_, v)| v.clone()))
-        .or((!c.mac.is_empty()).then_some(c.mac.clone()));
-    let mac = mac.map(|m| netd::tuning::parse_mac(&m).map_err(|e| CniError::invalid(format!("macvlan: mac {m:?}: {e}")))).transpose()?;
-    let ipam_type = c.ipam.get("type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string);
+    let mac = one_link::mac("macvlan", args, conf, &c.mac)?;
+    let ipam_type = one_link::ipam_type(&c.ipam);
     Ok(Ctx { spec: Spec { master, mode, mtu: c.mtu, mac, link_in_container: c.link_in_container }, ipam_type })
 }
 

@@ -62,6 +62,24 @@ pub fn add(
     })
 }
 
+/// The IPAM plugin a config's `ipam` names, if any.
+pub fn ipam_type(ipam: &serde_json::Value) -> Option<String> {
+    ipam.get("type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string)
+}
+
+/// The MAC to give the link: `runtimeConfig.mac`, else CNI_ARGS `MAC=`, else the config's
+/// `configured` (the reference plugins' precedence); refused if not a unicast MAC.
+pub fn mac(plugin: &str, args: &Args, conf: &NetConf, configured: &str) -> Result<Option<[u8; 6]>, CniError> {
+    let mac = conf
+        .raw
+        .pointer("/runtimeConfig/mac")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .or_else(|| args.args.iter().find(|(k, _)| k == "MAC").map(|(_, v)| v.clone()))
+        .or((!configured.is_empty()).then(|| configured.to_string()));
+    mac.map(|m| netd::tuning::parse_mac(&m).map_err(|e| CniError::invalid(format!("{plugin}: mac {m:?}: {e}")))).transpose()
+}
+
 /// The container's netns, which ADD and CHECK need.
 pub fn netns(args: &Args) -> Result<NetNs, CniError> {
     Ok(NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?)

@@ -47,18 +47,11 @@ fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
     if let Some(b) = &bridge {
         netd::name::Name::interface(b).map_err(|e| CniError::invalid(format!("tap: bridge: {e}")))?;
     }
-    let mac = conf
-        .raw
-        .pointer("/runtimeConfig/mac")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .or_else(|| args.args.iter().find(|(k, _)| k == "MAC").map(|(_, v)| v.clone()))
-        .or((!c.mac.is_empty()).then_some(c.mac.clone()));
-    let mac = mac.map(|m| netd::tuning::parse_mac(&m).map_err(|e| CniError::invalid(format!("tap: mac {m:?}: {e}")))).transpose()?;
+    let mac = one_link::mac("tap", args, conf, &c.mac)?;
     if c.mtu.is_some_and(|m| !(68..=65521).contains(&m)) {
         return Err(CniError::invalid(format!("tap: mtu {}: from 68 to 65521", c.mtu.unwrap_or_default())));
     }
-    let ipam_type = c.ipam.get("type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string);
+    let ipam_type = one_link::ipam_type(&c.ipam);
     Ok(Ctx { spec: Spec { mtu: c.mtu, mac, multi_queue: c.multi_queue, owner: c.owner, group: c.group, bridge }, ipam_type })
 }
 
