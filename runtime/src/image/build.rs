@@ -111,7 +111,10 @@ pub fn sources(files: &[PathBuf], src: &str) -> Result<Vec<PathBuf>> {
         }
         let g =
             GlobBuilder::new(&pattern).literal_separator(true).build().map_err(|e| Error::State(format!("{src}: {e}")))?.compile_matcher();
-        return Ok(files.iter().filter(|f| g.is_match(f)).cloned().collect());
+        // One path component per pattern component: a class like `[!a]` matches `/` in
+        // globset (found by fuzzing), so the depth is checked too.
+        let depth = Path::new(&pattern).components().count();
+        return Ok(files.iter().filter(|f| f.components().count() == depth && g.is_match(f)).cloned().collect());
     }
     if clean.as_os_str().is_empty() {
         return Ok(vec![PathBuf::new()]);
