@@ -184,6 +184,15 @@ pub(crate) fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bo
     Ok(link)
 }
 
+/// Inside the container's netns: brings `ifname` up (a link attached without IPAM) and
+/// returns it as it then is. Runs on the netns thread.
+pub(crate) fn bring_up(ifname: &str) -> Result<Link> {
+    let mut sock = Socket::open()?;
+    let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
+    sock.set_up(link.index)?;
+    Ok(sock.link_by_name(ifname)?.unwrap_or(link))
+}
+
 /// Removes the container's interface (the veth peer goes with it) and returns the
 /// addresses it had. A missing netns or interface is success: DEL is idempotent.
 pub fn detach(netns_path: Option<&std::path::Path>, ifname: &str) -> Result<Vec<IpNetwork>> {

@@ -2,7 +2,7 @@
 //! container's netns under its name. Kernels built without the kind (this project's CI
 //! among them) refuse it: that is [`Error::KernelLacks`], with nothing made.
 
-use super::bridge::{configure_container, IfaceConfig};
+use super::bridge::{bring_up, configure_container, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{Link, Socket};
 use crate::netns::NetNs;
@@ -16,12 +16,7 @@ pub fn attach(netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig>) -> Result<
     }
     let result = netns.run(|| match cfg {
         Some(cfg) => configure_container(ifname, cfg, !cfg.addrs.iter().any(|a| a.is_ipv6())),
-        None => {
-            let mut sock = Socket::open()?;
-            let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
-            sock.set_up(link.index)?;
-            Ok(sock.link_by_name(ifname)?.unwrap_or(link))
-        }
+        None => bring_up(ifname),
     });
     if result.is_err() {
         let _ = super::bridge::detach(Some(netns.path()), ifname);

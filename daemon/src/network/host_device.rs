@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use super::bridge::{configure_container, IfaceConfig};
+use super::bridge::{bring_up, configure_container, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{format_mac, Link, Socket};
 use crate::netns::NetNs;
@@ -111,10 +111,7 @@ pub fn attach(run: &Path, which: &Which, netns: &NetNs, id: &str, ifname: &str, 
         }
         match cfg {
             Some(cfg) => configure_container(ifname, cfg, false),
-            None => {
-                sock.set_up(link.index)?;
-                Ok(sock.link_by_name(ifname)?.unwrap_or(link))
-            }
+            None => bring_up(ifname),
         }
     });
     if result.is_err() {

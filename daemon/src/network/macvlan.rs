@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use super::bridge::{configure_container, IfaceConfig};
+use super::bridge::{bring_up, configure_container, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{random_hex, Link, MacvlanRequest, Socket};
 use crate::netns::NetNs;
@@ -124,10 +124,7 @@ pub fn attach(spec: &Spec, netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig
         let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
         match cfg {
             Some(cfg) => configure_container(ifname, cfg, !cfg.addrs.iter().any(|a| a.is_ipv6())),
-            None => {
-                sock.set_up(link.index)?;
-                Ok(sock.link_by_name(ifname)?.unwrap_or(link))
-            }
+            None => bring_up(ifname),
         }
     });
     if result.is_err() {

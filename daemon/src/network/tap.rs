@@ -5,7 +5,7 @@
 
 use std::os::fd::AsRawFd;
 
-use super::bridge::{configure_container, IfaceConfig};
+use super::bridge::{bring_up, configure_container, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{Link, Socket};
 use crate::netns::NetNs;
@@ -102,10 +102,7 @@ pub fn attach(spec: &Spec, netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig
             }
             match cfg {
                 Some(cfg) => configure_container(ifname, cfg, !cfg.addrs.iter().any(|a| a.is_ipv6())),
-                None => {
-                    sock.set_up(link.index)?;
-                    Ok(sock.link_by_name(ifname)?.unwrap_or(link))
-                }
+                None => bring_up(ifname),
             }
         })();
         if made.is_err() {

@@ -2,7 +2,7 @@
 //! addresses of its (optional) `ipam` and no wire. On a kernel without the dummy kind, ADD
 //! fails with code 50 naming the kind, and the address is given back.
 
-use netd::network::{bridge, dummy};
+use netd::network::dummy;
 use serde::Deserialize;
 
 use super::one_link::{self, ipam, netns};
@@ -32,18 +32,11 @@ impl Plugin for Dummy {
     }
 
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
-        ipam(ipam_type(conf)?.as_deref(), "DEL", args)?;
-        bridge::detach(args.netns.as_deref(), &args.ifname)?;
-        Ok(())
+        one_link::del(args, ipam_type(conf)?.as_deref())
     }
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
-        ipam(ipam_type(conf)?.as_deref(), "CHECK", args)?;
-        let ns = netns(args)?;
-        if bridge::inspect(&ns, &args.ifname)?.is_none_or(|f| f.link.kind.as_deref() != Some("dummy")) {
-            return Err(CniError::new(crate::types::code::INTERNAL, format!("dummy: no dummy {} in {}", args.ifname, ns.path().display())));
-        }
-        Ok(())
+        one_link::check("dummy", "dummy", args, ipam_type(conf)?.as_deref(), conf.prev_result.as_ref())
     }
 
     fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {

@@ -3,13 +3,12 @@
 //! and an optional `ipam` (without one the link is only brought up, as the reference's).
 //! The MAC comes from `runtimeConfig.mac`, else CNI_ARGS `MAC=`, else `mac`.
 
-use netd::network::bridge;
 use netd::network::macvlan::{self, Mode, Spec};
 use serde::Deserialize;
 
 use super::one_link::{self, ipam, netns};
 use crate::skel::{Args, Plugin};
-use crate::types::{code, CniError, CniResult, NetConf};
+use crate::types::{CniError, CniResult, NetConf};
 
 /// The macvlan plugin.
 pub struct Macvlan;
@@ -57,27 +56,13 @@ impl Plugin for Macvlan {
 
     /// The address is released, then the link goes; a netns or link already gone is fine.
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
-        let c = ctx(args, conf)?;
-        ipam(c.ipam_type.as_deref(), "DEL", args)?;
-        bridge::detach(args.netns.as_deref(), &args.ifname)?;
-        Ok(())
+        one_link::del(args, ctx(args, conf)?.ipam_type.as_deref())
     }
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(args, conf)?;
         let prev = conf.prev_result.as_ref().ok_or_else(|| CniError::invalid("macvlan: CHECK requires prevResult"))?;
-        ipam(c.ipam_type.as_deref(), "CHECK", args)?;
-        let ns = netns(args)?;
-        let found = bridge::inspect(&ns, &args.ifname)?;
-        let bridge::Inspected { link, addrs, .. } = found
-            .filter(|f| f.link.kind.as_deref() == Some("macvlan"))
-            .ok_or_else(|| CniError::new(code::INTERNAL, format!("macvlan: no macvlan {} in {}", args.ifname, ns.path().display())))?;
-        for want in prev.container_ips() {
-            if !addrs.contains(&want) {
-                return Err(CniError::new(code::INTERNAL, format!("macvlan: {} lacks address {want}", link.name)));
-            }
-        }
-        Ok(())
+        one_link::check("macvlan", "macvlan", args, c.ipam_type.as_deref(), Some(prev))
     }
 
     fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {

@@ -80,6 +80,30 @@ pub fn mac(plugin: &str, args: &Args, conf: &NetConf, configured: &str) -> Resul
     mac.map(|m| netd::tuning::parse_mac(&m).map_err(|e| CniError::invalid(format!("{plugin}: mac {m:?}: {e}")))).transpose()
 }
 
+/// DEL of a link the plugin made: the address is released, then the link goes; a netns
+/// or link already gone is fine.
+pub fn del(args: &Args, ipam_type: Option<&str>) -> Result<(), CniError> {
+    ipam(ipam_type, "DEL", args)?;
+    netd::network::bridge::detach(args.netns.as_deref(), &args.ifname)?;
+    Ok(())
+}
+
+/// CHECK of a link the plugin made: IPAM agrees, and `CNI_IFNAME` is there, of `kind`,
+/// with every address of `prev` (when given).
+pub fn check(plugin: &str, kind: &str, args: &Args, ipam_type: Option<&str>, prev: Option<&CniResult>) -> Result<(), CniError> {
+    ipam(ipam_type, "CHECK", args)?;
+    let ns = netns(args)?;
+    let found = netd::network::bridge::inspect(&ns, &args.ifname)?.filter(|f| f.link.kind.as_deref() == Some(kind));
+    let f =
+        found.ok_or_else(|| CniError::new(code::INTERNAL, format!("{plugin}: no {kind} {} in {}", args.ifname, ns.path().display())))?;
+    for want in prev.into_iter().flat_map(|p| p.container_ips()) {
+        if !f.addrs.contains(&want) {
+            return Err(CniError::new(code::INTERNAL, format!("{plugin}: {} lacks address {want}", f.link.name)));
+        }
+    }
+    Ok(())
+}
+
 /// The container's netns, which ADD and CHECK need.
 pub fn netns(args: &Args) -> Result<NetNs, CniError> {
     Ok(NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?)

@@ -3,7 +3,6 @@
 //! container's netns) and an optional `ipam`. `selinuxContext` is refused: berth does not
 //! label the device.
 
-use netd::network::bridge;
 use netd::network::tap::{self, Spec};
 use serde::Deserialize;
 
@@ -64,20 +63,11 @@ impl Plugin for Tap {
 
     /// The address is released, then the tap goes; a netns or tap already gone is fine.
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
-        let c = ctx(args, conf)?;
-        ipam(c.ipam_type.as_deref(), "DEL", args)?;
-        bridge::detach(args.netns.as_deref(), &args.ifname)?;
-        Ok(())
+        one_link::del(args, ctx(args, conf)?.ipam_type.as_deref())
     }
 
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
-        let c = ctx(args, conf)?;
-        ipam(c.ipam_type.as_deref(), "CHECK", args)?;
-        let ns = netns(args)?;
-        if bridge::inspect(&ns, &args.ifname)?.is_none_or(|f| f.link.kind.as_deref() != Some("tun")) {
-            return Err(CniError::new(code::INTERNAL, format!("tap: no tap {} in {}", args.ifname, ns.path().display())));
-        }
-        Ok(())
+        one_link::check("tap", "tun", args, ctx(args, conf)?.ipam_type.as_deref(), conf.prev_result.as_ref())
     }
 
     fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
