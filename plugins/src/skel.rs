@@ -3,7 +3,7 @@
 //! it can be driven in-process.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 
 use netd::name::Name;
@@ -168,8 +168,12 @@ pub fn run(plugin: &dyn Plugin) -> ! {
     netd::logging::init();
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut stdin = Vec::new();
-    let needs_stdin = env.get("CNI_COMMAND").map(String::as_str) != Some("VERSION");
-    if needs_stdin {
+    // VERSION's stdin (`{"cniVersion": ...}`) is read too, so a runtime writing it never
+    // meets a closed pipe; only a terminal is left alone (a person typing the command).
+    let is_version = env.get("CNI_COMMAND").map(String::as_str) == Some("VERSION");
+    if is_version && !std::io::stdin().is_terminal() {
+        let _ = std::io::stdin().read_to_end(&mut stdin);
+    } else if !is_version {
         if let Err(e) = std::io::stdin().read_to_end(&mut stdin) {
             let err = CniError::new(code::IO, format!("failed to read stdin: {e}"));
             println!("{}", err.to_json(version::LATEST));

@@ -26,7 +26,11 @@ fn run(dir: &Path, command: &str, conf: &Value, cni_args: &str) -> (i32, Value) 
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn static");
-    child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+    // A plugin may answer before it reads (a refusal from the environment alone).
+    match child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write stdin: {e}"),
+        _ => {}
+    }
     let out = child.wait_with_output().unwrap();
     (out.status.code().unwrap_or(-1), serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
 }

@@ -77,7 +77,11 @@ impl Cni {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn plugin");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        // A plugin may answer before it reads (a refusal from the environment alone).
+        match child.stdin.take().expect("stdin").write_all(stdin.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write stdin: {e}"),
+            _ => {}
+        }
         let out = child.wait_with_output().expect("wait plugin");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let json = if stdout.trim().is_empty() {
