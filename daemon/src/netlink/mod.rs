@@ -5,7 +5,7 @@ mod link;
 mod route;
 mod socket;
 
-pub use link::{fill_random, format_mac, random_hex, random_mac, Link, MacvlanRequest, VethRequest};
+pub use link::{fill_random, format_mac, random_hex, random_mac, ChildKind, ChildRequest, Link, VethRequest};
 pub use route::Route;
 pub(crate) use socket::exchange;
 pub use socket::Socket;

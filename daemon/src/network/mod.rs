@@ -1,10 +1,14 @@
-//! Network drivers: the bridge (docker0-style networks), macvlan, dummy and tap links, host devices.
+//! Network drivers: the bridge (docker0-style networks), links on a master (macvlan,
+//! ipvlan, VLAN), dummy and tap links, host devices.
 
 pub mod bridge;
+pub mod child;
 pub mod dummy;
 pub mod endpoint;
 pub mod host_device;
+pub mod ipvlan;
 pub mod macvlan;
 pub mod shared;
 pub mod tap;
+pub mod vlan;
 pub mod wire;

@@ -1,9 +1,10 @@
-//! The macvlan plugin over the engine's [`netd::network::macvlan`]: keys `master`
+//! The macvlan plugin over the engine's [`netd::network::child`]: keys `master`
 //! (default: the interface of the default route), `mode`, `mtu`, `mac`, `linkInContainer`
 //! and an optional `ipam` (without one the link is only brought up, as the reference's).
 //! The MAC comes from `runtimeConfig.mac`, else CNI_ARGS `MAC=`, else `mac`.
 
-use netd::network::macvlan::{self, Mode, Spec};
+use netd::network::child::{self, Spec};
+use netd::network::macvlan::Mode;
 use serde::Deserialize;
 
 use super::one_link::{self, ipam, netns};
@@ -44,14 +45,14 @@ fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
     let mode: Mode = c.mode.parse().map_err(|e| CniError::invalid(format!("macvlan: {e}")))?;
     let mac = one_link::mac("macvlan", args, conf, &c.mac)?;
     let ipam_type = one_link::ipam_type(&c.ipam);
-    Ok(Ctx { spec: Spec { master, mode, mtu: c.mtu, mac, link_in_container: c.link_in_container }, ipam_type })
+    Ok(Ctx { spec: Spec { master, kind: mode.kind(), mtu: c.mtu, mac, link_in_container: c.link_in_container }, ipam_type })
 }
 
 impl Plugin for Macvlan {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(args, conf)?;
         let ns = netns(args)?;
-        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, |cfg| macvlan::attach(&c.spec, &ns, &args.ifname, cfg))
+        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, |cfg| child::attach(&c.spec, &ns, &args.ifname, cfg))
     }
 
     /// The address is released, then the link goes; a netns or link already gone is fine.

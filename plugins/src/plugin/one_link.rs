@@ -1,4 +1,5 @@
-//! What the plugins that give a container one link of its own (macvlan, host-device)
+//! What the plugins that give a container one link of its own (macvlan, ipvlan, vlan,
+//! host-device, dummy, tap)
 //! share: an optional IPAM plugin delegated to, the link made with the addresses and
 //! routes it returned (or only brought up without one), the address given back if the
 //! link cannot be made, and a result naming that one interface.
@@ -44,22 +45,37 @@ pub fn add(
         None => None,
     };
     let cfg = ipam.as_ref().map(iface_config);
-    let link = match make(cfg.as_ref()) {
-        Ok(l) => l,
+    match make(cfg.as_ref()) {
+        Ok(link) => Ok(result(conf, ns, &link, ipam.unwrap_or_default())),
         Err(e) => {
             let _ = ipam_type.map(|t| delegate(t, "DEL", args));
-            return Err(e.into());
+            Err(e.into())
         }
-    };
+    }
+}
+
+/// ADD chained without IPAM (ipvlan's way): the addresses and routes of the previous
+/// result `prev` go on the new link, and the result names it in place of prev's.
+pub fn add_chained(
+    conf: &NetConf,
+    prev: CniResult,
+    ns: &NetNs,
+    make: impl FnOnce(Option<&IfaceConfig>) -> netd::Result<Link>,
+) -> Result<CniResult, CniError> {
+    let link = make(Some(&iface_config(&prev)))?;
+    Ok(result(conf, ns, &link, prev))
+}
+
+/// The result of an ADD: the one interface `link` in `ns`, the addresses on it.
+fn result(conf: &NetConf, ns: &NetNs, link: &Link, ipam: CniResult) -> CniResult {
     let mtu = (crate::types::version::at_least(&conf.cni_version, "1.1.0") && link.mtu > 0).then_some(link.mtu);
-    let ipam = ipam.unwrap_or_default();
-    Ok(CniResult {
+    CniResult {
         cni_version: conf.cni_version.clone(),
         interfaces: vec![Interface { name: link.name.clone(), mac: link.mac.clone(), mtu, sandbox: ns.path().display().to_string() }],
         ips: ipam.ips.iter().map(|i| IpConfig { interface: Some(0), ..i.clone() }).collect(),
-        routes: ipam.routes.clone(),
-        dns: ipam.dns.clone(),
-    })
+        routes: ipam.routes,
+        dns: ipam.dns,
+    }
 }
 
 /// The IPAM plugin a config's `ipam` names, if any.

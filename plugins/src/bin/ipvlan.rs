@@ -1,0 +1,5 @@
+//! The `ipvlan` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::ipvlan::Ipvlan)
+}
