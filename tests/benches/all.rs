@@ -103,7 +103,7 @@ fn floor(n: usize) -> Series {
             s.add_address(l.index, addr)?;
             s.set_up(l.index)?;
             let gw = "10.99.0.1".parse().unwrap();
-            s.add_route(&Route { dst: Route::default_dst(gw), gw: Some(gw), oif: l.index })?;
+            s.add_route(&Route { dst: Route::default_dst(gw), gw: Some(gw), oif: l.index, src: None })?;
             Ok(())
         })
         .unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use berth_tests::harness::berth::{berth, import_busybox};
 use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for};
-use netd::firewall::{Backend, Firewall, NetworkRules, Nftables, PortRules};
+use netd::firewall::{Backend, Firewall, MasqRules, NetworkRules, Nftables, PortRules};
 use netd::portmap::{PortMapping, Proto};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/golden/nft-table.txt");
@@ -87,6 +87,16 @@ fn the_table_reads_back_as_the_golden_text_and_encodes_as_nft_does() {
         );
         fw.add_ports(&p).unwrap();
         fw.check_ports(&p).unwrap();
+        // A ptp attachment's own masquerade: address, then its subnet and multicast spared.
+        let masq = MasqRules {
+            network: "p".into(),
+            container_id: "c2".into(),
+            ifname: "eth0".into(),
+            addrs: vec!["10.9.0.5/24".parse().unwrap(), "fd00:c::5/64".parse().unwrap()],
+            backend: Backend::Nftables,
+        };
+        fw.add_masq(&masq).unwrap();
+        fw.check_masq(&masq).unwrap();
         let listed = sh("nft list table inet berth");
         if std::env::var("BERTH_BLESS").is_ok() {
             std::fs::write(GOLDEN, &listed).unwrap();
@@ -102,6 +112,9 @@ fn the_table_reads_back_as_the_golden_text_and_encodes_as_nft_does() {
         assert_eq!(ours, theirs, "berth's netlink encoding differs from nft's for the same table");
         // Removal leaves the fixed part only; the network's chains go with it.
         fw.remove_ports(&p).unwrap();
+        fw.remove_masq(&masq).unwrap();
+        fw.remove_masq(&masq).unwrap();
+        assert!(fw.check_masq(&masq).unwrap_err().to_string().contains("lacks the element of ptp4"));
         fw.remove_network(&network("172.17.0.0/16", "docker0")).unwrap();
         fw.remove_network(&network("fd00:b::/64", "docker0")).unwrap();
         let left = sh("nft list table inet berth");

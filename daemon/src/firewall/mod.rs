@@ -4,12 +4,13 @@
 pub mod filter;
 pub mod generation;
 mod iptables;
+pub mod masq;
 pub mod nft;
 pub mod rules;
 
 pub use iptables::Iptables;
 pub use nft::Nftables;
-pub use rules::{Backend, FilterRules, NetworkRules, PortRules};
+pub use rules::{Backend, FilterRules, MasqRules, NetworkRules, PortRules};
 
 use crate::error::Result;
 
@@ -57,6 +58,12 @@ pub trait Firewall {
     fn remove_filter(&self, f: &FilterRules, last_on_bridge: bool) -> Result<()>;
     /// Fails with a precise message if one of the attachment's rules is missing.
     fn check_filter(&self, f: &FilterRules) -> Result<()>;
+    /// Installs an attachment's own outbound masquerade (ptp `ipMasq`).
+    fn add_masq(&self, m: &MasqRules) -> Result<()>;
+    /// Removes it; rules already gone are fine.
+    fn remove_masq(&self, m: &MasqRules) -> Result<()>;
+    /// Fails with a precise message if one of its rules is missing.
+    fn check_masq(&self, m: &MasqRules) -> Result<()>;
 }
 
 /// The default administrator chain of the `firewall` plugin (iptables).

@@ -115,3 +115,38 @@ pub struct FilterRules {
     #[serde(default)]
     pub backend: Backend,
 }
+
+/// Outbound masquerade of one attachment's own addresses (ptp's `ipMasq`): traffic from
+/// each address to anywhere but its own subnet and multicast leaves with the host's
+/// address, as the reference plugins' `ip.SetupIPMasq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasqRules {
+    /// Network name.
+    pub network: String,
+    /// Container ID.
+    pub container_id: String,
+    /// Interface inside the container.
+    pub ifname: String,
+    /// The container's addresses with their prefix (the prefix gives the subnet spared).
+    pub addrs: Vec<IpNetwork>,
+    /// The backend that installed them.
+    #[serde(default)]
+    pub backend: Backend,
+}
+
+impl MasqRules {
+    /// The subnet of each address, host bits cleared.
+    pub fn subnets(&self) -> impl Iterator<Item = (IpNetwork, IpNetwork)> + '_ {
+        self.addrs.iter().map(|a| (*a, IpNetwork::new(a.network(), a.prefix()).unwrap_or(*a)))
+    }
+}
+
+/// The multicast range of an address's family, never masqueraded.
+pub fn multicast(v6: bool) -> IpNetwork {
+    if v6 {
+        IpNetwork::new(std::net::Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0).into(), 8)
+    } else {
+        IpNetwork::new(std::net::Ipv4Addr::new(224, 0, 0, 0).into(), 4)
+    }
+    .unwrap_or(IpNetwork::V4(ipnetwork::Ipv4Network::from(std::net::Ipv4Addr::UNSPECIFIED)))
+}

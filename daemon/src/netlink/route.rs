@@ -19,6 +19,8 @@ pub struct Route {
     pub gw: Option<IpAddr>,
     /// Output interface index.
     pub oif: u32,
+    /// Preferred source address (`src` in `ip route`), if set.
+    pub src: Option<IpAddr>,
 }
 
 impl Route {
@@ -46,6 +48,9 @@ fn route_msg(r: &Route) -> RouteMessage {
     if let Some(gw) = r.gw {
         msg.attributes.push(RouteAttribute::Gateway(RouteAddress::from(gw)));
     }
+    if let Some(src) = r.src {
+        msg.attributes.push(RouteAttribute::PrefSource(RouteAddress::from(src)));
+    }
     msg.attributes.push(RouteAttribute::Oif(r.oif));
     msg
 }
@@ -55,6 +60,30 @@ impl Socket {
     pub fn add_route(&mut self, r: &Route) -> Result<(), NetlinkError> {
         match self.change("add route", &r.dst.to_string(), RouteNetlinkMessage::NewRoute(route_msg(r)), NLM_F_CREATE | NLM_F_EXCL) {
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
+            res => res,
+        }
+    }
+
+    /// Adds `dst` through `oif` with scope host, as the reference plugins' `AddHostRoute`
+    /// (ptp's route from the host to a container); one already present is success.
+    pub fn add_host_route(&mut self, dst: IpNetwork, oif: u32) -> Result<(), NetlinkError> {
+        let mut msg = route_msg(&Route { dst, gw: None, oif, src: None });
+        msg.header.scope = RouteScope::Host;
+        match self.change("add route", &dst.to_string(), RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL) {
+            Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
+            res => res,
+        }
+    }
+
+    /// Deletes the route to `dst` through `oif` (the kernel-made route of an address
+    /// among them, whatever its protocol and scope); one already gone is success.
+    pub fn del_route(&mut self, dst: IpNetwork, oif: u32) -> Result<(), NetlinkError> {
+        let mut msg = route_msg(&Route { dst: IpNetwork::new(dst.network(), dst.prefix()).unwrap_or(dst), gw: None, oif, src: None });
+        msg.header.protocol = RouteProtocol::Unspec;
+        msg.header.scope = RouteScope::NoWhere;
+        msg.header.kind = RouteType::Unspec;
+        match self.change("delete route", &dst.to_string(), RouteNetlinkMessage::DelRoute(msg), 0) {
+            Err(e) if e.errno() == Some(libc::ESRCH) => Ok(()),
             res => res,
         }
     }
@@ -75,8 +104,10 @@ impl Socket {
             let mut dst = None;
             let mut gw = None;
             let mut oif = 0;
+            let mut src = None;
             for a in &rm.attributes {
                 match a {
+                    RouteAttribute::PrefSource(s) => src = addr(s),
                     RouteAttribute::Destination(d) => dst = addr(d),
                     RouteAttribute::Gateway(g) => gw = addr(g),
                     RouteAttribute::Oif(o) => oif = *o,
@@ -85,7 +116,7 @@ impl Socket {
             }
             let unspecified: IpAddr = if v6 { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
             if let Ok(dst) = IpNetwork::new(dst.unwrap_or(unspecified), rm.header.destination_prefix_length) {
-                out.push(Route { dst, gw, oif });
+                out.push(Route { dst, gw, oif, src });
             }
         }
         Ok(out)

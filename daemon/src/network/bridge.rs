@@ -179,7 +179,7 @@ pub(crate) fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bo
     }
     sock.set_up(link.index)?;
     for (dst, gw) in &cfg.routes {
-        sock.add_route(&Route { dst: *dst, gw: *gw, oif: link.index })?;
+        sock.add_route(&Route { dst: *dst, gw: *gw, oif: link.index, src: None })?;
     }
     Ok(link)
 }

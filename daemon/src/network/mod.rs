@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod host_device;
 pub mod ipvlan;
 pub mod macvlan;
+pub mod ptp;
 pub mod shared;
 pub mod tap;
 pub mod vlan;

@@ -10,6 +10,7 @@ pub mod loopback;
 pub mod macvlan;
 pub mod one_link;
 pub mod portmap;
+pub mod ptp;
 pub mod static_ipam;
 pub mod tap;
 pub mod tuning;

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 mod render;
 
 use self::render::{self as rules, Family, Rule};
-use super::rules::{FilterRules, NetworkRules, PortRules};
+use super::rules::{FilterRules, MasqRules, NetworkRules, PortRules};
 use super::Firewall;
 use crate::error::{Error, Result};
 
@@ -371,6 +371,43 @@ impl Firewall for Iptables {
     fn check_filter(&self, f: &FilterRules) -> Result<()> {
         let _lock = self.lock()?;
         self.check_filter_unlocked(f)
+    }
+
+    fn add_masq(&self, m: &MasqRules) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in families(&m.addrs) {
+            let Some((chain, rules, jumps)) = rules::masq(m, family) else { continue };
+            let mut batch = Batch::default();
+            batch.push("nat", format!(":{chain} - [0:0]"));
+            for r in rules.iter().chain(&jumps) {
+                batch.push("nat", r.render("-A"));
+            }
+            self.apply_with_base(family, &batch)?;
+        }
+        Ok(())
+    }
+
+    fn remove_masq(&self, m: &MasqRules) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in families(&m.addrs) {
+            let Some((chain, _, jumps)) = rules::masq(m, family) else { continue };
+            self.remove(family, &jumps, &[("nat".into(), chain)])?;
+        }
+        Ok(())
+    }
+
+    fn check_masq(&self, m: &MasqRules) -> Result<()> {
+        let _lock = self.lock()?;
+        for family in families(&m.addrs) {
+            let Some((_, rules, jumps)) = rules::masq(m, family) else { continue };
+            let (_, base) = rules::base(family, self.mark_bit);
+            for r in base.iter().chain(&rules).chain(&jumps) {
+                if !self.rule_exists(family, r)? {
+                    return Err(Error::Check(format!("iptables rule missing: -t {} {}", r.table, r.render("-A"))));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn backend(&self) -> crate::firewall::Backend {

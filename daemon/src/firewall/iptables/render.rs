@@ -8,7 +8,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::firewall::rules::{FilterRules, NetworkRules, PortRules};
+use crate::firewall::rules::{multicast, FilterRules, MasqRules, NetworkRules, PortRules};
 
 /// Chain that DNATs published ports; jumped to from PREROUTING and OUTPUT for local addresses.
 pub const DNAT_CHAIN: &str = "BERTH-HOSTPORT-DNAT";
@@ -214,6 +214,33 @@ pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
     (family, rules)
 }
 
+/// An attachment's own masquerade for one family: its chain (its subnets accepted
+/// untouched, then everything but multicast masqueraded, as the reference's
+/// `ip.SetupIPMasq`), the chain's rules, and the jumps into it from berth's postrouting
+/// chain, one per address. `None` without an address of the family.
+pub fn masq(m: &MasqRules, family: Family) -> Option<(String, Vec<Rule>, Vec<Rule>)> {
+    let v6 = family == Family::V6;
+    let mine: Vec<_> = m.subnets().filter(|(a, _)| a.is_ipv6() == v6).collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let chain = chain_name("BERTH-MASQ-", &m.network, &m.container_id, &m.ifname);
+    let c = comment(&m.network, &m.container_id);
+    let mut rules: Vec<Rule> = mine
+        .iter()
+        .map(|(_, net)| Rule::new("nat", &chain, &["-d", &net.to_string(), "-m", "comment", "--comment", &c, "-j", "ACCEPT"]))
+        .collect();
+    rules.push(Rule::new("nat", &chain, &["!", "-d", &multicast(v6).to_string(), "-m", "comment", "--comment", &c, "-j", "MASQUERADE"]));
+    let jumps = mine
+        .iter()
+        .map(|(a, _)| {
+            let host = format!("{}/{}", a.ip(), if v6 { 128 } else { 32 });
+            Rule::new("nat", POSTROUTING_CHAIN, &["-s", &host, "-m", "comment", "--comment", &c, "-j", &chain])
+        })
+        .collect();
+    Some((chain, rules, jumps))
+}
+
 /// The `firewall` plugin's fixed chains and jumps, in the order they are inserted at the
 /// top of their chains (so isolation runs before the accepts, the admin chain before the
 /// attachments' rules).
@@ -349,5 +376,23 @@ mod tests {
     fn chain_names_are_stable_and_distinct() {
         assert_eq!(chain_name("X-", "n", "a", "eth0"), chain_name("X-", "n", "a", "eth0"));
         assert_ne!(chain_name("X-", "n", "a", "eth0"), chain_name("X-", "n", "a", "eth1"));
+    }
+
+    #[test]
+    fn masq_rules_are_the_references_shape() {
+        let m = MasqRules {
+            network: "pn".into(),
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+            addrs: vec!["10.1.1.10/24".parse().unwrap()],
+            backend: Backend::Iptables,
+        };
+        let (chain, rules, jumps) = masq(&m, Family::V4).unwrap();
+        assert!(chain.starts_with("BERTH-MASQ-") && chain.len() <= 28, "{chain}");
+        let c = "berth:pn:c1";
+        assert_eq!(rules[0].render("-A"), format!("-A {chain} -d 10.1.1.0/24 -m comment --comment {c} -j ACCEPT"));
+        assert_eq!(rules[1].render("-A"), format!("-A {chain} ! -d 224.0.0.0/4 -m comment --comment {c} -j MASQUERADE"));
+        assert_eq!(jumps[0].render("-A"), format!("-A BERTH-POSTROUTING -s 10.1.1.10/32 -m comment --comment {c} -j {chain}"));
+        assert!(masq(&m, Family::V6).is_none());
     }
 }

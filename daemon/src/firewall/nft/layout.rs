@@ -14,6 +14,8 @@
 //! hostports:               dnat to [daddr .] l4proto . dport map @hostip4|any4|hostip6|any6
 //! postrouting (nat, 100):  ct status dnat saddr . daddr . l4proto . dport @hairpin4|6 masquerade
 //!                          ip[6] saddr vmap @masq4|6          (subnet : jump masq4-BR)
+//!                          ip[6] saddr . ip[6] daddr @ptpx4|6 accept  (own subnet, multicast)
+//!                          ip[6] saddr @ptp4|6 masquerade     (ptp ipMasq addresses)
 //! firewall:                iifname @iso oifname @iso iifname . oifname != @iso_same drop
 //!                          jump admin
 //!                          ip[6] daddr @fw4|6 ct state established,related accept
@@ -26,7 +28,7 @@ use ipnetwork::IpNetwork;
 
 use super::expr::{self, Base, CtKey, Expr, MetaKey, Verdict};
 use super::msg::{ty, Msg, FAMILY_INET, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
-use crate::firewall::rules::{FilterRules, NetworkRules, PortRules};
+use crate::firewall::rules::{multicast, FilterRules, MasqRules, NetworkRules, PortRules};
 use crate::portmap::{PortMapping, Proto};
 
 /// The table's name (family inet).
@@ -88,7 +90,7 @@ const fn set(name: &'static str, key: &'static [u32], key_len: u32) -> SetDef {
 }
 
 /// Every set and map, in creation order.
-pub const SETS: [SetDef; 16] = [
+pub const SETS: [SetDef; 20] = [
     map("hostip4", &[T_IPV4, T_PROTO, T_SERVICE], 12, &[T_IPV4, T_SERVICE], 8),
     map("any4", &[T_PROTO, T_SERVICE], 8, &[T_IPV4, T_SERVICE], 8),
     map("hostip6", &[T_IPV6, T_PROTO, T_SERVICE], 24, &[T_IPV6, T_SERVICE], 20),
@@ -121,6 +123,18 @@ pub const SETS: [SetDef; 16] = [
     set("fw6", &[T_IPV6], 16),
     set("iso", &[T_IFNAME], 16),
     set("iso_same", &[T_IFNAME, T_IFNAME], 32),
+    set("ptp4", &[T_IPV4], 4),
+    set("ptp6", &[T_IPV6], 16),
+    SetDef { name: "ptpx4", flags: SET_INTERVAL | SET_CONCAT, key: &[T_IPV4, T_IPV4], key_len: 8, data: &[], data_len: 0, fields: &[4, 4] },
+    SetDef {
+        name: "ptpx6",
+        flags: SET_INTERVAL | SET_CONCAT,
+        key: &[T_IPV6, T_IPV6],
+        key_len: 32,
+        data: &[],
+        data_len: 0,
+        fields: &[16, 16],
+    },
 ];
 
 /// The sets that hold per-container state (emptied and refilled by a rebuild).
@@ -270,6 +284,15 @@ pub fn base_rules() -> Vec<(&'static str, Vec<Vec<Expr>>)> {
     for v6 in [false, true] {
         postrouting
             .push([expr::nfproto(v6).to_vec(), vec![addr(v6, true, 0), lookup(if v6 { "masq6" } else { "masq4" }, Some(0))]].concat());
+    }
+    for v6 in [false, true] {
+        let (spared, masq) = if v6 { ("ptpx6", "ptp6") } else { ("ptpx4", "ptp4") };
+        let w = if v6 { 4 } else { 1 };
+        postrouting.push(
+            [expr::nfproto(v6).to_vec(), vec![addr(v6, true, 0), addr(v6, false, w), lookup(spared, None), verdict(Verdict::Accept)]]
+                .concat(),
+        );
+        postrouting.push([expr::nfproto(v6).to_vec(), vec![addr(v6, true, 0), lookup(masq, None), Expr::Masq]].concat());
     }
     vec![
         ("raw", raw),
@@ -624,6 +647,23 @@ pub fn filter_elems(f: &FilterRules, with_isolation: bool) -> Vec<Elem> {
     if let Some(br) = f.isolate.as_deref().filter(|_| with_isolation) {
         out.push(Elem::new("iso", expr::ifname(br)));
         out.push(Elem::new("iso_same", [expr::ifname(br), expr::ifname(br)].concat()));
+    }
+    out
+}
+
+/// An attachment's masquerade elements: each address in `ptp4|6`, and its own subnet and
+/// multicast as destinations spared from it (`ptpx4|6`, address . range).
+pub fn masq_elems(m: &MasqRules) -> Vec<Elem> {
+    let mut out = Vec::new();
+    for (a, subnet) in m.subnets() {
+        let v6 = a.is_ipv6();
+        let (masq, spared) = if v6 { ("ptp6", "ptpx6") } else { ("ptp4", "ptpx4") };
+        out.push(Elem::new(masq, ip_bytes(a.ip())));
+        for net in [subnet, multicast(v6)] {
+            let key = [ip_bytes(a.ip()), ip_bytes(net.network())].concat();
+            let end = [ip_bytes(a.ip()), ip_bytes(last(&net))].concat();
+            out.push(Elem { key_end: Some(end), ..Elem::new(spared, key) });
+        }
     }
     out
 }

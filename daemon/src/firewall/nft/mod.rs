@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use self::layout::{Elem, TABLE};
 use self::msg::{Conn, Failed, Msg};
-use super::rules::{Backend, FilterRules, NetworkRules, PortRules};
+use super::rules::{Backend, FilterRules, MasqRules, NetworkRules, PortRules};
 use super::Firewall;
 use crate::error::{Error, Result};
 use crate::portmap::PortMapping;
@@ -366,5 +366,22 @@ impl Firewall for Nftables {
 
     fn cleanup(&self) -> Result<()> {
         Self::with(|c| Self::remove(c, &[Op::new(layout::del_table(), format!("delete table inet {TABLE}"))]))
+    }
+
+    fn add_masq(&self, m: &MasqRules) -> Result<()> {
+        self.apply_with_base(&elem_ops(&layout::masq_elems(m), true))
+    }
+
+    fn remove_masq(&self, m: &MasqRules) -> Result<()> {
+        Self::with(|c| Self::remove(c, &elem_ops(&layout::masq_elems(m), false)))
+    }
+
+    fn check_masq(&self, m: &MasqRules) -> Result<()> {
+        Self::with(|c| {
+            if !Self::base_ok(c)? {
+                return Err(Error::Check(format!("nftables table inet {TABLE} is missing or its chains altered")));
+            }
+            Self::check_elems(c, &layout::masq_elems(m))
+        })
     }
 }
