@@ -1,7 +1,6 @@
 //! The Docker Engine API's JSON shapes for networks and (read-only) containers, built
 //! from the engine's networks and the runtime's container records.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::network::endpoint::BridgeNetwork;
@@ -124,15 +123,19 @@ pub fn network(net: &BridgeNetwork, records: &[Value], members: &[crate::engine:
         let gw6 = net.gateway6.unwrap_or_else(|| crate::ipam::offset(v6.network(), 1));
         configs.push(json!({"Subnet": v6.to_string(), "Gateway": gw6.to_string()}));
     }
-    let mut options = BTreeMap::new();
-    options.insert("com.docker.network.bridge.name".to_string(), net.bridge.clone());
-    options.insert("com.docker.network.bridge.enable_ip_masquerade".to_string(), net.ip_masq.to_string());
-    options
-        .insert("com.docker.network.bridge.gateway_mode_ipv4".to_string(), if net.unprotected { "nat-unprotected" } else { "nat" }.into());
+    let mut options = net.driver.docker_options();
+    if net.driver == crate::network::driver::Driver::Bridge {
+        options.insert("com.docker.network.bridge.name".to_string(), net.bridge.clone());
+        options.insert("com.docker.network.bridge.enable_ip_masquerade".to_string(), net.ip_masq.to_string());
+        options.insert(
+            "com.docker.network.bridge.gateway_mode_ipv4".to_string(),
+            if net.unprotected { "nat-unprotected" } else { "nat" }.into(),
+        );
+    }
     json!({
         "Name": net.name, "Id": network_id(&net.name),
         "Created": net.created.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
-        "Scope": "local", "Driver": "bridge", "EnableIPv4": true, "EnableIPv6": net.subnet6.is_some(),
+        "Scope": "local", "Driver": net.driver.name(), "EnableIPv4": true, "EnableIPv6": net.subnet6.is_some(),
         "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
         "Internal": net.internal, "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers, "Options": options, "Labels": net.labels,

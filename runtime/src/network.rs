@@ -156,7 +156,7 @@ pub fn write_etc(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<
     let resolv = match (&c.spec.net, ep) {
         _ if !c.spec.dns.is_empty() => c.spec.dns.iter().map(|ip| format!("nameserver {ip}\n")).collect(),
         // User networks resolve container names through netd on the gateway address.
-        (NetMode::Bridge(name), Some(ep)) if name != "bridge" && crate::daemon::ensure(paths) => match ep.gateway {
+        (NetMode::Bridge(name), Some(ep)) if name != "bridge" && ep.resolver && crate::daemon::ensure(paths) => match ep.gateway {
             Some(gw) => format!("nameserver {gw}\noptions ndots:0\n"),
             None => host_resolv(),
         },

@@ -1,5 +1,6 @@
 //! bench/cni-links: in a private netns, ADD then DEL N containers through macvlan +
-//! host-local (the master a veth whose peer is another netns) and N host devices (veths)
+//! host-local (the master a veth whose peer is another netns), N through ptp (ipMasq) +
+//! host-local, and N host devices (veths)
 //! through host-device, with berth's plugins and, in the same run, the reference plugins
 //! from /usr/lib/cni; per-operation medians for the first and last 10.
 //! Usage: cargo bench -p berth-tests --bench cni-links [-- N]
@@ -68,16 +69,19 @@ fn main() {
             impls.iter().map(|i| i.0).collect::<Vec<_>>().join(" | ")
         );
         println!("|---|{}", "---|".repeat(impls.len()));
-        let mut rows = vec![format!("| macvlan + host-local |"), format!("| host-device |")];
+        let mut rows = vec![format!("| macvlan + host-local |"), format!("| ptp (ipMasq) + host-local |"), format!("| host-device |")];
         for (k, (label, path)) in impls.iter().enumerate() {
             let ipam = json!({"type": "host-local", "subnet": "10.10.0.0/16", "dataDir": format!("/run/berth/hl-{label}")});
             let mv = run(path, json!({"type": "macvlan", "master": "lan0", "ipam": ipam}), &format!("m{k}x"), n, "eth0");
             rows[0].push_str(&format!(" {:.1} / {:.1}, {:.1} / {:.1} |", mv.0, mv.1, mv.2, mv.3));
+            let ipam = json!({"type": "host-local", "subnet": "10.20.0.0/16", "dataDir": format!("/run/berth/hl-{label}")});
+            let pt = run(path, json!({"type": "ptp", "ipMasq": true, "ipam": ipam}), &format!("p{k}x"), n, "eth0");
+            rows[1].push_str(&format!(" {:.1} / {:.1}, {:.1} / {:.1} |", pt.0, pt.1, pt.2, pt.3));
             let script: String = (0..n).map(|i| format!("link add hd{i} type veth peer name hp{i}\n")).collect();
             std::fs::write("/run/berth/links.batch", script).unwrap();
             sh("ip -batch /run/berth/links.batch");
             let hd = run(path, json!({"type": "host-device", "device": "hd0", "stateDir": "/run/berth"}), &format!("h{k}x"), n, "net1");
-            rows[1].push_str(&format!(" {:.1} / {:.1}, {:.1} / {:.1} |", hd.0, hd.1, hd.2, hd.3));
+            rows[2].push_str(&format!(" {:.1} / {:.1}, {:.1} / {:.1} |", hd.0, hd.1, hd.2, hd.3));
             sh(&format!("for i in $(seq 0 {}); do ip link del hd$i 2>/dev/null; done; true", n - 1));
         }
         for r in rows {

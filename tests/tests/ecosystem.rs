@@ -11,7 +11,7 @@ use berth_tests::harness::netns::{http_answers, wait_for};
 use berth_tests::harness::podman::{self, Podman};
 use berth_tests::harness::{bin_dir, fw, image, isolated, sh, try_sh};
 
-const PLUGINS: [&str; 6] = ["bridge", "host-local", "portmap", "firewall", "tuning", "loopback"];
+const PLUGINS: [&str; 8] = ["bridge", "host-local", "portmap", "firewall", "tuning", "loopback", "macvlan", "ipvlan"];
 
 fn installed(progs: &[&str], what: &str) -> bool {
     let missing: Vec<&&str> = progs.iter().filter(|p| !try_sh(&format!("command -v {p}")).0).collect();
@@ -78,6 +78,35 @@ fn podman_serves_a_published_port_through_berths_plugins_and_cleans_up() {
         assert!(!fw::mentions(&ip), "rules for {ip} left:\n{}", fw::dump());
         assert_eq!(veths(), Vec::<String>::new());
         assert_eq!(attachment_state(), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn podman_macvlan_networks_work_with_only_berths_plugins() {
+    isolated(|| {
+        if !installed(&["podman", "runc"], "podman") || !podman::installed() {
+            return;
+        }
+        // The LAN: lan0, whose peer netns holds 192.0.2.2.
+        sh("ip netns add lanpeer && ip link add lan0 type veth peer name eth0 netns lanpeer && ip link set lan0 up");
+        sh("ip netns exec lanpeer sh -c 'ip addr add 192.0.2.2/24 dev eth0 && ip link set eth0 up && ip link set lo up'");
+        let plugins = plugin_dir(Path::new("/run/berth/cni-bin"));
+        let pm = Podman::new(Path::new("/run/berth/podman"), &plugins, &image::busybox_tar("on the LAN"));
+        pm.ok("network create -d macvlan -o parent=lan0 --subnet 192.0.2.0/24 --ip-range 192.0.2.128/25 --gateway 192.0.2.1 lan");
+        let conf = sh("cat /run/berth/podman/net.d/lan.conflist");
+        assert!(conf.contains("\"macvlan\""), "{conf}");
+        let (ok, out) = pm.run("run -d --name web --network lan localhost/bb httpd -f -p 80 -h /www");
+        assert!(ok, "podman run: {out}");
+        let ip = pm.ok("inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' web").trim().to_string();
+        assert!(ip.starts_with("192.0.2.1"), "{ip}");
+        let answers = || try_sh(&format!("ip netns exec lanpeer curl -s --max-time 1 http://{ip}/")).1 == "on the LAN";
+        wait_for("the container's web server from the LAN peer", answers);
+        assert!(links().iter().all(|l| !l.starts_with("mv") && !l.starts_with("cl")), "a temporary link stayed: {:?}", links());
+        let (ok, out) = pm.run("rm -f -t 0 web");
+        assert!(ok, "podman rm: {out}");
+        assert!(!answers());
+        assert_eq!(attachment_state(), Vec::<String>::new(), "podman rm left an address held");
+        pm.ok("network rm lan");
     });
 }
 

@@ -212,15 +212,19 @@ struct Create {
 }
 
 fn create_request(c: Create) -> Result<CreateNetwork> {
-    if !matches!(c.driver.as_deref(), None | Some("") | Some("bridge")) {
-        return Err(bad(format!("plugin {:?} not found: only the bridge driver is supported", c.driver.unwrap_or_default())));
-    }
+    let driver = match netd::network::driver::Driver::by_name(c.driver.as_deref().unwrap_or_default()) {
+        Ok(d) => d,
+        Err(_) => {
+            return Err(bad(format!("plugin {:?} not found: the drivers are bridge, macvlan and ipvlan", c.driver.unwrap_or_default())))
+        }
+    };
     let configs = c.ipam.and_then(|i| i.config).unwrap_or_default();
     let mut req = CreateNetwork {
         name: c.name,
         labels: c.labels.unwrap_or_default(),
         internal: c.internal,
         ipv6: c.enable_ipv6 == Some(true),
+        driver,
         ..Default::default()
     };
     let cidr = |what: &str, v: Option<String>| {

@@ -14,6 +14,7 @@ use ipnetwork::IpNetwork;
 use crate::error::{Error, Result};
 use crate::name::Name;
 use crate::netlink::Socket;
+use crate::network::driver::{Driver, MadeParent};
 pub use crate::network::endpoint::AttachOptions;
 use crate::network::endpoint::{self, BridgeNetwork, Endpoint};
 use crate::network::shared;
@@ -51,11 +52,17 @@ pub struct CreateNetwork {
     pub internal: bool,
     /// User labels.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The driver (`-d`): bridge (default), macvlan or ipvlan, with their options.
+    pub driver: Driver,
 }
 
 impl CreateNetwork {
-    /// Applies one of Docker's bridge driver options (`-o`, the API's `Options`).
+    /// Applies one of the driver's options (`-o`, the API's `Options`): set the driver
+    /// first.
     pub fn option(&mut self, key: &str, value: &str) -> Result<()> {
+        if self.driver.option(key, value)? {
+            return Ok(());
+        }
         match key {
             "com.docker.network.bridge.name" => self.bridge = Some(value.to_string()),
             "com.docker.network.bridge.gateway_mode_ipv4" | "com.docker.network.bridge.gateway_mode_ipv6" => {
@@ -290,38 +297,51 @@ impl Networking for Engine {
                 return Err(Error::SubnetOverlap { subnet: s6, other: o.subnet6.unwrap_or(s6), network: o.name });
             }
         }
-        let bridge = match &req.bridge {
-            Some(b) => Name::interface(b)?.to_string(),
-            None => format!("br-{}", crate::netlink::random_hex(5)),
-        };
-        if let Some(other) = self.networks()?.into_iter().find(|n| n.bridge == bridge) {
-            return Err(Error::BridgeInUse { bridge, network: other.name });
-        }
-        let external_bridge = match Socket::open()?.link_by_name(&bridge)? {
-            Some(l) if l.kind.as_deref() == Some("bridge") => true,
-            Some(_) => return Err(Error::NotABridge(bridge)),
-            None => false,
+        let mut driver = req.driver.clone();
+        let mut internal = req.internal;
+        let (bridge, external_bridge) = match driver.parented_mut() {
+            Some(p) => {
+                if req.bridge.is_some() {
+                    return Err(Error::BadOption {
+                        key: "bridge".into(),
+                        value: name.to_string(),
+                        why: "only a bridge network has a bridge",
+                    });
+                }
+                if p.parent.is_empty() {
+                    // Docker's way: a dummy parent of the network's own, and no way out.
+                    let prefix = if matches!(req.driver, Driver::Macvlan(_)) { "dm" } else { "di" };
+                    p.parent = format!("{prefix}-{}", &crate::docker::network_id(name.as_str())[..12]);
+                    internal = true;
+                }
+                Self::make_parent(p, &self.networks()?)?;
+                (String::new(), false)
+            }
+            None => self.pick_bridge(req)?,
         };
         let net = BridgeNetwork {
             name: name.to_string(),
             bridge,
             subnet,
             gateway: req.gateway,
-            ip_masq: !req.internal,
+            ip_masq: !internal && driver == Driver::Bridge,
             mtu: None,
             external_bridge,
             unprotected: req.unprotected,
-            internal: req.internal,
+            internal,
             labels: req.labels.clone(),
             created: Some(crate::clock::rfc3339(crate::clock::now())),
             ip_range: req.ip_range,
             subnet6,
             gateway6: req.gateway6,
+            driver,
         };
-        // Validated the way allocation will use it.
-        endpoint::range_sets(&net)?;
-        self.store.save(&net)?;
-        Ok(net)
+        // Validated the way allocation will use it; a parent made for it goes again.
+        let saved = endpoint::range_sets(&net).and_then(|_| self.store.save(&net));
+        if saved.is_err() {
+            let _ = Self::remove_parent(&net, &[]);
+        }
+        saved.map(|()| net)
     }
 
     fn remove_network(&self, name: &str) -> Result<BridgeNetwork> {
@@ -336,9 +356,12 @@ impl Networking for Engine {
         }
         // Only a bridge berth made for this network: never the user's own, never a non-bridge.
         let mut sock = Socket::open()?;
-        if let Some(l) = sock.link_by_name(&net.bridge)?.filter(|l| !net.external_bridge && l.kind.as_deref() == Some("bridge")) {
-            sock.delete_link(l.index)?;
+        if net.driver == Driver::Bridge {
+            if let Some(l) = sock.link_by_name(&net.bridge)?.filter(|l| !net.external_bridge && l.kind.as_deref() == Some("bridge")) {
+                sock.delete_link(l.index)?;
+            }
         }
+        Self::remove_parent(&net, &self.networks()?)?;
         let dir = self.paths.ipam.join(&net.name);
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", dir, e)),
@@ -383,5 +406,89 @@ impl Networking for Engine {
             .iter()
             .filter_map(|k| shared::split_key(k).filter(|(_, c, _)| *c == id).map(|(n, _, i)| (n.to_string(), i.to_string())))
             .collect())
+    }
+}
+
+impl Engine {
+    /// A new bridge network's bridge: the one asked for (an existing bridge is used and
+    /// left on removal; a link of another kind is refused) or a fresh `br-<random>`.
+    fn pick_bridge(&self, req: &CreateNetwork) -> Result<(String, bool)> {
+        let bridge = match &req.bridge {
+            Some(b) => Name::interface(b)?.to_string(),
+            None => format!("br-{}", crate::netlink::random_hex(5)),
+        };
+        if let Some(other) = self.networks()?.into_iter().find(|n| n.bridge == bridge) {
+            return Err(Error::BridgeInUse { bridge, network: other.name });
+        }
+        let external = match Socket::open()?.link_by_name(&bridge)? {
+            Some(l) if l.kind.as_deref() == Some("bridge") => true,
+            Some(_) => return Err(Error::NotABridge(bridge)),
+            None => false,
+        };
+        Ok((bridge, external))
+    }
+
+    /// Checks a macvlan/ipvlan network's parent, making it when it is Docker's to make: an
+    /// `IF.VID` 802.1Q link on IF (up), or the dummy of a network without a parent. One
+    /// another network made is shared, not made twice.
+    fn make_parent(p: &mut crate::network::driver::Parented, others: &[BridgeNetwork]) -> Result<()> {
+        let mut sock = Socket::open()?;
+        let bad = |why| Error::BadOption { key: "parent".into(), value: p.parent.clone(), why };
+        if let Some(link) = sock.link_by_name(&p.parent)? {
+            // Made by another network: shared, and removed with the last of them.
+            p.made = others.iter().filter_map(|o| o.driver.parented()).find(|o| o.parent == p.parent).and_then(|o| o.made);
+            if !link.up && p.made.is_none() {
+                tracing::warn!(parent = %p.parent, "parent interface is down: containers will not reach the LAN until it is up");
+            }
+            return Ok(());
+        }
+        let made = match crate::network::vlan::parent_vid(&p.parent)? {
+            (base, Some(vid)) => {
+                let base_link = sock.link_by_name(base)?.ok_or_else(|| bad("the VLAN's base interface does not exist"))?;
+                let req = crate::netlink::ChildRequest {
+                    name: &p.parent,
+                    master: base_link.index,
+                    kind: crate::netlink::ChildKind::Vlan { id: vid },
+                    mtu: None,
+                    mac: None,
+                    netns_fd: None,
+                };
+                match sock.create_child(&req) {
+                    Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => return Err(Error::KernelLacks("vlan")),
+                    r => r?,
+                }
+                MadeParent::Vlan
+            }
+            (_, None) if p.parent.starts_with("dm-") || p.parent.starts_with("di-") => {
+                match sock.create_dummy(&p.parent, None) {
+                    Err(e) if e.errno() == Some(libc::EOPNOTSUPP) => return Err(Error::KernelLacks("dummy")),
+                    r => r?,
+                }
+                MadeParent::Dummy
+            }
+            _ => return Err(bad("no such interface")),
+        };
+        if let Some(l) = sock.link_by_name(&p.parent)? {
+            sock.set_up(l.index)?;
+        }
+        p.made = Some(made);
+        Ok(())
+    }
+
+    /// Deletes the parent berth made for `net`, unless another of `others` still uses it.
+    fn remove_parent(net: &BridgeNetwork, others: &[BridgeNetwork]) -> Result<()> {
+        let Some(p) = net.driver.parented().filter(|p| p.made.is_some()) else { return Ok(()) };
+        if others.iter().any(|o| o.name != net.name && o.driver.parented().is_some_and(|op| op.parent == p.parent)) {
+            return Ok(());
+        }
+        let mut sock = Socket::open()?;
+        let kind = match p.made {
+            Some(MadeParent::Vlan) => "vlan",
+            _ => "dummy",
+        };
+        if let Some(l) = sock.link_by_name(&p.parent)?.filter(|l| l.kind.as_deref() == Some(kind)) {
+            sock.delete_link(l.index)?;
+        }
+        Ok(())
     }
 }

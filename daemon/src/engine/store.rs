@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::name::Name;
+use crate::network::driver::Driver;
 use crate::network::endpoint::BridgeNetwork;
 
 /// The conflist's CNI version: what podman 4 and containerd 1.7 read.
@@ -57,6 +58,10 @@ impl Store {
             }
             ranges.push(json!([r6]));
         }
+        let berth = json!({"externalBridge": net.external_bridge, "labels": net.labels, "created": net.created, "ipRange": net.ip_range, "driver": net.driver});
+        if let Some(p) = net.driver.parented() {
+            return Self::parented_conflist(net, p, ranges, berth, &self.ipam);
+        }
         let mut bridge = json!({
             "type": "bridge", "bridge": net.bridge, "isGateway": true, "isDefaultGateway": true,
             "ipMasq": net.ip_masq, "hairpinMode": true,
@@ -71,17 +76,56 @@ impl Store {
         json!({
             "cniVersion": CNI_VERSION, "name": net.name,
             "plugins": [bridge, {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true, "stateDir": self.run.display().to_string()}],
-            "berth": {"externalBridge": net.external_bridge, "labels": net.labels, "created": net.created, "ipRange": net.ip_range}
+            "berth": berth
         })
+    }
+
+    /// A macvlan/ipvlan network's conflist: the plugin of its kind on the parent, with
+    /// host-local ranges whose gateway is set only when one was given (Docker 29: no
+    /// default route otherwise) and the default route it then gives.
+    fn parented_conflist(
+        net: &BridgeNetwork,
+        p: &crate::network::driver::Parented,
+        mut ranges: Vec<Value>,
+        berth: Value,
+        ipam: &std::path::Path,
+    ) -> Value {
+        let mut routes = Vec::new();
+        for (i, (gw, any)) in [(net.gateway, "0.0.0.0/0"), (net.gateway6, "::/0")].into_iter().enumerate() {
+            if let Some(r) = ranges.get_mut(i).and_then(|r| r.get_mut(0)).and_then(Value::as_object_mut) {
+                if gw.is_none() {
+                    r.remove("gateway");
+                }
+                if !net.internal && (gw.is_some() || net.driver.routed()) {
+                    routes.push(json!({"dst": any}));
+                }
+            }
+        }
+        let mut plugin = json!({
+            "type": net.driver.name(), "master": p.parent, "mode": p.mode,
+            "ipam": {"type": "host-local", "ranges": ranges, "routes": routes, "dataDir": ipam.display().to_string()}
+        });
+        if let Some(mtu) = net.mtu {
+            plugin["mtu"] = json!(mtu);
+        }
+        json!({"cniVersion": CNI_VERSION, "name": net.name, "plugins": [plugin], "berth": berth})
     }
 
     /// Reads a network back from its conflist.
     pub fn parse(name: &str, doc: &Value) -> Result<BridgeNetwork> {
+        let kinds = [Some("bridge"), Some("macvlan"), Some("ipvlan")];
         let bridge = doc
             .get("plugins")
             .and_then(Value::as_array)
-            .and_then(|p| p.iter().find(|p| p.get("type").and_then(Value::as_str) == Some("bridge")))
-            .ok_or_else(|| corrupt(name, "no bridge plugin"))?;
+            .and_then(|p| p.iter().find(|p| kinds.contains(&p.get("type").and_then(Value::as_str))))
+            .ok_or_else(|| corrupt(name, "no bridge, macvlan or ipvlan plugin"))?;
+        let driver: Driver = match doc.pointer("/berth/driver") {
+            Some(d) => serde_json::from_value(d.clone()).map_err(|e| corrupt(name, e))?,
+            None => Driver::Bridge,
+        };
+        if driver.name() != bridge.get("type").and_then(Value::as_str).unwrap_or_default() {
+            return Err(corrupt(name, "the berth driver and the plugin differ"));
+        }
         let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         let range = bridge.pointer("/ipam/ranges/0/0").ok_or_else(|| corrupt(name, "no ipam range"))?;
         let subnet: IpNetwork = s(range.get("subnet")).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(name, "bad subnet"))?;
@@ -91,8 +135,17 @@ impl Store {
             r6.map(|r| s(r.get("subnet")).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(name, "bad IPv6 subnet"))).transpose()?;
         let gateway6: Option<IpAddr> =
             s(r6.and_then(|r| r.get("gateway"))).map(|g| g.parse().map_err(|_| corrupt(name, "bad IPv6 gateway"))).transpose()?;
-        let br = s(bridge.get("bridge")).ok_or_else(|| corrupt(name, "no bridge name"))?;
-        Name::interface(&br)?;
+        let br = match &driver {
+            Driver::Bridge => {
+                let br = s(bridge.get("bridge")).ok_or_else(|| corrupt(name, "no bridge name"))?;
+                Name::interface(&br)?;
+                br
+            }
+            _ => String::new(),
+        };
+        if let Some(p) = driver.parented() {
+            Name::interface(&p.parent)?;
+        }
         Ok(BridgeNetwork {
             name: s(doc.get("name")).unwrap_or_else(|| name.to_string()),
             bridge: br,
@@ -108,6 +161,7 @@ impl Store {
             ip_range: s(doc.pointer("/berth/ipRange")).map(|r| r.parse().map_err(|_| corrupt(name, "bad ipRange"))).transpose()?,
             subnet6,
             gateway6,
+            driver,
         })
     }
 
@@ -197,6 +251,7 @@ mod tests {
             ip_range: Some("10.89.0.128/25".parse().unwrap()),
             subnet6: Some("fd00:89::/64".parse().unwrap()),
             gateway6: Some("fd00:89::1".parse().unwrap()),
+            driver: Driver::Bridge,
         };
         let doc = st.conflist(&net);
         assert_eq!(doc["plugins"][0]["ipam"]["dataDir"], "/var/lib/berth/ipam");
@@ -205,5 +260,41 @@ mod tests {
         assert_eq!(doc["plugins"][0]["ipam"]["ranges"][0][0]["rangeEnd"], "10.89.0.254");
         assert_eq!(doc["plugins"][0]["ipam"]["ranges"][1][0]["subnet"], "fd00:89::/64");
         assert_eq!(Store::parse("app", &doc).unwrap(), net);
+    }
+
+    #[test]
+    fn macvlan_conflist_round_trip() {
+        let st = Store { dir: "/x".into(), ipam: "/var/lib/berth/ipam".into(), run: "/run/berth".into() };
+        let mut driver = Driver::by_name("macvlan").unwrap();
+        driver.option("parent", "lan0").unwrap();
+        let mut net = BridgeNetwork {
+            name: "lan".into(),
+            bridge: String::new(),
+            subnet: "192.0.2.0/24".parse().unwrap(),
+            gateway: None,
+            ip_masq: false,
+            mtu: None,
+            external_bridge: false,
+            unprotected: false,
+            internal: false,
+            labels: Default::default(),
+            created: None,
+            ip_range: None,
+            subnet6: None,
+            gateway6: None,
+            driver,
+        };
+        let doc = st.conflist(&net);
+        assert_eq!(doc["plugins"][0]["type"], "macvlan");
+        assert_eq!(doc["plugins"][0]["master"], "lan0");
+        assert_eq!(doc["plugins"][0]["mode"], "bridge");
+        assert!(doc["plugins"][0]["ipam"]["ranges"][0][0].get("gateway").is_none());
+        assert_eq!(doc["plugins"][0]["ipam"]["routes"], serde_json::json!([]), "no gateway given: no default route");
+        assert_eq!(Store::parse("lan", &doc).unwrap(), net);
+        net.gateway = Some("192.0.2.1".parse().unwrap());
+        let doc = st.conflist(&net);
+        assert_eq!(doc["plugins"][0]["ipam"]["routes"], serde_json::json!([{"dst": "0.0.0.0/0"}]));
+        assert_eq!(doc["plugins"][0]["ipam"]["ranges"][0][0]["gateway"], "192.0.2.1");
+        assert_eq!(Store::parse("lan", &doc).unwrap(), net);
     }
 }

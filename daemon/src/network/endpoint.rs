@@ -14,6 +14,8 @@ use crate::ipam::{self, Range, RangeSet, Store};
 use crate::name::Name;
 use crate::netns::NetNs;
 use crate::network::bridge::{BridgeSpec, IfaceConfig};
+use crate::network::child;
+pub use crate::network::driver::Driver;
 use crate::network::shared;
 use crate::network::wire::{self, Wiring};
 use crate::portmap::{Claims, PortMapping, Publisher};
@@ -60,12 +62,19 @@ pub struct BridgeNetwork {
     /// Its gateway; default its first address.
     #[serde(default)]
     pub gateway6: Option<IpAddr>,
+    /// The driver: the bridge, or macvlan/ipvlan links on a parent (`bridge` is then
+    /// empty: no bridge, no network rules, no resolver on the host).
+    #[serde(default)]
+    pub driver: Driver,
 }
 
 impl BridgeNetwork {
     /// The network's own firewall rules (forwarding, masquerade, direct-routing drop),
     /// one set per subnet (IPv4, and IPv6 on a dual-stack network).
     pub fn rules(&self) -> Vec<NetworkRules> {
+        if self.driver != Driver::Bridge {
+            return Vec::new();
+        }
         std::iter::once(self.subnet)
             .chain(self.subnet6)
             .map(|subnet| NetworkRules {
@@ -97,6 +106,7 @@ impl BridgeNetwork {
             ip_range: None,
             subnet6: None,
             gateway6: None,
+            driver: Driver::Bridge,
         }
     }
 }
@@ -177,6 +187,14 @@ pub struct Endpoint {
     pub host_veth: String,
     /// Published ports.
     pub ports: Vec<PortMapping>,
+    /// Whether netd's resolver answers the container on its gateway (bridge networks;
+    /// not macvlan/ipvlan, whose containers cannot reach the host).
+    #[serde(default = "yes")]
+    pub resolver: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The addresses containers get: the subnet, or its `--ip-range` part.
@@ -219,6 +237,13 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
     if let Some(ip) = ip.filter(|ip| !net.subnet.contains(*ip) && !net.subnet6.is_some_and(|s| s.contains(*ip))) {
         return Err(Error::AddressOutsideSubnet { ip, network: net.name.clone() });
     }
+    if net.driver != Driver::Bridge && !ports.is_empty() {
+        return Err(Error::BadOption {
+            key: "publish".into(),
+            value: net.name.clone(),
+            why: "a macvlan or ipvlan network publishes no ports: the container has its own address on the parent's LAN",
+        });
+    }
     let ns = NetNs::open(netns)?;
     let sets = range_sets(net)?;
     let store = Store::open(&paths.ipam, &net.name)?;
@@ -241,6 +266,9 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
         let _ = ipam::release(&store, id, ifname, &addrs.iter().map(|a| a.ip()).collect::<Vec<_>>());
     };
     let result = (|| {
+        if net.driver != Driver::Bridge {
+            return attach_child(paths, net, id, &ns, ifname, &addrs);
+        }
         let mut gateways = Vec::new();
         let mut routes = Vec::new();
         for a in &allocs {
@@ -298,6 +326,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
             mac: att.container.mac,
             host_veth: att.host.name,
             ports: ports.to_vec(),
+            resolver: true,
         })
     })();
     if result.is_err() {
@@ -314,6 +343,47 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
     result
 }
 
+/// The container's link on a macvlan or ipvlan network's parent, with `addrs`; a default
+/// route only through a gateway given at creation (Docker 29), a device route on routed
+/// ipvlan (l3, l3s), none on an internal network. Held in the registry without rules, so
+/// the network's members and endpoints count it.
+fn attach_child(paths: &Paths, net: &BridgeNetwork, id: &str, ns: &NetNs, ifname: &str, addrs: &[IpNetwork]) -> Result<Endpoint> {
+    let (Some(kind), Some(p)) = (net.driver.kind()?, net.driver.parented()) else {
+        return Err(Error::Internal("a macvlan or ipvlan network without a parent"));
+    };
+    let mut routes = Vec::new();
+    if !net.internal {
+        for (gw, v6) in [(net.gateway, false), (net.gateway6, true)] {
+            if !addrs.iter().any(|a| a.is_ipv6() == v6) {
+                continue;
+            }
+            let any: IpAddr = if v6 { std::net::Ipv6Addr::UNSPECIFIED.into() } else { std::net::Ipv4Addr::UNSPECIFIED.into() };
+            match gw {
+                _ if net.driver.routed() => routes.push((crate::netlink::Route::default_dst(any), None)),
+                Some(gw) => routes.push((crate::netlink::Route::default_dst(gw), Some(gw))),
+                None => {}
+            }
+        }
+    }
+    let spec = child::Spec { master: Some(p.parent.clone()), kind, mtu: net.mtu, mac: None, link_in_container: false };
+    let link = child::attach(&spec, ns, ifname, Some(&IfaceConfig { addrs: addrs.to_vec(), routes }))?;
+    let registry = paths.shared_dir()?;
+    let fw = paths.publisher()?.fw;
+    if let Err(e) = shared::hold(&registry, fw.as_ref(), &net.name, &wire::key(&net.name, id, ifname), &[]) {
+        let _ = super::bridge::detach(Some(ns.path()), ifname);
+        return Err(e);
+    }
+    Ok(Endpoint {
+        address: addrs[0],
+        address6: addrs.get(1).copied(),
+        gateway: net.gateway,
+        mac: link.mac,
+        host_veth: String::new(),
+        ports: Vec::new(),
+        resolver: false,
+    })
+}
+
 /// Detaches: unpublishes ports, releases the address and the network rules reference, and
 /// deletes the veth (through the netns if it still exists, else by the host end's name
 /// from `ep`: a dead netns frees its veth only later, in a kernel work queue). Every part
@@ -326,6 +396,10 @@ pub fn detach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: Option<&Path>
     ipam::release(&store, id, ifname, &hint)?;
     let hosts: Vec<String> = ep.map(|e| e.host_veth.clone()).into_iter().collect();
     paths.aliases()?.remove(&crate::portmap::publish::key(&net.name, id, ifname))?;
+    if net.driver != Driver::Bridge {
+        super::bridge::detach(netns, ifname)?;
+        return shared::release(&paths.shared_dir()?, publisher.fw.as_ref(), &net.name, &wire::key(&net.name, id, ifname), &[]);
+    }
     let rules = |_: &[IpNetwork]| net.rules();
     wire::unwire(&paths.shared_dir()?, publisher.fw.as_ref(), &net.name, id, netns, ifname, &net.bridge, &hosts, &rules)
 }

@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod child;
+pub mod driver;
 pub mod dummy;
 pub mod endpoint;
 pub mod host_device;

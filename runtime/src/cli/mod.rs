@@ -407,13 +407,20 @@ pub enum VolumeCommand {
 /// `berth network` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
-    /// Create a bridge network with its own bridge and subnet.
+    /// Create a network: a bridge with its own subnet, or (-d macvlan|ipvlan) containers
+    /// with their own addresses on a parent interface's LAN.
     Create {
+        /// Driver: bridge (default), macvlan or ipvlan. macvlan/ipvlan containers cannot
+        /// reach the parent's own addresses (the kernel's rule) and publish no ports.
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
         /// Subnet in CIDR form (default: a free 172.18-31.0.0/16); with --ipv6, give it
         /// again for the IPv6 subnet (default: a random fdXX:XXXX:XXXX::/64).
         #[arg(long)]
         subnet: Vec<String>,
-        /// Gateway address (default: the subnet's first address); one per family.
+        /// Gateway address (default: the subnet's first address); one per family. On
+        /// macvlan and ipvlan l2, containers get a default route only through a gateway
+        /// given here (as Docker 29).
         #[arg(long)]
         gateway: Vec<std::net::IpAddr>,
         /// Dual stack: containers get an IPv6 address too.
@@ -426,9 +433,13 @@ pub enum NetworkCommand {
         /// left in place on rm.
         #[arg(long)]
         bridge: Option<String>,
-        /// Driver option: com.docker.network.bridge.name=NAME (as --bridge), or
+        /// Driver option. bridge: com.docker.network.bridge.name=NAME (as --bridge), or
         /// com.docker.network.bridge.gateway_mode_ipv4|ipv6=nat|nat-unprotected
         /// (nat-unprotected lets hosts that route the subnet here reach unpublished ports).
+        /// macvlan: parent=IF (IF.VID: an 802.1Q link made when missing, removed with the
+        /// network; none: an internal network on a dummy parent), macvlan_mode=bridge|
+        /// private|vepa|passthru. ipvlan: parent, ipvlan_mode=l2|l3|l3s,
+        /// ipvlan_flag=bridge|private|vepa.
         #[arg(short = 'o', long = "opt")]
         opt: Vec<String>,
         /// Label, KEY=VALUE.
@@ -587,8 +598,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Inspect { format, containers } => info::inspect(&paths, &containers, &Format::parse(format.as_deref())),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),
-        Command::Network(NetworkCommand::Create { subnet, gateway, ipv6, ip_range, bridge, opt, label, internal, name }) => {
-            let req = network::Create { subnets: subnet, gateways: gateway, ipv6, ip_range, bridge, opts: opt, labels: label, internal };
+        Command::Network(NetworkCommand::Create { driver, subnet, gateway, ipv6, ip_range, bridge, opt, label, internal, name }) => {
+            let req =
+                network::Create { subnets: subnet, gateways: gateway, ipv6, ip_range, bridge, opts: opt, labels: label, internal, driver };
             network::create(&paths, &name, &req)
         }
         Command::Network(NetworkCommand::Ls { quiet, no_trunc, format }) => {

@@ -1,5 +1,6 @@
-//! `berth network create | ls | rm`: user-defined bridge networks, each with its own
-//! bridge and subnet, stored by the engine as CNI conflists under `<root>/networks`.
+//! `berth network create | ls | rm`: user-defined networks — bridge networks, each with
+//! its own bridge and subnet, or macvlan/ipvlan networks on a parent interface — stored
+//! by the engine as CNI conflists under `<root>/networks`.
 
 use std::net::IpAddr;
 
@@ -30,6 +31,8 @@ pub struct Create {
     pub labels: Vec<String>,
     /// `--internal`.
     pub internal: bool,
+    /// `-d`/`--driver`.
+    pub driver: String,
 }
 
 fn cidr(what: &'static str, s: Option<&str>) -> Result<Option<IpNetwork>> {
@@ -63,6 +66,7 @@ pub fn create(paths: &Paths, name: &str, c: &Create) -> Result<i32> {
         bridge: c.bridge.clone(),
         labels: super::labels(&c.labels)?,
         internal: c.internal,
+        driver: netd::network::driver::Driver::by_name(&c.driver)?,
         ..Default::default()
     };
     for o in &c.opts {
@@ -130,7 +134,7 @@ pub fn ls(paths: &Paths, quiet: bool, no_trunc: bool, format: &Format) -> Result
             let id = netd::docker::network_id(&n.name);
             serde_json::json!({
                 "ID": if no_trunc { id } else { id[..12].to_string() },
-                "Name": n.name, "Driver": "bridge", "Scope": "local",
+                "Name": n.name, "Driver": n.driver.name(), "Scope": "local",
                 "Subnet": n.subnet.to_string(), "Bridge": n.bridge,
                 "Internal": n.internal, "IPv6": n.subnet6.is_some(),
                 "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
@@ -148,7 +152,7 @@ pub fn ls(paths: &Paths, quiet: bool, no_trunc: bool, format: &Format) -> Result
         let mut lines = vec![format!("{:<20}  {:<16}  {:<18}  DRIVER", "NAME", "BRIDGE", "SUBNET")];
         for i in &items {
             let s = |k: &str| i[k].as_str().unwrap_or_default().to_string();
-            lines.push(format!("{:<20}  {:<16}  {:<18}  bridge", s("Name"), s("Bridge"), s("Subnet")));
+            lines.push(format!("{:<20}  {:<16}  {:<18}  {}", s("Name"), s("Bridge"), s("Subnet"), s("Driver")));
         }
         lines
     })?;
