@@ -228,6 +228,9 @@ pub enum Error {
     /// An engine call broke a precondition of the API (a bug of the caller).
     #[error("internal: {0}")]
     Internal(&'static str),
+    /// A DHCP exchange failed: no server answered, it refused, or its answer was unusable.
+    #[error("dhcp: {0}")]
+    Dhcp(String),
     /// An address asked for (`--ip`) is outside the network's subnets.
     #[error("address {ip} is not in a subnet of network {network}")]
     AddressOutsideSubnet {
@@ -349,6 +352,7 @@ impl Error {
             E::KernelLacks(_) => code::NOT_AVAILABLE,
             E::ControlCharacters(_) => code::INVALID_CONFIG,
             E::Internal(_) => code::INTERNAL,
+            E::Dhcp(_) => code::TRY_AGAIN,
             E::AddressOutsideSubnet { .. } => code::INVALID_CONFIG,
             E::NoSuchNetwork(_) | E::PredefinedNetwork(_) | E::SubnetOverlap { .. } | E::CorruptNetwork { .. } => code::INVALID_CONFIG,
             E::Netns { .. } => code::INVALID_ENV,
@@ -385,6 +389,7 @@ impl Error {
             E::KernelLacks(_) => 501,
             E::ControlCharacters(_) => 400,
             E::Internal(_) => 500,
+            E::Dhcp(_) => 503,
             E::RangeExhausted(_) | E::NoFreeSubnet => 400,
             E::LockTimeout { .. } => 503,
             E::CorruptNetwork { .. } | E::Io { .. } | E::Check(_) | E::Netlink(_) | E::Command { .. } | E::Nftables { .. } => 500,

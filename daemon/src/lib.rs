@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod clock;
+pub mod dhcp;
 pub mod docker;
 pub mod engine;
 pub mod error;

@@ -184,6 +184,13 @@ pub(crate) fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bo
     Ok(link)
 }
 
+/// Configures the existing `ifname` in `netns` with `cfg` (addresses, up, routes): a link
+/// made first and addressed once IPAM answered, as the CNI plugins order it. IPv6 stays
+/// as it was (a moved host device goes back as it came), router advertisements off.
+pub fn configure(netns: &NetNs, ifname: &str, cfg: &IfaceConfig) -> Result<Link> {
+    netns.run(|| configure_container(ifname, cfg, false))
+}
+
 /// Inside the container's netns: brings `ifname` up (a link attached without IPAM) and
 /// returns it as it then is. Runs on the netns thread.
 pub(crate) fn bring_up(ifname: &str) -> Result<Link> {

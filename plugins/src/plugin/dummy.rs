@@ -28,7 +28,7 @@ impl Plugin for Dummy {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let t = ipam_type(conf)?;
         let ns = netns(args)?;
-        one_link::add(args, conf, t.as_deref(), &ns, |cfg| dummy::attach(&ns, &args.ifname, cfg))
+        one_link::add(args, conf, t.as_deref(), &ns, |cfg| dummy::attach(&ns, &args.ifname, cfg), || one_link::unlink(&ns, &args.ifname))
     }
 
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {

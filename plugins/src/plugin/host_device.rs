@@ -60,9 +60,11 @@ impl Plugin for HostDevice {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(conf)?;
         let ns = netns(args)?;
-        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, |cfg| {
-            host_device::attach(&c.run, &c.which, &ns, &args.container_id, &args.ifname, cfg)
-        })
+        let make = |cfg: Option<&_>| host_device::attach(&c.run, &c.which, &ns, &args.container_id, &args.ifname, cfg);
+        let unmake = || {
+            let _ = host_device::detach(&c.run, Some(ns.path()), &args.container_id, &args.ifname);
+        };
+        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, make, unmake)
     }
 
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {

@@ -62,11 +62,12 @@ impl Plugin for Ipvlan {
         let c = ctx(conf)?;
         let ns = netns(args)?;
         let make = |cfg: Option<&_>| child::attach(&c.spec, &ns, &args.ifname, cfg);
-        match (&c.ipam_type, &conf.prev_result) {
-            (None, Some(prev)) if !prev.ips.is_empty() => one_link::add_chained(conf, prev.clone(), &ns, make),
-            (None, _) => Err(CniError::invalid("ipvlan: IPAM config missing ipam key (and no prevResult with addresses)")),
-            (Some(t), _) => one_link::add(args, conf, Some(t), &ns, make),
-        }
+        let r = match (&c.ipam_type, &conf.prev_result) {
+            (None, Some(prev)) if !prev.ips.is_empty() => one_link::add_chained(conf, prev.clone(), &ns, make)?,
+            (None, _) => return Err(CniError::invalid("ipvlan: IPAM config missing ipam key (and no prevResult with addresses)")),
+            (Some(t), _) => one_link::add(args, conf, Some(t), &ns, make, || one_link::unlink(&ns, &args.ifname))?,
+        };
+        one_link::with_config_dns(conf, r)
     }
 
     /// The address is released (when an IPAM plugin gave it), then the link goes.

@@ -52,7 +52,11 @@ impl Plugin for Macvlan {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(args, conf)?;
         let ns = netns(args)?;
-        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, |cfg| child::attach(&c.spec, &ns, &args.ifname, cfg))
+        let make = |cfg: Option<&_>| child::attach(&c.spec, &ns, &args.ifname, cfg);
+        one_link::with_config_dns(
+            conf,
+            one_link::add(args, conf, c.ipam_type.as_deref(), &ns, make, || one_link::unlink(&ns, &args.ifname))?,
+        )
     }
 
     /// The address is released, then the link goes; a netns or link already gone is fine.

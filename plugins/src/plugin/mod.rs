@@ -1,6 +1,7 @@
 //! The plugins: each a [`crate::skel::Plugin`] over the netd engine.
 
 pub mod bridge;
+pub mod dhcp;
 pub mod dummy;
 pub mod firewall;
 pub mod host_device;

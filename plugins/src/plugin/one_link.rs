@@ -31,27 +31,57 @@ pub fn iface_config(ipam: &CniResult) -> IfaceConfig {
     }
 }
 
-/// ADD: IPAM, then `make` the link in `ns`; on failure the address goes back.
+/// ADD as the reference plugins order it: `make` the link in `ns` (up, no address),
+/// then IPAM — a DHCP client needs the link to ask on — then the addresses and routes it
+/// returned. On failure the address goes back and `unmake` removes the link.
 pub fn add(
     args: &Args,
     conf: &NetConf,
     ipam_type: Option<&str>,
     ns: &NetNs,
     make: impl FnOnce(Option<&IfaceConfig>) -> netd::Result<Link>,
+    unmake: impl FnOnce(),
 ) -> Result<CniResult, CniError> {
-    let ipam = match ipam(ipam_type, "ADD", args)? {
-        Some(r) => Some(r),
-        None if ipam_type.is_some() => return Err(CniError::new(code::INTERNAL, "IPAM returned no result")),
-        None => None,
-    };
-    let cfg = ipam.as_ref().map(iface_config);
-    match make(cfg.as_ref()) {
-        Ok(link) => Ok(result(conf, ns, &link, ipam.unwrap_or_default())),
-        Err(e) => {
-            let _ = ipam_type.map(|t| delegate(t, "DEL", args));
-            Err(e.into())
+    let link = make(None)?;
+    let ipam = match ipam(ipam_type, "ADD", args) {
+        Ok(Some(r)) => Some(r),
+        Ok(None) if ipam_type.is_none() => None,
+        Ok(None) => {
+            unmake();
+            return Err(CniError::new(code::INTERNAL, "IPAM returned no result"));
         }
-    }
+        Err(e) => {
+            unmake();
+            return Err(e);
+        }
+    };
+    let link = match &ipam {
+        Some(r) => match netd::network::bridge::configure(ns, &link.name, &iface_config(r)) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ipam_type.map(|t| delegate(t, "DEL", args));
+                unmake();
+                return Err(e.into());
+            }
+        },
+        None => link,
+    };
+    Ok(result(conf, ns, &link, ipam.unwrap_or_default()))
+}
+
+/// The result's DNS as the reference macvlan, ipvlan and vlan report it: the config's
+/// own `dns`, whatever the IPAM plugin said.
+pub fn with_config_dns(conf: &NetConf, mut r: CniResult) -> Result<CniResult, CniError> {
+    r.dns = match conf.raw.get("dns") {
+        Some(d) => serde_json::from_value(d.clone()).map_err(|e| CniError::invalid(format!("dns: {e}")))?,
+        None => Default::default(),
+    };
+    Ok(r)
+}
+
+/// The usual `unmake`: the link in the container's netns is deleted.
+pub fn unlink(ns: &NetNs, ifname: &str) {
+    let _ = netd::network::bridge::detach(Some(ns.path()), ifname);
 }
 
 /// ADD chained without IPAM (ipvlan's way): the addresses and routes of the previous

@@ -58,7 +58,8 @@ impl Plugin for Tap {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(args, conf)?;
         let ns = netns(args)?;
-        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, |cfg| tap::attach(&c.spec, &ns, &args.ifname, cfg))
+        let make = |cfg: Option<&_>| tap::attach(&c.spec, &ns, &args.ifname, cfg);
+        one_link::add(args, conf, c.ipam_type.as_deref(), &ns, make, || one_link::unlink(&ns, &args.ifname))
     }
 
     /// The address is released, then the tap goes; a netns or tap already gone is fine.

@@ -49,7 +49,8 @@ impl Plugin for Vlan {
     fn add(&self, args: &Args, conf: &NetConf) -> Result<CniResult, CniError> {
         let c = ctx(conf)?;
         let ns = netns(args)?;
-        one_link::add(args, conf, Some(&c.ipam_type), &ns, |cfg| child::attach(&c.spec, &ns, &args.ifname, cfg))
+        let make = |cfg: Option<&_>| child::attach(&c.spec, &ns, &args.ifname, cfg);
+        one_link::with_config_dns(conf, one_link::add(args, conf, Some(&c.ipam_type), &ns, make, || one_link::unlink(&ns, &args.ifname))?)
     }
 
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
