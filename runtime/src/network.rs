@@ -156,9 +156,11 @@ pub fn write_etc(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<
     let resolv = match (&c.spec.net, ep) {
         _ if !c.spec.dns.is_empty() => c.spec.dns.iter().map(|ip| format!("nameserver {ip}\n")).collect(),
         // User networks resolve container names through netd on the gateway address.
-        (NetMode::Bridge(name), Some(ep)) if name != "bridge" && ep.resolver && crate::daemon::ensure(paths) => match ep.gateway {
-            Some(gw) => format!("nameserver {gw}\noptions ndots:0\n"),
-            None => host_resolv(),
+        (NetMode::Bridge(name), Some(ep)) if name != "bridge" && crate::daemon::ensure(paths) => match ep.gateway {
+            Some(gw) if ep.resolver => format!("nameserver {gw}\noptions ndots:0\n"),
+            // macvlan/ipvlan: netd answers inside the container's own netns, as Docker.
+            _ if !ep.resolver => "nameserver 127.0.0.11\noptions ndots:0\n".to_string(),
+            _ => host_resolv(),
         },
         _ => host_resolv(),
     };

@@ -2,8 +2,8 @@
 //! the netns `lanpeer` (192.0.2.2/24). `berth network create -d macvlan -o parent=lan0`:
 //! containers get their own addresses on the LAN — the peer reaches a container's web
 //! server directly, containers reach each other, the default route only through the
-//! `--gateway` given — publish no ports (refused, nothing held), and `network rm` leaves no
-//! link; the same network through the real docker CLI against netd. Parents this kernel
+//! `--gateway` given — find each other by name (netd on 127.0.0.11 in their netns, as
+//! Docker), publish no ports (refused, nothing held), and `network rm` leaves no link; the same network through the real docker CLI against netd. Parents this kernel
 //! cannot make (802.1Q `IF.VID`, the dummy of a parentless network) and ipvlan links are
 //! refused clearly with nothing stored or held, after their SKIP lines.
 
@@ -79,6 +79,19 @@ fn berth_macvlan_networks_put_containers_on_the_lan() {
         assert!(berth(&["exec", "other", "busybox", "ping", "-c1", "-W1", &ip]).code == 0, "containers do not reach each other");
         let routes = berth(&["exec", "web", "ip", "route"]).ok();
         assert!(routes.contains("default via 192.0.2.1 dev eth0"), "{routes}");
+        // Names: netd answers on 127.0.0.11 inside each member's netns, as Docker.
+        assert!(berth(&["exec", "web", "cat", "/etc/resolv.conf"]).ok().contains("nameserver 127.0.0.11"));
+        wait_for("web's name from the other container", || {
+            let o = berth(&["exec", "other", "busybox", "nslookup", "web"]);
+            o.code == 0 && o.stdout.contains(&ip)
+        });
+        let o = berth(&["exec", "other", "busybox", "nslookup", "nosuchname.invalid"]);
+        assert_ne!(o.code, 0, "{}", o.stdout);
+        let netd_sockets = || {
+            let pid = sh("ss -xlpn | grep -o 'netd\",pid=[0-9]*' | head -1 | cut -d= -f2");
+            sh(&format!("ls -l /proc/{}/fd | grep -c socket: || true", pid.trim())).trim().parse::<usize>().unwrap_or(0)
+        };
+        let with_members = netd_sockets();
         assert!(sh("ip -o link show type macvlan").is_empty(), "a macvlan stayed in the host netns");
         // No published ports on a macvlan network: refused, nothing held.
         let out = berth(&["run", "-d", "--name", "pub", "--net", "lan", "-p", "8080:80", "busybox", "sleep", "60"]);
@@ -87,6 +100,8 @@ fn berth_macvlan_networks_put_containers_on_the_lan() {
         assert_eq!(held("lan"), 2);
         berth(&["rm", "-f", "web", "other"]).ok();
         assert_eq!(held("lan"), 0);
+        // Their resolvers' sockets are closed, so none keeps a netns alive.
+        wait_for("netd to close the embedded resolvers", || netd_sockets() + 4 <= with_members);
         berth(&["network", "rm", "lan"]).ok();
         assert!(!std::path::Path::new("/var/lib/berth/networks/lan.conflist").exists());
         assert_eq!(sh("ip -o link show | grep -v -e ' lo:' -e ' lan0@' || true"), "", "a link stayed");

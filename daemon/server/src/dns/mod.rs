@@ -6,7 +6,9 @@
 //! container of another network) reaches no resolver; a source that is not a member
 //! is REFUSED. Other names are forwarded, bounded (see [`forward`]), to the host's
 //! resolvers — never from an `--internal` network. The default `bridge` network keeps
-//! Docker's semantics: no names.
+//! Docker's semantics: no names. Networks without a bridge (macvlan, ipvlan), whose
+//! containers cannot reach the host, are served as Docker serves them: on 127.0.0.11
+//! inside each running member's own netns.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +57,8 @@ pub struct Names {
     epoch: std::time::Instant,
     /// The networks as last read, and how many reads there were.
     networks: RwLock<Vec<BridgeNetwork>>,
+    /// The running members of networks without a bridge, as last read.
+    embedded: RwLock<Vec<Embedded>>,
     generation: std::sync::atomic::AtomicU64,
 }
 
@@ -79,9 +83,12 @@ impl Names {
         let stamp = self.registry_mtime();
         let records = docker::containers(&self.root);
         let nets = self.engine.networks().unwrap_or_default();
-        let map = collect(&self.engine, &nets, &records);
+        let (map, embedded) = collect(&self.engine, &nets, &records);
         if let Ok(mut m) = self.snap.write() {
             *m = Arc::new(map);
+        }
+        if let Ok(mut e) = self.embedded.write() {
+            *e = embedded;
         }
         if let Ok(mut l) = self.last.lock() {
             *l = std::time::Instant::now();
@@ -135,9 +142,11 @@ pub enum Lookup {
 }
 
 /// The names and members of the running containers on each user network, from the
-/// records and the endpoint registry, by gateway address.
-fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> Snapshot {
+/// records and the endpoint registry, by gateway address; and the running members of
+/// networks without a bridge, whose resolver is in their own netns.
+fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> (Snapshot, Vec<Embedded>) {
     let mut out = Snapshot::new();
+    let mut embedded = Vec::new();
     // Running containers by ID, once: a search per member would be O(N²).
     let running: HashMap<&str, &Value> =
         records.iter().filter(|c| docker::running(c)).filter_map(|c| Some((c["id"].as_str()?, c))).collect();
@@ -149,6 +158,11 @@ fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> Snapsh
             // says running); only running containers have names.
             view.members.extend(m.addresses.iter().copied());
             let Some(c) = running.get(m.id.as_str()) else { continue };
+            if net.driver != netd::network::driver::Driver::Bridge {
+                if let (Some(pid), Some(addr)) = (c["state"]["pid"].as_u64(), m.addresses.first()) {
+                    embedded.push(Embedded { key: gateway(net), id: m.id.clone(), pid: pid as u32, addr: *addr });
+                }
+            }
             let mut keys = vec![m.id.to_lowercase(), m.id.chars().take(12).collect::<String>()];
             if let Some(n) = c["name"].as_str() {
                 keys.push(n.to_lowercase());
@@ -160,7 +174,7 @@ fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> Snapsh
             }
         }
     }
-    out
+    (out, embedded)
 }
 
 /// The address a network's resolver listens on.
@@ -177,6 +191,7 @@ impl Names {
             last: std::sync::Mutex::new(std::time::Instant::now()),
             stamp: std::sync::Mutex::new(None),
             networks: Default::default(),
+            embedded: Default::default(),
             generation: Default::default(),
             checked: Default::default(),
             epoch: std::time::Instant::now(),
@@ -299,11 +314,79 @@ fn serve(
     let second = udp.try_clone()?;
     for sock in [udp, second] {
         let (n3, f) = (names.clone(), forwarder.clone());
-        std::thread::Builder::new().name(format!("dns-{gw}")).stack_size(256 * 1024).spawn(move || udp::serve(sock, gw, n3, f))?;
+        std::thread::Builder::new().name(format!("dns-{gw}")).stack_size(256 * 1024).spawn(move || udp::serve(sock, gw, None, n3, f))?;
     }
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    tokio::spawn(tcp::serve(listener, gw, names.clone(), tcp_limits.clone()));
+    tokio::spawn(tcp::serve(listener, gw, None, names.clone(), tcp_limits.clone()));
     Ok(served)
+}
+
+/// Where a container on a network without a bridge (macvlan, ipvlan) asks: 127.0.0.11 in
+/// its own netns, as Docker's embedded resolver — the host cannot be reached from there.
+pub const EMBEDDED: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 11);
+
+/// A running member of a network without a bridge, served inside its netns.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Embedded {
+    /// The network's key in the snapshot (its gateway address).
+    key: IpAddr,
+    /// The container.
+    id: String,
+    /// Its PID 1 (whose netns the sockets are made in).
+    pid: u32,
+    /// Its address on the network: every query there is from it.
+    addr: IpAddr,
+}
+
+/// The sockets of one embedded resolver, shut down when its member leaves.
+struct EmbeddedServed {
+    udp: socket2::Socket,
+    tcp: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EmbeddedServed {
+    fn drop(&mut self) {
+        // Wakes the UDP thread (its receive returns empty) and ends the TCP task, so no
+        // socket keeps the container's netns alive after it left.
+        let _ = self.udp.shutdown(std::net::Shutdown::Both);
+        self.tcp.abort();
+    }
+}
+
+/// Opens 127.0.0.11:53 (UDP and TCP) inside `e`'s netns and serves it for its network.
+fn serve_embedded(
+    e: &Embedded,
+    names: &Arc<Names>,
+    forwarder: &Arc<forward::Forwarder>,
+    tcp_limits: &Arc<tcp::Limits>,
+) -> std::result::Result<EmbeddedServed, String> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let ns = netd::netns::NetNs::open(format!("/proc/{}/ns/net", e.pid)).map_err(|e| e.to_string())?;
+    let addr: SocketAddr = (EMBEDDED, 53).into();
+    let (udp, tcp) = ns
+        .run(|| {
+            let io = |e: std::io::Error| netd::Error::io("bind", "127.0.0.11:53", e);
+            let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(io)?;
+            udp.bind(&addr.into()).map_err(io)?;
+            let tcp = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).map_err(io)?;
+            tcp.set_reuse_address(true).map_err(io)?;
+            tcp.set_nonblocking(true).map_err(io)?;
+            tcp.bind(&addr.into()).map_err(io)?;
+            tcp.listen(16).map_err(io)?;
+            Ok((udp, tcp))
+        })
+        .map_err(|e| e.to_string())?;
+    let keep = udp.try_clone().map_err(|e| e.to_string())?;
+    let (key, member, n, f) = (e.key, Some(e.addr), names.clone(), forwarder.clone());
+    let std_udp: std::net::UdpSocket = udp.into();
+    std::thread::Builder::new()
+        .name(format!("dns-{}", e.id.chars().take(12).collect::<String>()))
+        .stack_size(256 * 1024)
+        .spawn(move || udp::serve(std_udp, key, member, n, f))
+        .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::from_std(tcp.into()).map_err(|e| e.to_string())?;
+    let task = tokio::spawn(tcp::serve(listener, key, member, names.clone(), tcp_limits.clone()));
+    Ok(EmbeddedServed { udp: keep, tcp: task })
 }
 
 /// Keeps a resolver on every user network's gateway and the names current (every
@@ -326,6 +409,7 @@ pub async fn run(engine: Engine, root: PathBuf) {
     };
     let tcp_limits = Arc::new(tcp::Limits::new(upstream));
     let mut servers: HashMap<IpAddr, Served> = HashMap::new();
+    let mut embedded: HashMap<Embedded, EmbeddedServed> = HashMap::new();
     let mut first = true;
     loop {
         // Re-read when something moved, and every 5 s for containers that died unseen:
@@ -335,8 +419,24 @@ pub async fn run(engine: Engine, root: PathBuf) {
         if due {
             let _ = tokio::task::spawn_blocking(move || n2.refresh()).await;
         }
+        let members = names.embedded.read().map(|e| e.clone()).unwrap_or_default();
+        // A member that left (or restarted: a new PID) loses its resolver first, so the
+        // sockets never keep its netns alive; one per container (its first such network).
+        embedded.retain(|e, _| members.contains(e));
+        for e in &members {
+            if embedded.contains_key(e) || embedded.keys().any(|s| s.id == e.id) {
+                continue;
+            }
+            match serve_embedded(e, &names, &forwarder, &tcp_limits) {
+                Ok(s) => {
+                    tracing::info!(container = %e.id, network = %e.key, "dns listening on 127.0.0.11 in the container");
+                    embedded.insert(e.clone(), s);
+                }
+                Err(why) => tracing::debug!(container = %e.id, error = %why, "embedded dns not bound (yet)"),
+            }
+        }
         let nets = names.networks.read().map(|n| n.clone()).unwrap_or_default();
-        for n in nets.iter().filter(|n| n.name != "bridge") {
+        for n in nets.iter().filter(|n| n.name != "bridge" && n.driver == netd::network::driver::Driver::Bridge) {
             match servers.get_mut(&gateway(n)) {
                 Some(s) => s.follow(),
                 // Only once the bridge exists: the sockets are bound to it.

@@ -61,8 +61,9 @@ impl Limits {
     }
 }
 
-/// Accepts connections on `listener` for the network served at `gateway`.
-pub async fn serve(listener: TcpListener, gateway: IpAddr, names: Arc<Names>, limits: Arc<Limits>) {
+/// Accepts connections on `listener` for the network served at `gateway`; `member`: the
+/// listener lives in that member's own netns (127.0.0.11), which every query is from.
+pub async fn serve(listener: TcpListener, gateway: IpAddr, member: Option<IpAddr>, names: Arc<Names>, limits: Arc<Limits>) {
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(a) => a,
@@ -79,7 +80,7 @@ pub async fn serve(listener: TcpListener, gateway: IpAddr, names: Arc<Names>, li
         let (names, limits) = (names.clone(), limits.clone());
         tokio::spawn(async move {
             if let Ok(_permit) = limits.slots.try_acquire() {
-                connection(stream, gateway, from, &names, &limits).await;
+                connection(stream, gateway, from, member, &names, &limits).await;
             }
             limits.leave(from.ip());
         });
@@ -116,8 +117,9 @@ async fn upstream(servers: &[SocketAddr], raw: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-async fn connection(mut s: TcpStream, gateway: IpAddr, from: SocketAddr, names: &Arc<Names>, limits: &Limits) {
+async fn connection(mut s: TcpStream, gateway: IpAddr, from: SocketAddr, member: Option<IpAddr>, names: &Arc<Names>, limits: &Limits) {
     let mut view = names.view();
+    let src = member.unwrap_or(from.ip());
     loop {
         let Ok(Some(raw)) = tokio::time::timeout(IDLE, read_msg(&mut s)).await else { return };
         let q = match Query::parse(&raw) {
@@ -133,7 +135,7 @@ async fn connection(mut s: TcpStream, gateway: IpAddr, from: SocketAddr, names: 
         let (n, key) = (names.clone(), q.key.clone());
         let (found, v) = match tokio::task::spawn_blocking(move || {
             let mut view = view;
-            let found = n.resolve(&mut view, gateway, from.ip(), &key, |_| false);
+            let found = n.resolve(&mut view, gateway, src, &key, |_| false);
             (found, view)
         })
         .await

@@ -14,15 +14,18 @@ use super::forward::{Client, Forwarder, NotForwarded};
 use super::query::{self, Query};
 use super::{Lookup, Names};
 
-/// Serves `sock` (bound to `gateway:53` on its bridge) until it fails; run on a thread
-/// of its own.
-pub fn serve(sock: UdpSocket, gateway: IpAddr, names: Arc<Names>, forwarder: Arc<Forwarder>) {
+/// Serves `sock` (bound to `gateway:53` on its bridge) until it fails or is shut down;
+/// run on a thread of its own. `member`: the socket lives in that member's own netns
+/// (127.0.0.11, for networks without a bridge), which every query is from.
+pub fn serve(sock: UdpSocket, gateway: IpAddr, member: Option<IpAddr>, names: Arc<Names>, forwarder: Arc<Forwarder>) {
     let sock = Arc::new(sock);
     let mut view = names.view();
     let mut buf = [0u8; 4096];
     let (mut key, mut out) = ([0u8; 256], Vec::with_capacity(1500));
     loop {
         let (n, from) = match sock.recv_from(&mut buf) {
+            // A shut-down socket (its container left) reads as empty.
+            Ok((0, _)) if member.is_some() => return,
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -34,7 +37,7 @@ pub fn serve(sock: UdpSocket, gateway: IpAddr, names: Arc<Names>, forwarder: Arc
         // The everyday query: looked up and answered from bytes (see fast.rs).
         let mut known = None;
         if let Some(fq) = Question::parse(raw, &mut key) {
-            match names.resolve(&mut view, gateway, from.ip(), fq.key(&key), |src| forwarder.shed(src)) {
+            match names.resolve(&mut view, gateway, member.unwrap_or(from.ip()), fq.key(&key), |src| forwarder.shed(src)) {
                 Lookup::Found(ips) => {
                     fq.answer(raw, &ips, &mut out);
                     if let Err(e) = sock.send_to(&out, from) {
@@ -57,7 +60,7 @@ pub fn serve(sock: UdpSocket, gateway: IpAddr, names: Arc<Names>, forwarder: Arc
         };
         let found = match known {
             Some(l) => l,
-            None => names.resolve(&mut view, gateway, from.ip(), &q.key, |src| forwarder.shed(src)),
+            None => names.resolve(&mut view, gateway, member.unwrap_or(from.ip()), &q.key, |src| forwarder.shed(src)),
         };
         let reply = match found {
             Lookup::Shed => continue,
