@@ -19,15 +19,10 @@ pub struct Ipvlan;
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct IpvlanConf {
-    #[serde(default)]
-    master: String,
+    #[serde(flatten)]
+    on: one_link::OnMaster,
     #[serde(default)]
     mode: String,
-    mtu: Option<u32>,
-    #[serde(default)]
-    link_in_container: bool,
-    #[serde(default)]
-    ipam: serde_json::Value,
 }
 
 struct Ctx {
@@ -38,8 +33,8 @@ struct Ctx {
 fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: IpvlanConf = conf.plugin()?;
-    let ipam_type = one_link::ipam_type(&c.ipam);
-    let mut master = (!c.master.is_empty()).then_some(c.master.clone());
+    let ipam_type = one_link::ipam_type(&c.on.ipam);
+    let mut master = c.on.master("ipvlan")?;
     if master.is_none() && ipam_type.is_none() {
         // Chained: the master is the previous plugin's one interface.
         if let Some(prev) = &conf.prev_result {
@@ -54,7 +49,7 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     }
     let mode: Mode = c.mode.parse().map_err(|e| CniError::invalid(format!("ipvlan: {e}")))?;
     let kind = ipvlan::kind(mode, Flag::Bridge);
-    Ok(Ctx { spec: Spec { master, kind, mtu: c.mtu, mac: None, link_in_container: c.link_in_container }, ipam_type })
+    Ok(Ctx { spec: c.on.spec(master, kind, None), ipam_type })
 }
 
 impl Plugin for Ipvlan {

@@ -17,17 +17,12 @@ pub struct Macvlan;
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct MacvlanConf {
-    #[serde(default)]
-    master: String,
+    #[serde(flatten)]
+    on: one_link::OnMaster,
     #[serde(default)]
     mode: String,
-    mtu: Option<u32>,
     #[serde(default)]
     mac: String,
-    #[serde(default)]
-    link_in_container: bool,
-    #[serde(default)]
-    ipam: serde_json::Value,
 }
 
 struct Ctx {
@@ -38,14 +33,10 @@ struct Ctx {
 fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: MacvlanConf = conf.plugin()?;
-    let master = (!c.master.is_empty()).then_some(c.master.clone());
-    if let Some(m) = &master {
-        netd::name::Name::interface(m).map_err(|e| CniError::invalid(format!("macvlan: master: {e}")))?;
-    }
+    let master = c.on.master("macvlan")?;
     let mode: Mode = c.mode.parse().map_err(|e| CniError::invalid(format!("macvlan: {e}")))?;
     let mac = one_link::mac("macvlan", args, conf, &c.mac)?;
-    let ipam_type = one_link::ipam_type(&c.ipam);
-    Ok(Ctx { spec: Spec { master, kind: mode.kind(), mtu: c.mtu, mac, link_in_container: c.link_in_container }, ipam_type })
+    Ok(Ctx { spec: c.on.spec(master, mode.kind(), mac), ipam_type: one_link::ipam_type(&c.on.ipam) })
 }
 
 impl Plugin for Macvlan {

@@ -108,6 +108,40 @@ fn result(conf: &NetConf, ns: &NetNs, link: &Link, ipam: CniResult) -> CniResult
     }
 }
 
+/// The keys every plugin making a link on a master reads (macvlan, ipvlan, vlan); each
+/// flattens it into its own config beside its kind's keys.
+#[derive(Debug, serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OnMaster {
+    /// The master's name (empty: the plugin's default).
+    #[serde(default)]
+    pub master: String,
+    /// MTU, at most the master's.
+    pub mtu: Option<u32>,
+    /// The master is in the container's netns.
+    #[serde(default)]
+    pub link_in_container: bool,
+    /// The IPAM config.
+    #[serde(default)]
+    pub ipam: serde_json::Value,
+}
+
+impl OnMaster {
+    /// The master, checked as an interface name; None when not given.
+    pub fn master(&self, plugin: &str) -> Result<Option<String>, CniError> {
+        if self.master.is_empty() {
+            return Ok(None);
+        }
+        netd::name::Name::interface(&self.master).map_err(|e| CniError::invalid(format!("{plugin}: master: {e}")))?;
+        Ok(Some(self.master.clone()))
+    }
+
+    /// The engine's spec for a link of `kind` with `mac` on this master.
+    pub fn spec(&self, master: Option<String>, kind: netd::netlink::ChildKind, mac: Option<[u8; 6]>) -> netd::network::child::Spec {
+        netd::network::child::Spec { master, kind, mtu: self.mtu, mac, link_in_container: self.link_in_container }
+    }
+}
+
 /// The IPAM plugin a config's `ipam` names, if any.
 pub fn ipam_type(ipam: &serde_json::Value) -> Option<String> {
     ipam.get("type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string)

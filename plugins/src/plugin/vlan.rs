@@ -17,15 +17,10 @@ pub struct Vlan;
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct VlanConf {
-    #[serde(default)]
-    master: String,
+    #[serde(flatten)]
+    on: one_link::OnMaster,
     #[serde(default)]
     vlan_id: i64,
-    mtu: Option<u32>,
-    #[serde(default)]
-    link_in_container: bool,
-    #[serde(default)]
-    ipam: serde_json::Value,
 }
 
 struct Ctx {
@@ -36,13 +31,11 @@ struct Ctx {
 fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: VlanConf = conf.plugin()?;
-    if c.master.is_empty() {
-        return Err(CniError::invalid("vlan: \"master\" is required: the interface to make the VLAN on"));
-    }
-    netd::name::Name::interface(&c.master).map_err(|e| CniError::invalid(format!("vlan: master: {e}")))?;
+    let master =
+        c.on.master("vlan")?.ok_or_else(|| CniError::invalid("vlan: \"master\" is required: the interface to make the VLAN on"))?;
     let kind = netd::network::vlan::kind(c.vlan_id).map_err(|e| CniError::invalid(format!("vlan: {e}")))?;
-    let ipam_type = one_link::ipam_type(&c.ipam).ok_or_else(|| CniError::invalid("vlan: \"ipam\" with a \"type\" is required"))?;
-    Ok(Ctx { spec: Spec { master: Some(c.master), kind, mtu: c.mtu, mac: None, link_in_container: c.link_in_container }, ipam_type })
+    let ipam_type = one_link::ipam_type(&c.on.ipam).ok_or_else(|| CniError::invalid("vlan: \"ipam\" with a \"type\" is required"))?;
+    Ok(Ctx { spec: c.on.spec(Some(master), kind, None), ipam_type })
 }
 
 impl Plugin for Vlan {
