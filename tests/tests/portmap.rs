@@ -282,3 +282,28 @@ fn netd_reconcile_restores_rules_after_a_firewall_flush() {
         assert_eq!(rules(), restored);
     });
 }
+
+/// containerd's CRI sends `runtimeConfig.portMappings` with Go's field names
+/// (`HostPort`, `ContainerPort`, `Protocol`, `HostIP`); the reference plugins take them
+/// because Go's decoder folds case, and so does berth's portmap.
+#[test]
+fn containerd_cri_port_mappings_with_go_field_names_are_published() {
+    isolated(|| {
+        let list = berth_tests::harness::net::bridge_conf("1.0.0");
+        let web = Netns::new("web");
+        let cni = berth_tests::harness::Cni::default();
+        let r = cni.call("bridge", "ADD", "web", "/run/netns/web", "eth0", &list.to_string()).ok();
+        let pm = serde_json::json!({
+            "cniVersion": "1.0.0", "name": list["name"], "type": "portmap", "snat": true,
+            "capabilities": {"portMappings": true},
+            "runtimeConfig": {"portMappings": [{"HostPort": 4000, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""}]},
+            "prevResult": r,
+        });
+        cni.call("portmap", "ADD", "web", "/run/netns/web", "eth0", &pm.to_string()).ok();
+        let _srv = web_server(&web, "go keys");
+        assert_eq!(sh(&curl("http://127.0.0.1:4000/")), "go keys");
+        assert!(fw::publishes(4000));
+        assert_eq!(cni.call("portmap", "DEL", "web", "/run/netns/web", "eth0", &pm.to_string()).code, 0);
+        assert!(!fw::publishes(4000), "DEL left the mapping:\n{}", fw::dump());
+    });
+}

@@ -85,7 +85,7 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     if !matches!(c.gateway_mode.as_str(), "" | "nat" | "nat-unprotected") {
         return Err(CniError::new(code::INVALID_CONFIG, format!("bridge: gatewayMode {:?}: use nat or nat-unprotected", c.gateway_mode)));
     }
-    let ipam_type = c.ipam.get("type").and_then(|t| t.as_str()).unwrap_or("").to_string();
+    let ipam_type = crate::types::gojson::get(&c.ipam, "type").and_then(|t| t.as_str()).unwrap_or("").to_string();
     if ipam_type.is_empty() {
         return Err(CniError::new(code::INVALID_CONFIG, "bridge: ipam.type is required"));
     }

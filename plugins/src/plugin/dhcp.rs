@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::skel::{Args, Plugin};
-use crate::types::{code, CniError, CniResult, Dns, IpConfig, NetConf, RouteConfig};
+use crate::types::{code, gojson, CniError, CniResult, Dns, IpConfig, NetConf, RouteConfig};
 
 /// The dhcp plugin.
 pub struct Dhcp;
@@ -61,16 +61,16 @@ fn option_code(v: &Value) -> Result<u8, CniError> {
 
 fn request(args: &Args, conf: &NetConf) -> Result<(PathBuf, Request), CniError> {
     conf.require_name()?;
-    let raw = conf.raw.get("ipam").cloned().unwrap_or(Value::Null);
-    let c: IpamConf = serde_json::from_value(raw).map_err(|e| CniError::invalid(format!("dhcp: ipam: {e}")))?;
+    let raw = conf.get("ipam").cloned().unwrap_or(Value::Null);
+    let c: IpamConf = gojson::decode(raw).map_err(|e| CniError::invalid(format!("dhcp: ipam: {e}")))?;
     let mut wanted = Vec::new();
     for r in &c.request {
-        wanted.push(option_code(r.get("option").unwrap_or(&Value::Null))?);
+        wanted.push(option_code(gojson::get(r, "option").unwrap_or(&Value::Null))?);
     }
     let mut provide = Vec::new();
     for p in &c.provide {
-        let code = option_code(p.get("option").unwrap_or(&Value::Null))?;
-        let value = match (p.get("value").and_then(Value::as_str), p.get("fromArg").and_then(Value::as_str)) {
+        let code = option_code(gojson::get(p, "option").unwrap_or(&Value::Null))?;
+        let value = match (gojson::get(p, "value").and_then(Value::as_str), gojson::get(p, "fromArg").and_then(Value::as_str)) {
             (Some(v), _) => v.to_string(),
             (None, Some(key)) => match args.args.iter().find(|(k, _)| k == key) {
                 Some((_, v)) => v.clone(),
@@ -156,8 +156,8 @@ impl Plugin for Dhcp {
     }
 
     fn status(&self, _args: &Args, conf: &NetConf) -> Result<(), CniError> {
-        let raw = conf.raw.get("ipam").cloned().unwrap_or(Value::Null);
-        let c: IpamConf = serde_json::from_value(raw).unwrap_or_default();
+        let raw = conf.get("ipam").cloned().unwrap_or(Value::Null);
+        let c: IpamConf = gojson::decode(raw).unwrap_or_default();
         let socket = PathBuf::from(c.daemon_socket_path.unwrap_or_else(|| DEFAULT_SOCKET.into()));
         std::os::unix::net::UnixStream::connect(&socket)
             .map(|_| ())

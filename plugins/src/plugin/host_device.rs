@@ -50,7 +50,7 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     let hwaddr = nonempty(&c.hwaddr)
         .map(|m| netd::tuning::parse_mac(&m).map_err(|e| CniError::invalid(format!("host-device: hwaddr {m:?}: {e}"))))
         .transpose()?;
-    let pci = conf.raw.pointer("/runtimeConfig/deviceID").and_then(|v| v.as_str()).and_then(nonempty).or(nonempty(&c.pci_bus_id));
+    let pci = conf.pointer("/runtimeConfig/deviceID").and_then(|v| v.as_str()).and_then(nonempty).or(nonempty(&c.pci_bus_id));
     let which = Which { device: nonempty(&c.device), hwaddr, kernelpath: nonempty(&c.kernelpath), pci };
     let ipam_type = one_link::ipam_type(&c.ipam);
     Ok(Ctx { which, ipam_type, run: PathBuf::from(c.state_dir.unwrap_or_else(|| "/run/berth".into())) })

@@ -74,8 +74,8 @@ fn range(r: &RangeConf) -> Result<Range, CniError> {
 /// Parses the `ipam` section; nothing on disk is touched except creating the store dir.
 pub fn parse(conf: &NetConf) -> Result<Parsed, CniError> {
     let name = conf.require_name()?;
-    let ipam = conf.raw.get("ipam").cloned().unwrap_or_default();
-    let c: IpamConf = serde_json::from_value(ipam).map_err(|e| CniError::invalid(format!("invalid ipam configuration: {e}")))?;
+    let ipam = conf.get("ipam").cloned().unwrap_or_default();
+    let c: IpamConf = crate::types::gojson::decode(ipam).map_err(|e| CniError::invalid(format!("invalid ipam configuration: {e}")))?;
     let mut sets = Vec::new();
     if let Some(subnet) = &c.subnet {
         let legacy = RangeConf {
@@ -117,7 +117,7 @@ fn requested(args: &Args, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
             }
         }
     }
-    if let Some(ips) = conf.raw.pointer("/runtimeConfig/ips").and_then(|v| v.as_array()) {
+    if let Some(ips) = conf.pointer("/runtimeConfig/ips").and_then(|v| v.as_array()) {
         for v in ips {
             let s = v.as_str().unwrap_or_default();
             let ip = s.split('/').next().unwrap_or_default();

@@ -19,8 +19,6 @@ pub struct Ipvlan;
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct IpvlanConf {
-    #[serde(flatten)]
-    on: one_link::OnMaster,
     #[serde(default)]
     mode: String,
 }
@@ -33,8 +31,9 @@ struct Ctx {
 fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: IpvlanConf = conf.plugin()?;
-    let ipam_type = one_link::ipam_type(&c.on.ipam);
-    let mut master = c.on.master("ipvlan")?;
+    let on: one_link::OnMaster = conf.plugin()?;
+    let ipam_type = one_link::ipam_type(&on.ipam);
+    let mut master = on.master("ipvlan")?;
     if master.is_none() && ipam_type.is_none() {
         // Chained: the master is the previous plugin's one interface.
         if let Some(prev) = &conf.prev_result {
@@ -49,7 +48,7 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     }
     let mode: Mode = c.mode.parse().map_err(|e| CniError::invalid(format!("ipvlan: {e}")))?;
     let kind = ipvlan::kind(mode, Flag::Bridge);
-    Ok(Ctx { spec: c.on.spec(master, kind, None), ipam_type })
+    Ok(Ctx { spec: on.spec(master, kind, None), ipam_type })
 }
 
 impl Plugin for Ipvlan {

@@ -17,8 +17,6 @@ pub struct Macvlan;
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct MacvlanConf {
-    #[serde(flatten)]
-    on: one_link::OnMaster,
     #[serde(default)]
     mode: String,
     #[serde(default)]
@@ -33,10 +31,11 @@ struct Ctx {
 fn ctx(args: &Args, conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: MacvlanConf = conf.plugin()?;
-    let master = c.on.master("macvlan")?;
+    let on: one_link::OnMaster = conf.plugin()?;
+    let master = on.master("macvlan")?;
     let mode: Mode = c.mode.parse().map_err(|e| CniError::invalid(format!("macvlan: {e}")))?;
     let mac = one_link::mac("macvlan", args, conf, &c.mac)?;
-    Ok(Ctx { spec: c.on.spec(master, mode.kind(), mac), ipam_type: one_link::ipam_type(&c.on.ipam) })
+    Ok(Ctx { spec: on.spec(master, mode.kind(), mac), ipam_type: one_link::ipam_type(&on.ipam) })
 }
 
 impl Plugin for Macvlan {

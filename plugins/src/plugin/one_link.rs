@@ -72,8 +72,8 @@ pub fn add(
 /// The result's DNS as the reference macvlan, ipvlan and vlan report it: the config's
 /// own `dns`, whatever the IPAM plugin said.
 pub fn with_config_dns(conf: &NetConf, mut r: CniResult) -> Result<CniResult, CniError> {
-    r.dns = match conf.raw.get("dns") {
-        Some(d) => serde_json::from_value(d.clone()).map_err(|e| CniError::invalid(format!("dns: {e}")))?,
+    r.dns = match conf.get("dns") {
+        Some(d) => crate::types::gojson::decode(d.clone()).map_err(|e| CniError::invalid(format!("dns: {e}")))?,
         None => Default::default(),
     };
     Ok(r)
@@ -108,8 +108,9 @@ fn result(conf: &NetConf, ns: &NetNs, link: &Link, ipam: CniResult) -> CniResult
     }
 }
 
-/// The keys every plugin making a link on a master reads (macvlan, ipvlan, vlan); each
-/// flattens it into its own config beside its kind's keys.
+/// The keys every plugin making a link on a master reads (macvlan, ipvlan, vlan), decoded
+/// on their own beside each kind's keys (not flattened: Go's key matching needs the
+/// field names, which serde does not give for a flattened struct).
 #[derive(Debug, serde::Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct OnMaster {
@@ -144,14 +145,13 @@ impl OnMaster {
 
 /// The IPAM plugin a config's `ipam` names, if any.
 pub fn ipam_type(ipam: &serde_json::Value) -> Option<String> {
-    ipam.get("type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string)
+    crate::types::gojson::get(ipam, "type").and_then(|t| t.as_str()).filter(|t| !t.is_empty()).map(str::to_string)
 }
 
 /// The MAC to give the link: `runtimeConfig.mac`, else CNI_ARGS `MAC=`, else the config's
 /// `configured` (the reference plugins' precedence); refused if not a unicast MAC.
 pub fn mac(plugin: &str, args: &Args, conf: &NetConf, configured: &str) -> Result<Option<[u8; 6]>, CniError> {
     let mac = conf
-        .raw
         .pointer("/runtimeConfig/mac")
         .and_then(|v| v.as_str())
         .map(str::to_string)

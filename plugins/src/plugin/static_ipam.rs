@@ -88,9 +88,9 @@ fn listed(from: &str, v: &serde_json::Value) -> Result<Option<Vec<Address>>, Cni
 
 /// Parses the `ipam` section with the reference's precedence (see the module doc).
 pub fn parse(args: &Args, conf: &NetConf) -> Result<Parsed, CniError> {
-    let raw = conf.raw.get("ipam").ok_or_else(|| CniError::invalid("static: IPAM config missing 'ipam' key"))?;
+    let raw = conf.get("ipam").ok_or_else(|| CniError::invalid("static: IPAM config missing 'ipam' key"))?;
     let c: IpamConf =
-        serde_json::from_value(raw.clone()).map_err(|e| CniError::invalid(format!("static: invalid ipam configuration: {e}")))?;
+        crate::types::gojson::decode(raw.clone()).map_err(|e| CniError::invalid(format!("static: invalid ipam configuration: {e}")))?;
     let mut addresses = c
         .addresses
         .iter()
@@ -116,10 +116,10 @@ pub fn parse(args: &Args, conf: &NetConf) -> Result<Parsed, CniError> {
             }
         }
     }
-    if let Some(v) = conf.raw.pointer("/args/cni/ips") {
+    if let Some(v) = conf.pointer("/args/cni/ips") {
         addresses = listed("args.cni.ips", v)?.unwrap_or(addresses);
     }
-    if let Some(v) = conf.raw.pointer("/runtimeConfig/ips") {
+    if let Some(v) = conf.pointer("/runtimeConfig/ips") {
         addresses = listed("runtimeConfig.ips", v)?.unwrap_or(addresses);
     }
     let routes = c

@@ -17,8 +17,6 @@ pub struct Vlan;
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct VlanConf {
-    #[serde(flatten)]
-    on: one_link::OnMaster,
     #[serde(default)]
     vlan_id: i64,
 }
@@ -31,11 +29,11 @@ struct Ctx {
 fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let c: VlanConf = conf.plugin()?;
-    let master =
-        c.on.master("vlan")?.ok_or_else(|| CniError::invalid("vlan: \"master\" is required: the interface to make the VLAN on"))?;
+    let on: one_link::OnMaster = conf.plugin()?;
+    let master = on.master("vlan")?.ok_or_else(|| CniError::invalid("vlan: \"master\" is required: the interface to make the VLAN on"))?;
     let kind = netd::network::vlan::kind(c.vlan_id).map_err(|e| CniError::invalid(format!("vlan: {e}")))?;
-    let ipam_type = one_link::ipam_type(&c.on.ipam).ok_or_else(|| CniError::invalid("vlan: \"ipam\" with a \"type\" is required"))?;
-    Ok(Ctx { spec: c.on.spec(Some(master), kind, None), ipam_type })
+    let ipam_type = one_link::ipam_type(&on.ipam).ok_or_else(|| CniError::invalid("vlan: \"ipam\" with a \"type\" is required"))?;
+    Ok(Ctx { spec: on.spec(Some(master), kind, None), ipam_type })
 }
 
 impl Plugin for Vlan {

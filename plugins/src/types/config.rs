@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{code, CniError};
+use super::gojson;
 use super::result::CniResult;
 use super::version;
 
@@ -44,7 +45,7 @@ impl NetConf {
         if !raw.is_object() {
             return Err(CniError::new(code::DECODE, "network configuration is not a JSON object"));
         }
-        let cni_version = raw.get("cniVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let cni_version = gojson::get(&raw, "cniVersion").and_then(Value::as_str).unwrap_or("").to_string();
         if cni_version.is_empty() {
             return Err(CniError::new(code::INVALID_CONFIG, "network configuration has no cniVersion"));
         }
@@ -54,12 +55,12 @@ impl NetConf {
                 format!("incompatible CNI versions: config is {cni_version:?}, plugin supports {:?}", version::SUPPORTED),
             ));
         }
-        let name = raw.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = gojson::get(&raw, "name").and_then(Value::as_str).unwrap_or("").to_string();
         if !name.is_empty() {
             Name::network(&name).map_err(|e| CniError::new(code::INVALID_CONFIG, e.to_string()))?;
         }
-        let plugin_type = raw.get("type").and_then(Value::as_str).unwrap_or("").to_string();
-        let prev_result = match raw.get("prevResult") {
+        let plugin_type = gojson::get(&raw, "type").and_then(Value::as_str).unwrap_or("").to_string();
+        let prev_result = match gojson::get(&raw, "prevResult") {
             None | Some(Value::Null) => None,
             Some(v) => Some(CniResult::from_json(v).map_err(|e| CniError::new(code::DECODE, format!("failed to parse prevResult: {e}")))?),
         };
@@ -67,10 +68,10 @@ impl NetConf {
         for i in prev_result.iter().flat_map(|r| r.interfaces.iter()) {
             Name::interface(&i.name).map_err(|e| CniError::new(code::INVALID_CONFIG, format!("prevResult: {e}")))?;
         }
-        let valid_attachments: Option<Vec<Attachment>> = match raw.get("cni.dev/valid-attachments") {
+        let valid_attachments: Option<Vec<Attachment>> = match gojson::get(&raw, "cni.dev/valid-attachments") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
-                serde_json::from_value(v.clone())
+                gojson::decode(v.clone())
                     .map_err(|e| CniError::new(code::DECODE, format!("failed to parse cni.dev/valid-attachments: {e}")))?,
             ),
         };
@@ -82,10 +83,21 @@ impl NetConf {
         Ok(Self { cni_version, name, plugin_type, prev_result, valid_attachments, raw })
     }
 
-    /// Deserialises the plugin-specific view of the config; errors are code 7.
+    /// Deserialises the plugin-specific view of the config, keys matched as Go matches
+    /// them ([`gojson`]); errors are code 7.
     pub fn plugin<T: serde::de::DeserializeOwned>(&self) -> Result<T, CniError> {
-        serde_json::from_value(self.raw.clone())
+        gojson::decode(self.raw.clone())
             .map_err(|e| CniError::new(code::INVALID_CONFIG, format!("invalid {} configuration: {e}", self.plugin_type)))
+    }
+
+    /// A top-level key of the config, matched as Go matches keys.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        gojson::get(&self.raw, key)
+    }
+
+    /// A JSON pointer into the config (`/runtimeConfig/mac`), matched as Go matches keys.
+    pub fn pointer(&self, path: &str) -> Option<&Value> {
+        gojson::pointer(&self.raw, path)
     }
 
     /// The network name, required by plugins that keep state per network.

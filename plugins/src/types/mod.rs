@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod error;
+pub mod gojson;
 pub mod result;
 pub mod version;
 

@@ -107,7 +107,7 @@ impl CniResult {
 
     /// Reads a result in any supported version (the `version` field is ignored).
     pub fn from_json(v: &serde_json::Value) -> Result<Self, serde_json::Error> {
-        serde_json::from_value(v.clone())
+        super::gojson::decode(v.clone())
     }
 
     /// Addresses that belong to a container interface (or to no interface in particular).
