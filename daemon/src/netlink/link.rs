@@ -35,6 +35,8 @@ pub struct Link {
     pub tx_queue_len: u32,
     /// IFLA_IFALIAS, if set.
     pub alias: Option<String>,
+    /// IFLA_LINK: for a veth, its peer's index (in the peer's netns).
+    pub peer: Option<u32>,
 }
 
 impl Link {
@@ -51,6 +53,7 @@ impl Link {
             allmulti: msg.header.flags.contains(LinkFlags::Allmulti),
             tx_queue_len: 0,
             alias: None,
+            peer: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -58,6 +61,7 @@ impl Link {
                 LinkAttribute::Address(a) => link.mac = format_mac(a),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::Controller(m) => link.master = Some(*m),
+                LinkAttribute::Link(p) => link.peer = Some(*p),
                 LinkAttribute::TxQueueLen(q) => link.tx_queue_len = *q,
                 LinkAttribute::IfAlias(a) if !a.is_empty() => link.alias = Some(a.clone()),
                 LinkAttribute::LinkInfo(infos) => {
@@ -281,6 +285,17 @@ impl Socket {
         let mut msg = msg_for(index);
         msg.attributes.push(LinkAttribute::NetNsFd(netns_fd));
         self.change("move link to netns", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
+    /// Creates an ifb link `name` (a queue that traffic redirected to it passes), up.
+    pub fn create_ifb(&mut self, name: &str, mtu: u32) -> Result<(), NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.flags = LinkFlags::Up;
+        msg.header.change_mask = LinkFlags::Up;
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Ifb)]));
+        self.change("create ifb", name, RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Creates a dummy link `name`, born in the netns `netns_fd` when given.

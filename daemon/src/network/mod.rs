@@ -1,6 +1,7 @@
 //! Network drivers: the bridge (docker0-style networks), links on a master (macvlan,
 //! ipvlan, VLAN), dummy and tap links, host devices.
 
+pub mod bandwidth;
 pub mod bridge;
 pub mod child;
 pub mod driver;

@@ -1,5 +1,6 @@
 //! The plugins: each a [`crate::skel::Plugin`] over the netd engine.
 
+pub mod bandwidth;
 pub mod bridge;
 pub mod dhcp;
 pub mod dummy;

@@ -1,0 +1,5 @@
+//! The `bandwidth` CNI plugin.
+
+fn main() {
+    berth_cni::skel::run(&berth_cni::plugin::bandwidth::Bandwidth)
+}
