@@ -36,6 +36,13 @@ impl NetNs {
         &self.path
     }
 
+    /// Takes an exclusive `flock` on the namespace file, held until this handle drops:
+    /// plugins that read then change a namespace's routing (sbr) serialise on it, as
+    /// the reference plugins do on the same path.
+    pub fn lock(&self) -> Result<()> {
+        crate::state::flock_open(&self.file, &self.path, libc::LOCK_EX)
+    }
+
     /// The file descriptor, e.g. for `IFLA_NET_NS_FD`.
     pub fn fd(&self) -> RawFd {
         self.file.as_raw_fd()

@@ -63,12 +63,19 @@ fn flock_path(path: &Path, op: libc::c_int) -> Result<fs::File> {
         private_dir(dir)?;
     }
     let f = open_lock(path)?;
+    flock_open(&f, path, op)?;
+    Ok(f)
+}
+
+/// Flocks an already open file (`op` is LOCK_EX or LOCK_SH), waiting as [`lock_file`]
+/// does; the lock lasts as long as that open file.
+pub(crate) fn flock_open(f: &fs::File, path: &Path, op: libc::c_int) -> Result<()> {
     let deadline = Instant::now() + lock_timeout();
     let mut pause = Duration::from_micros(200);
     loop {
         // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), op | libc::LOCK_NB) } == 0 {
-            return Ok(f);
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(f), op | libc::LOCK_NB) } == 0 {
+            return Ok(());
         }
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) && err.kind() != std::io::ErrorKind::Interrupted {

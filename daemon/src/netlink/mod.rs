@@ -1,12 +1,14 @@
-//! The only code that builds netlink messages: links, addresses, routes.
+//! The only code that builds netlink messages: links, addresses, routes, rules, qdiscs.
 
 mod addr;
 mod link;
 mod route;
+mod rule;
 mod socket;
 pub mod tc;
 
 pub use link::{fill_random, format_mac, random_hex, random_mac, ChildKind, ChildRequest, Link, VethRequest};
-pub use route::Route;
+pub use route::{KernelRoute, Route};
+pub use rule::{rule_request, Rule};
 pub(crate) use socket::exchange;
 pub use socket::Socket;

@@ -58,7 +58,17 @@ fn route_msg(r: &Route) -> RouteMessage {
 impl Socket {
     /// Adds a route; an identical route already present is success.
     pub fn add_route(&mut self, r: &Route) -> Result<(), NetlinkError> {
-        match self.change("add route", &r.dst.to_string(), RouteNetlinkMessage::NewRoute(route_msg(r)), NLM_F_CREATE | NLM_F_EXCL) {
+        self.add_route_in(r, u32::from(RouteHeader::RT_TABLE_MAIN))
+    }
+
+    /// Adds a route to `table`; an identical route already present is success.
+    pub fn add_route_in(&mut self, r: &Route, table: u32) -> Result<(), NetlinkError> {
+        let mut msg = route_msg(r);
+        if table != u32::from(RouteHeader::RT_TABLE_MAIN) {
+            msg.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+            msg.attributes.push(RouteAttribute::Table(table));
+        }
+        match self.change("add route", &r.dst.to_string(), RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL) {
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
             res => res,
         }
@@ -128,5 +138,116 @@ fn addr(a: &RouteAddress) -> Option<IpAddr> {
         RouteAddress::Inet(v4) => Some((*v4).into()),
         RouteAddress::Inet6(v6) => Some((*v6).into()),
         _ => None,
+    }
+}
+
+/// A route as the kernel lists it, in any table, kept whole so it can be copied into
+/// another table or deleted exactly (source-based routing moves an interface's routes,
+/// kernel-made ones included, into a table of their own).
+#[derive(Debug, Clone)]
+pub struct KernelRoute {
+    msg: RouteMessage,
+}
+
+impl KernelRoute {
+    /// The table it is in.
+    pub fn table(&self) -> u32 {
+        self.msg
+            .attributes
+            .iter()
+            .find_map(|a| if let RouteAttribute::Table(t) = a { Some(*t) } else { None })
+            .unwrap_or(u32::from(self.msg.header.table))
+    }
+
+    /// Its output interface, if it names one.
+    pub fn oif(&self) -> Option<u32> {
+        self.msg.attributes.iter().find_map(|a| if let RouteAttribute::Oif(o) = a { Some(*o) } else { None })
+    }
+
+    /// Its gateway, if any.
+    pub fn gw(&self) -> Option<IpAddr> {
+        self.msg.attributes.iter().find_map(|a| if let RouteAttribute::Gateway(g) = a { addr(g) } else { None })
+    }
+
+    /// Its preferred source (`src` in `ip route`), if any.
+    pub fn src(&self) -> Option<IpAddr> {
+        self.msg.attributes.iter().find_map(|a| if let RouteAttribute::PrefSource(s) = a { addr(s) } else { None })
+    }
+
+    /// Whether it is an IPv6 route.
+    pub fn is_v6(&self) -> bool {
+        self.msg.header.address_family == AddressFamily::Inet6
+    }
+
+    /// The same route in `table`: what identifies and shapes it, without the kernel's
+    /// bookkeeping (cache info, next-hop flags such as linkdown, which a new route may
+    /// not carry).
+    fn in_table(&self, table: u32) -> RouteMessage {
+        let mut msg = RouteMessage::default();
+        msg.header = self.msg.header.clone();
+        msg.header.flags = Default::default();
+        msg.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+        msg.attributes = self
+            .msg
+            .attributes
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    RouteAttribute::Destination(_)
+                        | RouteAttribute::Source(_)
+                        | RouteAttribute::Gateway(_)
+                        | RouteAttribute::PrefSource(_)
+                        | RouteAttribute::Oif(_)
+                        | RouteAttribute::Priority(_)
+                        | RouteAttribute::Metrics(_)
+                        | RouteAttribute::Preference(_)
+                        | RouteAttribute::MultiPath(_)
+                )
+            })
+            .cloned()
+            .collect();
+        msg.attributes.push(RouteAttribute::Table(table));
+        msg
+    }
+
+    fn describe(&self) -> String {
+        let dst = self.msg.attributes.iter().find_map(|a| if let RouteAttribute::Destination(d) = a { addr(d) } else { None });
+        match dst {
+            Some(d) => format!("{d}/{} table {}", self.msg.header.destination_prefix_length, self.table()),
+            None => format!("default table {}", self.table()),
+        }
+    }
+}
+
+impl Socket {
+    /// Every route of every table, both families (local and broadcast routes included).
+    pub fn all_routes(&mut self) -> Result<Vec<KernelRoute>, NetlinkError> {
+        let mut out = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut req = RouteMessage::default();
+            req.header.address_family = family;
+            for m in self.dump("list routes", RouteNetlinkMessage::GetRoute(req))? {
+                if let RouteNetlinkMessage::NewRoute(msg) = m {
+                    out.push(KernelRoute { msg });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds `route` to `table`, replacing one with the same key there.
+    pub fn replace_route_in(&mut self, route: &KernelRoute, table: u32) -> Result<(), NetlinkError> {
+        let msg = RouteNetlinkMessage::NewRoute(route.in_table(table));
+        self.change("copy route", &route.describe(), msg, NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE)
+    }
+
+    /// Deletes a listed route; one already gone is success.
+    pub fn del_kernel_route(&mut self, route: &KernelRoute) -> Result<(), NetlinkError> {
+        let msg = RouteNetlinkMessage::DelRoute(route.in_table(route.table()));
+        match self.change("delete route", &route.describe(), msg, 0) {
+            Err(e) if e.errno() == Some(libc::ESRCH) => Ok(()),
+            res => res,
+        }
     }
 }

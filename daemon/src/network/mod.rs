@@ -11,6 +11,7 @@ pub mod host_device;
 pub mod ipvlan;
 pub mod macvlan;
 pub mod ptp;
+pub mod sbr;
 pub mod shared;
 pub mod tap;
 pub mod vlan;

@@ -13,6 +13,7 @@ pub mod macvlan;
 pub mod one_link;
 pub mod portmap;
 pub mod ptp;
+pub mod sbr;
 pub mod static_ipam;
 pub mod tap;
 pub mod tuning;
