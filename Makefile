@@ -16,7 +16,7 @@ CARGO       ?= cargo
 
 OUT      ?= target/$(PROFILE)
 BINS     := berth netd
-PLUGINS  := bridge host-local portmap firewall tuning loopback static macvlan host-device tap dummy ipvlan vlan ptp dhcp bandwidth sbr
+PLUGINS  := bridge host-local portmap firewall tuning loopback static macvlan host-device tap dummy ipvlan vlan ptp dhcp bandwidth sbr vrf
 CONFLIST := 87-berth.conflist
 # What `install` put in the CNI config directory, so `uninstall` removes only that.
 MARKER   := $(DESTDIR)$(PREFIX)/share/berth/installed-conflist

@@ -60,6 +60,11 @@ pub trait Plugin {
     fn status(&self, _args: &Args, _conf: &NetConf) -> Result<(), CniError> {
         Ok(())
     }
+    /// The oldest spec version the plugin speaks (VERSION lists from there; an older
+    /// config is refused with code 1, as the reference's).
+    fn oldest(&self) -> &'static str {
+        version::SUPPORTED[0]
+    }
 }
 
 fn env_err(msg: String) -> CniError {
@@ -131,7 +136,7 @@ pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u
         Err(e) => return fail(e),
     };
     if args.command == Command::Version {
-        return (version::version_info().to_string(), 0);
+        return (version::version_info(plugin.oldest()).to_string(), 0);
     }
     let conf = match NetConf::parse(&args.stdin) {
         Ok(c) => c,
@@ -140,7 +145,7 @@ pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u
     let min = match args.command {
         Command::Check => "0.4.0",
         Command::Gc | Command::Status => "1.1.0",
-        _ => "0.0.0",
+        _ => plugin.oldest(),
     };
     if !version::at_least(&conf.cni_version, min) {
         return fail(CniError::new(

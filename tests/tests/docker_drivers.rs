@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use berth_tests::harness::berth::{berth, import_busybox, inspect};
 use berth_tests::harness::netd::{Netd, SOCK};
-use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for, Netns};
+use berth_tests::harness::{curl, isolated, kernel_has, sh, try_sh, wait_for, Netns};
 
 fn lan() -> Netns {
     let peer = Netns::new("lanpeer");
@@ -30,15 +30,6 @@ fn ip_of(name: &str) -> String {
 
 fn held(net: &str) -> usize {
     sh(&format!("ls /var/lib/berth/ipam/{net} 2>/dev/null | grep -c '^192' || true")).trim().parse().unwrap_or(0)
-}
-
-fn kernel_has(kind: &str, test: &str) -> bool {
-    let args = if kind == "vlan" { "link lan0 name probe0 type vlan id 9" } else { "name probe0 type dummy" };
-    let (ok, why) = try_sh(&format!("ip link add {args} && ip link del probe0"));
-    if !ok {
-        println!("SKIP {test}: kernel lacks {kind} ({})", why.trim());
-    }
-    ok
 }
 
 #[test]
@@ -138,7 +129,7 @@ fn parents_and_kinds_this_kernel_lacks_are_refused_cleanly() {
         let name = "parents_and_kinds_this_kernel_lacks_are_refused_cleanly";
         let create = |args: &[&str]| berth(&[&["network", "create"], args].concat());
         // parent=lan0.10: Docker makes the 802.1Q link, and removes it with the network.
-        if kernel_has("vlan", name) {
+        if kernel_has("vlan", "link lan0 type vlan id 9", name) {
             create(&["-d", "macvlan", "-o", "parent=lan0.10", "--subnet", "192.0.2.0/24", "v10"]).ok();
             assert!(sh("ip -d link show lan0.10").contains("vlan protocol 802.1Q id 10"));
             berth(&["network", "rm", "v10"]).ok();
@@ -150,7 +141,7 @@ fn parents_and_kinds_this_kernel_lacks_are_refused_cleanly() {
             assert!(!std::path::Path::new("/var/lib/berth/networks/v10.conflist").exists());
         }
         // No parent: an internal network on a dummy parent of its own.
-        if kernel_has("dummy", name) {
+        if kernel_has("dummy", "type dummy", name) {
             create(&["-d", "macvlan", "--subnet", "198.51.100.0/24", "alone"]).ok();
             let v: Value = serde_json::from_str(&berth(&["network", "inspect", "alone"]).ok()).unwrap();
             assert_eq!(v[0]["Internal"], true);

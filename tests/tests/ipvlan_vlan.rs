@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use berth_tests::harness::{isolated, sh, try_sh, Cni, Netns};
+use berth_tests::harness::{isolated, kernel_has, sh, Cni, Netns};
 
 fn lan() -> Netns {
     let peer = Netns::new("lanpeer");
@@ -28,16 +28,6 @@ fn held() -> usize {
 /// Links other than lo and lan0 in the host netns, and other than lo in `c`.
 fn links_left(c: &Netns) -> (String, String) {
     (sh("ip -o link show | grep -v -e ' lo:' -e ' lan0@' || true"), c.sh("ip -o link show | grep -v ' lo:' || true"))
-}
-
-/// Whether the kernel makes `kind` links on lan0 (`args` after `type KIND`); prints the
-/// SKIP line for `test` if not.
-fn kernel_has(kind: &str, args: &str, test: &str) -> bool {
-    let (ok, why) = try_sh(&format!("ip link add link lan0 name probe0 type {kind} {args} && ip link del probe0"));
-    if !ok {
-        println!("SKIP {test}: kernel lacks {kind} ({})", why.trim());
-    }
-    ok
 }
 
 /// On a kernel without the kind: ADD is refused with code 50 naming it, and nothing stays.
@@ -66,7 +56,7 @@ fn ipvlan_puts_containers_on_the_lan() {
     isolated(|| {
         let peer = lan();
         peer.sh("ip addr add 192.0.2.2/24 dev eth0");
-        if !kernel_has("ipvlan", "mode l2", "ipvlan_puts_containers_on_the_lan") {
+        if !kernel_has("ipvlan", "link lan0 type ipvlan mode l2", "ipvlan_puts_containers_on_the_lan") {
             return refused_cleanly("ipvlan", "ipvlan", &ipvlan_conf("l2"));
         }
         let cni = Cni::default();
@@ -90,7 +80,7 @@ fn ipvlan_puts_containers_on_the_lan() {
 fn vlan_tags_a_containers_frames_with_its_vid() {
     isolated(|| {
         let peer = lan();
-        if !kernel_has("vlan", "id 10", "vlan_tags_a_containers_frames_with_its_vid") {
+        if !kernel_has("vlan", "link lan0 type vlan id 10", "vlan_tags_a_containers_frames_with_its_vid") {
             return refused_cleanly("vlan", "vlan", &vlan_conf(10));
         }
         peer.sh("ip link add link eth0 name eth0.10 type vlan id 10 && ip addr add 192.0.2.2/24 dev eth0.10 && ip link set eth0.10 up");

@@ -15,4 +15,5 @@ pub mod sbr;
 pub mod shared;
 pub mod tap;
 pub mod vlan;
+pub mod vrf;
 pub mod wire;

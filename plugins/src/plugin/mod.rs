@@ -18,3 +18,4 @@ pub mod static_ipam;
 pub mod tap;
 pub mod tuning;
 pub mod vlan;
+pub mod vrf;

@@ -26,7 +26,8 @@ pub fn has_ip_version_field(v: &str) -> bool {
     !at_least(v, "1.0.0")
 }
 
-/// The VERSION command's answer.
-pub fn version_info() -> serde_json::Value {
-    serde_json::json!({ "cniVersion": LATEST, "supportedVersions": SUPPORTED })
+/// The VERSION command's answer for a plugin speaking `oldest` and later.
+pub fn version_info(oldest: &str) -> serde_json::Value {
+    let supported: Vec<&str> = SUPPORTED.iter().copied().filter(|v| at_least(v, oldest)).collect();
+    serde_json::json!({ "cniVersion": LATEST, "supportedVersions": supported })
 }

@@ -13,6 +13,6 @@ pub mod plugin;
 pub mod podman;
 
 pub use isolate::{isolated, isolated_main};
-pub use netns::{curl, sh, try_sh, wait_for, web_server, Netns, Proc};
+pub use netns::{curl, kernel_has, sh, try_sh, wait_for, web_server, Netns, Proc};
 pub use peer::OtherHost;
 pub use plugin::{bin_dir, Cni, Outcome};

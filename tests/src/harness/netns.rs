@@ -24,6 +24,18 @@ pub fn try_sh(cmd: &str) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// Whether this kernel makes `kind` links: `ip link add probe0 SPEC` (SPEC holding `type
+/// KIND ...`, and `link IF` where the kind needs a master) in the calling netns, removed
+/// again. If not, prints `SKIP test: kernel lacks kind (why)`, the line CI's log shows
+/// for every test that cannot run here.
+pub fn kernel_has(kind: &str, spec: &str, test: &str) -> bool {
+    let (ok, why) = try_sh(&format!("ip link add probe0 {spec} && ip link del probe0"));
+    if !ok {
+        println!("SKIP {test}: kernel lacks {kind} ({})", why.trim());
+    }
+    ok
+}
+
 /// A named netns under /run/netns (a test's "container").
 #[derive(Debug, Clone)]
 pub struct Netns {
