@@ -22,5 +22,6 @@ pub mod network;
 pub mod portmap;
 pub mod proc;
 pub mod reconcile;
+pub mod records;
 pub mod state;
 pub mod tuning;

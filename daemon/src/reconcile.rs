@@ -6,26 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::firewall::{self, Backend, FilterRules, NetworkRules, PortRules};
-use crate::state::StateDir;
-
-/// Record directories of network rules (the endpoint registry, and the per-front-end
-/// directories of earlier versions) and of published ports.
-const NETWORK_DIRS: &[&str] = &[crate::network::shared::DIR, "cni-bridge", "endpoint-network"];
-const PORT_DIRS: &[&str] = &["cni-portmap", "endpoint-ports"];
-/// Records of the CNI `firewall` plugin's attachments.
-const FILTER_DIR: &str = "cni-firewall";
-
-/// The lock that keeps reconcile from comparing records with rules while an attachment is
-/// between writing its record and installing its rules (it would install them too, and
-/// the attachment then a second copy).
-const CHANGING: &str = "records.lock";
-
-/// Held (shared) while an attachment's records and rules change: by every attach and
-/// detach of the runtime, the daemon and the plugins. Reconcile holds it exclusively.
-pub fn changing(run_dir: &Path) -> Result<std::fs::File> {
-    crate::state::lock_shared(&run_dir.join(CHANGING))
-}
+use crate::firewall::{self, Backend, FilterRules, MasqRules, NetworkRules, PortRules};
+use crate::records::{self, Record};
 
 /// What a reconcile pass repaired.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -36,16 +18,27 @@ pub struct Repaired {
     pub ports: usize,
     /// `firewall` plugin attachments whose rules were re-installed.
     pub filters: usize,
+    /// ptp `ipMasq` attachments whose rules were re-installed.
+    pub masqs: usize,
+}
+
+/// Every recorded rule of one backend (and mark bit).
+#[derive(Default)]
+struct Recorded {
+    networks: Vec<NetworkRules>,
+    ports: Vec<PortRules>,
+    filters: Vec<FilterRules>,
+    masqs: Vec<MasqRules>,
 }
 
 /// Every recorded network rule set and publication, grouped by the backend (and mark
 /// bit) that installed them.
-type ByBackend = BTreeMap<(Backend, u8), (Vec<NetworkRules>, Vec<PortRules>, Vec<FilterRules>)>;
+type ByBackend = BTreeMap<(Backend, u8), Recorded>;
 
 fn records(run_dir: &Path) -> ByBackend {
     let mut networks: BTreeMap<String, NetworkRules> = BTreeMap::new();
-    for d in NETWORK_DIRS {
-        let Ok(dir) = StateDir::open(run_dir.join(d)) else { continue };
+    for d in Record::NETWORK_RULES {
+        let Ok(dir) = d.open(run_dir) else { continue };
         for k in dir.keys() {
             for n in dir.load::<Vec<NetworkRules>>(&k).unwrap_or_default() {
                 networks.insert(format!("{}|{}|{}|{}", n.backend, n.network, n.subnet, n.bridge), n);
@@ -54,16 +47,21 @@ fn records(run_dir: &Path) -> ByBackend {
     }
     let mut out = ByBackend::new();
     for n in networks.into_values() {
-        out.entry((n.backend, firewall::DEFAULT_MARK_BIT)).or_default().0.push(n);
+        out.entry((n.backend, firewall::DEFAULT_MARK_BIT)).or_default().networks.push(n);
     }
-    for dir in PORT_DIRS.iter().filter_map(|d| StateDir::open(run_dir.join(d)).ok()) {
+    for dir in Record::PORT_RULES.iter().filter_map(|d| d.open(run_dir).ok()) {
         for p in dir.keys().into_iter().filter_map(|k| dir.load::<PortRules>(&k)) {
-            out.entry((p.backend, p.mark_bit)).or_default().1.push(p);
+            out.entry((p.backend, p.mark_bit)).or_default().ports.push(p);
         }
     }
-    if let Ok(dir) = StateDir::open(run_dir.join(FILTER_DIR)) {
+    if let Ok(dir) = Record::CniFirewall.open(run_dir) {
         for f in dir.keys().into_iter().filter_map(|k| dir.load::<FilterRules>(&k)) {
-            out.entry((f.backend, firewall::DEFAULT_MARK_BIT)).or_default().2.push(f);
+            out.entry((f.backend, firewall::DEFAULT_MARK_BIT)).or_default().filters.push(f);
+        }
+    }
+    if let Ok(dir) = Record::CniMasq.open(run_dir) {
+        for m in dir.keys().into_iter().filter_map(|k| dir.load::<MasqRules>(&k)) {
+            out.entry((m.backend, firewall::DEFAULT_MARK_BIT)).or_default().masqs.push(m);
         }
     }
     out
@@ -73,10 +71,10 @@ fn records(run_dir: &Path) -> ByBackend {
 /// and re-installs what is missing; removes everything of a backend no record uses any
 /// more (after a switch from iptables to nftables, or back). Records are not changed.
 pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
-    let _quiet = crate::state::lock_file(&run_dir.join(CHANGING))?;
+    let _quiet = records::quiet(run_dir)?;
     let mut done = Repaired::default();
     let groups = records(run_dir);
-    for ((backend, mark_bit), (networks, ports, filters)) in &groups {
+    for ((backend, mark_bit), Recorded { networks, ports, filters, masqs }) in &groups {
         let fw = firewall::open(*backend, run_dir, *mark_bit);
         // The base rules first: the 127.0.0.0/8 drop comes back even if every check
         // below passes (a raw-table flush leaves the nat and filter rules alone).
@@ -97,6 +95,13 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
                 fw.remove_filter(f, false)?;
                 fw.add_filter(f)?;
                 done.filters += 1;
+            }
+        }
+        for m in masqs {
+            if fw.check_masq(m).is_err() {
+                fw.remove_masq(m)?;
+                fw.add_masq(m)?;
+                done.masqs += 1;
             }
         }
     }
@@ -166,7 +171,7 @@ pub fn links(run_dir: &Path) -> Result<usize> {
 /// change events, so the watcher reads these few files every tick.
 pub fn sysctls(run_dir: &Path) -> Result<usize> {
     let mut fixed = 0;
-    for e in std::fs::read_dir(run_dir.join("route-localnet")).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(Record::RouteLocalnet.path(run_dir)).into_iter().flatten().flatten() {
         let iface = e.file_name().to_string_lossy().to_string();
         let held = std::fs::read_dir(e.path()).map(|mut d| d.next().is_some()).unwrap_or(false);
         let key = format!("/proc/sys/net/ipv4/conf/{iface}/route_localnet");
@@ -185,11 +190,7 @@ pub fn sysctls(run_dir: &Path) -> Result<usize> {
 
 /// Whether berth has records of anything installed under `run_dir`.
 fn has_records(run_dir: &Path) -> bool {
-    NETWORK_DIRS
-        .iter()
-        .chain(PORT_DIRS)
-        .chain(&[FILTER_DIR])
-        .any(|d| StateDir::open(run_dir.join(d)).map(|s| !s.keys().is_empty()).unwrap_or(false))
+    records::any_firewall(run_dir)
 }
 
 /// Keeps the firewall and sysctls true to the records: every `tick` it reads the sysctls

@@ -115,19 +115,11 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(serve(&cli))?;
         }
         Command::Cleanup => {
-            // Records first: a running netd's watcher then has nothing to restore.
-            let (registry, links, aliases) = (netd::network::shared::DIR, netd::network::wire::LINKS, netd::network::endpoint::ALIASES);
-            for dir in
-                ["cni-portmap", "endpoint-ports", registry, links, aliases, "endpoint-network", "cni-bridge", "ports", "route-localnet"]
-            {
-                let p = cli.run_root.join(dir);
-                match std::fs::remove_dir_all(&p) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(e).with_context(|| format!("removing {}", p.display()))
-                    }
-                    _ => {}
-                }
-            }
+            // What records stand for outside the firewall (bandwidth's ifbs) goes while
+            // they can still be read; then the records, so a running netd's watcher has
+            // nothing to restore; then the rules.
+            let ifbs = netd::network::bandwidth::remove_recorded(&cli.run_root).context("removing bandwidth's ifbs")?;
+            netd::records::remove_all(&cli.run_root).context("removing records")?;
             let _ = std::fs::remove_file(cli.run_root.join("firewall-auto"));
             for backend in [netd::firewall::Backend::Iptables, netd::firewall::Backend::Nftables] {
                 if backend == netd::firewall::Backend::Nftables && !netd::firewall::Nftables::available() {
@@ -139,8 +131,9 @@ fn main() -> anyhow::Result<()> {
             let bridges = netd::network::bridge::remove_created(&cli.run_root).context("removing bridges")?;
             let sysctls = netd::sysctl::restore_all(&cli.run_root).context("restoring sysctls")?;
             println!(
-                "removed berth's firewall rules, {} bridge(s) it made and its records under {}; restored {} sysctl(s)",
+                "removed berth's firewall rules, {} bridge(s) and {} ifb(s) it made and its records under {}; restored {} sysctl(s)",
                 bridges.len(),
+                ifbs,
                 cli.run_root.display(),
                 sysctls.len()
             );
@@ -148,8 +141,8 @@ fn main() -> anyhow::Result<()> {
         Command::Reconcile => {
             let r = netd::reconcile::reconcile(&cli.run_root).context("reconciling firewall rules")?;
             println!(
-                "re-installed the rules of {} network(s) and {} firewall-plugin attachment(s); rebuilt the rules of {} port publication(s)",
-                r.networks, r.filters, r.ports
+                "re-installed the rules of {} network(s), {} firewall-plugin and {} ipMasq attachment(s); rebuilt the rules of {} port publication(s)",
+                r.networks, r.filters, r.masqs, r.ports
             );
         }
     }

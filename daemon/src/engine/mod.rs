@@ -174,7 +174,7 @@ impl Engine {
 
     /// The endpoint registry's directory: its mtime moves with every attach and detach.
     pub fn registry_dir(&self) -> PathBuf {
-        self.paths.run.join(shared::DIR)
+        crate::records::Record::Endpoints.path(&self.paths.run)
     }
 
     /// Frees everything container `id` held, for a container known to be dead (its

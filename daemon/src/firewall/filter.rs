@@ -27,7 +27,7 @@ impl Filters {
     /// `nftables`).
     pub fn open(run_dir: &Path, kind: &str) -> Result<Self> {
         Ok(Self {
-            state: StateDir::open(run_dir.join("cni-firewall"))?,
+            state: crate::records::Record::CniFirewall.open(run_dir)?,
             lock: run_dir.join("cni-firewall.lock"),
             run_dir: run_dir.to_path_buf(),
             fw: firewall::select(kind, run_dir, firewall::DEFAULT_MARK_BIT)?,

@@ -27,7 +27,7 @@ impl Masqs {
     /// Opens the records under `run_dir` with backend `kind` (`auto`, `iptables`, `nftables`).
     pub fn open(run_dir: &Path, kind: &str) -> Result<Self> {
         Ok(Self {
-            state: StateDir::open(run_dir.join("cni-masq"))?,
+            state: crate::records::Record::CniMasq.open(run_dir)?,
             lock: run_dir.join("cni-masq.lock"),
             run_dir: run_dir.to_path_buf(),
             fw: firewall::select(kind, run_dir, firewall::DEFAULT_MARK_BIT)?,

@@ -3,13 +3,44 @@
 //! host end; egress (from the container) is redirected from the host end's `ingress`
 //! qdisc by a match-all u32 filter to an ifb named for the attachment (`bwp` + 12 hex of
 //! sha512(network + container ID)), whose root tbf shapes it. DEL deletes the ifb (the
-//! host end's qdiscs go with the veth).
+//! host end's qdiscs go with the veth). Each ifb is recorded (under the run directory)
+//! before it is made, so GC and `netd cleanup` find those whose DEL never came.
 
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
 use crate::error::{Error, Result};
 use crate::netlink::tc::{Psched, Tbf};
 use crate::netlink::{Link, Socket};
+use crate::records::Record;
+use crate::state::file_key;
+
+/// The record of an attachment's ifb.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shaped {
+    /// Network name.
+    pub network: String,
+    /// Container ID.
+    pub container_id: String,
+    /// Interface in the container.
+    pub ifname: String,
+    /// The ifb's name.
+    pub ifb: String,
+}
+
+impl Shaped {
+    /// The attachment's record (with the ifb name the reference would give it).
+    pub fn new(network: &str, container_id: &str, ifname: &str) -> Self {
+        Self { network: network.into(), container_id: container_id.into(), ifname: ifname.into(), ifb: ifb_name(network, container_id) }
+    }
+
+    /// Its record key.
+    pub fn key(&self) -> String {
+        file_key(&[&self.network, &self.container_id, &self.ifname])
+    }
+}
 
 /// One direction's limit, in bits per second and bits of burst.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,14 +79,17 @@ pub fn ifb_name(network: &str, container_id: &str) -> String {
 }
 
 /// Shapes `host` (the host end of the container's veth): `ingress` into the container,
-/// `egress` out of it through `ifb`. Returns the ifb when one was made. On failure
-/// nothing of it stays.
-pub fn apply(host: &Link, ingress: Option<Limit>, egress: Option<Limit>, ifb: &str) -> Result<Option<Link>> {
+/// `egress` out of it through the attachment's ifb, recorded under `run` first. Returns
+/// the ifb when one was made. On failure nothing of it stays.
+pub fn apply(run: &Path, host: &Link, ingress: Option<Limit>, egress: Option<Limit>, att: &Shaped) -> Result<Option<Link>> {
+    let ifb = att.ifb.as_str();
     let mut sock = Socket::open()?;
     if let Some(l) = ingress {
         sock.add_tbf(host.index, &l.tbf())?;
     }
     let Some(l) = egress else { return Ok(None) };
+    let records = Record::CniBandwidth.open(run)?;
+    records.save(&att.key(), att)?;
     let made = (|| {
         sock.create_ifb(ifb, host.mtu)?;
         let link = sock.link_by_name(ifb)?.ok_or_else(|| Error::LinkExists(ifb.to_string()))?;
@@ -66,12 +100,41 @@ pub fn apply(host: &Link, ingress: Option<Limit>, egress: Option<Limit>, ifb: &s
     })();
     if made.is_err() {
         let _ = remove(ifb);
+        let _ = records.remove(&att.key());
     }
     made.map(Some)
 }
 
-/// Deletes the attachment's ifb; one already gone is fine.
-pub fn remove(ifb: &str) -> Result<()> {
+/// Deletes the attachment's ifb and its record; either already gone is fine.
+pub fn detach(run: &Path, att: &Shaped) -> Result<()> {
+    remove(&att.ifb)?;
+    Record::CniBandwidth.open(run)?.remove(&att.key())
+}
+
+/// Deletes the ifb and record of every attachment of `network` whose key is not in
+/// `valid` (GC).
+pub fn gc(run: &Path, network: &str, valid: &[String]) -> Result<()> {
+    let records = Record::CniBandwidth.open(run)?;
+    for k in records.keys().into_iter().filter(|k| !valid.contains(k)) {
+        if let Some(att) = records.load::<Shaped>(&k).filter(|a| a.network == network) {
+            detach(run, &att)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every recorded ifb (`netd cleanup`); returns how many were there.
+pub fn remove_recorded(run: &Path) -> Result<usize> {
+    let records = Record::CniBandwidth.open(run)?;
+    let mut n = 0;
+    for att in records.keys().into_iter().filter_map(|k| records.load::<Shaped>(&k)) {
+        n += usize::from(Socket::open()?.link_by_name(&att.ifb)?.is_some());
+        detach(run, &att)?;
+    }
+    Ok(n)
+}
+
+fn remove(ifb: &str) -> Result<()> {
     let mut sock = Socket::open()?;
     if let Some(l) = sock.link_by_name(ifb)?.filter(|l| l.kind.as_deref() == Some("ifb")) {
         sock.delete_link(l.index)?;

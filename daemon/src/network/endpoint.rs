@@ -19,6 +19,7 @@ pub use crate::network::driver::Driver;
 use crate::network::shared;
 use crate::network::wire::{self, Wiring};
 use crate::portmap::{Claims, PortMapping, Publisher};
+use crate::records::Record;
 use crate::state::StateDir;
 
 /// A bridge network: what `docker0`/172.17.0.0/16 is for the default `bridge` network.
@@ -132,21 +133,18 @@ impl Paths {
 
     /// Network-scoped aliases per attachment (`--network-alias`, connect's `--alias`).
     pub fn aliases(&self) -> Result<StateDir> {
-        StateDir::open(self.run.join(ALIASES))
+        Record::Aliases.open(&self.run)
     }
 
     /// The port publisher of the runtime's attachments.
     pub fn publisher(&self) -> Result<Publisher> {
         Ok(Publisher {
-            state: StateDir::open(self.run.join("endpoint-ports"))?,
-            claims: Claims::open(self.run.join("ports"))?,
+            state: Record::EndpointPorts.open(&self.run)?,
+            claims: Claims::open(Record::PortClaims.path(&self.run))?,
             fw: firewall::select("auto", &self.run, firewall::DEFAULT_MARK_BIT)?,
         })
     }
 }
-
-/// Directory of alias records under the run root, keyed like the endpoint registry.
-pub const ALIASES: &str = "endpoint-aliases";
 
 /// What an attach asks for besides the network, the container and its netns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,16 +8,14 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::firewall::{Firewall, NetworkRules};
+use crate::records::{self, Record};
 use crate::state::{file_key, StateDir};
 
-/// The endpoint registry under a run directory: one record per attachment, whoever made
-/// it (the runtime, the CNI bridge plugin, the daemon), so a network's rules are counted
-/// once across all of them.
-pub const DIR: &str = "endpoints";
-
-/// Opens the endpoint registry of `run`.
+/// Opens the endpoint registry of `run`: one record per attachment, whoever made it (the
+/// runtime, the CNI bridge plugin, the daemon), so a network's rules are counted once
+/// across all of them.
 pub fn registry(run: &Path) -> Result<StateDir> {
-    StateDir::open(run.join(DIR))
+    Record::Endpoints.open(run)
 }
 
 fn lock(dir: &StateDir, network: &str) -> Result<File> {
@@ -26,7 +24,7 @@ fn lock(dir: &StateDir, network: &str) -> Result<File> {
 
 /// Reconcile's lock (shared), in the run directory above the registry.
 fn changing(dir: &StateDir) -> Result<File> {
-    crate::reconcile::changing(dir.path().parent().unwrap_or(dir.path()))
+    records::changing(dir.path().parent().unwrap_or(dir.path()))
 }
 
 fn others(dir: &StateDir, network: &str, holder: &str) -> bool {

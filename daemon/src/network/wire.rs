@@ -14,6 +14,7 @@ use crate::netlink::Socket;
 use crate::netns::NetNs;
 use crate::network::bridge::{self, Attached, BridgeSpec, IfaceConfig};
 use crate::network::shared;
+use crate::records::Record;
 use crate::state::{file_key, StateDir};
 
 /// What one attachment needs wired.
@@ -31,10 +32,6 @@ pub struct Wiring {
     pub rules: Vec<NetworkRules>,
 }
 
-/// Directory (beside the registry) of what each attachment wired on the host, so that
-/// netd can put back a bridge, its addresses and its ports after someone removed them.
-pub const LINKS: &str = "endpoint-links";
-
 /// What one attachment wired on the host side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wired {
@@ -46,14 +43,16 @@ pub struct Wired {
     pub host: String,
 }
 
+/// What each attachment wired on the host (beside the registry), so that netd can put
+/// back a bridge, its addresses and its ports after someone removed them.
 fn links_dir(registry: &StateDir) -> Result<StateDir> {
-    StateDir::open(registry.path().with_file_name(LINKS))
+    Record::Links.open(registry.path().parent().unwrap_or(registry.path()))
 }
 
 /// The host-side records of attachments under run directory `run` that the registry
 /// still holds (a record outliving its attachment never brings a bridge back).
 pub fn wired(run: &Path) -> Vec<Wired> {
-    let (Ok(dir), Ok(registry)) = (StateDir::open(run.join(LINKS)), shared::registry(run)) else { return Vec::new() };
+    let (Ok(dir), Ok(registry)) = (Record::Links.open(run), shared::registry(run)) else { return Vec::new() };
     let held: std::collections::HashSet<String> = registry.keys().into_iter().collect();
     dir.keys().into_iter().filter(|k| held.contains(k)).filter_map(|k| dir.load(&k)).collect()
 }

@@ -101,7 +101,7 @@ impl Publisher {
 
     /// Reconcile's lock (shared), in the run directory.
     fn changing(&self) -> Result<std::fs::File> {
-        crate::reconcile::changing(self.run_dir())
+        crate::records::changing(self.run_dir())
     }
 
     /// Makes attachment `key` the holder of `route_localnet` on `ifaces` (none: it holds
@@ -109,7 +109,7 @@ impl Publisher {
     /// and off again after the last, so a bridge without 127.0.0.1 mappings does not
     /// route loopback addresses. References are files `route-localnet/<iface>/<key>`.
     fn localnet(&self, key: &str, ifaces: &[String]) -> Result<()> {
-        let dir = self.claims.dir().with_file_name("route-localnet");
+        let dir = crate::records::Record::RouteLocalnet.path(self.run_dir());
         let _l = crate::state::lock_file(&dir.join(".lock"))?;
         let held: Vec<String> = std::fs::read_dir(&dir)
             .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().to_string()).collect())

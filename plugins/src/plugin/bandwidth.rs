@@ -5,8 +5,11 @@
 //! `kubernetes.io/ingress-bandwidth` annotations arrive there); no limit passes the
 //! previous result through. The result is the previous one plus the ifb, if any.
 
+use std::path::PathBuf;
+
 use netd::netlink::Socket;
-use netd::network::bandwidth::{self, Limit};
+use netd::network::bandwidth::{self, Limit, Shaped};
+use netd::state::file_key;
 use serde::Deserialize;
 
 use super::one_link::netns;
@@ -30,6 +33,18 @@ struct Entry {
 }
 
 const KEYS: [&str; 4] = ["ingressRate", "ingressBurst", "egressRate", "egressBurst"];
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Dirs {
+    /// Where the ifb records live (berth's run directory).
+    state_dir: Option<String>,
+}
+
+fn run_dir(conf: &NetConf) -> Result<PathBuf, CniError> {
+    let d: Dirs = conf.plugin()?;
+    Ok(PathBuf::from(d.state_dir.unwrap_or_else(|| "/run/berth".into())))
+}
 
 /// (ingress, egress) limits, the top-level entry first.
 fn limits(conf: &NetConf) -> Result<(Option<Limit>, Option<Limit>), CniError> {
@@ -79,17 +94,18 @@ impl Plugin for Bandwidth {
             return Ok(result);
         }
         let host = host_end(args, &result)?;
-        if let Some(ifb) = bandwidth::apply(&host, ingress, egress, &bandwidth::ifb_name(&name, &args.container_id))? {
+        let att = Shaped::new(&name, &args.container_id, &args.ifname);
+        if let Some(ifb) = bandwidth::apply(&run_dir(conf)?, &host, ingress, egress, &att)? {
             let mtu = (crate::types::version::at_least(&conf.cni_version, "1.1.0") && ifb.mtu > 0).then_some(ifb.mtu);
             result.interfaces.push(Interface { name: ifb.name, mac: ifb.mac, mtu, sandbox: String::new() });
         }
         Ok(result)
     }
 
-    /// The ifb goes; a missing one (or a netns already gone) is fine.
+    /// The ifb goes with its record; a missing one (or a netns already gone) is fine.
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let name = conf.require_name()?;
-        bandwidth::remove(&bandwidth::ifb_name(name, &args.container_id))?;
+        bandwidth::detach(&run_dir(conf)?, &Shaped::new(name, &args.container_id, &args.ifname))?;
         Ok(())
     }
 
@@ -105,8 +121,12 @@ impl Plugin for Bandwidth {
         Ok(())
     }
 
-    /// Nothing is kept per attachment but the ifb, which DEL removes.
+    /// The ifbs of the network's attachments that are not valid any more go (an ADD
+    /// whose runtime died before it could DEL).
     fn gc(&self, _args: &Args, conf: &NetConf) -> Result<(), CniError> {
-        conf.require_name().map(|_| ())
+        let name = conf.require_name()?;
+        let valid: Vec<String> = conf.valid_attachments.iter().flatten().map(|a| file_key(&[name, &a.container_id, &a.ifname])).collect();
+        bandwidth::gc(&run_dir(conf)?, name, &valid)?;
+        Ok(())
     }
 }

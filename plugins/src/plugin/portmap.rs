@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use netd::firewall::{self, PortRules};
 use netd::portmap::{publish, Claims, PortMapping, Proto, Publisher};
+use netd::records::Record;
 use netd::state::StateDir;
 use serde::Deserialize;
 
@@ -75,7 +76,7 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
         mappings.push(PortMapping::new(ip, w.host_port, w.container_port, proto)?);
     }
     let run_dir = PathBuf::from(c.state_dir.clone().unwrap_or_else(|| "/run/berth".into()));
-    let state = StateDir::open(run_dir.join("cni-portmap"))?;
+    let state = Record::CniPortmap.open(&run_dir)?;
     Ok(Ctx { conf: c, mappings, run_dir, state })
 }
 
@@ -88,7 +89,7 @@ impl Ctx {
             k => k,
         };
         let fw = firewall::select(kind, &self.run_dir, self.conf.mark_masq_bit.unwrap_or(firewall::DEFAULT_MARK_BIT))?;
-        Ok(Publisher { state: self.state.clone(), claims: Claims::open(self.run_dir.join("ports"))?, fw })
+        Ok(Publisher { state: self.state.clone(), claims: Claims::open(Record::PortClaims.path(&self.run_dir))?, fw })
     }
 
     fn rules(&self, conf: &NetConf, args: &Args, prev: &CniResult) -> PortRules {
