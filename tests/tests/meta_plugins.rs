@@ -130,7 +130,7 @@ fn firewall_plugin_rules_outlive_a_reconcile_and_come_back_after_a_flush() {
         let netd = bin_dir().join("netd");
         // Only firewall-plugin records: a reconcile must not take their backend for unused.
         let out = sh(&format!("{} reconcile", netd.display()));
-        assert!(out.contains("0 firewall-plugin attachment(s)"), "{out}");
+        assert!(out.contains("0 firewall-plugin and"), "{out}");
         cni.call("firewall", "CHECK", "ctr-a", "/run/netns/a", "eth0", &c).ok();
         // A firewall reload removes them; the reconcile puts them back, once.
         if fw::nft() {
@@ -140,7 +140,7 @@ fn firewall_plugin_rules_outlive_a_reconcile_and_come_back_after_a_flush() {
         }
         cni.call("firewall", "CHECK", "ctr-a", "/run/netns/a", "eth0", &c).err(999);
         let out = sh(&format!("{} reconcile", netd.display()));
-        assert!(out.contains("1 firewall-plugin attachment(s)"), "{out}");
+        assert!(out.contains("1 firewall-plugin and"), "{out}");
         cni.call("firewall", "CHECK", "ctr-a", "/run/netns/a", "eth0", &c).ok();
         // Compared as the harness normalises rules: iptables-save's timestamp comments
         // differ across a second boundary.
