@@ -22,6 +22,7 @@ fn network(subnet: &str, bridge: &str) -> NetworkRules {
         subnet: subnet.parse().unwrap(),
         bridge: bridge.into(),
         masquerade: true,
+        masq_exclude: Vec::new(),
         protect: true,
         internal: false,
         backend: Backend::Nftables,

@@ -73,6 +73,10 @@ pub struct NetworkRules {
     /// Masquerade outbound traffic (bridge `ipMasq`).
     #[serde(default = "yes")]
     pub masquerade: bool,
+    /// Destinations masquerade spares besides the bridge itself (bridge `ipMasqExclude`):
+    /// the cluster CIDR of a multi-node setup, so pods on other nodes see pod addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masq_exclude: Vec<IpNetwork>,
     /// Drop packets for the subnet that arrive on any other interface than the bridge
     /// (a neighbour routing the subnet via this host), as Docker 28 does; published ports
     /// still answer (their packets are addressed to the host). Off is Docker's

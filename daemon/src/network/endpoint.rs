@@ -83,6 +83,7 @@ impl BridgeNetwork {
                 subnet,
                 bridge: self.bridge.clone(),
                 masquerade: self.ip_masq,
+                masq_exclude: Vec::new(),
                 protect: !self.unprotected,
                 internal: self.internal,
                 backend: Default::default(),

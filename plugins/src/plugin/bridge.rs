@@ -37,6 +37,9 @@ struct BridgeConf {
     force_address: bool,
     #[serde(default)]
     ip_masq: bool,
+    /// berth's: destinations `ipMasq` spares (a multi-node cluster's pod CIDR).
+    #[serde(default)]
+    ip_masq_exclude: Vec<IpNetwork>,
     mtu: Option<u32>,
     #[serde(default)]
     hairpin_mode: bool,
@@ -175,6 +178,7 @@ fn network_rules(c: &Ctx, conf: &NetConf, addrs: &[IpNetwork]) -> Vec<NetworkRul
             subnet,
             bridge: c.conf.bridge.clone(),
             masquerade: c.conf.ip_masq,
+            masq_exclude: c.conf.ip_masq_exclude.clone(),
             protect: c.conf.gateway_mode != "nat-unprotected",
             internal: c.conf.internal,
             backend: Default::default(),

@@ -19,10 +19,15 @@ pub fn nft() -> bool {
 /// Everything berth's backend installed, as text: `iptables-save` of the tables it uses,
 /// or its nftables table (empty when there is none).
 pub fn dump() -> String {
+    super::sh(dump_cmd())
+}
+
+/// The shell command [`dump`] runs, for running it in another namespace.
+pub fn dump_cmd() -> &'static str {
     if nft() {
-        super::try_sh("nft list table inet berth").1
+        "nft list table inet berth 2>/dev/null; true"
     } else {
-        super::sh("iptables-save -t nat; iptables-save -t raw; iptables-save -t filter; ip6tables-save")
+        "iptables-save -t nat; iptables-save -t raw; iptables-save -t filter; ip6tables-save"
     }
 }
 
@@ -40,7 +45,11 @@ pub fn dnat_to(addr: &str, port: u16) -> bool {
 
 /// Whether host port `port` is published (a DNAT rule, or a port-map element).
 pub fn publishes(port: u16) -> bool {
-    let d = dump();
+    publishes_in(&dump(), port)
+}
+
+/// [`publishes`] in a [`dump`] taken elsewhere.
+pub fn publishes_in(d: &str, port: u16) -> bool {
     if nft() {
         d.contains(&format!(" . {port} : "))
     } else {
@@ -50,7 +59,11 @@ pub fn publishes(port: u16) -> bool {
 
 /// Whether anything of the firewall names `addr` (a DNAT destination, a hairpin element).
 pub fn mentions(addr: &str) -> bool {
-    let d = dump();
+    mentions_in(&dump(), addr)
+}
+
+/// [`mentions`] in a [`dump`] taken elsewhere.
+pub fn mentions_in(d: &str, addr: &str) -> bool {
     [":", " ", ",", "/"].iter().any(|sep| d.contains(&format!("{addr}{sep}")))
 }
 

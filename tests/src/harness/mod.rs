@@ -1,6 +1,7 @@
 //! Isolation, namespaces, peers and plugin invocation for integration tests.
 
 pub mod berth;
+pub mod cri;
 pub mod dns;
 pub mod fw;
 pub mod image;

@@ -306,6 +306,9 @@ impl Iptables {
     fn ensure_network_unlocked(&self, m: &NetworkRules) -> Result<()> {
         let (family, rules) = rules::network(m);
         let mut batch = Batch::default();
+        if let Some(chain) = rules::network_masq_chain(m) {
+            batch.push("nat", format!(":{chain} - [0:0]"));
+        }
         for r in &rules {
             batch.push(&r.table, r.render("-A"));
         }
@@ -314,7 +317,8 @@ impl Iptables {
 
     fn remove_network_unlocked(&self, m: &NetworkRules) -> Result<()> {
         let (family, rules) = rules::network(m);
-        self.remove(family, &rules, &[])
+        let chains: Vec<(String, String)> = rules::network_masq_chain(m).map(|c| ("nat".to_string(), c)).into_iter().collect();
+        self.remove(family, &rules, &chains)
     }
 
     fn check_network_unlocked(&self, m: &NetworkRules) -> Result<()> {

@@ -195,11 +195,26 @@ pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
         ]
     };
     if m.masquerade && !m.internal {
-        rules.push(Rule::new(
-            "nat",
-            POSTROUTING_CHAIN,
-            &["-s", &subnet, "!", "-o", br, "-m", "comment", "--comment", &c, "-j", "MASQUERADE"],
-        ));
+        match network_masq_chain(m) {
+            None => rules.push(Rule::new(
+                "nat",
+                POSTROUTING_CHAIN,
+                &["-s", &subnet, "!", "-o", br, "-m", "comment", "--comment", &c, "-j", "MASQUERADE"],
+            )),
+            Some(chain) => {
+                // Its own chain: the exclusions return before the masquerade.
+                for x in m.masq_exclude.iter().filter(|x| x.is_ipv6() == m.subnet.is_ipv6()) {
+                    let x = IpNetwork::new(x.network(), x.prefix()).map(|n| n.to_string()).unwrap_or_default();
+                    rules.push(Rule::new("nat", &chain, &["-d", &x, "-m", "comment", "--comment", &c, "-j", "RETURN"]));
+                }
+                rules.push(Rule::new("nat", &chain, &["-m", "comment", "--comment", &c, "-j", "MASQUERADE"]));
+                rules.push(Rule::new(
+                    "nat",
+                    POSTROUTING_CHAIN,
+                    &["-s", &subnet, "!", "-o", br, "-m", "comment", "--comment", &c, "-j", &chain],
+                ));
+            }
+        }
     }
     if m.protect {
         // The bridge's own (gateway) address is the host's: reachable like any other,
@@ -212,6 +227,13 @@ pub fn network(m: &NetworkRules) -> (Family, Vec<Rule>) {
         rules.push(Rule::new("raw", RAW_CHAIN, &["-d", &subnet, "!", "-i", br, "-m", "comment", "--comment", &c, "-j", "DROP"]));
     }
     (family, rules)
+}
+
+/// The nat chain of a network whose masquerade spares destinations (`ipMasqExclude`),
+/// declared before its rules; `None` when it masquerades straight from berth's chain.
+pub fn network_masq_chain(m: &NetworkRules) -> Option<String> {
+    let excluded = m.masq_exclude.iter().any(|x| x.is_ipv6() == m.subnet.is_ipv6());
+    (m.masquerade && !m.internal && excluded).then(|| chain_name("BERTH-MASQX-", &m.network, &m.subnet.to_string(), &m.bridge))
 }
 
 /// An attachment's own masquerade for one family: its chain (its subnets accepted
@@ -322,6 +344,7 @@ mod tests {
             subnet: "10.88.0.5/16".parse().unwrap(),
             bridge: "br0".into(),
             masquerade: true,
+            masq_exclude: Vec::new(),
             protect: true,
             internal: false,
             backend: Backend::Iptables,
@@ -339,8 +362,22 @@ mod tests {
                 "-A BERTH-RAW-PREROUTING -d 10.88.0.0/16 ! -i br0 -m comment --comment berth:n -j DROP",
             ]
         );
-        let (_, r) = network(&NetworkRules { masquerade: false, protect: false, ..m });
+        let (_, r) = network(&NetworkRules { masquerade: false, protect: false, ..m.clone() });
         assert_eq!(r.len(), 2);
+        // Exclusions: the subnet jumps to its own chain, which returns for them.
+        let x = NetworkRules { masq_exclude: vec!["10.244.0.0/16".parse().unwrap(), "fd00::/8".parse().unwrap()], ..m };
+        let chain = network_masq_chain(&x).unwrap();
+        assert!(chain.starts_with("BERTH-MASQX-"));
+        let lines: Vec<String> = network(&x).1.iter().map(|r| r.render("-A")).filter(|l| l.contains("MASQ")).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("-A {chain} -d 10.244.0.0/16 -m comment --comment berth:n -j RETURN"),
+                format!("-A {chain} -m comment --comment berth:n -j MASQUERADE"),
+                format!("-A BERTH-POSTROUTING -s 10.88.0.0/16 ! -o br0 -m comment --comment berth:n -j {chain}"),
+            ]
+        );
+        assert!(network_masq_chain(&NetworkRules { masquerade: false, ..x }).is_none());
     }
 
     #[test]

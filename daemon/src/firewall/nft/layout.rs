@@ -594,7 +594,24 @@ pub fn network_chains(m: &NetworkRules) -> Vec<(String, Vec<Vec<Expr>>)> {
         ));
     }
     if m.masquerade && !m.internal {
-        chains.push((format!("masq{f}-{br}"), vec![[expr::ifname_neq(false, br).to_vec(), vec![Expr::Masq]].concat()]));
+        // Exclusions return first (`ip daddr X return`), then everything leaving the
+        // bridge is masqueraded.
+        let v6 = m.subnet.is_ipv6();
+        let mut rules: Vec<Vec<Expr>> = m
+            .masq_exclude
+            .iter()
+            .filter(|x| x.is_ipv6() == v6)
+            .map(|x| {
+                vec![
+                    addr(v6, false, 0),
+                    Expr::Mask { reg: 1, mask: ip_bytes(x.mask()) },
+                    Expr::Cmp { sreg: 1, eq: true, data: ip_bytes(x.network()) },
+                    verdict(Verdict::Return),
+                ]
+            })
+            .collect();
+        rules.push([expr::ifname_neq(false, br).to_vec(), vec![Expr::Masq]].concat());
+        chains.push((format!("masq{f}-{br}"), rules));
     }
     if m.protect {
         chains.push((
@@ -724,6 +741,7 @@ mod tests {
             subnet: "10.88.0.5/16".parse().unwrap(),
             bridge: "br0".into(),
             masquerade: true,
+            masq_exclude: Vec::new(),
             protect: true,
             internal: false,
             backend: Default::default(),
@@ -737,6 +755,13 @@ mod tests {
         assert_eq!(&e[0].key[4..7], b"br0");
         let chains: Vec<String> = network_chains(&m).into_iter().map(|c| c.0).collect();
         assert_eq!(chains, ["in4-br0", "out4-br0", "masq4-br0", "protect4-br0"]);
+        // An exclusion returns before the masquerade: daddr & mask == network.
+        let x = NetworkRules { masq_exclude: vec!["10.244.0.0/16".parse().unwrap()], ..m.clone() };
+        let masq = network_chains(&x).into_iter().find(|c| c.0 == "masq4-br0").unwrap().1;
+        assert_eq!(masq.len(), 2);
+        assert_eq!(masq[0][1], Expr::Mask { reg: 1, mask: vec![255, 255, 0, 0] });
+        assert_eq!(masq[0][2], Expr::Cmp { sreg: 1, eq: true, data: vec![10, 244, 0, 0] });
+        assert_eq!(masq[0][3], verdict(Verdict::Return));
         let v6 = NetworkRules { subnet: "fd00::/64".parse().unwrap(), ..m };
         let e = network_elems(&v6);
         let end = e.iter().find(|e| e.set == "protect6" && e.interval_end).unwrap();
