@@ -153,8 +153,8 @@ pub fn links(run_dir: &Path) -> Result<usize> {
             let Some(l) = by_name.get(&port.host).filter(|l| l.kind.as_deref() == Some("veth")) else { continue };
             if l.master != Some(br.index) {
                 sock.set_master(l.index, br.index)?;
-                if port.spec.hairpin {
-                    sock.set_bridge_port(l.index, true)?;
+                if port.spec.hairpin || port.spec.isolated {
+                    sock.set_bridge_port(l.index, port.spec.hairpin, port.spec.isolated)?;
                 }
                 sock.set_up(l.index)?;
                 repaired += 1;

@@ -176,3 +176,46 @@ fn parallel_adds_get_distinct_addresses_and_parallel_dels_leave_nothing() {
         assert_eq!(links(), base_links);
     });
 }
+
+#[test]
+fn port_isolation_keeps_isolated_containers_apart_and_the_host_reachable() {
+    isolated(|| {
+        let cni = Cni::default();
+        let mut iso = bridge_conf("1.0.0");
+        iso["portIsolation"] = true.into();
+        let (c1, c2, c3) = (Netns::new("c1"), Netns::new("c2"), Netns::new("c3"));
+        let r1 = cni.call("bridge", "ADD", "c1", "/run/netns/c1", "eth0", &iso.to_string()).ok();
+        cni.call("bridge", "ADD", "c2", "/run/netns/c2", "eth0", &iso.to_string()).ok();
+        add(&cni, "c3", &c3);
+        let veth = r1["interfaces"][1]["name"].as_str().unwrap().to_string();
+        assert_eq!(sh(&format!("cat /sys/class/net/{veth}/brport/isolated")).trim(), "1");
+        // Isolated ports: not each other, but the gateway and a port that is not isolated.
+        assert!(!c1.try_sh("busybox ping -c1 -W1 172.17.0.3").0, "isolated containers reach each other");
+        c1.sh("busybox ping -c1 -W2 172.17.0.1");
+        c1.sh("busybox ping -c1 -W2 172.17.0.4");
+        c3.sh("busybox ping -c1 -W2 172.17.0.3");
+        c2.sh("busybox ping -c1 -W2 172.17.0.1");
+        cni.call("bridge", "DEL", "c1", "/run/netns/c1", "eth0", &iso.to_string()).ok();
+        cni.call("bridge", "DEL", "c2", "/run/netns/c2", "eth0", &iso.to_string()).ok();
+    });
+}
+
+#[test]
+fn ipv6_addresses_are_usable_at_once_unless_enabledad() {
+    isolated(|| {
+        let cni = Cni::default();
+        let mut conf = bridge_conf("1.0.0");
+        conf["ipam"] = serde_json::json!({"type": "host-local", "ranges": [[{"subnet": "fd00:17::/64"}]]});
+        let (c1, c2) = (Netns::new("c1"), Netns::new("c2"));
+        cni.call("bridge", "ADD", "c1", "/run/netns/c1", "eth0", &conf.to_string()).ok();
+        // Off by default, as the reference: no tentative address after ADD.
+        assert_eq!(c1.sh("sysctl -n net.ipv6.conf.eth0.accept_dad").trim(), "0");
+        let addr = c1.sh("ip -6 -o addr show dev eth0 scope global");
+        assert!(addr.contains("fd00:17::2/64") && !addr.contains("tentative"), "{addr}");
+        conf["enabledad"] = true.into();
+        cni.call("bridge", "ADD", "c2", "/run/netns/c2", "eth0", &conf.to_string()).ok();
+        assert_eq!(c2.sh("sysctl -n net.ipv6.conf.eth0.accept_dad").trim(), "1");
+        let addr = c2.sh("ip -6 -o addr show dev eth0 scope global");
+        assert!(addr.contains("tentative"), "DAD asked for but the address is not tentative: {addr}");
+    });
+}

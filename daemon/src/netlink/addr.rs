@@ -27,12 +27,18 @@ impl Socket {
     /// Adds `net` (address/prefix) to a link; IPv6 skips DAD so it is usable at once.
     /// An address already present is success.
     pub fn add_address(&mut self, index: u32, net: IpNetwork) -> Result<(), NetlinkError> {
+        self.add_address_dad(index, net, false)
+    }
+
+    /// [`Socket::add_address`], with IPv6 duplicate address detection when `dad` (the
+    /// address stays tentative until it passes).
+    pub fn add_address_dad(&mut self, index: u32, net: IpNetwork, dad: bool) -> Result<(), NetlinkError> {
         let mut msg = addr_msg(index, &net);
         if let IpNetwork::V4(v4) = net {
             if v4.prefix() < 31 {
                 msg.attributes.push(AddressAttribute::Broadcast(v4.broadcast()));
             }
-        } else {
+        } else if !dad {
             msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         match self.change("add address", &net.to_string(), RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL) {

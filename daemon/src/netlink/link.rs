@@ -392,12 +392,16 @@ impl Socket {
         self.change("set txqueuelen", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
-    /// Sets bridge-port options (hairpin) on a link enslaved to a bridge.
-    pub fn set_bridge_port(&mut self, index: u32, hairpin: bool) -> Result<(), NetlinkError> {
+    /// Sets bridge-port options (hairpin, isolation) on a link enslaved to a bridge.
+    pub fn set_bridge_port(&mut self, index: u32, hairpin: bool, isolated: bool) -> Result<(), NetlinkError> {
         let mut msg = msg_for(index);
+        let mut opts = vec![InfoBridgePort::HairpinMode(hairpin)];
+        if isolated {
+            opts.push(InfoBridgePort::Isolated(true));
+        }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::PortKind(InfoPortKind::Bridge),
-            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(hairpin)])),
+            LinkInfo::PortData(InfoPortData::BridgePort(opts)),
         ]));
         self.change("set bridge port", &index.to_string(), RouteNetlinkMessage::NewLink(msg), 0)
     }

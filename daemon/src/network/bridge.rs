@@ -25,6 +25,18 @@ pub struct BridgeSpec {
     pub hairpin: bool,
     /// Put the bridge in promiscuous mode.
     pub promisc: bool,
+    /// Isolate the container's port (`IFLA_BRPORT_ISOLATED`): it talks only to the
+    /// bridge's non-isolated ports (the host, an uplink), never to another isolated one.
+    #[serde(default)]
+    pub isolated: bool,
+    /// Keep IPv6 duplicate address detection on the container's interface; off (the
+    /// reference bridge's default), its addresses are usable as soon as ADD returns.
+    #[serde(default = "yes")]
+    pub dad: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One container interface as attached.
@@ -149,11 +161,18 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
         if ipv4_only {
             sysctl::disable_ipv6(&host_name)?;
         }
-        if spec.hairpin {
-            sock.set_bridge_port(host.index, true)?;
+        if spec.hairpin || spec.isolated {
+            sock.set_bridge_port(host.index, spec.hairpin, spec.isolated)?;
         }
         sock.set_up(host.index)?;
-        let container = netns.run(|| configure_container(ifname, cfg, ipv4_only))?;
+        let container = netns.run(|| {
+            if !ipv4_only && !spec.dad {
+                sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_dad"), "0")?;
+                // Older kernels lack it.
+                let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "0");
+            }
+            configure_container_dad(ifname, cfg, ipv4_only, spec.dad)
+        })?;
         Ok(Attached { bridge: bridge.clone(), host, container })
     })();
     if result.is_err() {
@@ -166,6 +185,12 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
 
 /// Inside the container's netns: addresses, link up, routes. Runs on the netns thread.
 pub(crate) fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
+    configure_container_dad(ifname, cfg, ipv4_only, false)
+}
+
+/// [`configure_container`], with IPv6 duplicate address detection on the addresses when
+/// `dad`.
+fn configure_container_dad(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool, dad: bool) -> Result<Link> {
     let mut sock = Socket::open()?;
     let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
     if ipv4_only {
@@ -175,7 +200,7 @@ pub(crate) fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bo
         let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_ra"), "0");
     }
     for a in &cfg.addrs {
-        sock.add_address(link.index, *a)?;
+        sock.add_address_dad(link.index, *a, dad)?;
     }
     sock.set_up(link.index)?;
     for (dst, gw) in &cfg.routes {

@@ -287,6 +287,8 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
                 force_address: false,
                 hairpin: true,
                 promisc: false,
+                isolated: false,
+                dad: true,
             },
             gateways,
             iface: IfaceConfig { addrs: addrs.clone(), routes },

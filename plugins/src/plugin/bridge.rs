@@ -45,6 +45,13 @@ struct BridgeConf {
     hairpin_mode: bool,
     #[serde(default)]
     promisc_mode: bool,
+    /// Isolate the container's bridge port from the other isolated ports.
+    #[serde(default)]
+    port_isolation: bool,
+    /// IPv6 duplicate address detection on the container's interface (off by default,
+    /// as the reference).
+    #[serde(default)]
+    enabledad: bool,
     #[serde(default)]
     vlan: u16,
     #[serde(default)]
@@ -117,6 +124,8 @@ impl Bridge {
             force_address: c.conf.force_address,
             hairpin: c.conf.hairpin_mode,
             promisc: c.conf.promisc_mode,
+            isolated: c.conf.port_isolation,
+            dad: c.conf.enabledad,
         };
         let addrs: Vec<IpNetwork> = ipam.ips.iter().map(|i| i.address).collect();
         let mut routes: Vec<RouteConfig> = ipam.routes.clone();
