@@ -20,6 +20,8 @@ pub struct Repaired {
     pub filters: usize,
     /// ptp `ipMasq` attachments whose rules were re-installed.
     pub masqs: usize,
+    /// bridge `macspoofchk` checks re-installed.
+    pub spoofchks: usize,
 }
 
 /// Every recorded rule of one backend (and mark bit).
@@ -104,6 +106,9 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
                 done.masqs += 1;
             }
         }
+    }
+    if !Record::CniSpoofchk.open(run_dir).map(|d| d.keys().is_empty()).unwrap_or(true) {
+        done.spoofchks = crate::network::spoofchk::repair(run_dir)?;
     }
     for backend in [Backend::Iptables, Backend::Nftables] {
         if !groups.keys().any(|(b, _)| *b == backend) && (backend != Backend::Nftables || firewall::Nftables::available()) {

@@ -33,6 +33,8 @@ pub enum Record {
     CniMasq,
     /// bandwidth's ifb per attachment.
     CniBandwidth,
+    /// The bridge's MAC spoof check per attachment.
+    CniSpoofchk,
     /// Devices host-device moved into containers (kept by cleanup: they belong back on
     /// the host).
     HostDevice,
@@ -44,7 +46,7 @@ pub enum Record {
 
 impl Record {
     /// Every kind.
-    pub const ALL: [Record; 13] = [
+    pub const ALL: [Record; 14] = [
         Record::Endpoints,
         Record::Links,
         Record::Aliases,
@@ -55,6 +57,7 @@ impl Record {
         Record::CniFirewall,
         Record::CniMasq,
         Record::CniBandwidth,
+        Record::CniSpoofchk,
         Record::HostDevice,
         Record::LegacyEndpointNetwork,
         Record::LegacyCniBridge,
@@ -90,6 +93,7 @@ impl Record {
             Record::CniFirewall => "cni-firewall",
             Record::CniMasq => "cni-masq",
             Record::CniBandwidth => "cni-bandwidth",
+            Record::CniSpoofchk => "cni-spoofchk",
             Record::HostDevice => "host-device",
             Record::LegacyEndpointNetwork => "endpoint-network",
             Record::LegacyCniBridge => "cni-bridge",

@@ -219,3 +219,53 @@ fn ipv6_addresses_are_usable_at_once_unless_enabledad() {
         assert!(addr.contains("tentative"), "DAD asked for but the address is not tentative: {addr}");
     });
 }
+
+#[test]
+fn macspoofchk_lets_only_the_containers_own_mac_out_and_outlives_a_flush() {
+    isolated(|| {
+        let cni = Cni::default();
+        let mut conf = bridge_conf("1.0.0");
+        conf["macspoofchk"] = true.into();
+        let (c1, _c2) = (Netns::new("c1"), Netns::new("c2"));
+        let r = cni.call("bridge", "ADD", "c1", "/run/netns/c1", "eth0", &conf.to_string()).ok();
+        let mut with_prev = conf.clone();
+        with_prev["prevResult"] = r.clone();
+        c1.sh("busybox ping -c1 -W2 172.17.0.1");
+        let mac = c1.sh("cat /sys/class/net/eth0/address").trim().to_string();
+        let reaches = || c1.try_sh("ip neigh flush all && busybox ping -c1 -W1 172.17.0.1").0;
+        // Another source MAC: its frames (ARP and all) are dropped at the bridge port.
+        sh("ip neigh flush all");
+        c1.sh("ip link set eth0 address 02:00:00:00:00:99");
+        assert!(!reaches(), "a spoofed MAC got through:\n{}", sh("nft list table bridge berth"));
+        c1.sh(&format!("ip link set eth0 address {mac}"));
+        assert!(reaches(), "the container's own MAC is dropped");
+        cni.call("bridge", "CHECK", "c1", "/run/netns/c1", "eth0", &with_prev.to_string()).ok();
+
+        // A ruleset flush takes it; CHECK says so and reconcile puts it back.
+        sh("nft flush ruleset");
+        cni.call("bridge", "CHECK", "c1", "/run/netns/c1", "eth0", &with_prev.to_string()).err(999);
+        let out = sh(&format!("{} reconcile", berth_tests::harness::bin_dir().join("netd").display()));
+        assert!(out.contains("1 MAC spoof check(s)"), "{out}");
+        cni.call("bridge", "CHECK", "c1", "/run/netns/c1", "eth0", &with_prev.to_string()).ok();
+        c1.sh("ip link set eth0 address 02:00:00:00:00:99");
+        assert!(!reaches(), "a spoofed MAC got through after the reconcile");
+        c1.sh(&format!("ip link set eth0 address {mac}"));
+
+        // DEL (twice) leaves no element and no record; GC takes what a lost DEL left.
+        let veth = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+        assert!(sh("nft list table bridge berth").contains(&veth));
+        cni.call("bridge", "DEL", "c1", "/run/netns/c1", "eth0", &with_prev.to_string()).ok();
+        cni.call("bridge", "DEL", "c1", "/run/netns/c1", "eth0", &conf.to_string()).ok();
+        assert!(!sh("nft list table bridge berth").contains(&veth), "{}", sh("nft list table bridge berth"));
+        assert_eq!(sh("ls /run/berth/cni-spoofchk").trim(), "");
+        let r2 = cni.call("bridge", "ADD", "c2", "/run/netns/c2", "eth0", &conf.to_string()).ok();
+        let veth2 = r2["interfaces"][1]["name"].as_str().unwrap().to_string();
+        let gc = serde_json::json!({"cniVersion": "1.1.0", "name": "berth", "type": "bridge", "bridge": "docker0",
+            "macspoofchk": true, "ipam": {"type": "host-local", "subnet": "172.17.0.0/16"}, "cni.dev/valid-attachments": []});
+        cni.call("bridge", "GC", "", "", "", &gc.to_string()).ok();
+        assert!(!sh("nft list table bridge berth").contains(&veth2), "GC left the check:\n{}", sh("nft list table bridge berth"));
+        // netd cleanup takes the table.
+        sh(&format!("{} cleanup", berth_tests::harness::bin_dir().join("netd").display()));
+        assert!(!sh("nft list tables").contains("bridge berth"));
+    });
+}

@@ -1,6 +1,6 @@
 //! Every plugin's records in one place (`netd::records`): `netd cleanup` followed by
 //! `netd reconcile` leaves nothing of any plugin — no rule of bridge, portmap, firewall
-//! or ptp's ipMasq, no ifb of bandwidth — where reconcile used to re-install what cleanup
+//! or ptp's ipMasq, no ifb of bandwidth, no MAC spoof check — where reconcile used to re-install what cleanup
 //! forgot; reconcile puts back ptp's masquerade after a flush; and CNI GC removes the
 //! ifb of an attachment whose DEL never came.
 
@@ -17,11 +17,11 @@ fn list(doc: serde_json::Value) -> ConfList {
     ConfList::parse(doc.to_string().as_bytes()).expect("conflist")
 }
 
-/// bridge → portmap → firewall → bandwidth.
+/// bridge (with macspoofchk) → portmap → firewall → bandwidth.
 fn bridged() -> ConfList {
     let bw: serde_json::Value = serde_json::from_str(&format!(r#"{{"type": "bandwidth", {LIMITS}}}"#)).unwrap();
     list(json!({"cniVersion": "1.1.0", "name": "br", "plugins": [
-        {"type": "bridge", "bridge": "br0", "isGateway": true, "ipMasq": true, "ipam": {"type": "host-local", "subnet": "10.30.0.0/24"}},
+        {"type": "bridge", "bridge": "br0", "isGateway": true, "ipMasq": true, "macspoofchk": true, "ipam": {"type": "host-local", "subnet": "10.30.0.0/24"}},
         {"type": "portmap", "capabilities": {"portMappings": true}},
         {"type": "firewall"},
         bw
@@ -72,6 +72,7 @@ fn cleanup_then_reconcile_leaves_nothing_of_any_plugin() {
         let all = sh("iptables-save; ip6tables-save");
         assert!(!all.contains("BERTH"), "reconcile brought rules back:\n{all}");
         assert_eq!(ifbs(), 0, "an ifb outlived cleanup");
+        assert!(!sh("nft list tables").contains("bridge berth"), "the MAC spoof check outlived cleanup");
     });
 }
 

@@ -119,6 +119,7 @@ fn main() -> anyhow::Result<()> {
             // they can still be read; then the records, so a running netd's watcher has
             // nothing to restore; then the rules.
             let ifbs = netd::network::bandwidth::remove_recorded(&cli.run_root).context("removing bandwidth's ifbs")?;
+            netd::network::spoofchk::remove_all(&cli.run_root).context("removing the MAC spoof checks")?;
             netd::records::remove_all(&cli.run_root).context("removing records")?;
             let _ = std::fs::remove_file(cli.run_root.join("firewall-auto"));
             for backend in [netd::firewall::Backend::Iptables, netd::firewall::Backend::Nftables] {
@@ -141,8 +142,8 @@ fn main() -> anyhow::Result<()> {
         Command::Reconcile => {
             let r = netd::reconcile::reconcile(&cli.run_root).context("reconciling firewall rules")?;
             println!(
-                "re-installed the rules of {} network(s), {} firewall-plugin and {} ipMasq attachment(s); rebuilt the rules of {} port publication(s)",
-                r.networks, r.filters, r.masqs, r.ports
+                "re-installed the rules of {} network(s), {} firewall-plugin and {} ipMasq attachment(s) and {} MAC spoof check(s); rebuilt the rules of {} port publication(s)",
+                r.networks, r.filters, r.masqs, r.spoofchks, r.ports
             );
         }
     }

@@ -13,6 +13,7 @@ pub mod macvlan;
 pub mod ptp;
 pub mod sbr;
 pub mod shared;
+pub mod spoofchk;
 pub mod tap;
 pub mod vlan;
 pub mod vrf;

@@ -8,8 +8,8 @@ use netd::firewall::{self, Firewall, NetworkRules};
 use netd::netlink::Socket;
 use netd::netns::NetNs;
 use netd::network::bridge::{self, BridgeSpec, IfaceConfig};
-use netd::network::shared;
 use netd::network::wire::{self, Wiring};
+use netd::network::{shared, spoofchk};
 use netd::state::{file_key, StateDir};
 use serde::Deserialize;
 
@@ -86,9 +86,6 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     if c.vlan != 0 {
         return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: vlan is not supported yet"));
     }
-    if c.macspoofchk {
-        return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: macspoofchk is not supported yet"));
-    }
     if c.is_default_gateway {
         c.is_gateway = true;
     }
@@ -149,7 +146,33 @@ impl Bridge {
             iface,
             rules: network_rules(c, conf, &addrs),
         };
-        let att = wire::wire(&c.state, fw(c)?.as_ref(), &args.container_id, &ns, &args.ifname, &w)?;
+        let fwl = fw(c)?;
+        let att = wire::wire(&c.state, fwl.as_ref(), &args.container_id, &ns, &args.ifname, &w)?;
+        if c.conf.macspoofchk {
+            let checked = spoofchk::Checked {
+                network: conf.name.clone(),
+                container_id: args.container_id.clone(),
+                ifname: args.ifname.clone(),
+                port: att.host.name.clone(),
+                mac: att.container.mac.clone(),
+            };
+            if let Err(e) = spoofchk::apply(&c.run_dir, &checked) {
+                let fallback = |a: &[IpNetwork]| network_rules(c, conf, a);
+                let hosts = [att.host.name.clone()];
+                let _ = wire::unwire(
+                    &c.state,
+                    fwl.as_ref(),
+                    &conf.name,
+                    &args.container_id,
+                    Some(netns_path.as_ref()),
+                    &args.ifname,
+                    &c.conf.bridge,
+                    &hosts,
+                    &fallback,
+                );
+                return Err(e.into());
+            }
+        }
         let mtu = |l: &netd::netlink::Link| {
             if crate::types::version::at_least(&conf.cni_version, "1.1.0") && l.mtu > 0 {
                 Some(l.mtu)
@@ -240,6 +263,7 @@ impl Plugin for Bridge {
             network_rules(&c, conf, &all)
         };
         let (netns, ifname) = (args.netns.as_deref(), args.ifname.as_str());
+        spoofchk::remove(&c.run_dir, &conf.name, &args.container_id, ifname)?;
         wire::unwire(&c.state, fw(&c)?.as_ref(), &conf.name, &args.container_id, netns, ifname, &c.conf.bridge, &host_veths, &fallback)?;
         Ok(())
     }
@@ -269,6 +293,9 @@ impl Plugin for Bridge {
         for m in shared::held(&c.state, &key(conf, args)).unwrap_or_default() {
             fwl.check_network(&m)?;
         }
+        if c.conf.macspoofchk {
+            spoofchk::check(&c.run_dir, &conf.name, &args.container_id, &args.ifname)?;
+        }
         Ok(())
     }
 
@@ -281,6 +308,7 @@ impl Plugin for Bridge {
         for k in shared::holders(&c.state, &conf.name).into_iter().filter(|k| !valid.contains(k)) {
             wire::forget(&c.state, fwl.as_ref(), &conf.name, &k)?;
         }
+        spoofchk::gc(&c.run_dir, &conf.name, &valid)?;
         Ok(())
     }
 

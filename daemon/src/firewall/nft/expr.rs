@@ -53,6 +53,8 @@ pub enum MetaKey {
 /// Header a payload offset is relative to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Base {
+    /// The link-layer (Ethernet) header.
+    Link = 0,
     /// The IP header.
     Network = 1,
     /// The TCP/UDP/SCTP header.

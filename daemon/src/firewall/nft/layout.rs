@@ -429,11 +429,11 @@ pub struct Elem {
 }
 
 impl Elem {
-    fn new(set: &'static str, key: Vec<u8>) -> Self {
+    pub(super) fn new(set: &'static str, key: Vec<u8>) -> Self {
         Self { set, key, key_end: None, data: None, interval_end: false, mapping: None }
     }
 
-    fn encode(&self, m: &mut Msg) {
+    pub(super) fn encode(&self, m: &mut Msg) {
         m.begin(1);
         if self.interval_end {
             m.u32(3, 1);

@@ -6,6 +6,7 @@
 pub mod expr;
 pub mod layout;
 pub mod msg;
+pub mod spoof;
 
 use std::collections::BTreeMap;
 use std::io;
