@@ -265,6 +265,9 @@ pub enum Error {
     /// The kernel has no such link kind (not built): nothing was made.
     #[error("this kernel lacks the {0} link kind (not built into it): {0} links cannot be made here")]
     KernelLacks(&'static str),
+    /// The kernel was built without a feature (bridge VLAN filtering): nothing was made.
+    #[error("this kernel lacks {0} (not built into it): nothing was made")]
+    KernelLacksFeature(&'static str),
     /// An interface exists where the engine must create one.
     #[error("interface {0} already exists")]
     LinkExists(String),
@@ -349,7 +352,7 @@ impl Error {
             E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => code::INVALID_CONFIG,
             E::PortOutOfRange { .. } | E::BadTuning(_) => code::INVALID_CONFIG,
             E::NoSuchInterface { .. } => code::UNKNOWN_CONTAINER,
-            E::KernelLacks(_) => code::NOT_AVAILABLE,
+            E::KernelLacks(_) | E::KernelLacksFeature(_) => code::NOT_AVAILABLE,
             E::ControlCharacters(_) => code::INVALID_CONFIG,
             E::Internal(_) => code::INTERNAL,
             E::Dhcp(_) => code::TRY_AGAIN,
@@ -386,7 +389,7 @@ impl Error {
             E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => 400,
             E::PortOutOfRange { .. } | E::BadTuning(_) => 400,
             E::NoSuchInterface { .. } => 404,
-            E::KernelLacks(_) => 501,
+            E::KernelLacks(_) | E::KernelLacksFeature(_) => 501,
             E::ControlCharacters(_) => 400,
             E::Internal(_) => 500,
             E::Dhcp(_) => 503,

@@ -81,7 +81,7 @@ fn reset() {
 /// nothing else. DEL: the veth deleted by its host end.
 fn floor(n: usize) -> Series {
     let mut sock = Socket::open().expect("netlink");
-    sock.create_bridge("floor0", None).expect("bridge");
+    sock.create_bridge("floor0", None, false).expect("bridge");
     let br = sock.link_by_name("floor0").unwrap().unwrap();
     sock.add_address(br.index, "10.99.0.1/16".parse().unwrap()).unwrap();
     sock.set_up(br.index).unwrap();

@@ -7,7 +7,10 @@ mod rule;
 mod socket;
 pub mod tc;
 
-pub use link::{fill_random, format_mac, random_hex, random_mac, vrf_request, ChildKind, ChildRequest, Link, VethRequest};
+pub use link::{
+    bridge_request, bridge_vlan_request, fill_random, format_mac, port_vlan, random_hex, random_mac, trunk_vlans, vrf_request, ChildKind,
+    ChildRequest, Link, VethRequest,
+};
 pub use route::{KernelRoute, Route};
 pub use rule::{rule_request, Rule};
 pub(crate) use socket::exchange;

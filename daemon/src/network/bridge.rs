@@ -33,6 +33,31 @@ pub struct BridgeSpec {
     /// reference bridge's default), its addresses are usable as soon as ADD returns.
     #[serde(default = "yes")]
     pub dad: bool,
+    /// The port's VLAN (PVID, egress untagged; `vlan`); 0: none.
+    #[serde(default)]
+    pub vlan: u16,
+    /// Tagged VLAN ranges of the port (`vlanTrunk`), inclusive.
+    #[serde(default)]
+    pub vlan_trunk: Vec<(u16, u16)>,
+    /// Keep the bridge's default VLAN 1 on the port (`preserveDefaultVlan`).
+    #[serde(default = "yes")]
+    pub preserve_default_vlan: bool,
+}
+
+impl BridgeSpec {
+    /// Whether the bridge must filter VLANs (a port VLAN or trunk asked for).
+    pub fn vlan_filtering(&self) -> bool {
+        self.vlan != 0 || !self.vlan_trunk.is_empty()
+    }
+}
+
+/// The kernel's answer to VLAN filtering where it was built without it.
+fn vlan_err(e: crate::error::NetlinkError) -> Error {
+    if e.errno() == Some(libc::EOPNOTSUPP) {
+        Error::KernelLacksFeature("bridge VLAN filtering")
+    } else {
+        e.into()
+    }
 }
 
 fn yes() -> bool {
@@ -64,9 +89,9 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
     let link = match sock.link_by_name(&spec.name)? {
         Some(l) => l,
         None => {
-            match sock.create_bridge(&spec.name, spec.mtu) {
+            match sock.create_bridge(&spec.name, spec.mtu, spec.vlan_filtering()) {
                 Err(e) if e.errno() == Some(libc::EEXIST) => {} // a concurrent ADD won the race
-                r => r?,
+                r => r.map_err(vlan_err)?,
             }
             // Remembered so `netd cleanup` removes only bridges berth made.
             let _ = crate::state::write_atomic(&sysctl::state_root().join("bridges").join(&spec.name), b"");
@@ -75,6 +100,9 @@ pub fn ensure_bridge(sock: &mut Socket, spec: &BridgeSpec) -> Result<Link> {
     };
     if link.kind.as_deref() != Some("bridge") {
         return Err(Error::NotABridge(spec.name.clone()));
+    }
+    if spec.vlan_filtering() {
+        sock.set_vlan_filtering(link.index).map_err(vlan_err)?;
     }
     if spec.promisc {
         sock.set_promisc(link.index, true)?;
@@ -164,6 +192,7 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
         if spec.hairpin || spec.isolated {
             sock.set_bridge_port(host.index, spec.hairpin, spec.isolated)?;
         }
+        set_port_vlans(sock, host.index, spec)?;
         sock.set_up(host.index)?;
         let container = netns.run(|| {
             if !ipv4_only && !spec.dad {
@@ -181,6 +210,21 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
         }
     }
     result
+}
+
+/// The port's VLANs as the reference bridge sets them: `vlan` as PVID and untagged, each
+/// trunk range tagged, and VLAN 1 removed unless `preserve_default_vlan`.
+fn set_port_vlans(sock: &mut Socket, port: u32, spec: &BridgeSpec) -> Result<()> {
+    if spec.vlan != 0 {
+        sock.bridge_vlan_add(port, &[crate::netlink::port_vlan(spec.vlan, true)]).map_err(vlan_err)?;
+    }
+    for (min, max) in &spec.vlan_trunk {
+        sock.bridge_vlan_add(port, &crate::netlink::trunk_vlans(*min, *max)).map_err(vlan_err)?;
+    }
+    if spec.vlan_filtering() && !spec.preserve_default_vlan {
+        sock.bridge_vlan_del(port, 1).map_err(vlan_err)?;
+    }
+    Ok(())
 }
 
 /// Inside the container's netns: addresses, link up, routes. Runs on the netns thread.

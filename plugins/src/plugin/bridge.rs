@@ -53,7 +53,13 @@ struct BridgeConf {
     #[serde(default)]
     enabledad: bool,
     #[serde(default)]
-    vlan: u16,
+    vlan: u32,
+    /// Tagged VLANs of the port: `{"id": N}` or `{"minID": A, "maxID": B}`.
+    #[serde(default)]
+    vlan_trunk: Vec<Trunk>,
+    /// Keep VLAN 1 on the port when VLANs are set (default true, as the reference).
+    #[serde(default = "yes")]
+    preserve_default_vlan: bool,
     #[serde(default)]
     macspoofchk: bool,
     #[serde(default)]
@@ -72,8 +78,51 @@ struct BridgeConf {
     internal: bool,
 }
 
+/// One `vlanTrunk` entry.
+#[derive(Debug, Deserialize)]
+struct Trunk {
+    id: Option<u32>,
+    #[serde(rename = "minID")]
+    min_id: Option<u32>,
+    #[serde(rename = "maxID")]
+    max_id: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The trunk as inclusive ranges, checked as the reference checks it.
+fn trunk_ranges(trunk: &[Trunk]) -> Result<Vec<(u16, u16)>, CniError> {
+    let vid = |v: u32, what: &str| {
+        u16::try_from(v).ok().filter(|v| (1..=4094).contains(v)).ok_or_else(|| {
+            CniError::new(code::INVALID_CONFIG, format!("bridge: incorrect trunk {what} parameter {v} (must be between 1 and 4094)"))
+        })
+    };
+    let mut out = Vec::new();
+    for t in trunk {
+        match (t.id, t.min_id, t.max_id) {
+            (Some(id), None, None) => {
+                let v = vid(id, "id")?;
+                out.push((v, v));
+            }
+            (None, Some(min), Some(max)) => {
+                let (a, b) = (vid(min, "minID")?, vid(max, "maxID")?);
+                if a > b {
+                    return Err(CniError::new(code::INVALID_CONFIG, "bridge: minID is greater than maxID in trunk parameter"));
+                }
+                out.push((a, b));
+            }
+            _ => return Err(CniError::new(code::INVALID_CONFIG, "bridge: a trunk entry is {\"id\": N} or {\"minID\": A, \"maxID\": B}")),
+        }
+    }
+    Ok(out)
+}
+
 struct Ctx {
     conf: BridgeConf,
+    /// `vlanTrunk` checked.
+    trunk: Vec<(u16, u16)>,
     ipam_type: String,
     state: StateDir,
     run_dir: PathBuf,
@@ -83,8 +132,16 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     conf.require_name()?;
     let mut c: BridgeConf = conf.plugin()?;
     netd::name::Name::interface(&c.bridge).map_err(|e| CniError::new(code::INVALID_CONFIG, format!("bridge: {e}")))?;
-    if c.vlan != 0 {
-        return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: vlan is not supported yet"));
+    if c.vlan > 4094 {
+        return Err(CniError::new(code::INVALID_CONFIG, format!("bridge: invalid VLAN ID {} (must be between 0 and 4094)", c.vlan)));
+    }
+    let trunk = trunk_ranges(&c.vlan_trunk)?;
+    if c.vlan != 0 && !trunk.is_empty() {
+        return Err(CniError::new(code::INVALID_CONFIG, "bridge: cannot set vlan and vlanTrunk at the same time"));
+    }
+    if (c.vlan != 0 || !trunk.is_empty()) && (c.is_gateway || c.is_default_gateway) {
+        // The reference then puts the gateway on a veth of the bridge in that VLAN.
+        return Err(CniError::new(code::UNSUPPORTED_FIELD, "bridge: isGateway with vlan or vlanTrunk is not supported yet"));
     }
     if c.is_default_gateway {
         c.is_gateway = true;
@@ -99,7 +156,7 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
     let run_dir = PathBuf::from(c.state_dir.clone().unwrap_or_else(|| "/run/berth".into()));
     // The engine's endpoint registry, shared with the runtime and the daemon.
     let state = shared::registry(&run_dir)?;
-    Ok(Ctx { conf: c, ipam_type, state, run_dir })
+    Ok(Ctx { conf: c, ipam_type, state, run_dir, trunk })
 }
 
 fn key(conf: &NetConf, args: &Args) -> String {
@@ -123,6 +180,9 @@ impl Bridge {
             promisc: c.conf.promisc_mode,
             isolated: c.conf.port_isolation,
             dad: c.conf.enabledad,
+            vlan: c.conf.vlan as u16,
+            vlan_trunk: c.trunk.clone(),
+            preserve_default_vlan: c.conf.preserve_default_vlan,
         };
         let addrs: Vec<IpNetwork> = ipam.ips.iter().map(|i| i.address).collect();
         let mut routes: Vec<RouteConfig> = ipam.routes.clone();
