@@ -258,13 +258,21 @@ pub fn sweep(paths: &Paths, c: Container) -> Result<Option<Container>> {
     if !dead {
         return Ok(Some(c));
     }
-    reap_stale(paths, &c)?;
+    // Its own monitor may have finished the job meanwhile (`--rm` removes the record
+    // just before the monitor exits): a record gone under us is a container removed.
+    let gone = |paths: &Paths| matches!(container::lookup(paths, &c.id), Err(Error::NoContainer(_)));
+    if let Err(e) = reap_stale(paths, &c) {
+        return if gone(paths) { Ok(None) } else { Err(e) };
+    }
     if c.spec.auto_remove {
         remove_files(paths, &c.id)?;
         crate::volume::remove_anonymous(paths, &c.spec.volumes);
         return Ok(None);
     }
-    Ok(Some(container::lookup(paths, &c.id)?))
+    match container::lookup(paths, &c.id) {
+        Err(Error::NoContainer(_)) => Ok(None),
+        r => r.map(Some),
+    }
 }
 
 /// Removes the container's directory (its writable layer, logs, record).
