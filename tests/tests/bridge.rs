@@ -269,3 +269,52 @@ fn macspoofchk_lets_only_the_containers_own_mac_out_and_outlives_a_flush() {
         assert!(!sh("nft list tables").contains("bridge berth"));
     });
 }
+
+#[test]
+fn layer2_attachments_as_the_reference_and_disable_container_interface() {
+    isolated(|| {
+        let cni = Cni::default();
+        let l2 = |br: &str, extra: serde_json::Value| {
+            let mut c = serde_json::json!({"cniVersion": "1.0.0", "name": "l2", "type": "bridge", "bridge": br});
+            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            c.to_string()
+        };
+        let (c1, c2, c3) = (Netns::new("c1"), Netns::new("c2"), Netns::new("c3"));
+        // No ipam: a port on the bridge and an interface up, no address, no rule.
+        let r1 = cni.call("bridge", "ADD", "c1", "/run/netns/c1", "eth0", &l2("l2br", serde_json::json!({}))).ok();
+        cni.call("bridge", "ADD", "c2", "/run/netns/c2", "eth0", &l2("l2br", serde_json::json!({}))).ok();
+        assert!(r1.get("ips").is_none_or(|i| i.as_array().is_some_and(|a| a.is_empty())), "{r1}");
+        assert!(!c1.sh("ip -o addr show dev eth0").contains("inet "), "an address on a layer-2 attachment");
+        assert!(!fw::dump().contains("l2br"), "rules for a layer-2 network:\n{}", fw::dump());
+        // Layer 2 works: the test's own addresses reach each other over the bridge.
+        c1.sh("ip addr add 192.168.77.1/24 dev eth0");
+        c2.sh("ip addr add 192.168.77.2/24 dev eth0");
+        c1.sh("busybox ping -c1 -W2 192.168.77.2");
+        if let Some(dir) = berth_tests::harness::plugin::reference("bridge", "layer2_attachments_as_the_reference") {
+            let c4 = Netns::new("c4");
+            let theirs = cni.call_in(&dir, "bridge", "ADD", "c4", "/run/netns/c4", "eth0", &l2("l2ref", serde_json::json!({}))).ok();
+            let shape = |r: &serde_json::Value| (r["interfaces"].as_array().map(Vec::len), r.get("ips").cloned(), r.get("routes").cloned());
+            assert_eq!(shape(&r1), shape(&theirs), "ours {r1}\ntheirs {theirs}");
+            assert_eq!(c4.sh("ip -o addr show dev eth0 | grep -c 'inet ' || true").trim(), "0");
+            cni.call_in(&dir, "bridge", "DEL", "c4", "/run/netns/c4", "eth0", &l2("l2ref", serde_json::json!({}))).ok();
+        }
+        // disableContainerInterface: the interface stays down; CHECK expects that.
+        let down = l2("l2br", serde_json::json!({"disableContainerInterface": true}));
+        let r3 = cni.call("bridge", "ADD", "c3", "/run/netns/c3", "eth0", &down).ok();
+        assert!(!c3.sh("ip -o link show eth0").contains(",UP"), "{}", c3.sh("ip -o link show eth0"));
+        let mut check = serde_json::from_str::<serde_json::Value>(&down).unwrap();
+        check["prevResult"] = r3;
+        cni.call("bridge", "CHECK", "c3", "/run/netns/c3", "eth0", &check.to_string()).ok();
+        c3.sh("ip link set eth0 up");
+        cni.call("bridge", "CHECK", "c3", "/run/netns/c3", "eth0", &check.to_string()).err(999);
+        // With IPAM it is refused, nothing made.
+        let bad = serde_json::json!({"disableContainerInterface": true, "ipam": {"type": "host-local", "subnet": "10.50.0.0/24"}});
+        let before = links();
+        cni.call("bridge", "ADD", "c9", "/run/netns/c3", "net9", &l2("l2br", bad)).err(7);
+        assert_eq!(links(), before);
+        for c in ["c1", "c2", "c3"] {
+            cni.call("bridge", "DEL", c, &format!("/run/netns/{c}"), "eth0", &l2("l2br", serde_json::json!({}))).ok();
+        }
+        assert!(!sh("ip -o link show type veth").contains("master l2br"), "{}", sh("ip -o link show type veth"));
+    });
+}

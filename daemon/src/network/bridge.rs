@@ -42,6 +42,9 @@ pub struct BridgeSpec {
     /// Keep the bridge's default VLAN 1 on the port (`preserveDefaultVlan`).
     #[serde(default = "yes")]
     pub preserve_default_vlan: bool,
+    /// Leave the container's interface down (`disableContainerInterface`).
+    #[serde(default)]
+    pub container_down: bool,
 }
 
 impl BridgeSpec {
@@ -158,7 +161,8 @@ fn host_veth_name() -> String {
 /// enslaved to the bridge with hairpin set, IPv6 disabled on both when `ipv4_only` (no
 /// DAD/MLD/RS floods), then both up. Undone if any step fails.
 pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs, ifname: &str, cfg: &IfaceConfig) -> Result<Attached> {
-    let ipv4_only = !cfg.addrs.iter().any(|a| a.is_ipv6());
+    // Without addresses (a layer-2 attachment) IPv6 stays as the kernel has it.
+    let ipv4_only = !cfg.addrs.is_empty() && !cfg.addrs.iter().any(|a| a.is_ipv6());
     // No pre-check for `ifname` in the container: EEXIST tells, and costs nothing on success.
     let mut host_name = host_veth_name();
     let mut tries = 0;
@@ -200,7 +204,7 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
                 // Older kernels lack it.
                 let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "0");
             }
-            configure_container_dad(ifname, cfg, ipv4_only, spec.dad)
+            configure_container_with(ifname, cfg, ipv4_only, spec.dad, !spec.container_down)
         })?;
         Ok(Attached { bridge: bridge.clone(), host, container })
     })();
@@ -229,12 +233,12 @@ fn set_port_vlans(sock: &mut Socket, port: u32, spec: &BridgeSpec) -> Result<()>
 
 /// Inside the container's netns: addresses, link up, routes. Runs on the netns thread.
 pub(crate) fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
-    configure_container_dad(ifname, cfg, ipv4_only, false)
+    configure_container_with(ifname, cfg, ipv4_only, false, true)
 }
 
 /// [`configure_container`], with IPv6 duplicate address detection on the addresses when
-/// `dad`.
-fn configure_container_dad(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool, dad: bool) -> Result<Link> {
+/// `dad`, and the link left down unless `up` (then without routes: a down link takes none).
+fn configure_container_with(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool, dad: bool, up: bool) -> Result<Link> {
     let mut sock = Socket::open()?;
     let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
     if ipv4_only {
@@ -245,6 +249,9 @@ fn configure_container_dad(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool, dad
     }
     for a in &cfg.addrs {
         sock.add_address_dad(link.index, *a, dad)?;
+    }
+    if !up {
+        return Ok(link);
     }
     sock.set_up(link.index)?;
     for (dst, gw) in &cfg.routes {

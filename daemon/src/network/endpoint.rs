@@ -292,6 +292,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
                 vlan: 0,
                 vlan_trunk: Vec::new(),
                 preserve_default_vlan: true,
+                container_down: false,
             },
             gateways,
             iface: IfaceConfig { addrs: addrs.clone(), routes },

@@ -52,6 +52,9 @@ struct BridgeConf {
     /// as the reference).
     #[serde(default)]
     enabledad: bool,
+    /// Leave the container's interface down (layer 2 only: no IPAM).
+    #[serde(default)]
+    disable_container_interface: bool,
     #[serde(default)]
     vlan: u32,
     /// Tagged VLANs of the port: `{"id": N}` or `{"minID": A, "maxID": B}`.
@@ -150,13 +153,25 @@ fn ctx(conf: &NetConf) -> Result<Ctx, CniError> {
         return Err(CniError::new(code::INVALID_CONFIG, format!("bridge: gatewayMode {:?}: use nat or nat-unprotected", c.gateway_mode)));
     }
     let ipam_type = crate::types::gojson::get(&c.ipam, "type").and_then(|t| t.as_str()).unwrap_or("").to_string();
-    if ipam_type.is_empty() {
-        return Err(CniError::new(code::INVALID_CONFIG, "bridge: ipam.type is required"));
+    let no_ipam = c.ipam.is_null() || c.ipam.as_object().is_some_and(|o| o.is_empty());
+    if ipam_type.is_empty() && !no_ipam {
+        return Err(CniError::new(code::INVALID_CONFIG, "bridge: ipam.type is required (or no ipam at all, for a layer-2 attachment)"));
+    }
+    if c.disable_container_interface && !ipam_type.is_empty() {
+        return Err(CniError::new(code::INVALID_CONFIG, "bridge: cannot use IPAM when disableContainerInterface is set"));
     }
     let run_dir = PathBuf::from(c.state_dir.clone().unwrap_or_else(|| "/run/berth".into()));
     // The engine's endpoint registry, shared with the runtime and the daemon.
     let state = shared::registry(&run_dir)?;
     Ok(Ctx { conf: c, ipam_type, state, run_dir, trunk })
+}
+
+/// Runs the IPAM plugin; a layer-2 attachment (no `ipam`) has none to run.
+fn run_ipam(c: &Ctx, command: &str, args: &Args) -> Result<Option<CniResult>, CniError> {
+    if c.ipam_type.is_empty() {
+        return Ok(None);
+    }
+    delegate(&c.ipam_type, command, args)
 }
 
 fn key(conf: &NetConf, args: &Args) -> String {
@@ -183,6 +198,7 @@ impl Bridge {
             vlan: c.conf.vlan as u16,
             vlan_trunk: c.trunk.clone(),
             preserve_default_vlan: c.conf.preserve_default_vlan,
+            container_down: c.conf.disable_container_interface,
         };
         let addrs: Vec<IpNetwork> = ipam.ips.iter().map(|i| i.address).collect();
         let mut routes: Vec<RouteConfig> = ipam.routes.clone();
@@ -289,16 +305,20 @@ impl Plugin for Bridge {
         if let Some(p) = &args.netns {
             NetNs::open(p)?;
         }
-        let ipam = delegate(&c.ipam_type, "ADD", args)?.ok_or_else(|| CniError::new(code::INTERNAL, "IPAM returned no result"))?;
-        if ipam.ips.is_empty() {
-            let _ = delegate(&c.ipam_type, "DEL", args);
-            return Err(CniError::new(code::INVALID_CONFIG, "IPAM plugin returned no IP configuration"));
-        }
+        let ipam = match run_ipam(&c, "ADD", args)? {
+            Some(r) if r.ips.is_empty() => {
+                let _ = run_ipam(&c, "DEL", args);
+                return Err(CniError::new(code::INVALID_CONFIG, "IPAM plugin returned no IP configuration"));
+            }
+            Some(r) => r,
+            None if c.ipam_type.is_empty() => CniResult::default(),
+            None => return Err(CniError::new(code::INTERNAL, "IPAM returned no result")),
+        };
         match self.setup(&c, args, conf, &ipam) {
             Ok(r) => Ok(r),
             Err(e) => {
                 // Undo: the address goes back to the pool, nothing is left behind.
-                let _ = delegate(&c.ipam_type, "DEL", args);
+                let _ = run_ipam(&c, "DEL", args);
                 Err(e)
             }
         }
@@ -306,7 +326,7 @@ impl Plugin for Bridge {
 
     fn del(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        delegate(&c.ipam_type, "DEL", args)?;
+        run_ipam(&c, "DEL", args)?;
         // A netns already gone frees its veth later, in a kernel work queue; the host end
         // named in prevResult goes now, so DEL leaves nothing behind when it returns.
         let host_veths: Vec<String> = conf
@@ -331,13 +351,14 @@ impl Plugin for Bridge {
     fn check(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
         let prev = conf.prev_result.as_ref().ok_or_else(|| CniError::new(code::INVALID_CONFIG, "bridge: CHECK requires prevResult"))?;
-        delegate(&c.ipam_type, "CHECK", args)?;
+        run_ipam(&c, "CHECK", args)?;
         let ns = NetNs::open(args.netns.as_ref().ok_or_else(|| CniError::new(code::INVALID_ENV, "CNI_NETNS is required"))?)?;
         let bridge::Inspected { link, addrs, .. } = bridge::inspect(&ns, &args.ifname)?.ok_or_else(|| {
             CniError::new(code::INTERNAL, format!("bridge: interface {} not found in {}", args.ifname, ns.path().display()))
         })?;
-        if !link.up {
-            return Err(CniError::new(code::INTERNAL, format!("bridge: interface {} is down", args.ifname)));
+        if link.up == c.conf.disable_container_interface {
+            let (is, want) = if link.up { ("up", "down") } else { ("down", "up") };
+            return Err(CniError::new(code::INTERNAL, format!("bridge: interface {} is {is}, not {want}", args.ifname)));
         }
         for want in prev.container_ips() {
             if !addrs.contains(&want) {
@@ -361,7 +382,7 @@ impl Plugin for Bridge {
 
     fn gc(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        delegate(&c.ipam_type, "GC", args)?;
+        run_ipam(&c, "GC", args)?;
         let valid: Vec<String> =
             conf.valid_attachments.iter().flatten().map(|a| file_key(&[&conf.name, &a.container_id, &a.ifname])).collect();
         let fwl = fw(&c)?;
@@ -374,7 +395,7 @@ impl Plugin for Bridge {
 
     fn status(&self, args: &Args, conf: &NetConf) -> Result<(), CniError> {
         let c = ctx(conf)?;
-        delegate(&c.ipam_type, "STATUS", args)?;
+        run_ipam(&c, "STATUS", args)?;
         Ok(())
     }
 }
