@@ -149,7 +149,7 @@ pub fn rm(paths: &Paths, names: &[String], force: bool, volumes: bool) -> Result
                 return Err(Error::State(format!("cannot remove running container {}: stop it first or use rm -f", c.name)));
             }
             signal(&c, Signal::SIGKILL);
-            if wait_exited(paths, &c.id, Duration::from_secs(10))?.is_none() {
+            if wait_exited(paths, &c.id, Duration::from_secs(30))?.is_none() {
                 return Err(Error::State(format!("container {} did not die", c.name)));
             }
         }
