@@ -314,92 +314,94 @@ pub enum Error {
     Check(String),
 }
 
-/// The CNI spec's error codes (and berth's own, 100 and up): what a plugin prints.
-pub mod code {
-    /// Incompatible CNI version.
-    pub const INCOMPATIBLE_VERSION: u32 = 1;
-    /// Unsupported field in network configuration.
-    pub const UNSUPPORTED_FIELD: u32 = 2;
-    /// Container unknown or does not exist.
-    pub const UNKNOWN_CONTAINER: u32 = 3;
-    /// Invalid necessary environment variables.
-    pub const INVALID_ENV: u32 = 4;
-    /// I/O failure.
-    pub const IO: u32 = 5;
-    /// Failed to decode content.
-    pub const DECODE: u32 = 6;
-    /// Invalid network config.
-    pub const INVALID_CONFIG: u32 = 7;
-    /// Try again later.
-    pub const TRY_AGAIN: u32 = 11;
-    /// Plugin not available (STATUS).
-    pub const NOT_AVAILABLE: u32 = 50;
-    /// berth-specific: no address left in the range.
-    pub const RANGE_EXHAUSTED: u32 = 100;
-    /// berth-specific: a host port or address is already taken.
-    pub const IN_USE: u32 = 101;
-    /// Anything else.
-    pub const INTERNAL: u32 = 999;
+/// What kind of failure an error is: the one thing a front end needs to answer it in its
+/// own protocol. The CNI plugins derive their error code from it, the Docker API server
+/// its HTTP status; the engine keeps no table of either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// The request or configuration is wrong (a name, a CIDR, an option).
+    Invalid,
+    /// A named network does not exist.
+    NotFound,
+    /// The container's interface or attachment is not there.
+    UnknownContainer,
+    /// The container's network namespace cannot be used.
+    BadNetns,
+    /// Refused by policy: a predefined network.
+    Forbidden,
+    /// Still used: a network with endpoints, a container already attached.
+    Busy,
+    /// Taken by something else: an address, a host port, a link or network name.
+    InUse,
+    /// Nothing left to allocate: addresses, subnets.
+    Exhausted,
+    /// This kernel cannot do it (a link kind or feature not built in).
+    Unsupported,
+    /// Transient: a lock held too long, a daemon away, DHCP not answering.
+    TryLater,
+    /// A file could not be read or written.
+    Io,
+    /// Anything else: the kernel refused, state is inconsistent.
+    Internal,
 }
 
-impl Error {
-    /// The one mapping from an engine error to a CNI error code.
-    pub fn cni_code(&self) -> u32 {
-        use Error as E;
+impl Kind {
+    /// Its name, for protocols that carry it as text.
+    pub fn as_str(self) -> &'static str {
         match self {
-            E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::ForeignBridge { .. } => code::INVALID_CONFIG,
-            E::BadOption { .. } | E::BadSubnet { .. } | E::OutsideSubnet { .. } | E::BadRangeSet(_) => code::INVALID_CONFIG,
-            E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => code::INVALID_CONFIG,
-            E::PortOutOfRange { .. } | E::BadTuning(_) => code::INVALID_CONFIG,
-            E::NoSuchInterface { .. } => code::UNKNOWN_CONTAINER,
-            E::KernelLacks(_) | E::KernelLacksFeature(_) => code::NOT_AVAILABLE,
-            E::ControlCharacters(_) => code::INVALID_CONFIG,
-            E::Internal(_) => code::INTERNAL,
-            E::Dhcp(_) => code::TRY_AGAIN,
-            E::AddressOutsideSubnet { .. } => code::INVALID_CONFIG,
-            E::NoSuchNetwork(_) | E::PredefinedNetwork(_) | E::SubnetOverlap { .. } | E::CorruptNetwork { .. } => code::INVALID_CONFIG,
-            E::Netns { .. } => code::INVALID_ENV,
-            E::RangeExhausted(_) | E::NoFreeSubnet => code::RANGE_EXHAUSTED,
-            E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) => code::IN_USE,
-            E::NetworkExists(_) | E::NetworkInUse { .. } | E::BridgeInUse { .. } | E::AlreadyAttached { .. } => code::IN_USE,
-            E::NotAttached { .. } => code::UNKNOWN_CONTAINER,
-            E::Io { .. } => code::IO,
-            E::LockTimeout { .. } => code::TRY_AGAIN,
-            E::Check(_) | E::Netlink(_) | E::Command { .. } | E::Nftables { .. } | E::NoFreeInterface(_) => code::INTERNAL,
-            E::DaemonUnreachable { .. } => code::TRY_AGAIN,
-            E::Daemon { status, .. } => match status {
-                400 | 403 | 404 => code::INVALID_CONFIG,
-                409 => code::IN_USE,
-                503 => code::TRY_AGAIN,
-                _ => code::INTERNAL,
-            },
+            Kind::Invalid => "invalid",
+            Kind::NotFound => "not-found",
+            Kind::UnknownContainer => "unknown-container",
+            Kind::BadNetns => "bad-netns",
+            Kind::Forbidden => "forbidden",
+            Kind::Busy => "busy",
+            Kind::InUse => "in-use",
+            Kind::Exhausted => "exhausted",
+            Kind::Unsupported => "unsupported",
+            Kind::TryLater => "try-later",
+            Kind::Io => "io",
+            Kind::Internal => "internal",
         }
     }
 
-    /// The one mapping to an HTTP status, as the Docker Engine API answers.
-    pub fn http_status(&self) -> u16 {
+    /// The kind an HTTP status from netd stands for (a client's view of its answer).
+    pub fn of_status(status: u16) -> Kind {
+        match status {
+            400 => Kind::Invalid,
+            403 => Kind::Forbidden,
+            404 => Kind::NotFound,
+            409 => Kind::InUse,
+            501 => Kind::Unsupported,
+            503 => Kind::TryLater,
+            _ => Kind::Internal,
+        }
+    }
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> Kind {
         use Error as E;
         match self {
-            E::NoSuchNetwork(_) | E::Netns { .. } | E::NotAttached { .. } => 404,
-            E::AlreadyAttached { .. } => 403,
-            E::NetworkExists(_) | E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) | E::BridgeInUse { .. } => 409,
-            E::PredefinedNetwork(_) | E::NetworkInUse { .. } => 403,
-            E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::SubnetOverlap { .. } => 400,
-            E::BadOption { .. } | E::BadSubnet { .. } | E::OutsideSubnet { .. } | E::BadRangeSet(_) => 400,
-            E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => 400,
-            E::PortOutOfRange { .. } | E::BadTuning(_) => 400,
-            E::NoSuchInterface { .. } => 404,
-            E::KernelLacks(_) | E::KernelLacksFeature(_) => 501,
-            E::ControlCharacters(_) => 400,
-            E::Internal(_) => 500,
-            E::Dhcp(_) => 503,
-            E::RangeExhausted(_) | E::NoFreeSubnet => 400,
-            E::LockTimeout { .. } => 503,
-            E::CorruptNetwork { .. } | E::Io { .. } | E::Check(_) | E::Netlink(_) | E::Command { .. } | E::Nftables { .. } => 500,
-            E::NoFreeInterface(_) | E::ForeignBridge { .. } => 409,
-            E::AddressOutsideSubnet { .. } => 400,
-            E::DaemonUnreachable { .. } => 503,
-            E::Daemon { status, .. } => *status,
+            E::Name(_) | E::NotABridge(_) | E::BridgeAddress { .. } | E::SubnetOverlap { .. } | E::ControlCharacters(_) => Kind::Invalid,
+            E::BadOption { .. } | E::BadSubnet { .. } | E::OutsideSubnet { .. } | E::BadRangeSet(_) => Kind::Invalid,
+            E::AddressOutsideSubnet { .. } => Kind::Invalid,
+            E::BadRequestedAddress { .. } | E::BadPortMapping { .. } | E::BadSysctl(_) | E::UnknownBackend(_) => Kind::Invalid,
+            E::PortOutOfRange { .. } | E::BadTuning(_) => Kind::Invalid,
+            E::NoSuchNetwork(_) => Kind::NotFound,
+            E::NoSuchInterface { .. } | E::NotAttached { .. } => Kind::UnknownContainer,
+            E::Netns { .. } => Kind::BadNetns,
+            E::PredefinedNetwork(_) => Kind::Forbidden,
+            E::NetworkInUse { .. } | E::AlreadyAttached { .. } => Kind::Busy,
+            E::NetworkExists(_) | E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) | E::BridgeInUse { .. } => Kind::InUse,
+            E::ForeignBridge { .. } | E::NoFreeInterface(_) => Kind::InUse,
+            E::RangeExhausted(_) | E::NoFreeSubnet => Kind::Exhausted,
+            E::KernelLacks(_) | E::KernelLacksFeature(_) => Kind::Unsupported,
+            E::Dhcp(_) | E::LockTimeout { .. } | E::DaemonUnreachable { .. } => Kind::TryLater,
+            E::Io { .. } => Kind::Io,
+            E::Internal(_) | E::CorruptNetwork { .. } | E::Check(_) => Kind::Internal,
+            E::Netlink(_) | E::Command { .. } | E::Nftables { .. } => Kind::Internal,
+            E::Daemon { status, .. } => Kind::of_status(*status),
         }
     }
 }
@@ -419,17 +421,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_mapping_to_cni_codes_and_http_statuses() {
+    fn every_error_has_one_kind() {
         let cases = [
-            (Error::NoSuchNetwork("x".into()), code::INVALID_CONFIG, 404),
-            (Error::NetworkExists("x".into()), code::IN_USE, 409),
-            (Error::PredefinedNetwork("bridge".into()), code::INVALID_CONFIG, 403),
-            (Error::NetworkInUse { network: "x".into(), endpoints: 1 }, code::IN_USE, 403),
-            (Error::BadSubnet { subnet: "x".into(), why: "bad".into() }, code::INVALID_CONFIG, 400),
-            (Error::LockTimeout { path: "/l".into(), waited: std::time::Duration::from_secs(1) }, code::TRY_AGAIN, 503),
+            (Error::NoSuchNetwork("x".into()), Kind::NotFound),
+            (Error::NetworkExists("x".into()), Kind::InUse),
+            (Error::PredefinedNetwork("bridge".into()), Kind::Forbidden),
+            (Error::NetworkInUse { network: "x".into(), endpoints: 1 }, Kind::Busy),
+            (Error::BadSubnet { subnet: "x".into(), why: "bad".into() }, Kind::Invalid),
+            (Error::LockTimeout { path: "/l".into(), waited: std::time::Duration::from_secs(1) }, Kind::TryLater),
+            (Error::KernelLacks("vrf"), Kind::Unsupported),
+            (Error::Daemon { status: 409, message: "x".into() }, Kind::InUse),
         ];
-        for (e, c, h) in cases {
-            assert_eq!((e.cni_code(), e.http_status()), (c, h), "{e}");
+        for (e, k) in cases {
+            assert_eq!(e.kind(), k, "{e}");
         }
     }
 }

@@ -34,9 +34,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The HTTP status of an engine error's kind, as the Docker Engine API answers.
+pub fn status_of(e: &netd::Error) -> StatusCode {
+    use netd::error::Kind as K;
+    match (e.kind(), e) {
+        // A client error carries netd's own answer through.
+        (_, netd::Error::Daemon { status, .. }) => StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        (K::Invalid | K::Exhausted, _) => StatusCode::BAD_REQUEST,
+        (K::NotFound | K::UnknownContainer | K::BadNetns, _) => StatusCode::NOT_FOUND,
+        (K::Forbidden | K::Busy, _) => StatusCode::FORBIDDEN,
+        (K::InUse, _) => StatusCode::CONFLICT,
+        (K::Unsupported, _) => StatusCode::NOT_IMPLEMENTED,
+        (K::TryLater, _) => StatusCode::SERVICE_UNAVAILABLE,
+        (K::Io | K::Internal, _) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<netd::Error> for ApiError {
     fn from(e: netd::Error) -> Self {
-        ApiError(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e.to_string())
+        ApiError(status_of(&e), e.to_string())
     }
 }
 
@@ -377,4 +393,25 @@ async fn inspect_container(State(app): State<Arc<App>>, Path(id): Path<String>) 
         Ok(Json(docker::container_inspect(c)))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_get_dockers_statuses() {
+        let cases = [
+            (netd::Error::NoSuchNetwork("x".into()), 404),
+            (netd::Error::NetworkExists("x".into()), 409),
+            (netd::Error::PredefinedNetwork("bridge".into()), 403),
+            (netd::Error::NetworkInUse { network: "x".into(), endpoints: 1 }, 403),
+            (netd::Error::BadSubnet { subnet: "x".into(), why: "bad".into() }, 400),
+            (netd::Error::LockTimeout { path: "/l".into(), waited: std::time::Duration::from_secs(1) }, 503),
+            (netd::Error::Daemon { status: 418, message: "x".into() }, 418),
+        ];
+        for (e, s) in cases {
+            assert_eq!(status_of(&e).as_u16(), s, "{e}");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! each lease alive in a thread of its own. Protocol: the plugin writes one JSON object
 //! `{"command": "ADD"|"DEL"|"CHECK", "request": Request}` and shuts down its writing side;
 //! the daemon answers `{"lease": Lease}` (ADD, CHECK), `{}` (DEL) or `{"error": "...",
-//! "code": N}` with a CNI error code. Leases live in `<state>/<key>.json`, written
+//! "kind": K}` with the error's [`crate::error::Kind`] name. Leases live in `<state>/<key>.json`, written
 //! atomically; on start every saved lease is picked up again.
 
 use std::collections::HashMap;
@@ -97,7 +97,7 @@ impl Daemon {
         let out = match reply {
             Ok(Some(lease)) => serde_json::json!({ "lease": lease }),
             Ok(None) => serde_json::json!({}),
-            Err(e) => serde_json::json!({"error": e.to_string(), "code": e.cni_code()}),
+            Err(e) => serde_json::json!({"error": e.to_string(), "kind": e.kind().as_str()}),
         };
         let _ = conn.write_all(out.to_string().as_bytes());
     }

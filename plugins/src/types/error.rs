@@ -3,7 +3,33 @@
 
 use serde::Serialize;
 
-pub use netd::error::code;
+/// The CNI spec's error codes (and berth's own, 100 and up): what a plugin prints.
+pub mod code {
+    /// Incompatible CNI version.
+    pub const INCOMPATIBLE_VERSION: u32 = 1;
+    /// Unsupported field in network configuration.
+    pub const UNSUPPORTED_FIELD: u32 = 2;
+    /// Container unknown or does not exist.
+    pub const UNKNOWN_CONTAINER: u32 = 3;
+    /// Invalid necessary environment variables.
+    pub const INVALID_ENV: u32 = 4;
+    /// I/O failure.
+    pub const IO: u32 = 5;
+    /// Failed to decode content.
+    pub const DECODE: u32 = 6;
+    /// Invalid network config.
+    pub const INVALID_CONFIG: u32 = 7;
+    /// Try again later.
+    pub const TRY_AGAIN: u32 = 11;
+    /// Plugin not available (STATUS).
+    pub const NOT_AVAILABLE: u32 = 50;
+    /// berth-specific: no address left in the range.
+    pub const RANGE_EXHAUSTED: u32 = 100;
+    /// berth-specific: a host port or address is already taken.
+    pub const IN_USE: u32 = 101;
+    /// Anything else.
+    pub const INTERNAL: u32 = 999;
+}
 
 /// A CNI error as printed on stdout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -37,8 +63,46 @@ impl CniError {
     }
 }
 
+/// The CNI code of an engine error's kind.
+pub fn code_of(kind: netd::error::Kind) -> u32 {
+    use netd::error::Kind as K;
+    match kind {
+        K::Invalid | K::NotFound | K::Forbidden => code::INVALID_CONFIG,
+        K::UnknownContainer => code::UNKNOWN_CONTAINER,
+        K::BadNetns => code::INVALID_ENV,
+        K::Busy | K::InUse => code::IN_USE,
+        K::Exhausted => code::RANGE_EXHAUSTED,
+        K::Unsupported => code::NOT_AVAILABLE,
+        K::TryLater => code::TRY_AGAIN,
+        K::Io => code::IO,
+        K::Internal => code::INTERNAL,
+    }
+}
+
 impl From<netd::Error> for CniError {
     fn from(e: netd::Error) -> Self {
-        CniError::new(e.cni_code(), e.to_string())
+        CniError::new(code_of(e.kind()), e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_get_the_codes_runtimes_expect() {
+        let cases = [
+            (netd::Error::NoSuchNetwork("x".into()), code::INVALID_CONFIG),
+            (netd::Error::NetworkExists("x".into()), code::IN_USE),
+            (netd::Error::PredefinedNetwork("bridge".into()), code::INVALID_CONFIG),
+            (netd::Error::NetworkInUse { network: "x".into(), endpoints: 1 }, code::IN_USE),
+            (netd::Error::BadSubnet { subnet: "x".into(), why: "bad".into() }, code::INVALID_CONFIG),
+            (netd::Error::LockTimeout { path: "/l".into(), waited: std::time::Duration::from_secs(1) }, code::TRY_AGAIN),
+            (netd::Error::NoFreeSubnet, code::RANGE_EXHAUSTED),
+            (netd::Error::KernelLacks("vrf"), code::NOT_AVAILABLE),
+        ];
+        for (e, c) in cases {
+            assert_eq!(CniError::from(e).code, c);
+        }
     }
 }
