@@ -30,8 +30,9 @@ pub struct BridgeSpec {
     #[serde(default)]
     pub isolated: bool,
     /// Keep IPv6 duplicate address detection on the container's interface; off (the
-    /// reference bridge's default), its addresses are usable as soon as ADD returns.
-    #[serde(default = "yes")]
+    /// reference bridge's default, and the runtime's), its addresses are usable as soon as
+    /// ADD returns.
+    #[serde(default)]
     pub dad: bool,
     /// The port's VLAN (PVID, egress untagged; `vlan`); 0: none.
     #[serde(default)]

@@ -288,7 +288,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
                 hairpin: true,
                 promisc: false,
                 isolated: false,
-                dad: true,
+                dad: false,
                 vlan: 0,
                 vlan_trunk: Vec::new(),
                 preserve_default_vlan: true,
