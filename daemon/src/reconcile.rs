@@ -178,6 +178,9 @@ pub fn sysctls(run_dir: &Path) -> Result<usize> {
     let mut fixed = 0;
     for e in std::fs::read_dir(Record::RouteLocalnet.path(run_dir)).into_iter().flatten().flatten() {
         let iface = e.file_name().to_string_lossy().to_string();
+        if iface.starts_with('.') {
+            continue; // the per-key index and the lock
+        }
         let held = std::fs::read_dir(e.path()).map(|mut d| d.next().is_some()).unwrap_or(false);
         let key = format!("/proc/sys/net/ipv4/conf/{iface}/route_localnet");
         if held && crate::name::Name::interface(&iface).is_ok() && std::fs::read_to_string(&key).is_ok_and(|v| v.trim() != "1") {

@@ -1,7 +1,8 @@
 //! bench/cni-scale: in a private netns, ADD N containers through bridge + host-local +
 //! portmap (one published port each), then DEL them; prints per-operation medians for the
 //! first and last 10, totals and what is left. Runs the reference plugins too when
-//! /usr/lib/cni has them. Usage: cargo bench -p berth-tests --bench cni-scale [-- N]
+//! /usr/lib/cni has them (not with BENCH_NO_REFERENCE set).
+//! Usage: cargo bench -p berth-tests --bench cni-scale [-- N]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -63,7 +64,9 @@ fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200);
     isolated_main(|| {
         run("berth", bin_dir(), n, "b");
-        if std::path::Path::new("/usr/lib/cni/portmap").is_file() {
+        if std::env::var_os("BENCH_NO_REFERENCE").is_some() {
+            println!("reference: skipped (BENCH_NO_REFERENCE)");
+        } else if std::path::Path::new("/usr/lib/cni/portmap").is_file() {
             // A fresh bridge for a fair start: same network name, state kept apart.
             sh("ip link del docker0");
             sh("rm -rf /var/lib/cni/networks/berth");

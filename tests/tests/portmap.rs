@@ -307,3 +307,30 @@ fn containerd_cri_port_mappings_with_go_field_names_are_published() {
         assert!(!fw::publishes(4000), "DEL left the mapping:\n{}", fw::dump());
     });
 }
+
+#[test]
+fn route_localnet_is_held_per_attachment_also_across_the_index_upgrade() {
+    isolated(|| {
+        let run = runner();
+        let list = conflist("1.0.0");
+        let (_a, _b) = (Netns::new("a"), Netns::new("b"));
+        let cfg_a = rt("a", "/run/netns/a", &[(4000, 80, "tcp", "")]);
+        let cfg_b = rt("b", "/run/netns/b", &[(4001, 80, "tcp", "")]);
+        let ra = run.add(&list, &cfg_a).unwrap();
+        let rb = run.add(&list, &cfg_b).unwrap();
+        let dir = "/run/berth/route-localnet";
+        let ifaces: Vec<String> = sh(&format!("ls {dir}")).split_whitespace().map(str::to_string).collect();
+        assert!(!ifaces.is_empty(), "no interface holds route_localnet");
+        let on = |i: &str| sh(&format!("cat /proc/sys/net/ipv4/conf/{i}/route_localnet")).trim() == "1";
+        assert!(ifaces.iter().all(|i| on(i)), "{ifaces:?}");
+        assert_eq!(sh(&format!("ls {dir}/.keys")).lines().count(), 2, "one index entry per attachment");
+        // The state a version before the per-key index left: rebuilt on the next change.
+        sh(&format!("rm -rf {dir}/.keys"));
+        run.del(&list, &cfg_a, Some(&ra)).unwrap();
+        assert!(ifaces.iter().any(|i| on(i)), "route_localnet went while b still needs it");
+        run.del(&list, &cfg_b, Some(&rb)).unwrap();
+        assert!(ifaces.iter().all(|i| !std::path::Path::new(&format!("/proc/sys/net/ipv4/conf/{i}")).exists() || !on(i)));
+        assert_eq!(sh(&format!("ls {dir}")).trim(), "", "references left");
+        assert_eq!(sh(&format!("ls {dir}/.keys")).trim(), "", "index entries left");
+    });
+}

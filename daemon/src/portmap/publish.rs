@@ -107,13 +107,24 @@ impl Publisher {
     /// Makes attachment `key` the holder of `route_localnet` on `ifaces` (none: it holds
     /// nothing any more). The sysctl is on while any attachment holds it on that interface
     /// and off again after the last, so a bridge without 127.0.0.1 mappings does not
-    /// route loopback addresses. References are files `route-localnet/<iface>/<key>`.
+    /// route loopback addresses. References are files `route-localnet/<iface>/<key>`, and
+    /// `route-localnet/.keys/<key>` lists the interfaces a key holds, so a change costs
+    /// the same with one attachment or a thousand (no scan of every interface's directory).
     fn localnet(&self, key: &str, ifaces: &[String]) -> Result<()> {
         let dir = crate::records::Record::RouteLocalnet.path(self.run_dir());
         let _l = crate::state::lock_file(&dir.join(".lock"))?;
-        let held: Vec<String> = std::fs::read_dir(&dir)
-            .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().to_string()).collect())
-            .unwrap_or_default();
+        let index = dir.join(KEYS);
+        if !index.is_dir() {
+            index_localnet(&dir, &index)?;
+        }
+        let held: Vec<String> = std::fs::read_to_string(index.join(key)).unwrap_or_default().lines().map(str::to_string).collect();
+        // The index lists at least what the key holds at every moment (a kill anywhere
+        // leaves no reference it does not list): the union first, the final set last.
+        let mut union = held.clone();
+        union.extend(ifaces.iter().filter(|i| !held.contains(i)).cloned());
+        if union != held {
+            crate::state::write_atomic(&index.join(key), union.join("\n").as_bytes())?;
+        }
         for i in held.iter().filter(|i| !ifaces.contains(i)) {
             let d = dir.join(i);
             let _ = std::fs::remove_file(d.join(key));
@@ -131,6 +142,14 @@ impl Publisher {
             std::fs::create_dir_all(&d).map_err(|e| crate::Error::io("create", &d, e))?;
             std::fs::write(d.join(key), b"").map_err(|e| crate::Error::io("create", d.join(key), e))?;
             enable_route_localnet(i)?;
+        }
+        if ifaces.is_empty() {
+            match std::fs::remove_file(index.join(key)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(crate::Error::io("remove", index.join(key), e)),
+                _ => {}
+            }
+        } else if union != ifaces {
+            crate::state::write_atomic(&index.join(key), ifaces.join("\n").as_bytes())?;
         }
         Ok(())
     }
@@ -153,4 +172,32 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+/// The directory of `route-localnet/` that lists, per attachment key, the interfaces it
+/// holds.
+const KEYS: &str = ".keys";
+
+/// Builds the per-key index from the per-interface references (state of a version
+/// before the index), once.
+fn index_localnet(dir: &std::path::Path, index: &std::path::Path) -> Result<()> {
+    let mut by_key: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let iface = e.file_name().to_string_lossy().to_string();
+        if iface.starts_with('.') || !e.path().is_dir() {
+            continue;
+        }
+        for k in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+            by_key.entry(k.file_name().to_string_lossy().to_string()).or_default().push(iface.clone());
+        }
+    }
+    let tmp = dir.join(".keys.new");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| crate::Error::io("create", &tmp, e))?;
+    for (k, ifaces) in by_key {
+        std::fs::write(tmp.join(&k), ifaces.join("\n")).map_err(|e| crate::Error::io("create", tmp.join(&k), e))?;
+    }
+    // Whole or not at all: a kill before the rename leaves no index, and the next call
+    // builds it again.
+    std::fs::rename(&tmp, index).map_err(|e| crate::Error::io("rename", index, e))
 }
