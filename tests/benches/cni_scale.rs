@@ -1,7 +1,8 @@
 //! bench/cni-scale: in a private netns, ADD N containers through bridge + host-local +
 //! portmap (one published port each), then DEL them; prints per-operation medians for the
 //! first and last 10, totals and what is left. Runs the reference plugins too when
-//! /usr/lib/cni has them (not with BENCH_NO_REFERENCE set).
+//! /usr/lib/cni has them (not with BENCH_NO_REFERENCE set); BENCH_BANDWIDTH chains bandwidth
+//! after portmap, as a Kubernetes node does.
 //! Usage: cargo bench -p berth-tests --bench cni-scale [-- N]
 
 use std::path::PathBuf;
@@ -19,7 +20,12 @@ fn median(v: &[Duration]) -> f64 {
 
 fn run(label: &str, path: PathBuf, n: usize, prefix: &str) {
     let runner = Runner { path: vec![path] };
-    let list = conflist("1.0.0");
+    let mut list = conflist("1.0.0");
+    if std::env::var_os("BENCH_BANDWIDTH").is_some() {
+        // The Kubernetes node chain: bridge → portmap → bandwidth (both directions shaped).
+        list.plugins.push(serde_json::json!({"type": "bandwidth", "ingressRate": 100_000_000, "ingressBurst": 1_000_000,
+            "egressRate": 100_000_000, "egressBurst": 1_000_000}));
+    }
     let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
     let script: String = names.iter().map(|c| format!("netns add {c}\n")).collect();
     std::fs::write("/run/berth/netns.batch", script).unwrap();
@@ -63,6 +69,8 @@ fn run(label: &str, path: PathBuf, n: usize, prefix: &str) {
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(200);
     isolated_main(|| {
+        let bw = if std::env::var_os("BENCH_BANDWIDTH").is_some() { "+bandwidth" } else { "" };
+        println!("chain: bridge+host-local+portmap{bw}");
         run("berth", bin_dir(), n, "b");
         if std::env::var_os("BENCH_NO_REFERENCE").is_some() {
             println!("reference: skipped (BENCH_NO_REFERENCE)");
