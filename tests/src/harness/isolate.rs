@@ -1,5 +1,6 @@
 //! Re-executes the current test in a child that unshares net and mnt namespaces.
 
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -47,11 +48,14 @@ pub fn isolated(body: impl FnOnce()) {
     if !out.status.success() || !ran {
         panic!("isolated test {name} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}", out.status);
     }
-    // Skips are printed, never silent; so are the figures a test reports.
-    // (The test's own output may follow libtest's "test NAME ... " on the same line.)
+    // Skips are printed, never silent; so are the figures a test reports. Written to the
+    // stderr descriptor itself: libtest captures `eprintln!` of a passing test, so CI's
+    // log would not show them. (The test's own output may follow libtest's "test NAME
+    // ... " on the same line.)
+    let mut err = std::io::stderr().lock();
     for line in stdout.lines().chain(stderr.lines()) {
         if let Some(at) = line.find("SKIP ").or_else(|| line.find("REPORT ")) {
-            eprintln!("{}", &line[at..]);
+            let _ = writeln!(err, "{}", &line[at..]);
         }
     }
 }
