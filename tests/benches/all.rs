@@ -382,7 +382,10 @@ fn main() {
             machine(),
         );
         println!("{md}");
-        std::fs::write(&results, md).expect("write bench/RESULTS.md");
+        // The sections other benches wrote (`## ...`) stay below this one's.
+        let kept =
+            std::fs::read_to_string(&results).ok().and_then(|old| old.find("\n## ").map(|i| old[i..].to_string())).unwrap_or_default();
+        std::fs::write(&results, format!("{md}{kept}")).expect("write bench/RESULTS.md");
         println!("written to {}", results.display());
     });
 }
