@@ -107,9 +107,7 @@ pub fn reconcile(run_dir: &Path) -> Result<Repaired> {
             }
         }
     }
-    if !Record::CniSpoofchk.open(run_dir).map(|d| d.keys().is_empty()).unwrap_or(true) {
-        done.spoofchks = crate::network::spoofchk::repair(run_dir)?;
-    }
+    done.spoofchks = crate::network::spoofchk::repair(run_dir)?;
     for backend in [Backend::Iptables, Backend::Nftables] {
         if !groups.keys().any(|(b, _)| *b == backend) && (backend != Backend::Nftables || firewall::Nftables::available()) {
             firewall::open(backend, run_dir, firewall::DEFAULT_MARK_BIT).cleanup()?;

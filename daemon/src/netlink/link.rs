@@ -528,9 +528,14 @@ mod tests {
 
     /// Serialises an RTM_NEWLINK create request as the socket sends it (sequence 0).
     fn wire(body: LinkMessage) -> Vec<u8> {
+        serialize(NLM_F_CREATE | NLM_F_EXCL, RouteNetlinkMessage::NewLink(body))
+    }
+
+    /// Serialises `msg` with `flags` besides REQUEST|ACK, as the socket sends it (sequence 0).
+    fn serialize(flags: u16, msg: RouteNetlinkMessage) -> Vec<u8> {
         let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(body)));
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
         nl.finalize();
         let mut buf = vec![0u8; nl.buffer_len()];
         nl.serialize(&mut buf);
@@ -592,27 +597,14 @@ mod tests {
     const IPROUTE2_VLAN_DEL_1: &str = "34000000 11000500 00000000 00000000 07000000 04000000 00000000 00000000 \
         14001a00 06000000 01000000 08000200 00000100";
 
-    fn wire_as(kind: u16, body: LinkMessage) -> Vec<u8> {
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_ACK;
-        let msg = match kind {
-            19 => RouteNetlinkMessage::SetLink(body),
-            _ => RouteNetlinkMessage::DelLink(body),
-        };
-        let mut nl = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        nl.finalize();
-        let mut buf = vec![0u8; nl.buffer_len()];
-        nl.serialize(&mut buf);
-        buf
-    }
-
     #[test]
     fn the_bridge_vlan_requests_are_iproute2s() {
         same_request(&wire(bridge_request("br0", None, None, true)), &bytes(IPROUTE2_BRIDGE_VLAN_FILTERING));
-        let add = wire_as(19, bridge_vlan_request(4, &[port_vlan(100, true)]));
-        assert_eq!(add, bytes(IPROUTE2_VLAN_ADD_PVID_UNTAGGED_100));
-        assert_eq!(wire_as(19, bridge_vlan_request(4, &trunk_vlans(101, 200))), bytes(IPROUTE2_VLAN_ADD_101_200));
-        assert_eq!(wire_as(17, bridge_vlan_request(4, &[port_vlan(1, false)])), bytes(IPROUTE2_VLAN_DEL_1));
+        let set = |v: &[BridgeVlanInfo]| serialize(0, RouteNetlinkMessage::SetLink(bridge_vlan_request(4, v)));
+        assert_eq!(set(&[port_vlan(100, true)]), bytes(IPROUTE2_VLAN_ADD_PVID_UNTAGGED_100));
+        assert_eq!(set(&trunk_vlans(101, 200)), bytes(IPROUTE2_VLAN_ADD_101_200));
+        let del = serialize(0, RouteNetlinkMessage::DelLink(bridge_vlan_request(4, &[port_vlan(1, false)])));
+        assert_eq!(del, bytes(IPROUTE2_VLAN_DEL_1));
     }
 
     #[test]

@@ -118,30 +118,27 @@ fn nft_err(what: &str, e: io::Error) -> Error {
     Error::Nftables { what: format!("{what} (table bridge {TABLE})"), source: e }
 }
 
+/// Commits `msgs` as one transaction; with `gone_ok`, a batch refused only because its
+/// target is missing counts as done.
+fn commit(what: &str, msgs: &[&Msg], gone_ok: bool) -> Result<()> {
+    match msg::with_conn(|c| c.commit(msgs)).map_err(|e| nft_err(what, e))? {
+        Ok(()) => Ok(()),
+        Err(f) if gone_ok && f.iter().all(|f| f.errno == libc::ENOENT) => Ok(()),
+        Err(f) => Err(nft_err(what, io::Error::from_raw_os_error(f.first().map(|f| f.errno).unwrap_or(libc::EIO)))),
+    }
+}
+
 /// Lets only `mac` out of bridge port `port` (the container's host veth).
 pub fn add(port: &str, mac: [u8; 6]) -> Result<()> {
     let mut batch = base();
     batch.extend(elems(port, mac).iter().map(|e| elem_msg(ty::NEWSETELEM, NLM_F_CREATE, e)));
-    let refs: Vec<&Msg> = batch.iter().collect();
-    msg::with_conn(|c| c.commit(&refs)).map_err(|e| nft_err("install the MAC spoof check", e))?.map_err(|f| {
-        let errno = f.first().map(|f| f.errno).unwrap_or(libc::EIO);
-        nft_err("install the MAC spoof check", io::Error::from_raw_os_error(errno))
-    })
+    commit("install the MAC spoof check", &batch.iter().collect::<Vec<_>>(), false)
 }
 
 /// Removes a port's check; what is already gone is success.
 pub fn remove(port: &str, mac: [u8; 6]) -> Result<()> {
     for e in elems(port, mac) {
-        let m = elem_msg(ty::DELSETELEM, 0, &e);
-        match msg::with_conn(|c| c.commit(&[&m])) {
-            Ok(Ok(())) => {}
-            Ok(Err(f)) if f.iter().all(|f| f.errno == libc::ENOENT) => {}
-            Ok(Err(f)) => {
-                let errno = f.first().map(|f| f.errno).unwrap_or(libc::EIO);
-                return Err(nft_err("remove the MAC spoof check", io::Error::from_raw_os_error(errno)));
-            }
-            Err(e) => return Err(nft_err("remove the MAC spoof check", e)),
-        }
+        commit("remove the MAC spoof check", &[&elem_msg(ty::DELSETELEM, 0, &e)], true)?;
     }
     Ok(())
 }
@@ -166,12 +163,7 @@ pub fn present(port: &str, mac: [u8; 6]) -> Result<bool> {
 
 /// Deletes the table (`netd cleanup`); none is success.
 pub fn remove_table() -> Result<()> {
-    let m = msg(ty::DELTABLE, 0);
-    match msg::with_conn(|c| c.commit(&[&m])).map_err(|e| nft_err("delete", e))? {
-        Ok(()) => Ok(()),
-        Err(f) if f.iter().all(|f| f.errno == libc::ENOENT) => Ok(()),
-        Err(f) => Err(nft_err("delete", io::Error::from_raw_os_error(f.first().map(|f| f.errno).unwrap_or(libc::EIO)))),
-    }
+    commit("delete", &[&msg(ty::DELTABLE, 0)], true)
 }
 
 #[cfg(test)]
