@@ -90,6 +90,19 @@ pub enum Error {
     /// The network mode names no known network or container.
     #[error("network {0} not found")]
     NoNetwork(String),
+    /// `rmi` of the last name of an image a container uses, without force.
+    #[error(
+        "conflict: unable to remove repository reference \"{image}\" (must force) - container {container} is using its referenced image"
+    )]
+    ImageInUse {
+        /// The image's name.
+        image: String,
+        /// A container using it.
+        container: String,
+    },
+    /// `rm` without force of a running container.
+    #[error("cannot remove running container {0}: stop it first or use rm -f")]
+    Running(String),
     /// The operation does not apply in the container's state.
     #[error("{0}")]
     State(String),

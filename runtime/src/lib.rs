@@ -9,6 +9,7 @@ pub mod container;
 pub mod daemon;
 pub mod error;
 pub mod image;
+pub mod info;
 pub mod network;
 pub mod paths;
 pub mod process;

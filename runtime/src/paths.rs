@@ -10,12 +10,20 @@ pub struct Paths {
     pub lib: PathBuf,
     /// Runtime state.
     pub run: PathBuf,
+    /// Networking always in this process: set by the daemon, which must not call its own
+    /// socket.
+    in_process: bool,
 }
 
 impl Paths {
     /// The roots given on the command line or in BERTH_ROOT / BERTH_RUN_ROOT.
     pub fn new(lib: PathBuf, run: PathBuf) -> Self {
-        Self { lib, run }
+        Self { lib, run, in_process: false }
+    }
+
+    /// The same roots with the engine always in this process (the daemon's view).
+    pub fn in_process(self) -> Self {
+        Self { in_process: true, ..self }
     }
 
     /// Creates the roots and tightens modes left by older versions: the state root 0710
@@ -64,8 +72,10 @@ impl Paths {
     /// too, so host-port claims and the firewall lock are shared with them. The kernel
     /// state is the same either way.
     pub fn networking(&self) -> Box<dyn netd::engine::Networking> {
-        if let Some(client) = netd::engine::client::Client::connect(&crate::daemon::socket(self)) {
-            return Box::new(client);
+        if !self.in_process {
+            if let Some(client) = netd::engine::client::Client::connect(&crate::daemon::socket(self)) {
+                return Box::new(client);
+            }
         }
         Box::new(netd::engine::Engine::new(self.lib.join("networks"), self.lib.join("ipam"), self.run.clone()))
     }

@@ -27,6 +27,22 @@ pub struct Record {
     pub anonymous: bool,
 }
 
+impl Record {
+    /// The volume as the Docker Engine API shows it (`volume inspect`, `GET /volumes`).
+    pub fn docker(&self, paths: &Paths) -> serde_json::Value {
+        serde_json::json!({
+            "Name": self.name,
+            "Driver": "local",
+            "Mountpoint": mountpoint(paths, &self.name).display().to_string(),
+            "CreatedAt": netd::clock::rfc3339(self.created),
+            "Labels": self.labels,
+            "Scope": "local",
+            "Options": {},
+            "Anonymous": self.anonymous,
+        })
+    }
+}
+
 fn dir(paths: &Paths, name: &str) -> PathBuf {
     paths.lib.join("volumes").join(name)
 }
@@ -265,7 +281,7 @@ pub fn resolve(paths: &Paths, reqs: &[Request]) -> Result<Vec<Volume>> {
                 continue;
             }
             Source::Named(n) => (n.clone(), false),
-            Source::Anonymous => (netd::netlink::random_hex(32), true),
+            Source::Anonymous => (crate::container::id::random(32), true),
         };
         if get(paths, &name).is_none() {
             created.push(name.clone());

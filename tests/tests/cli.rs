@@ -26,7 +26,7 @@ fn formats_filters_and_times_as_docker_prints_them() {
         // Go templates over inspect, nested fields and json.
         let pid: i32 = berth(&["inspect", "-f", "{{.State.Pid}}", "web"]).ok().trim().parse().unwrap();
         assert!(pid > 1 && Path::new(&format!("/proc/{pid}")).exists());
-        assert_eq!(berth(&["inspect", "--format", "{{.Name}} {{.State.Status}}", "web", "once"]).ok(), "web running\nonce exited\n");
+        assert_eq!(berth(&["inspect", "--format", "{{.Name}} {{.State.Status}}", "web", "once"]).ok(), "/web running\n/once exited\n");
         let cfg: serde_json::Value = serde_json::from_str(&berth(&["inspect", "-f", "{{json .Config}}", "web"]).ok()).unwrap();
         assert_eq!(cfg["Cmd"][0], "httpd");
         assert_eq!(cfg["Labels"]["tier"], "web");
@@ -82,7 +82,7 @@ fn formats_filters_and_times_as_docker_prints_them() {
             (info["ContainersRunning"].as_u64(), info["ContainersStopped"].as_u64(), info["Images"].as_u64()),
             (Some(1), Some(1), Some(1))
         );
-        assert_eq!(info["FirewallBackend"], berth_tests::harness::fw::backend());
+        assert_eq!(info["FirewallBackend"]["Driver"], berth_tests::harness::fw::backend());
         assert!(["1", "2"].contains(&info["CgroupVersion"].as_str().unwrap()));
 
         // Bad input: one line, exit 125.

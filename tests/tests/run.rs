@@ -45,7 +45,11 @@ fn published_web_server_answers_and_stop_rm_clean_up() {
         let info = inspect("web");
         assert_eq!(info["State"]["Status"], "running");
         assert_eq!(info["NetworkSettings"]["IPAddress"], "172.17.0.2");
-        assert_eq!(info["NetworkSettings"]["Ports"][0]["HostPort"], "4000");
+        assert_eq!(info["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"], "4000");
+        // Docker's shape: the address per network, as `docker inspect -f '{{range ...}}'` reads it.
+        assert_eq!(info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], "172.17.0.2");
+        assert_eq!(info["NetworkSettings"]["Networks"]["bridge"]["Gateway"], "172.17.0.1");
+        assert_eq!(berth(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "web"]).ok().trim(), "172.17.0.2");
         assert_eq!(berth(&["port", "web"]).ok().trim(), "80/tcp -> 0.0.0.0:4000");
         assert!(berth(&["ps"]).ok().contains("web"));
         assert_eq!((veths(), bridge_allocations()), (1, 1));
@@ -438,7 +442,11 @@ fn parallel_ephemeral_ports_are_distinct_and_answer() {
         ports.sort();
         ports.dedup();
         assert_eq!(ports.len(), 8, "two containers got the same host port");
-        let shown: u16 = inspect("e0")["NetworkSettings"]["Ports"][0]["HostPort"].as_str().unwrap().parse().unwrap();
+        let shown: u16 = inspect("e0")["NetworkSettings"]["Ports"].as_object().unwrap().values().next().unwrap()[0]["HostPort"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!(ports.contains(&shown), "inspect shows the picked port");
     });
 }

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use super::format::{self, Format};
-use crate::container;
 use crate::error::{Error, Result};
 use crate::image;
 use crate::paths::Paths;
@@ -75,17 +74,10 @@ pub fn list(paths: &Paths, quiet: bool, no_trunc: bool, format: &Format, referen
     Ok(0)
 }
 
-/// Removes images.
+/// Removes images: an image's other names stay, and with them the image.
 pub fn rmi(paths: &Paths, names: &[String], force: bool) -> Result<i32> {
     for n in names {
-        let img = image::get(paths, n)?;
-        if !force {
-            if let Some(c) = container::all(paths)?.into_iter().find(|c| c.spec.image_id == img.id) {
-                return Err(Error::State(format!("image {} is used by container {} (remove it first or use -f)", img.name, c.name)));
-            }
-        }
-        let in_use: Vec<String> = container::all(paths)?.into_iter().flat_map(|c| c.spec.layers).collect();
-        image::remove(paths, n, &in_use)?;
+        let img = image::delete(paths, n, force)?;
         println!("Untagged: {}", img.name);
     }
     Ok(0)

@@ -1,7 +1,6 @@
 //! The `berth` command line: one file per group of commands, each a thin layer over the
 //! library (image, container, process, network).
 
-mod exec;
 pub mod format;
 mod images;
 mod info;
@@ -319,7 +318,7 @@ pub enum Command {
     },
     /// Show what berth sees: firewall backend, cgroup version, storage, counts.
     Info {
-        /// json or a Go template (.FirewallBackend .CgroupVersion .Containers ...).
+        /// json or a Go template (.FirewallBackend.Driver .CgroupVersion .Containers ...).
         #[arg(short, long)]
         format: Option<String>,
     },
@@ -584,13 +583,18 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Run(args) => run::run(&paths, *args),
         Command::Ps { all, quiet, no_trunc, filter, format } => {
-            let list =
-                info::Listing { all, quiet, no_trunc, filters: info::Filters::parse(&filter)?, format: Format::parse(format.as_deref()) };
+            let list = info::Listing {
+                all,
+                quiet,
+                no_trunc,
+                filters: crate::container::list::Filters::parse(&filter)?,
+                format: Format::parse(format.as_deref()),
+            };
             info::ps(&paths, &list)
         }
         Command::Logs { follow, container } => info::logs(&paths, &container, follow),
         Command::Exec { interactive: _, tty: _, env, workdir, container, cmd } => {
-            exec::exec(&paths, &container, &cmd, &env, workdir.as_deref())
+            crate::container::lookup(&paths, &container)?.exec(&paths, &cmd, &env, workdir.as_deref())
         }
         Command::Stop { time, containers } => lifecycle::stop(&paths, &containers, time),
         Command::Kill { signal, containers } => lifecycle::kill(&paths, &containers, &signal),
@@ -621,7 +625,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Info { format } => system::info(&paths, &Format::parse(format.as_deref())),
         Command::Completion { shell } => system::completion(shell),
         Command::Man { dir } => system::man(&dir),
-        Command::Monitor { id } => run::monitor(&paths, &id),
+        Command::Monitor { id } => crate::container::monitor(&paths, &id),
         Command::Reap { id, code } => run::reap(&paths, &id, code),
     }
 }

@@ -7,13 +7,10 @@ use serde_json::{json, Value};
 
 use super::format::{compile, Format};
 use super::Cli;
-use crate::container::{self, Status};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 
-fn kernel() -> String {
-    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().to_string()).unwrap_or_default()
-}
+use crate::info::kernel;
 
 /// Prints `value` as JSON, through a template, or as `Key: value` lines.
 fn show(format: &Format, value: &Value) -> Result<i32> {
@@ -46,27 +43,7 @@ pub fn version(format: &Format) -> Result<i32> {
 
 /// `berth info`: what a bug report needs.
 pub fn info(paths: &Paths, format: &Format) -> Result<i32> {
-    let all = container::all(paths)?;
-    let count = |s: Status| all.iter().filter(|c| c.effective_status() == s).count();
-    let images = crate::image::list(paths)?.len();
-    let networks = paths.networking().networks()?.len();
-    let backend = netd::firewall::default_backend(&paths.run).map(|b| b.to_string()).unwrap_or_else(|e| format!("unavailable: {e}"));
-    let v = json!({
-        "Containers": all.len(),
-        "ContainersRunning": count(Status::Running),
-        "ContainersCreated": count(Status::Created),
-        "ContainersStopped": count(Status::Exited),
-        "Images": images,
-        "Networks": networks,
-        "FirewallBackend": backend,
-        "CgroupVersion": if crate::cgroups::is_v2() { "2" } else { "1" },
-        "StorageDriver": "overlay",
-        "Root": paths.lib.display().to_string(),
-        "RunRoot": paths.run.display().to_string(),
-        "Kernel": kernel(),
-        "Version": env!("CARGO_PKG_VERSION"),
-    });
-    show(format, &v)
+    show(format, &crate::info::info(paths)?)
 }
 
 /// `berth completion SHELL`.

@@ -1,26 +1,12 @@
 //! `berth volume create|ls|inspect|rm|prune`.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::format::{self, Format};
 use super::VolumeCommand;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
-use crate::volume::{self, Record};
-
-/// A volume as the Docker Engine API shows it.
-fn docker(paths: &Paths, r: &Record) -> Value {
-    json!({
-        "Name": r.name,
-        "Driver": "local",
-        "Mountpoint": volume::mountpoint(paths, &r.name).display().to_string(),
-        "CreatedAt": netd::clock::rfc3339(r.created),
-        "Labels": r.labels,
-        "Scope": "local",
-        "Options": {},
-        "Anonymous": r.anonymous,
-    })
-}
+use crate::volume;
 
 const TITLES: [(&str, &str); 6] = [
     ("Name", "VOLUME NAME"),
@@ -36,12 +22,12 @@ pub fn dispatch(paths: &Paths, cmd: VolumeCommand) -> Result<i32> {
     match cmd {
         VolumeCommand::Create { label, name } => {
             let labels = super::labels(&label)?;
-            let name = name.unwrap_or_else(|| netd::netlink::random_hex(32));
+            let name = name.unwrap_or_else(|| crate::container::id::random(32));
             let r = volume::create(paths, &name, labels, false)?;
             println!("{}", r.name);
         }
         VolumeCommand::Ls { quiet, format } => {
-            let items: Vec<Value> = volume::list(paths).iter().map(|r| docker(paths, r)).collect();
+            let items: Vec<Value> = volume::list(paths).iter().map(|r| r.docker(paths)).collect();
             if quiet {
                 items.iter().for_each(|i| println!("{}", i["Name"].as_str().unwrap_or_default()));
                 return Ok(0);
@@ -57,7 +43,7 @@ pub fn dispatch(paths: &Paths, cmd: VolumeCommand) -> Result<i32> {
             let mut missing = None;
             for n in &names {
                 match volume::get(paths, n) {
-                    Some(r) => out.push(docker(paths, &r)),
+                    Some(r) => out.push(r.docker(paths)),
                     None => missing = Some(Error::State(format!("no such volume: {n}"))),
                 }
             }

@@ -1,7 +1,20 @@
-//! Container records: what was asked for (spec) and what is (state), one JSON file per
-//! container written atomically, name reservation under one short flock.
+//! Containers: the one library the CLI and the daemon share. A record holds what was
+//! asked for (spec) and what is (state), one JSON file per container written atomically,
+//! names reserved under one short flock; the lifecycle (create, start, stop, kill, wait,
+//! remove), listing and the Docker-shaped inspect document are methods here.
 
+pub mod config;
+mod exec;
+pub mod id;
+pub mod inspect;
+pub mod list;
+pub mod output;
+mod start;
+mod stop;
 mod store;
+
+pub use config::Config;
+pub use start::monitor;
 
 use std::net::IpAddr;
 
@@ -9,7 +22,7 @@ use netd::network::endpoint::Endpoint;
 use netd::portmap::PortMapping;
 use serde::{Deserialize, Serialize};
 
-pub use store::{all, create, lock, lookup, remove_dir, save, update};
+pub use store::{all, create, lock, lookup, remove_dir, rename, save, update};
 
 /// How the container is networked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

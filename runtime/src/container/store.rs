@@ -129,3 +129,34 @@ pub fn remove_dir(paths: &Paths, id: &str) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Renames container `id` to `name` (checked as a container name), refusing a name in
+/// use: the new index entry first, then the record, then the old entry goes.
+pub fn rename(paths: &Paths, id: &str, name: &str) -> Result<()> {
+    let name = netd::name::Name::container(name.trim_start_matches('/')).map_err(netd::Error::from)?.to_string();
+    let _l = lock(paths)?;
+    let p = paths.container(id).join("container.json");
+    let data = fs::read(&p).map_err(|e| Error::io("read", &p, e))?;
+    let mut c: Container = serde_json::from_slice(&data).map_err(|e| Error::Record { path: p.clone(), why: e.to_string() })?;
+    if c.name == name {
+        return Ok(());
+    }
+    if by_name(paths, &name).is_some() {
+        return Err(Error::NameInUse(name));
+    }
+    let index = name_file(paths, &name).ok_or_else(|| Error::NameInUse(name.clone()))?;
+    if let Some(dir) = index.parent() {
+        netd::state::private_dir(dir)?;
+    }
+    netd::state::write_atomic(&index, c.id.as_bytes())?;
+    let old = name_file(paths, &c.name);
+    c.name = name;
+    if let Err(e) = save(paths, &c) {
+        let _ = fs::remove_file(&index);
+        return Err(e);
+    }
+    if let Some(old) = old {
+        let _ = fs::remove_file(old);
+    }
+    Ok(())
+}

@@ -267,7 +267,7 @@ impl Step<'_> {
     /// Runs `argv` in a container of the current image; returns its writable layer.
     fn run(&self, argv: Vec<String>) -> Result<store::Layer> {
         let img = self.cur.as_ref().ok_or_else(|| Error::State("RUN needs a base image with a shell (FROM scratch has none)".into()))?;
-        let id = netd::netlink::random_hex(32);
+        let id = crate::container::id::random(32);
         let spec = Spec {
             image: "build".into(),
             image_id: img.id.clone(),
@@ -469,7 +469,7 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                 let dir_dest = dest.ends_with('/')
                     || copy_plan.iter().map(|(_, f)| f.len()).sum::<usize>() > 1
                     || copy_from.as_ref().is_some_and(|(_, s)| s.len() > 1);
-                let stage = paths.lib.join("tmp").join(format!("build-{}", netd::netlink::random_hex(8)));
+                let stage = paths.lib.join("tmp").join(format!("build-{}", crate::container::id::random(8)));
                 let res = (|| {
                     netd::state::private_dir(&stage)?;
                     let out = Root::open(&stage).map_err(|e| Error::io("open", &stage, e))?;
@@ -529,7 +529,7 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                 let mut cfg = st.cfg.clone();
                 instr::apply(&mut cfg, ins, &st.vars, &st.shell)?;
                 let dir = cfg["config"]["WorkingDir"].as_str().unwrap_or("/").to_string();
-                let stage = paths.lib.join("tmp").join(format!("build-{}", netd::netlink::random_hex(8)));
+                let stage = paths.lib.join("tmp").join(format!("build-{}", crate::container::id::random(8)));
                 let made = stage.join(crate::beneath::clean_in_root(&dir));
                 let res = fs::create_dir_all(&made)
                     .map_err(|e| Error::io("create", &made, e))

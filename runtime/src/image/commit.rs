@@ -47,7 +47,7 @@ fn push_history(cfg: &mut Value, created_by: &str, comment: &str, empty: bool) {
 pub fn layer_from_dir(paths: &Paths, dir: &Path, label: &str) -> Result<store::Layer> {
     let tmp_dir = paths.lib.join("tmp");
     fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("create", &tmp_dir, e))?;
-    let tar = tmp_dir.join(format!("layer-{}-{}.tar", std::process::id(), netd::netlink::random_hex(6)));
+    let tar = tmp_dir.join(format!("layer-{}-{}.tar", std::process::id(), crate::container::id::random(6)));
     let res = diff::write_layer(dir, &tar).and_then(|()| store::put_layer(paths, &tar, None, label));
     let _ = fs::remove_file(&tar);
     res

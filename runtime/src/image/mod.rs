@@ -150,6 +150,22 @@ pub fn remove(paths: &Paths, name: &str, in_use: &[String]) -> Result<Image> {
     Ok(img)
 }
 
+/// `rmi` as Docker does it: a name of an image that has others is only untagged, even
+/// while a container uses the image; the last name of an image a container uses is
+/// refused unless `force`. Layers a container or another image needs stay.
+pub fn delete(paths: &Paths, name: &str, force: bool) -> Result<Image> {
+    let img = get(paths, name)?;
+    let containers = crate::container::all(paths)?;
+    let last_name = !list(paths)?.iter().any(|o| o.id == img.id && o.name != img.name);
+    if last_name && !force {
+        if let Some(c) = containers.iter().find(|c| c.spec.image_id == img.id) {
+            return Err(Error::ImageInUse { image: img.name.clone(), container: c.name.clone() });
+        }
+    }
+    let in_use: Vec<String> = containers.into_iter().flat_map(|c| c.spec.layers).collect();
+    remove(paths, &img.name, &in_use)
+}
+
 /// The directory of an unpacked layer.
 pub fn layer_dir(paths: &Paths, digest: &str) -> PathBuf {
     paths.layers().join(digest.replace(':', "-"))

@@ -447,7 +447,7 @@ pub fn pull(paths: &Paths, name: &str, insecure: &[String], out: &mut (dyn Write
             return Err(net_err(&c.registry, format!("descriptor {d} without a size")));
         }
     }
-    let scratch = Scratch(paths.lib.join("tmp").join(format!("pull-{}", netd::netlink::random_hex(6))));
+    let scratch = Scratch(paths.lib.join("tmp").join(format!("pull-{}", crate::container::id::random(6))));
     fs::create_dir_all(&scratch.0).map_err(|e| Error::io("create", &scratch.0, e))?;
     // Everything is downloaded and verified before anything is stored.
     let cfg_file = scratch.0.join("config");

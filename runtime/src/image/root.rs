@@ -13,7 +13,7 @@ use crate::paths::Paths;
 
 /// Runs `f` with the merged, read-only root of `img` (its path is valid only inside `f`).
 pub fn with_root<T: Send>(paths: &Paths, img: &Image, f: impl FnOnce(&Path) -> Result<T> + Send) -> Result<T> {
-    let tmp = paths.lib.join("tmp").join(format!("root-{}", netd::netlink::random_hex(6)));
+    let tmp = paths.lib.join("tmp").join(format!("root-{}", crate::container::id::random(6)));
     let (merged, empty) = (tmp.join("merged"), tmp.join("empty"));
     for d in [&merged, &empty] {
         std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;

@@ -46,7 +46,7 @@ pub fn blob_path(paths: &Paths, digest: &str) -> PathBuf {
 }
 
 fn tmp_path(paths: &Paths) -> PathBuf {
-    paths.lib.join("blobs").join(format!(".tmp-{}-{}", std::process::id(), netd::netlink::random_hex(6)))
+    paths.lib.join("blobs").join(format!(".tmp-{}-{}", std::process::id(), crate::container::id::random(6)))
 }
 
 /// Stores bytes as a blob; returns its digest.

@@ -34,6 +34,9 @@ pub struct InitConfig {
     pub confine: crate::security::Prepared,
     /// File receiving stdout and stderr (detached), with stdin from /dev/null.
     pub log: Option<PathBuf>,
+    /// A detached interactive container's stdin: the FIFO an attached client writes
+    /// into (`Container::stdin`), opened before the start so nothing written is lost.
+    pub stdin: Option<PathBuf>,
     /// The monitor writes one byte here when the container may start.
     pub sync: OwnedFd,
     /// The monitor's end of the sync pipe, closed in the child.
@@ -115,9 +118,19 @@ pub fn with_home(env: &[String], uid: u32) -> Vec<String> {
     env
 }
 
+/// Opens a stdin FIFO for reading without waiting for a writer, then blocking: reads see
+/// what an attached client sends, and end of file once no client holds it.
+fn open_fifo(p: &Path) -> Result<std::fs::File, Fail> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(p).map_err(fail("open stdin"))?;
+    nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty())).map_err(fail("stdin blocking"))?;
+    Ok(f)
+}
+
 fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
     // The foreground CLI holds some signals while it starts us: the command gets none held.
     crate::process::sigproxy::release();
+    let stdin = cfg.stdin.as_deref().map(open_fifo).transpose()?;
     let mut b = [0u8; 1];
     match read(cfg.sync.as_raw_fd(), &mut b) {
         Ok(1) => {}
@@ -134,7 +147,7 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
     if let Some(log) = &cfg.log {
         let f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(log).map_err(fail("open log"))?;
         let null = std::fs::File::open("/dev/null").map_err(fail("open /dev/null"))?;
-        dup2(null.as_raw_fd(), 0).map_err(fail("dup2"))?;
+        dup2(stdin.as_ref().unwrap_or(&null).as_raw_fd(), 0).map_err(fail("dup2"))?;
         dup2(f.as_raw_fd(), 1).map_err(fail("dup2"))?;
         dup2(f.as_raw_fd(), 2).map_err(fail("dup2"))?;
     }

@@ -101,6 +101,11 @@ fn joined_netns(paths: &Paths, c: &Container) -> Result<Option<OwnedFd>> {
     Ok(Some(OwnedFd::from(f)))
 }
 
+fn is_fifo(p: &std::path::Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_fifo())
+}
+
 /// Clones the container's PID 1 into its namespaces, waiting on the sync pipe; returns
 /// its PID, the write end of the sync pipe and the read end of the error pipe.
 fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>, confine: Prepared) -> Result<(Pid, OwnedFd, OwnedFd)> {
@@ -119,6 +124,7 @@ fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>, confine: Prepa
         join_netns: joined_netns(paths, c)?,
         user: c.spec.user.clone(),
         confine,
+        stdin: log.as_ref().map(|_| paths.container(&c.id).join("stdin")).filter(|p| c.spec.interactive && is_fifo(p)),
         log,
         sync: sync_r,
         sync_peer: sync_w,

@@ -1,5 +1,7 @@
-//! `berth exec`: a new process in a running container's namespaces and cgroup, as the
-//! image's user and confined like the container's PID 1.
+//! A new process in a running container's namespaces and cgroup, as the image's user and
+//! confined like the container's PID 1: `berth exec`, and the daemon's exec endpoints,
+//! which run `berth exec` as dockerd runs `runc exec` (a fresh single-threaded process,
+//! where forking into the namespaces is safe).
 
 use std::fs::File;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -9,13 +11,22 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 
-use crate::container;
+use super::Container;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 
-/// Runs `cmd` in the container; returns its exit code (126/127 if it cannot run).
-pub fn exec(paths: &Paths, name: &str, cmd: &[String], env: &[String], workdir: Option<&str>) -> Result<i32> {
-    let c = container::lookup(paths, name)?;
+impl Container {
+    /// Runs `cmd` in the container with this process's stdio; returns its exit code
+    /// (126/127 if it cannot run).
+    pub fn exec(&self, paths: &Paths, cmd: &[String], env: &[String], workdir: Option<&str>) -> Result<i32> {
+        exec(paths, self, cmd, env, workdir)
+    }
+}
+
+fn exec(paths: &Paths, c: &Container, cmd: &[String], env: &[String], workdir: Option<&str>) -> Result<i32> {
+    if cmd.is_empty() {
+        return Err(Error::Conflict("no command specified"));
+    }
     let pid = c.state.pid.filter(|_| c.alive()).ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
     // Namespaces in setns order: the mount namespace last, as it changes what paths mean.
     let kinds = [

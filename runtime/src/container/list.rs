@@ -1,0 +1,98 @@
+//! Listing containers with Docker's filters, for `ps` and `GET /containers/json`.
+
+use std::collections::BTreeMap;
+
+use super::{all, inspect::state_name, Container, Status};
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+
+/// `--filter` / `filters=`: each key's values are alternatives, keys must all match.
+#[derive(Debug, Default, Clone)]
+pub struct Filters {
+    by: BTreeMap<String, Vec<String>>,
+}
+
+impl Filters {
+    /// Parses `KEY=VALUE` filters (the CLI's form).
+    pub fn parse(given: &[String]) -> Result<Self> {
+        let mut f = Filters::default();
+        for g in given {
+            let (k, v) = g.split_once('=').ok_or_else(|| Error::Flag {
+                flag: "--filter",
+                value: g.clone(),
+                why: "use KEY=VALUE (name, status, label, network or id)".into(),
+            })?;
+            f.add(k, v)?;
+        }
+        Ok(f)
+    }
+
+    /// Parses the API's `filters` JSON: `{"label":["a=b"],"status":["running"]}` (or
+    /// the older `{"status":{"running":true}}`).
+    pub fn from_json(text: &str) -> Result<Self> {
+        let bad = |why: &str| Error::Flag { flag: "filters", value: text.to_string(), why: why.into() };
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+        let obj = v.as_object().ok_or_else(|| bad("not a JSON object"))?;
+        let mut f = Filters::default();
+        for (k, vals) in obj {
+            let list: Vec<String> = match vals {
+                serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+                serde_json::Value::Object(o) => o.iter().filter(|(_, on)| on.as_bool() == Some(true)).map(|(s, _)| s.clone()).collect(),
+                _ => return Err(bad("each filter is a list of values")),
+            };
+            for x in list {
+                f.add(k, &x)?;
+            }
+        }
+        Ok(f)
+    }
+
+    fn add(&mut self, k: &str, v: &str) -> Result<()> {
+        let bad = |why: &str| Error::Flag { flag: "--filter", value: format!("{k}={v}"), why: why.into() };
+        match k {
+            "name" | "label" | "network" | "id" | "ancestor" => {}
+            "status" if ["created", "running", "exited", "paused", "restarting", "removing", "dead"].contains(&v) => {}
+            "status" => return Err(bad("status is one of created, running, exited, paused, restarting, removing, dead")),
+            _ => return Err(bad("unknown filter; use name, status, label, network, ancestor or id")),
+        }
+        self.by.entry(k.to_string()).or_default().push(v.to_string());
+        Ok(())
+    }
+
+    /// Whether a status filter is given (then stopped containers are listed too).
+    pub fn has_status(&self) -> bool {
+        self.by.contains_key("status")
+    }
+
+    /// Whether the container passes.
+    pub fn matches(&self, c: &Container) -> bool {
+        self.by.iter().all(|(k, vals)| {
+            vals.iter().any(|v| match k.as_str() {
+                "name" => c.name.contains(v.trim_start_matches('/')),
+                "id" => c.id.starts_with(v.as_str()),
+                "status" => state_name(c.effective_status()) == v,
+                "network" => c.spec.net.display() == *v,
+                "ancestor" => c.spec.image == *v || c.spec.image_id.starts_with(v.trim_start_matches("sha256:")),
+                "label" => match v.split_once('=') {
+                    Some((lk, lv)) => c.spec.labels.get(lk).is_some_and(|x| x == lv),
+                    None => c.spec.labels.contains_key(v.as_str()),
+                },
+                _ => false,
+            })
+        })
+    }
+}
+
+/// The containers `ps` shows, newest first: running ones (every one with `all` or a
+/// status filter) that pass `filters`. What died unseen is released (and removed with
+/// `--rm`) as it is listed.
+pub fn list(paths: &Paths, all_of_them: bool, filters: &Filters) -> Result<Vec<Container>> {
+    let mut out = Vec::new();
+    for c in all(paths)? {
+        let shown = |c: &Container| (all_of_them || c.effective_status() == Status::Running || filters.has_status()) && filters.matches(c);
+        if let Some(c) = crate::process::monitor::sweep(paths, c)?.filter(shown) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}

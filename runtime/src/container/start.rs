@@ -1,0 +1,114 @@
+//! Creating a container's record and starting it under its own monitor process, which
+//! outlives whoever asked (the CLI's `run -d`, the daemon's `POST /containers/{id}/start`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::{config::Config, Container, Status};
+use crate::error::{Error, Result};
+use crate::paths::Paths;
+use crate::process::monitor;
+
+impl Container {
+    /// Resolves `cfg` and stores the record (status created). A container of that name
+    /// that died unseen with `--rm` frees it first; on failure nothing is left, the
+    /// anonymous volumes made for it included.
+    pub fn create(paths: &Paths, cfg: &Config, warn: &mut dyn FnMut(&str)) -> Result<Container> {
+        let c = cfg.resolve(paths, warn)?;
+        if let Ok(old) = super::lookup(paths, &c.name) {
+            monitor::sweep(paths, old)?;
+        }
+        if let Err(e) = super::store::create(paths, &c) {
+            crate::volume::remove_anonymous(paths, &c.spec.volumes);
+            return Err(e);
+        }
+        netd::fault::point("run-created");
+        Ok(c)
+    }
+
+    /// Drops the record of a container that never ran, with the anonymous volumes made
+    /// for it.
+    pub fn discard(&self, paths: &Paths) {
+        let _ = monitor::remove_files(paths, &self.id);
+        crate::volume::remove_anonymous(paths, &self.spec.volumes);
+    }
+
+    /// Starts it in the background: `berth __monitor ID`, run from `berth` (this
+    /// executable for the CLI, the installed one for the daemon), in a session of its own,
+    /// starts PID 1 and reports; this returns once PID 1 runs, or with why it could not.
+    /// A container running already is left as it is. On failure what the monitor took is
+    /// released and the record stays, as Docker keeps a container whose start failed.
+    pub fn start(&self, paths: &Paths, berth: &Path) -> Result<()> {
+        let c = self.clone().settled(paths)?;
+        if c.state.status == Status::Running && c.alive() {
+            return Ok(());
+        }
+        let dir = paths.container(&c.id);
+        let mlog = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.join("monitor.log"))
+            .map_err(|e| Error::io("create", dir.join("monitor.log"), e))?;
+        let mut cmd = Command::new(berth);
+        cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg(&c.id);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(mlog);
+        // SAFETY: setsid is async-signal-safe; the monitor must outlive its caller's session.
+        unsafe {
+            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+        let mut child = cmd.spawn().map_err(|e| Error::io("start monitor", berth, e))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        let l = line.trim_end();
+        if l == "ok" {
+            return Ok(());
+        }
+        let _ = child.wait();
+        // A monitor that died (rather than reported an error after undoing its steps)
+        // may have left a cgroup, an address, ports: released here.
+        if !l.starts_with("err ") {
+            if let Ok(rec) = super::lookup(paths, &c.id) {
+                let _ = monitor::reap_stale(paths, &rec);
+            }
+        }
+        let (code, msg) = match l.strip_prefix("err ").and_then(|r| r.split_once(' ')) {
+            Some((code, msg)) => (code.parse().unwrap_or(125), msg.to_string()),
+            None => (125, "container monitor failed to start".to_string()),
+        };
+        Err(Error::Start { code, msg })
+    }
+}
+
+/// The monitor's side of [`Container::start`]: starts PID 1, reports `ok` or
+/// `err CODE MESSAGE` on stdout, then becomes the waiter that supervises.
+pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
+    let c = super::lookup(paths, id)?;
+    let log = paths.container(id).join("container.log");
+    let mut out = std::io::stdout();
+    match monitor::start(paths, &c, Some(log)) {
+        Ok(started) => {
+            let _ = writeln!(out, "ok");
+            let _ = out.flush();
+            // The caller is gone after reading its line; nothing more goes to that pipe.
+            if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+                let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 1);
+            }
+            // Waiting is done by a small process image (same PID): see process::waiter.
+            let err = crate::process::waiter::become_waiter(&paths.lib, &paths.run, &c.id, started.pid);
+            tracing::warn!(error = %err, "cannot exec the waiter; supervising in this process");
+            Ok(monitor::supervise(paths, &c, started))
+        }
+        Err(e) => {
+            let msg = e.to_string().replace('\n', " ");
+            let _ = writeln!(out, "err {} {msg}", e.exit_code());
+            Ok(e.exit_code())
+        }
+    }
+}
