@@ -23,10 +23,18 @@ pub struct App {
     pub engine: Engine,
     /// berth's persistent root (container records).
     pub root: PathBuf,
+    /// The container library's roots, networking in this process.
+    pub paths: berth::paths::Paths,
+    /// The `berth` executable that runs as each container's monitor.
+    pub berth: PathBuf,
+    /// What the API did, for `GET /events`.
+    pub events: crate::events::Events,
+    /// Exec instances.
+    pub execs: crate::containers::exec::Execs,
 }
 
 /// An API error: Docker's `{"message": ...}` with its status.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -98,14 +106,33 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/networks/{id}", get(inspect_network).delete(remove_network))
         .route("/networks/{id}/connect", post(connect))
         .route("/networks/{id}/disconnect", post(disconnect))
-        .route("/containers/json", get(list_containers))
-        .route("/containers/{id}/json", get(inspect_container))
+        .route("/info", get(info))
+        .route("/events", get(crate::events::events))
+        .route("/swarm", axum::routing::any(not_swarm))
+        .route("/swarm/{*rest}", axum::routing::any(not_swarm))
+        .merge(crate::containers::router())
+        .merge(crate::images::router())
         .with_state(app);
-    let mut r = Router::new().merge(api.clone()).merge(crate::berth::router(app_berth));
+    let mut r = Router::new().merge(api.clone()).merge(crate::engine_routes::router(app_berth));
     for v in 24..=50 {
         r = r.nest(&format!("/v1.{v}"), api.clone());
     }
-    r.fallback(|| async { ApiError(StatusCode::NOT_FOUND, "page not found".into()) })
+    // The body is read before answering: a client still sending it (`docker create`
+    // to a daemon without the route) gets the 404, not a reset connection.
+    r.fallback(|_body: axum::body::Bytes| async { ApiError(StatusCode::NOT_FOUND, "page not found".into()) })
+}
+
+/// What a dockerd outside a swarm answers every swarm route.
+async fn not_swarm(_body: axum::body::Bytes) -> ApiError {
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
+            .into(),
+    )
+}
+
+async fn info(State(app): State<Arc<App>>) -> Result<Json<Value>> {
+    blocking(move || berth::info::info(&app.paths).map(Json).map_err(crate::containers::error)).await
 }
 
 async fn ping(method: Method) -> impl IntoResponse {
@@ -373,24 +400,6 @@ async fn disconnect(State(app): State<Arc<App>>, Path(id): Path<String>, body: a
         let (c, netns) = running_container(&app.root, &req.container)?;
         app.engine.disconnect(&net, c["id"].as_str().unwrap_or_default(), Some(&netns))?;
         Ok(StatusCode::OK)
-    })
-    .await
-}
-
-async fn list_containers(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>> {
-    let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
-    blocking(move || {
-        let records = docker::containers(&app.root);
-        Ok(Json(Value::Array(records.iter().filter(|c| all || docker::running(c)).map(docker::container_summary).collect())))
-    })
-    .await
-}
-
-async fn inspect_container(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>> {
-    blocking(move || {
-        let records = docker::containers(&app.root);
-        let c = docker::find_container(&records, &id).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such container: {id}")))?;
-        Ok(Json(docker::container_inspect(c)))
     })
     .await
 }

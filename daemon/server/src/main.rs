@@ -1,10 +1,15 @@
-//! `netd`: berth's network daemon. With no command it serves the Docker Engine API's
-//! network endpoints on a unix socket, so `docker -H unix:///run/berth/netd.sock network
-//! ls` works; `netd cleanup` and `netd reconcile` are its maintenance commands.
+//! `netd`: berth's daemon. With no command it serves the Docker Engine API — networks from
+//! its engine, containers through berth's container library — on two unix sockets: its
+//! own (`/run/berth/netd.sock`, which the runtime's network calls use too) and
+//! `/run/berth/docker.sock` for Docker's clients (`DOCKER_HOST=unix:///run/berth/docker.sock`).
+//! `netd cleanup` and `netd reconcile` are its maintenance commands.
 
 mod api;
-mod berth;
+mod containers;
 mod dns;
+mod engine_routes;
+mod events;
+mod images;
 mod links;
 
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +32,13 @@ struct Cli {
     /// The API socket (mode 0660, root).
     #[arg(long, default_value = "/run/berth/netd.sock", global = true)]
     socket: PathBuf,
+    /// The Docker API socket for Docker's clients (mode 0660, root); "" serves none.
+    #[arg(long, default_value = "/run/berth/docker.sock", global = true)]
+    docker_socket: PathBuf,
+    /// The `berth` executable each container's monitor runs as (default: beside netd,
+    /// else on PATH).
+    #[arg(long, env = "BERTH_BIN", global = true)]
+    berth: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -74,16 +86,23 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     std::thread::spawn(move || netd::reconcile::watch(&run, std::time::Duration::from_millis(200), &|| false));
     tokio::spawn(links::watch(cli.run_root.clone()));
     tokio::spawn(dns::run(engine.clone(), cli.root.clone()));
-    let app = Arc::new(api::App { engine, root: cli.root.clone() });
-    if let Some(dir) = cli.socket.parent() {
-        netd::state::private_dir(dir)?;
+    let paths = berth::paths::Paths::new(cli.root.clone(), cli.run_root.clone()).in_process();
+    paths.ensure().context("preparing berth's state directories")?;
+    let app = Arc::new(api::App {
+        engine,
+        root: cli.root.clone(),
+        paths,
+        berth: berth_binary(cli.berth.as_deref()),
+        events: events::Events::default(),
+        execs: Default::default(),
+    });
+    // The records as they are now are the past: only what changes after is an event.
+    if let Ok(all) = berth::container::all(&app.paths) {
+        app.events.sync_quietly(all);
     }
-    match std::fs::remove_file(&cli.socket) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("removing a stale socket"),
-        _ => {}
-    }
-    let listener = tokio::net::UnixListener::bind(&cli.socket).with_context(|| format!("binding {}", cli.socket.display()))?;
-    std::fs::set_permissions(&cli.socket, std::fs::Permissions::from_mode(0o660))?;
+    tokio::spawn(events::watch(app.clone()));
+    let listener = bind(&cli.socket)?;
+    let docker = if cli.docker_socket.as_os_str().is_empty() { None } else { Some(bind(&cli.docker_socket)?) };
     let pid_file = cli.run_root.join("netd.pid");
     netd::state::write_atomic(&pid_file, std::process::id().to_string().as_bytes())?;
     tracing::info!(socket = %cli.socket.display(), "netd serving");
@@ -94,10 +113,40 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
             _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {}
         }
     };
-    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown).await?;
+    let router = api::router(app);
+    if let Some(d) = docker {
+        tracing::info!(socket = %cli.docker_socket.display(), "serving the Docker API");
+        tokio::spawn(std::future::IntoFuture::into_future(axum::serve(d, router.clone())));
+    }
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
     let _ = std::fs::remove_file(&cli.socket);
+    if !cli.docker_socket.as_os_str().is_empty() {
+        let _ = std::fs::remove_file(&cli.docker_socket);
+    }
     let _ = std::fs::remove_file(&pid_file);
     Ok(())
+}
+
+/// Binds a unix socket root-only (0660), replacing a stale one.
+fn bind(sock: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(dir) = sock.parent() {
+        netd::state::private_dir(dir)?;
+    }
+    match std::fs::remove_file(sock) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).context("removing a stale socket"),
+        _ => {}
+    }
+    let l = tokio::net::UnixListener::bind(sock).with_context(|| format!("binding {}", sock.display()))?;
+    std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o660))?;
+    Ok(l)
+}
+
+/// The `berth` executable: given, beside netd, or on PATH.
+fn berth_binary(given: Option<&std::path::Path>) -> PathBuf {
+    given
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join("berth"))).filter(|p| p.is_file()))
+        .unwrap_or_else(|| "berth".into())
 }
 
 fn main() -> anyhow::Result<()> {

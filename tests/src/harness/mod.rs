@@ -3,6 +3,7 @@
 pub mod berth;
 pub mod cri;
 pub mod dns;
+pub mod docker;
 pub mod fw;
 pub mod image;
 mod isolate;

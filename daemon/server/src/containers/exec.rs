@@ -1,0 +1,240 @@
+//! Exec instances: `POST /containers/{id}/exec` records one, `POST /exec/{id}/start` runs
+//! it as `berth exec` (dockerd runs `runc exec` the same way) with its output framed on
+//! the connection, `GET /exec/{id}/json` tells its exit code.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::{logs::frame, with};
+use crate::api::{bad, decode, ApiError, App, Result};
+
+/// One exec instance.
+#[derive(Debug, Clone)]
+struct Instance {
+    container: String,
+    cmd: Vec<String>,
+    env: Vec<String>,
+    workdir: String,
+    stdin: bool,
+    tty: bool,
+    running: bool,
+    pid: u32,
+    exit_code: Option<i32>,
+}
+
+/// The exec instances of this daemon's life, by ID.
+#[derive(Default)]
+pub struct Execs(Mutex<HashMap<String, Instance>>);
+
+impl Execs {
+    fn get(&self, id: &str) -> Result<Instance> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).cloned())
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut Instance)) {
+        if let Some(i) = self.0.lock().ok().as_mut().and_then(|m| m.get_mut(id)) {
+            f(i);
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateBody {
+    attach_stdin: bool,
+    tty: bool,
+    cmd: Option<Vec<String>>,
+    env: Option<Vec<String>>,
+    working_dir: String,
+    user: String,
+    privileged: bool,
+}
+
+pub async fn create(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<Value>)> {
+    let b: CreateBody = decode(&body)?;
+    let cmd = b.cmd.filter(|c| !c.is_empty()).ok_or_else(|| bad("no exec command specified"))?;
+    if b.privileged || !b.user.is_empty() {
+        return Err(bad("berth runs exec as the container's user and confinement: User and Privileged are not supported"));
+    }
+    if cmd.iter().chain(b.env.iter().flatten()).any(|a| a.contains('\0')) || b.env.iter().flatten().any(|e| !e.contains('=')) {
+        return Err(bad("invalid exec command or environment"));
+    }
+    let c = with(app.clone(), id, |_, c| Ok(c)).await?;
+    if !c.alive() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("container {} is not running", c.id)));
+    }
+    let exec_id = berth::container::id::random(32);
+    let inst = Instance {
+        container: c.id,
+        cmd,
+        env: b.env.unwrap_or_default(),
+        workdir: b.working_dir,
+        stdin: b.attach_stdin,
+        tty: b.tty,
+        running: false,
+        pid: 0,
+        exit_code: None,
+    };
+    app.execs
+        .0
+        .lock()
+        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "exec table poisoned".into()))?
+        .insert(exec_id.clone(), inst);
+    Ok((StatusCode::CREATED, Json(json!({"Id": exec_id}))))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct StartBody {
+    detach: bool,
+}
+
+/// `berth exec` for the instance, its stdio piped.
+fn command(app: &App, i: &Instance) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(&app.berth);
+    cmd.arg("--root").arg(&app.paths.lib).arg("--run-root").arg(&app.paths.run).arg("exec");
+    for e in &i.env {
+        cmd.arg("-e").arg(e);
+    }
+    if !i.workdir.is_empty() {
+        cmd.arg("-w").arg(&i.workdir);
+    }
+    cmd.arg(&i.container).arg("--").args(&i.cmd);
+    cmd.stdin(if i.stdin { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.kill_on_drop(false);
+    cmd
+}
+
+/// Copies one output pipe into frames of `stream` (1 stdout, 2 stderr) on `tx`.
+async fn pump(mut r: impl AsyncRead + Unpin, stream: u8, tty: bool, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let mut f = frame(&buf[..n], tty);
+        if !tty {
+            f[0] = stream;
+        }
+        if tx.send(f).await.is_err() {
+            break;
+        }
+    }
+}
+
+pub async fn start(State(app): State<Arc<App>>, Path(id): Path<String>, mut req: Request) -> Result<Response> {
+    let upgrade_asked = req.headers().get(header::UPGRADE).is_some();
+    let on_upgrade = upgrade_asked.then(|| hyper::upgrade::on(&mut req));
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| bad(e.to_string()))?;
+    let b: StartBody = if body.is_empty() { StartBody::default() } else { decode(&body)? };
+    let inst = app.execs.get(&id)?;
+    if inst.running || inst.exit_code.is_some() {
+        return Err(ApiError(StatusCode::CONFLICT, format!("exec {id} has already been started")));
+    }
+    let mut child =
+        command(&app, &inst).spawn().map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot run berth exec: {e}")))?;
+    app.execs.update(&id, |i| {
+        i.running = true;
+        i.pid = child.id().unwrap_or(0);
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let stdin = child.stdin.take();
+    let tty = inst.tty;
+    let finish = {
+        let app = app.clone();
+        let id = id.clone();
+        async move {
+            let (a, b) = (out.map(|o| pump(o, 1, tty, tx.clone())), err.map(|e| pump(e, 2, tty, tx.clone())));
+            tokio::join!(
+                async {
+                    if let Some(a) = a {
+                        a.await
+                    }
+                },
+                async {
+                    if let Some(b) = b {
+                        b.await
+                    }
+                }
+            );
+            let code = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(126);
+            app.execs.update(&id, |i| {
+                i.running = false;
+                i.exit_code = Some(code);
+            });
+            // The stream ends after the exit code is recorded: clients ask for it then.
+            drop(tx);
+        }
+    };
+    tokio::spawn(finish);
+    if b.detach {
+        // Output read and dropped so the command never blocks on a full pipe.
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        return Ok(StatusCode::OK.into_response());
+    }
+    let ct = if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    match on_upgrade {
+        Some(up) => {
+            tokio::spawn(async move {
+                let Ok(io) = up.await else { return };
+                let (mut rd, mut wr) = tokio::io::split(hyper_util::rt::TokioIo::new(io));
+                let input = async move {
+                    if let Some(mut si) = stdin {
+                        let _ = tokio::io::copy(&mut rd, &mut si).await;
+                        let _ = si.shutdown().await;
+                    }
+                };
+                let output = async move {
+                    while let Some(f) = rx.recv().await {
+                        if wr.write_all(&f).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = AsyncWriteExt::shutdown(&mut wr).await;
+                };
+                tokio::join!(input, output);
+            });
+            Ok((
+                StatusCode::SWITCHING_PROTOCOLS,
+                [(header::CONNECTION, "Upgrade"), (header::UPGRADE, "tcp"), (header::CONTENT_TYPE, ct)],
+                Body::empty(),
+            )
+                .into_response())
+        }
+        None => {
+            drop(stdin);
+            let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (Ok::<_, std::io::Error>(f), rx)) });
+            Ok((StatusCode::OK, [(header::CONTENT_TYPE, ct)], Body::from_stream(stream)).into_response())
+        }
+    }
+}
+
+pub async fn inspect(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>> {
+    let i = app.execs.get(&id)?;
+    Ok(Json(json!({
+        "ID": id, "ContainerID": i.container, "Running": i.running, "ExitCode": i.exit_code, "Pid": i.pid,
+        "OpenStdin": i.stdin, "OpenStdout": true, "OpenStderr": true, "CanRemove": false, "DetachKeys": "",
+        "ProcessConfig": {"tty": i.tty, "entrypoint": i.cmd.first(), "arguments": i.cmd.get(1..).unwrap_or_default(), "privileged": false, "user": ""},
+    })))
+}
+
+/// `POST /exec/{id}/resize`: accepted; berth's exec has no terminal to resize yet.
+pub async fn resize(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<StatusCode> {
+    app.execs.get(&id)?;
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,273 @@
+//! The Docker Engine API served by netd on /run/berth/docker.sock, judged by the real
+//! `docker` CLI and Docker's Python SDK: containers run, attach, exec, logs, stop, remove;
+//! images, volumes, events, info; errors with Docker's codes and nothing left behind;
+//! berth's CLI and the API on one store.
+
+use berth_tests::harness::berth::{berth, bridge_allocations, import_busybox};
+use berth_tests::harness::docker::{cli, docker, docker_in, python_with_sdk, DOCKER_SOCK};
+use berth_tests::harness::netd::Netd;
+use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for};
+use serde_json::Value;
+
+const PAGE: &str = "docker api page";
+
+/// Runs `body` in an isolated host with the busybox image and netd serving, unless there
+/// is no docker CLI (a SKIP line then, never a silent pass).
+fn with_docker(test: &str, body: impl FnOnce()) {
+    isolated(|| {
+        if cli().is_none() {
+            println!("SKIP {test}: no docker CLI (CI extracts it from Debian's docker.io)");
+            return;
+        }
+        import_busybox(PAGE);
+        let _d = Netd::start();
+        body();
+    });
+}
+
+/// (status, body) of one raw request to the Docker socket.
+fn http(method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let data = body.map(|b| format!("-H 'Content-Type: application/json' --data-binary @- <<'EOF'\n{b}\nEOF\n")).unwrap_or_default();
+    let out = sh(&format!("curl -s --unix-socket {DOCKER_SOCK} -X {method} -w '\\n%{{http_code}}' 'http://x{path}' {data}"));
+    let (b, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+    (code.parse().unwrap_or(0), serde_json::from_str(b).unwrap_or(Value::String(b.to_string())))
+}
+
+/// Containers as berth's store has them.
+fn records() -> usize {
+    std::fs::read_dir("/var/lib/berth/containers")
+        .map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn docker_cli_runs_containers_through_berths_api() {
+    with_docker("docker_cli_runs_containers_through_berths_api", || {
+        // run -d -p: the port answers; ps, inspect (Docker's Networks shape), port, logs.
+        let id = docker(&["run", "-d", "--name", "web", "-p", "4000:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        assert_eq!(id.trim().len(), 64, "{id}");
+        wait_for("the page on 127.0.0.1:4000", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
+        assert!(docker(&["ps"]).ok().contains("0.0.0.0:4000->80/tcp"));
+        let ip = docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "web"]).ok();
+        assert_eq!(ip.trim(), "172.17.0.2");
+        assert_eq!(docker(&["port", "web"]).ok().trim(), "80/tcp -> 0.0.0.0:4000");
+        let v: Value = serde_json::from_str(&docker(&["inspect", "web"]).ok()).unwrap();
+        assert_eq!(v[0]["Name"], "/web");
+        assert_eq!(v[0]["State"]["Running"], true);
+        assert_eq!(v[0]["NetworkSettings"]["Networks"]["bridge"]["Gateway"], "172.17.0.1");
+
+        // The foreground: output, exit codes, stdin, a command that does not exist.
+        let o = docker(&["run", "--rm", "busybox", "echo", "hello from run"]);
+        assert_eq!((o.code, o.stdout.as_str()), (0, "hello from run\n"), "{}", o.stderr);
+        let o = docker(&["run", "--name", "three", "busybox", "sh", "-c", "echo out; exit 3"]);
+        assert_eq!((o.code, o.stdout.as_str()), (3, "out\n"), "{}", o.stderr);
+        let o = docker_in(&["run", "-i", "--rm", "busybox", "sh", "-c", "read x; echo got:$x"], Some("piped\n"));
+        assert_eq!((o.code, o.stdout.as_str()), (0, "got:piped\n"), "{}", o.stderr);
+        let o = docker(&["run", "--rm", "busybox", "no-such-command"]);
+        assert_eq!(o.code, 127, "{}", o.stderr);
+        assert!(o.stderr.contains("executable file not found"), "{}", o.stderr);
+
+        // Logs, tail, follow to the end.
+        docker(&["run", "-d", "--name", "talk", "busybox", "sh", "-c", "echo one; echo two; sleep 1; echo three"]).ok();
+        wait_for("talk's first lines", || docker(&["logs", "talk"]).stdout == "one\ntwo\n");
+        assert_eq!(docker(&["logs", "--tail", "1", "talk"]).ok(), "two\n");
+        assert_eq!(docker(&["logs", "-f", "talk"]).ok(), "one\ntwo\nthree\n");
+
+        // exec, with output, exit code, stdin.
+        let o = docker(&["exec", "web", "sh", "-c", "echo in exec; exit 5"]);
+        assert_eq!((o.code, o.stdout.as_str()), (5, "in exec\n"));
+        let o = docker_in(&["exec", "-i", "web", "sh", "-c", "read x; echo exec got $x"], Some("it\n"));
+        assert_eq!(o.ok(), "exec got it\n");
+        assert!(docker(&["top", "web"]).ok().contains("httpd -f -p 80"));
+
+        // stop, start, restart, rename, kill; wait's exit code; rm -f.
+        docker(&["stop", "-t", "1", "web"]).ok();
+        assert_eq!(docker(&["inspect", "-f", "{{.State.Status}}", "web"]).ok().trim(), "exited");
+        assert!(try_sh(&curl("http://127.0.0.1:4000/")).1 != PAGE);
+        docker(&["start", "web"]).ok();
+        wait_for("the page after start", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
+        docker(&["restart", "-t", "1", "web"]).ok();
+        wait_for("the page after restart", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
+        docker(&["rename", "web", "site"]).ok();
+        assert_eq!(docker(&["ps", "--format", "{{.Names}}"]).ok().trim(), "site");
+        docker(&["kill", "site"]).ok();
+        assert_eq!(docker(&["wait", "site"]).ok().trim(), "137");
+        docker(&["rm", "-f", "site", "three", "talk"]).ok();
+        assert_eq!(docker(&["ps", "-aq"]).ok(), "");
+        assert_eq!(records(), 0);
+        assert_eq!(bridge_allocations(), 0, "an address is still held");
+        assert!(!sh("ip -o link show type veth").contains("veth"), "a veth is left");
+    });
+}
+
+#[test]
+fn images_volumes_events_and_info_through_the_api() {
+    with_docker("images_volumes_events_and_info_through_the_api", || {
+        assert!(docker(&["images"]).ok().contains("busybox"));
+        docker(&["tag", "busybox", "site:v1"]).ok();
+        let tags = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).ok();
+        assert!(tags.contains("site:v1") && tags.contains("busybox:latest"), "{tags}");
+        // Untagging one of two names succeeds while a container uses the image, as Docker.
+        docker(&["run", "-d", "--name", "user", "busybox", "sleep", "60"]).ok();
+        assert!(docker(&["rmi", "site:v1"]).ok().contains("Untagged: site:v1"));
+        let o = docker(&["rmi", "busybox"]);
+        assert_ne!(o.code, 0, "the last name of an image in use was removed");
+        assert!(o.stderr.contains("must force"), "{}", o.stderr);
+        assert!(docker(&["image", "inspect", "busybox"]).ok().contains("RootFS"));
+
+        // Volumes: create, ls, mounted by a container, rm refused while used.
+        docker(&["volume", "create", "data"]).ok();
+        assert!(docker(&["volume", "ls", "-q"]).ok().contains("data"));
+        let o = docker(&["run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f; cat /data/f"]);
+        assert_eq!(o.ok(), "kept\n");
+        assert_eq!(docker(&["run", "--rm", "-v", "data:/data", "busybox", "cat", "/data/f"]).ok(), "kept\n");
+        docker(&["volume", "rm", "data"]).ok();
+        assert!(!docker(&["volume", "ls", "-q"]).ok().contains("data"));
+
+        // Events of a run, seen live.
+        let since = sh("date +%s").trim().to_string();
+        docker(&["run", "--rm", "--name", "ev", "busybox", "true"]).ok();
+        let until = (sh("date +%s").trim().parse::<u64>().unwrap() + 1).to_string();
+        let ev = docker(&["events", "--since", &since, "--until", &until, "--filter", "container=ev", "--format", "{{.Action}}"]);
+        let ev = ev.ok();
+        for action in ["create", "start", "die", "destroy"] {
+            assert!(ev.lines().any(|l| l == action), "no {action} event in {ev:?}");
+        }
+
+        let info = docker(&["info", "--format", "{{.ContainersRunning}} {{.Driver}}"]).ok();
+        assert_eq!(info.trim(), "1 overlay2");
+        docker(&["rm", "-f", "user"]).ok();
+        assert_eq!(records(), 0);
+    });
+}
+
+#[test]
+fn api_errors_carry_dockers_codes_and_change_nothing() {
+    with_docker("api_errors_carry_dockers_codes_and_change_nothing", || {
+        // An unknown endpoint, with a body: a 404 in Docker's shape, not a reset.
+        let (code, v) = http("POST", "/v1.45/no/such/endpoint", Some(r#"{"Image":"busybox"}"#));
+        assert_eq!((code, v["message"].as_str()), (404, Some("page not found")));
+        assert_eq!(http("GET", "/v1.45/swarm", None).0, 503);
+        let (code, v) = http("GET", "/v1.45/containers/nope/json", None);
+        assert_eq!((code, v["message"].as_str()), (404, Some("No such container: nope")));
+        // Bad requests: each a 4xx with a message, and no container, address or volume made.
+        for (why, path, body, want) in [
+            ("malformed JSON", "/v1.45/containers/create", "{not json", 400),
+            ("no image", "/v1.45/containers/create", r#"{"Cmd":["true"]}"#, 400),
+            ("unknown image", "/v1.45/containers/create", r#"{"Image":"nosuch"}"#, 404),
+            ("bad name", "/v1.45/containers/create?name=a%2Fb", r#"{"Image":"busybox"}"#, 400),
+            ("restart policy", "/v1.45/containers/create", r#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"}}}"#, 400),
+            ("devices", "/v1.45/containers/create", r#"{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/sda"}]}}"#, 400),
+            (
+                "bad port",
+                "/v1.45/containers/create",
+                r#"{"Image":"busybox","HostConfig":{"PortBindings":{"99999/tcp":[{"HostPort":"1"}]}}}"#,
+                400,
+            ),
+            ("bad volume", "/v1.45/containers/create", r#"{"Image":"busybox","HostConfig":{"Binds":["/tmp:relative"]}}"#, 400),
+            ("unknown network", "/v1.45/containers/create", r#"{"Image":"busybox","HostConfig":{"NetworkMode":"nonet"}}"#, 404),
+        ] {
+            let (code, v) = http("POST", path, Some(body));
+            assert_eq!(code, want, "{why}: {v}");
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{why}: no message in {v}");
+            assert_eq!(records(), 0, "{why}: a container was recorded");
+        }
+        assert!(docker(&["volume", "ls", "-q"]).ok().is_empty(), "a volume was made");
+        // A body over the limit is refused whole.
+        let big = format!(r#"{{"Image":"busybox","Labels":{{"x":"{}"}}}}"#, "a".repeat(3 << 20));
+        std::fs::write("/run/berth/big.json", big).unwrap();
+        let code = sh(&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' --unix-socket {DOCKER_SOCK} -H 'Content-Type: application/json' --data-binary @/run/berth/big.json http://x/v1.45/containers/create"
+        ));
+        assert_eq!(code.trim(), "413");
+        assert_eq!(records(), 0);
+        // Conflicts: a name in use, removing a running container.
+        docker(&["run", "-d", "--name", "busy", "busybox", "sleep", "60"]).ok();
+        let (code, v) = http("POST", "/v1.45/containers/create?name=busy", Some(r#"{"Image":"busybox","Cmd":["true"]}"#));
+        assert_eq!(code, 409, "{v}");
+        let (code, v) = http("DELETE", "/v1.45/containers/busy", None);
+        assert_eq!(code, 409, "{v}");
+        assert_eq!(http("POST", "/v1.45/containers/busy/start", None).0, 304);
+        // A client that leaves a followed log and an attach mid-stream: the daemon and the
+        // container are fine.
+        let _ =
+            try_sh(&format!("timeout 0.5 curl -sN --unix-socket {DOCKER_SOCK} 'http://x/v1.45/containers/busy/logs?stdout=1&follow=1'"));
+        let _ = try_sh(&format!(
+            "timeout 0.5 curl -sN --unix-socket {DOCKER_SOCK} -X POST 'http://x/v1.45/containers/busy/attach?stream=1&stdout=1'"
+        ));
+        assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", "busy"]).ok().trim(), "true");
+        assert_eq!(http("GET", "/_ping", None).1, "OK");
+        docker(&["rm", "-f", "busy"]).ok();
+        assert_eq!((records(), bridge_allocations()), (0, 0));
+    });
+}
+
+#[test]
+fn berths_cli_and_the_api_share_one_store() {
+    with_docker("berths_cli_and_the_api_share_one_store", || {
+        // Started by berth: seen, stopped and removed by docker.
+        berth(&["run", "-d", "--name", "from-cli", "-p", "4001:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        assert!(docker(&["ps", "--format", "{{.Names}}"]).ok().contains("from-cli"));
+        docker(&["stop", "-t", "1", "from-cli"]).ok();
+        assert!(berth(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]).ok().contains("from-cli exited"));
+        docker(&["rm", "from-cli"]).ok();
+        assert!(!berth(&["ps", "-a"]).ok().contains("from-cli"));
+        // Started by docker: seen, exec'd into, stopped and removed by berth.
+        docker(&["run", "-d", "--name", "from-api", "-p", "4002:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        wait_for("the page on 4002", || try_sh(&curl("http://127.0.0.1:4002/")).1 == PAGE);
+        assert!(berth(&["ps", "--format", "{{.Names}}"]).ok().contains("from-api"));
+        assert_eq!(berth(&["exec", "from-api", "cat", "/www/index.html"]).ok(), PAGE);
+        let range = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}";
+        let ip = berth(&["inspect", "-f", range, "from-api"]).ok();
+        assert!(ip.starts_with("172.17.0."), "{ip}");
+        assert_eq!(docker(&["inspect", "-f", range, "from-api"]).ok(), ip);
+        berth(&["stop", "-t", "1", "from-api"]).ok();
+        assert_eq!(docker(&["inspect", "-f", "{{.State.Status}}", "from-api"]).ok().trim(), "exited");
+        berth(&["rm", "from-api"]).ok();
+        assert_eq!(docker(&["ps", "-aq"]).ok(), "");
+        assert_eq!((records(), bridge_allocations()), (0, 0));
+    });
+}
+
+#[test]
+fn dockers_python_sdk_runs_its_script() {
+    isolated(|| {
+        let Some(py) = python_with_sdk() else {
+            println!("SKIP dockers_python_sdk_runs_its_script: no Python with Docker's SDK (apt-get install python3-docker)");
+            return;
+        };
+        import_busybox(PAGE);
+        let _d = Netd::start();
+        let script = format!(
+            r#"
+import docker
+c = docker.DockerClient(base_url="unix://{DOCKER_SOCK}")
+assert c.ping()
+assert "busybox:latest" in [t for i in c.images.list() for t in i.tags]
+ctr = c.containers.run("busybox", ["sh", "-c", "echo sdk-hello; sleep 30"], detach=True, name="sdk")
+import time
+for _ in range(100):
+    if ctr.logs() == b"sdk-hello\n":
+        break
+    time.sleep(0.05)
+assert ctr.logs() == b"sdk-hello\n", ctr.logs()
+r = ctr.exec_run(["sh", "-c", "echo exec-out; exit 4"])
+assert (r.exit_code, r.output) == (4, b"exec-out\n"), r
+ctr.kill()
+assert ctr.wait()["StatusCode"] == 137
+ctr.remove()
+v = c.volumes.create("sdkvol")
+assert "sdkvol" in [x.name for x in c.volumes.list()]
+v.remove()
+assert "bridge" in [n.name for n in c.networks.list()]
+assert c.containers.run("busybox", ["echo", "run-rm"], remove=True) == b"run-rm\n"
+assert c.containers.list(all=True) == []
+print("sdk script ok")
+"#
+        );
+        std::fs::write("/run/berth/sdk.py", script).unwrap();
+        let out = sh(&format!("{py} /run/berth/sdk.py 2>&1"));
+        assert!(out.contains("sdk script ok"), "{out}");
+        assert_eq!(records(), 0);
+    });
+}
