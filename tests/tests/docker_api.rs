@@ -173,6 +173,12 @@ fn api_errors_carry_dockers_codes_and_change_nothing() {
             assert_eq!(records(), 0, "{why}: a container was recorded");
         }
         assert!(docker(&["volume", "ls", "-q"]).ok().is_empty(), "a volume was made");
+        // What the API does not do yet is said plainly, with nothing made.
+        let o = docker(&["run", "-t", "--rm", "busybox", "true"]);
+        assert!(o.code != 0 && o.stderr.contains("terminals"), "{o:?}");
+        let (code, v) = http("GET", "/v1.45/system/df", None);
+        assert_eq!(code, 501, "{v}");
+        assert_eq!(records(), 0);
         // A body over the limit is refused whole.
         let big = format!(r#"{{"Image":"busybox","Labels":{{"x":"{}"}}}}"#, "a".repeat(3 << 20));
         std::fs::write("/run/berth/big.json", big).unwrap();

@@ -108,6 +108,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/networks/{id}/disconnect", post(disconnect))
         .route("/info", get(info))
         .route("/events", get(crate::events::events))
+        .route("/build", post(|b| not_yet(b, "image builds (use berth build)")))
+        .route("/images/load", post(|b| not_yet(b, "image loads (use berth load)")))
+        .route("/images/get", get(|b| not_yet(b, "image saves (use berth save)")))
+        .route("/containers/{id}/stats", get(|b| not_yet(b, "container stats")))
+        .route("/containers/{id}/pause", post(|b| not_yet(b, "pause")))
+        .route("/containers/{id}/unpause", post(|b| not_yet(b, "unpause")))
+        .route("/containers/{id}/resize", post(|b| not_yet(b, "terminals")))
+        .route("/system/df", get(|b| not_yet(b, "disk usage (system df)")))
         .route("/swarm", axum::routing::any(not_swarm))
         .route("/swarm/{*rest}", axum::routing::any(not_swarm))
         .merge(crate::containers::router())
@@ -120,6 +128,12 @@ pub fn router(app: Arc<App>) -> Router {
     // The body is read before answering: a client still sending it (`docker create`
     // to a daemon without the route) gets the 404, not a reset connection.
     r.fallback(|_body: axum::body::Bytes| async { ApiError(StatusCode::NOT_FOUND, "page not found".into()) })
+}
+
+/// A Docker route berth's API knows and does not serve yet: said plainly (501), not
+/// a 404 that reads like a typo.
+pub async fn not_yet(_body: axum::body::Bytes, what: &'static str) -> ApiError {
+    ApiError(StatusCode::NOT_IMPLEMENTED, format!("berth's Docker API does not serve {what} yet"))
 }
 
 /// What a dockerd outside a swarm answers every swarm route.

@@ -95,6 +95,7 @@ async fn by_path(State(app): State<Arc<App>>, Path(rest): Path<String>) -> Resul
         let img = image::get(&app.paths, &name).map_err(error)?;
         match what.as_str() {
             "json" => Ok(Json(inspect(&app.paths, &img))),
+            "get" => Err(ApiError(StatusCode::NOT_IMPLEMENTED, "berth's Docker API does not serve image saves (use berth save) yet".into())),
             "history" => {
                 let cfg = image::store::config(&app.paths, &img).map_err(error)?;
                 let mut items: Vec<Value> = cfg["history"]
@@ -120,6 +121,9 @@ async fn by_path(State(app): State<Arc<App>>, Path(rest): Path<String>) -> Resul
 
 /// `POST /images/{name}/tag?repo=R&tag=T`.
 async fn by_path_post(State(app): State<Arc<App>>, Path(rest): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
+    if rest.ends_with("/push") {
+        return Err(crate::api::not_yet(Bytes::new(), "image pushes (use berth push)").await);
+    }
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(ApiError(StatusCode::NOT_FOUND, "page not found".into()));
     };

@@ -67,6 +67,9 @@ struct CreateBody {
 pub async fn create(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<Value>)> {
     let b: CreateBody = decode(&body)?;
     let cmd = b.cmd.filter(|c| !c.is_empty()).ok_or_else(|| bad("no exec command specified"))?;
+    if b.tty {
+        return Err(bad("berth's Docker API does not allocate terminals yet: exec without -t"));
+    }
     if b.privileged || !b.user.is_empty() {
         return Err(bad("berth runs exec as the container's user and confinement: User and Privileged are not supported"));
     }
