@@ -80,6 +80,22 @@ fn docker_cli_runs_containers_through_berths_api() {
         assert_eq!(o.ok(), "exec got it\n");
         assert!(docker(&["top", "web"]).ok().contains("httpd -f -p 80"));
 
+        // pause freezes (the port stops answering), unpause thaws; stats from the cgroup.
+        docker(&["pause", "web"]).ok();
+        assert_eq!(docker(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "web"]).ok().trim(), "paused true");
+        assert!(docker(&["ps", "--filter", "status=paused", "--format", "{{.Names}}"]).ok().contains("web"));
+        assert!(!try_sh("curl -s --max-time 0.5 http://127.0.0.1:4000/").0, "a paused container answered");
+        // berth's CLI sees and undoes the API's pause: one store, one freezer.
+        assert!(berth(&["ps", "--format", "{{.Status}}"]).ok().contains("(Paused)"));
+        berth(&["unpause", "web"]).ok();
+        assert_ne!(docker(&["unpause", "web"]).code, 0, "unpause of a running container succeeded");
+        wait_for("the page after unpause", || try_sh(&curl("http://127.0.0.1:4000/")).1 == PAGE);
+        let st = docker(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}} {{.MemUsage}}", "web"]).ok();
+        let f: Vec<&str> = st.split_whitespace().collect();
+        assert_eq!(f[0], "web", "{st}");
+        assert!(f[1].parse::<u32>().is_ok_and(|n| n >= 1), "{st}");
+        assert!(!f[2].starts_with("0B"), "no memory use read: {st}");
+
         // stop, start, restart, rename, kill; wait's exit code; rm -f.
         docker(&["stop", "-t", "1", "web"]).ok();
         assert_eq!(docker(&["inspect", "-f", "{{.State.Status}}", "web"]).ok().trim(), "exited");

@@ -2,7 +2,10 @@
 //! (a hybrid host, with v1 controllers and an empty unified tree, is driven as v1).
 
 pub mod devices;
+mod usage;
 mod v1;
+
+pub use usage::Usage;
 mod v2;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +93,38 @@ impl Cgroup {
                     _ => break,
                 }
             }
+        }
+    }
+
+    /// Freezes (`pause`) or thaws (`unpause`) every process of the group and waits until
+    /// the kernel says it is done.
+    pub fn set_frozen(&self, on: bool) -> Result<()> {
+        if on {
+            std::mem::forget(self.freeze()?);
+            return Ok(());
+        }
+        let (file, off) = match self {
+            Cgroup::V1(dirs) => {
+                let d = dirs
+                    .iter()
+                    .find(|d| d.starts_with(Path::new(ROOT).join("freezer")))
+                    .ok_or_else(|| Error::NoController("freezer".into()))?;
+                (d.join("freezer.state"), "THAWED")
+            }
+            Cgroup::V2(d) => (d.join("cgroup.freeze"), "0"),
+        };
+        write(&file, off)
+    }
+
+    /// Whether the group is frozen (paused).
+    pub fn frozen(&self) -> bool {
+        match self {
+            Cgroup::V1(dirs) => dirs
+                .iter()
+                .find(|d| d.starts_with(Path::new(ROOT).join("freezer")))
+                .and_then(|d| std::fs::read_to_string(d.join("freezer.state")).ok())
+                .is_some_and(|s| s.trim() == "FROZEN"),
+            Cgroup::V2(d) => std::fs::read_to_string(d.join("cgroup.events")).is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1")),
         }
     }
 

@@ -24,11 +24,7 @@ fn ports(c: &Container) -> String {
 }
 
 fn status(c: &Container) -> String {
-    match c.effective_status() {
-        Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", crate::clock::since(c.state.started_at.unwrap_or(c.created))),
-        Status::Exited => format!("Exited ({}) {}", c.state.exit_code.unwrap_or(0), ago(c.state.finished_at.unwrap_or(c.created))),
-    }
+    c.status_text()
 }
 
 /// How `ps` lists.
@@ -47,7 +43,7 @@ pub struct Listing {
 }
 
 fn state_name(c: &Container) -> &'static str {
-    crate::container::inspect::state_name(c.effective_status())
+    c.state_text()
 }
 
 fn labels_text(l: &std::collections::BTreeMap<String, String>) -> String {

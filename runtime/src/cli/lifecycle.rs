@@ -1,4 +1,4 @@
-//! `stop`, `kill`, `rm`, `wait`: each container by name, through the container library.
+//! `stop`, `kill`, `rm`, `wait`, `pause`, `unpause`: each container by name, through the container library.
 
 use crate::container::{self, config::parse_signal};
 use crate::error::{Error, Result};
@@ -37,6 +37,20 @@ pub fn wait(paths: &Paths, names: &[String]) -> Result<i32> {
     for n in names {
         let done = container::lookup(paths, n)?.wait(paths, None)?.ok_or_else(|| Error::State("wait interrupted".into()))?;
         println!("{}", done.state.exit_code.unwrap_or(0));
+    }
+    Ok(0)
+}
+
+/// Pauses (`on`) or unpauses containers.
+pub fn pause(paths: &Paths, names: &[String], on: bool) -> Result<i32> {
+    for n in names {
+        let c = container::lookup(paths, n)?;
+        if on {
+            c.pause()?;
+        } else {
+            c.unpause()?;
+        }
+        println!("{n}");
     }
     Ok(0)
 }

@@ -271,6 +271,18 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Freeze every process of containers (the cgroup freezer).
+    Pause {
+        /// Container names or IDs.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Thaw paused containers.
+    Unpause {
+        /// Container names or IDs.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Remove containers.
     Rm {
         /// Kill running containers first.
@@ -599,6 +611,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stop { time, containers } => lifecycle::stop(&paths, &containers, time),
         Command::Kill { signal, containers } => lifecycle::kill(&paths, &containers, &signal),
         Command::Rm { force, volumes, containers } => lifecycle::rm(&paths, &containers, force, volumes),
+        Command::Pause { containers } => lifecycle::pause(&paths, &containers, true),
+        Command::Unpause { containers } => lifecycle::pause(&paths, &containers, false),
         Command::Inspect { format, containers } => info::inspect(&paths, &containers, &Format::parse(format.as_deref())),
         Command::Wait { containers } => lifecycle::wait(&paths, &containers),
         Command::Port { container } => info::port(&paths, &container),

@@ -135,6 +135,7 @@ impl Container {
     pub fn inspect(&self, paths: &Paths) -> Value {
         let st = self.effective_status();
         let running = st == Status::Running;
+        let paused = running && self.paused();
         let networks = self.networks(paths);
         // The primary network's address at the top level too, as Docker still shows it.
         let primary = networks.get(&self.spec.net.display()).cloned().unwrap_or(Value::Null);
@@ -146,7 +147,7 @@ impl Container {
             "Path": self.spec.args.first().cloned().unwrap_or_default(),
             "Args": self.spec.args.get(1..).map(|a| a.to_vec()).unwrap_or_default(),
             "State": {
-                "Status": state_name(st), "Running": running, "Paused": false, "Restarting": false,
+                "Status": if paused { "paused" } else { state_name(st) }, "Running": running, "Paused": paused, "Restarting": false,
                 "OOMKilled": false, "Dead": false,
                 "Pid": if running { self.state.pid.unwrap_or(0) } else { 0 },
                 "ExitCode": self.state.exit_code.unwrap_or(0),
@@ -215,18 +216,36 @@ impl Container {
         })
     }
 
-    /// `GET /containers/json`: the list entry.
-    pub fn summary(&self, paths: &Paths) -> Value {
-        let st = self.effective_status();
-        let status = match st {
+    /// The state name `ps` shows: Docker's, with `paused`.
+    pub fn state_text(&self) -> &'static str {
+        match self.effective_status() {
+            Status::Running if self.paused() => "paused",
+            st => state_name(st),
+        }
+    }
+
+    /// The status `ps` shows: "Up 5 minutes (Paused)", "Exited (3) 2 seconds ago".
+    pub fn status_text(&self) -> String {
+        match self.effective_status() {
             Status::Created => "Created".to_string(),
-            Status::Running => format!("Up {}", crate::clock::since(self.state.started_at.unwrap_or(self.created))),
+            Status::Running => {
+                let up = format!("Up {}", crate::clock::since(self.state.started_at.unwrap_or(self.created)));
+                if self.paused() {
+                    format!("{up} (Paused)")
+                } else {
+                    up
+                }
+            }
             Status::Exited => format!(
                 "Exited ({}) {} ago",
                 self.state.exit_code.unwrap_or(0),
                 crate::clock::since(self.state.finished_at.unwrap_or(self.created))
             ),
-        };
+        }
+    }
+
+    /// `GET /containers/json`: the list entry.
+    pub fn summary(&self, paths: &Paths) -> Value {
         let ports: Vec<Value> = self
             .published()
             .iter()
@@ -241,8 +260,8 @@ impl Container {
             "Created": self.created,
             "Ports": ports,
             "Labels": self.spec.labels,
-            "State": state_name(st),
-            "Status": status,
+            "State": self.state_text(),
+            "Status": self.status_text(),
             "HostConfig": {"NetworkMode": self.spec.net.display()},
             "NetworkSettings": {"Networks": self.networks(paths)},
             "Mounts": self.mounts(),

@@ -70,6 +70,8 @@ impl Filters {
             vals.iter().any(|v| match k.as_str() {
                 "name" => c.name.contains(v.trim_start_matches('/')),
                 "id" => c.id.starts_with(v.as_str()),
+                "status" if v == "paused" => c.paused(),
+                "status" if v == "running" => c.effective_status() == Status::Running && !c.paused(),
                 "status" => state_name(c.effective_status()) == v,
                 "network" => c.spec.net.display() == *v,
                 "ancestor" => c.spec.image == *v || c.spec.image_id.starts_with(v.trim_start_matches("sha256:")),

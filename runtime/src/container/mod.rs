@@ -9,6 +9,7 @@ pub mod id;
 pub mod inspect;
 pub mod list;
 pub mod output;
+mod pause;
 mod start;
 mod stop;
 mod store;

@@ -90,6 +90,7 @@ impl Container {
     /// crash belongs to someone else).
     fn signal(&self, sig: Signal) {
         if let Some(pid) = self.state.pid.filter(|_| self.alive()) {
+            self.thaw_for_signal();
             let _ = send(Pid::from_raw(pid), sig);
         }
     }

@@ -92,7 +92,8 @@ pub fn commit(paths: &Paths, container: &str, name: Option<&str>, message: &str,
     // The container is frozen while its changes are read, as Docker pauses it, so it
     // cannot swap what the walk is reading; the walk never follows its symlinks either.
     let cgroup = crate::cgroups::Cgroup::existing(&c.id);
-    let frozen = match c.alive() {
+    // A paused container stays paused: it is frozen already, and not thawed after.
+    let frozen = match c.alive() && !cgroup.frozen() {
         true => match cgroup.freeze() {
             Ok(f) => Some(f),
             Err(e) => {

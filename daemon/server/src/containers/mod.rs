@@ -6,6 +6,7 @@ mod attach;
 mod create;
 pub mod exec;
 mod logs;
+mod stats;
 mod top;
 
 use std::collections::HashMap;
@@ -43,6 +44,9 @@ pub fn router() -> Router<Arc<App>> {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/containers/{id}/top", get(top::top))
+        .route("/containers/{id}/stats", get(stats::stats))
+        .route("/containers/{id}/pause", post(pause))
+        .route("/containers/{id}/unpause", post(unpause))
         .route("/containers/{id}", axum::routing::delete(remove))
 }
 
@@ -232,6 +236,24 @@ fn wait_for(app: &App, c: Container, condition: &str) -> Value {
         std::thread::sleep(Duration::from_millis(10));
     }
     json!({"StatusCode": last.state.exit_code.unwrap_or(0), "Error": null})
+}
+
+async fn pause(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response> {
+    with(app, id, |app, c| {
+        c.pause().map_err(error)?;
+        app.events.container(&c, "pause");
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
+}
+
+async fn unpause(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response> {
+    with(app, id, |app, c| {
+        c.unpause().map_err(error)?;
+        app.events.container(&c, "unpause");
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
 }
 
 async fn rename(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
