@@ -101,6 +101,10 @@ pub struct Join {
 /// container joins or leaves another network (eth1, eth2, ...).
 pub fn connect(paths: &Paths, network: &str, container: &str, join: Option<&Join>) -> Result<()> {
     let c = container::lookup(paths, container)?;
+    if !c.alive() && c.state.status != container::Status::Running {
+        let net = paths.networking().network(network)?;
+        return configure(paths, &c, &net.name, join);
+    }
     let pid = c.state.pid.filter(|_| c.alive()).ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
     if !matches!(c.spec.net, NetMode::Bridge(_)) {
         return Err(Error::State(format!(
@@ -122,6 +126,45 @@ pub fn connect(paths: &Paths, network: &str, container: &str, join: Option<&Join
         nets.disconnect(&net, &c.id, Some(&netns))?;
     }
     Ok(())
+}
+
+/// A container that is not running joins (`join`) or leaves its network in its record:
+/// the network it is attached to when it starts, as Docker keeps a created container's
+/// endpoint settings (docker-compose disconnects and reconnects each container before it
+/// starts it, to set its aliases). One network before the start: more are connected once
+/// it runs.
+fn configure(paths: &Paths, c: &Container, name: &str, join: Option<&Join>) -> Result<()> {
+    let on = matches!(&c.spec.net, NetMode::Bridge(n) if n == name);
+    match join {
+        Some(_) if on => Err(netd::Error::AlreadyAttached { network: name.to_string(), container: c.id.clone() }.into()),
+        Some(_) if c.spec.net != NetMode::None => Err(Error::State(format!(
+            "container {} is not running and is on network {} already: a stopped container joins one network; connect more once it runs",
+            c.name,
+            c.spec.net.display()
+        ))),
+        Some(j) => {
+            let net = NetMode::Bridge(name.to_string());
+            let aliases = crate::container::config::aliases(&j.aliases, &net)?;
+            if j.ip.is_some() && name == "bridge" {
+                return Err(Error::Conflict("user specified IP address is supported on user defined networks only"));
+            }
+            container::update(paths, &c.id, |r| {
+                r.spec.net = net;
+                r.spec.aliases = aliases;
+                r.spec.ip = j.ip;
+            })?;
+            Ok(())
+        }
+        None if on => {
+            container::update(paths, &c.id, |r| {
+                r.spec.net = NetMode::None;
+                r.spec.aliases.clear();
+                r.spec.ip = None;
+            })?;
+            Ok(())
+        }
+        None => Err(netd::Error::NotAttached { network: name.to_string(), container: c.id.clone() }.into()),
+    }
 }
 
 /// The host's resolvers minus loopback ones (unreachable from a container netns).

@@ -293,3 +293,66 @@ print("sdk script ok")
         assert_eq!(records(), 0);
     });
 }
+
+#[test]
+fn docker_compose_brings_an_app_up_and_down_leaving_nothing() {
+    with_docker("docker_compose_brings_an_app_up_and_down_leaving_nothing", || {
+        if !try_sh("command -v docker-compose").0 {
+            println!("SKIP docker_compose_brings_an_app_up_and_down_leaving_nothing: no docker-compose (apt-get install docker-compose)");
+            return;
+        }
+        let dir = "/run/berth/app";
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(
+            format!("{dir}/docker-compose.yml"),
+            r#"version: "3.7"
+services:
+  web:
+    image: busybox
+    command: httpd -f -p 80 -h /www
+    ports: ["4300:80"]
+    depends_on: [api]
+  api:
+    image: busybox
+    command: sh -c "echo api-ok > /data/index.html; exec httpd -f -p 8080 -h /data"
+    volumes: ["data:/data"]
+    depends_on: [db]
+  db:
+    image: busybox
+    command: sh -c "echo db-ready; exec sleep 600"
+volumes:
+  data:
+"#,
+        )
+        .unwrap();
+        let compose = |args: &str| sh(&format!("cd {dir} && DOCKER_HOST=unix://{DOCKER_SOCK} docker-compose -p app {args} 2>&1"));
+        compose("up -d");
+        let ps = compose("ps");
+        assert_eq!(ps.lines().filter(|l| l.starts_with("app_") && l.contains(" Up")).count(), 3, "{ps}");
+        wait_for("the front on 4300", || try_sh(&curl("http://127.0.0.1:4300/")).1 == PAGE);
+        // The front reaches the back end by its service name, on the app's network.
+        let got = compose("exec -T web sh -c \"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc api 8080\"");
+        assert!(got.contains("api-ok"), "{got}");
+        wait_for("db's log", || compose("logs db").contains("db-ready"));
+        let net = docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Options \"com.docker.network.bridge.name\"}}",
+            "app_default",
+        ])
+        .ok();
+        let (subnet, bridge) = net.trim().split_once(' ').expect("subnet and bridge");
+        assert!(berth_tests::harness::net::rules().join("\n").contains(subnet), "the app network's rules are not installed");
+        compose("down -v -t 1");
+        assert_eq!(docker(&["ps", "-aq"]).ok(), "");
+        assert_eq!(docker(&["volume", "ls", "-q"]).ok(), "");
+        assert!(!docker(&["network", "ls"]).ok().contains("app_default"));
+        assert!(!sh("ip -o link show type veth").contains("veth"), "a veth is left");
+        assert!(!sh("ls /var/lib/berth/ipam").contains("app_default"), "the network's addresses are left");
+        let rules = berth_tests::harness::net::rules().join("\n");
+        assert!(!rules.contains(subnet) && !rules.contains(bridge), "the app network's firewall rules are left:\n{rules}");
+        assert!(!sh("ip -o link").contains(bridge), "its bridge is left");
+        assert_eq!(records(), 0);
+    });
+}

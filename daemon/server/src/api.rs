@@ -173,7 +173,8 @@ async fn version() -> impl IntoResponse {
 /// `filters={"name":["x"],"driver":["bridge"],"type":["custom"],"label":["k=v"],"id":["..."]}`.
 fn matches(net: &BridgeNetwork, filters: &HashMap<String, Vec<String>>) -> bool {
     filters.iter().all(|(k, vals)| {
-        vals.iter().any(|v| match k.as_str() {
+        // Labels must all hold; other keys' values are alternatives (Docker's rule).
+        let test = |v: &String| match k.as_str() {
             "name" => net.name.contains(v.as_str()),
             "id" => docker::network_id(&net.name).starts_with(v.as_str()),
             "driver" => v == "bridge",
@@ -184,7 +185,12 @@ fn matches(net: &BridgeNetwork, filters: &HashMap<String, Vec<String>>) -> bool 
             },
             "scope" => v == "local",
             _ => false,
-        })
+        };
+        if k == "label" {
+            vals.iter().all(test)
+        } else {
+            vals.iter().any(test)
+        }
     })
 }
 
@@ -371,20 +377,6 @@ struct EndpointIpam {
     ipv6: Option<String>,
 }
 
-/// The record of a running bridge-mode container and its netns, by id, name or prefix.
-fn running_container(root: &std::path::Path, key: &str) -> Result<(Value, PathBuf)> {
-    let records = docker::containers(root);
-    let c = docker::find_container(&records, key).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("No such container: {key}")))?;
-    if !docker::running(c) {
-        return Err(ApiError(StatusCode::FORBIDDEN, format!("container {key} is not running")));
-    }
-    if c["spec"]["net"]["bridge"].as_str().is_none() {
-        return Err(ApiError(StatusCode::FORBIDDEN, format!("container {key} is not on a bridge network: it cannot join others")));
-    }
-    let pid = c["state"]["pid"].as_i64().unwrap_or(0);
-    Ok((c.clone(), PathBuf::from(format!("/proc/{pid}/ns/net"))))
-}
-
 async fn connect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<StatusCode> {
     let req: Connect = decode(&body)?;
     let cfg = req.endpoint_config.unwrap_or_default();
@@ -396,9 +388,10 @@ async fn connect(State(app): State<Arc<App>>, Path(id): Path<String>, body: axum
     let aliases = cfg.aliases.unwrap_or_default();
     blocking(move || {
         let net = find(app.engine.networks()?, &id)?;
-        let (c, netns) = running_container(&app.root, &req.container)?;
-        // The engine refuses a network the container is on already, its first one included.
-        app.engine.connect(&net, c["id"].as_str().unwrap_or_default(), &netns, ip, &aliases)?;
+        // The container library's connect: a running container gets the next ethN, one
+        // not running has the network recorded for its start.
+        let join = berth::network::Join { ip, aliases };
+        berth::network::connect(&app.paths, &net.name, &req.container, Some(&join)).map_err(crate::containers::error)?;
         Ok(StatusCode::OK)
     })
     .await
@@ -408,8 +401,7 @@ async fn disconnect(State(app): State<Arc<App>>, Path(id): Path<String>, body: a
     let req: Connect = decode(&body)?;
     blocking(move || {
         let net = find(app.engine.networks()?, &id)?;
-        let (c, netns) = running_container(&app.root, &req.container)?;
-        app.engine.disconnect(&net, c["id"].as_str().unwrap_or_default(), Some(&netns))?;
+        berth::network::connect(&app.paths, &net.name, &req.container, None).map_err(crate::containers::error)?;
         Ok(StatusCode::OK)
     })
     .await

@@ -116,7 +116,7 @@ fn ports(cfg: &Config, exposed: &[String]) -> Result<Vec<PortMapping>> {
 }
 
 /// Network aliases: container-name grammar, only on user networks (as Docker).
-fn aliases(given: &[String], net: &NetMode) -> Result<Vec<String>> {
+pub(crate) fn aliases(given: &[String], net: &NetMode) -> Result<Vec<String>> {
     if given.is_empty() {
         return Ok(Vec::new());
     }

@@ -64,10 +64,12 @@ impl Filters {
         self.by.contains_key("status")
     }
 
-    /// Whether the container passes.
+    /// Whether the container passes: a key's values are alternatives, except labels, which
+    /// must all hold (Docker's rule, which docker-compose relies on to find one service's
+    /// containers by project and service label).
     pub fn matches(&self, c: &Container) -> bool {
         self.by.iter().all(|(k, vals)| {
-            vals.iter().any(|v| match k.as_str() {
+            let test = |v: &String| match k.as_str() {
                 "name" => c.name.contains(v.trim_start_matches('/')),
                 "id" => c.id.starts_with(v.as_str()),
                 "status" if v == "paused" => c.paused(),
@@ -80,7 +82,12 @@ impl Filters {
                     None => c.spec.labels.contains_key(v.as_str()),
                 },
                 _ => false,
-            })
+            };
+            if k == "label" {
+                vals.iter().all(test)
+            } else {
+                vals.iter().any(test)
+            }
         })
     }
 }
@@ -97,4 +104,17 @@ pub fn list(paths: &Paths, all_of_them: bool, filters: &Filters) -> Result<Vec<C
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filters;
+
+    #[test]
+    fn labels_all_hold_other_keys_are_alternatives() {
+        let f = Filters::parse(&["label=a=1".into(), "label=b".into(), "status=running".into(), "status=exited".into()]).unwrap();
+        assert_eq!(f.by["label"].len(), 2);
+        assert!(Filters::from_json(r#"{"label":["x=1"],"status":{"running":true}}"#).is_ok());
+        assert!(Filters::from_json(r#"{"bogus":["x"]}"#).is_err());
+    }
 }
