@@ -356,3 +356,57 @@ volumes:
         assert_eq!(records(), 0);
     });
 }
+
+#[test]
+fn docker_build_save_load_push_and_pull_through_the_api() {
+    with_docker("docker_build_save_load_push_and_pull_through_the_api", || {
+        let ctx = "/run/berth/ctx";
+        std::fs::create_dir_all(ctx).unwrap();
+        std::fs::write(format!("{ctx}/Dockerfile"), "FROM busybox\nCOPY page.html /www/index.html\nRUN echo built > /built\nCMD [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/www\"]\n").unwrap();
+        std::fs::write(format!("{ctx}/page.html"), "built page").unwrap();
+        // The legacy builder's /build (BuildKit's session protocol is not served).
+        let b = |args: &str| {
+            try_sh(&format!("cd {ctx} && DOCKER_BUILDKIT=0 DOCKER_HOST=unix://{DOCKER_SOCK} {} build {args} 2>&1", cli().unwrap())).1
+        };
+        let out = b("-t site:v1 .");
+        assert!(out.contains("Successfully tagged site:v1"), "{out}");
+        docker(&["run", "-d", "--name", "site", "-p", "4400:80", "site:v1"]).ok();
+        wait_for("the built page", || try_sh(&curl("http://127.0.0.1:4400/")).1 == "built page");
+        assert_eq!(docker(&["exec", "site", "cat", "/built"]).ok(), "built\n");
+        docker(&["rm", "-f", "site"]).ok();
+        // A Dockerfile outside the context is refused; a broken RUN fails the build.
+        sh(&format!("tar -C {ctx} -cf /run/berth/ctx.tar ."));
+        let code = sh(&format!(
+            "curl -s -o /run/berth/out.json -w '%{{http_code}}' --unix-socket {DOCKER_SOCK} -H 'Content-Type: application/x-tar' --data-binary @/run/berth/ctx.tar 'http://x/v1.41/build?dockerfile=../../etc/passwd&t=bad'"
+        ));
+        let body = std::fs::read_to_string("/run/berth/out.json").unwrap_or_default();
+        assert_eq!(code.trim(), "400", "{body}");
+        assert!(body.contains("outside the build context"), "{body}");
+        std::fs::write(format!("{ctx}/Dockerfile.bad"), "FROM busybox\nRUN exit 7\n").unwrap();
+        let out = b("-f Dockerfile.bad -t bad .");
+        assert!(!out.contains("Successfully built"), "{out}");
+        assert!(!docker(&["images"]).ok().contains("bad"));
+        assert_eq!(std::fs::read_dir("/var/lib/berth/tmp").unwrap().count(), 0, "scratch files left");
+
+        // save, rmi, load.
+        docker(&["save", "-o", "/run/berth/site.tar", "site:v1"]).ok();
+        docker(&["rmi", "site:v1"]).ok();
+        assert!(!docker(&["images"]).ok().contains("site"));
+        assert!(docker(&["load", "-i", "/run/berth/site.tar"]).ok().contains("Loaded image: site:v1"));
+        assert_eq!(docker(&["run", "--rm", "site:v1", "cat", "/built"]).ok(), "built\n");
+
+        // push to and pull from a registry on loopback.
+        let Some(_reg) = berth_tests::harness::registry::registry(None) else { return };
+        docker(&["tag", "site:v1", "127.0.0.1:5000/site:v1"]).ok();
+        let out = docker(&["push", "127.0.0.1:5000/site:v1"]).ok();
+        assert!(out.contains("pushed") || out.contains("v1"), "{out}");
+        docker(&["rmi", "127.0.0.1:5000/site:v1", "site:v1"]).ok();
+        docker(&["pull", "127.0.0.1:5000/site:v1"]).ok();
+        assert_eq!(docker(&["run", "--rm", "127.0.0.1:5000/site:v1", "cat", "/built"]).ok(), "built\n");
+        // docker run of an image that is not here pulls it.
+        docker(&["rmi", "127.0.0.1:5000/site:v1"]).ok();
+        let o = docker(&["run", "--rm", "127.0.0.1:5000/site:v1", "cat", "/built"]);
+        assert_eq!(o.ok(), "built\n");
+        assert_eq!(records(), 0);
+    });
+}

@@ -4,48 +4,12 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use berth_tests::harness::berth::{berth, import_busybox};
 use berth_tests::harness::netns::http_answers;
+use berth_tests::harness::registry::{registry, Registry, REGISTRY, STORE};
 use berth_tests::harness::{isolated, sh, try_sh, wait_for};
-
-const REGISTRY: &str = "/usr/bin/docker-registry";
-const STORE: &str = "/run/berth/registry";
-
-struct Registry(Child);
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a registry on 127.0.0.1:5000; with `user`, behind htpasswd basic auth.
-fn registry(user: Option<(&str, &str)>) -> Option<Registry> {
-    if !Path::new(REGISTRY).exists() {
-        println!("SKIP registry: {REGISTRY} not found (apt-get install docker-registry)");
-        return None;
-    }
-    let mut cfg = format!(
-        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {STORE}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:5000\nlog:\n  level: error\n"
-    );
-    if let Some((u, p)) = user {
-        let hash =
-            sh(&format!("python3 -c \"import crypt; print(crypt.crypt('{p}', crypt.mksalt(crypt.METHOD_BLOWFISH)))\"")).trim().to_string();
-        std::fs::write("/run/berth/htpasswd", format!("{u}:{hash}\n")).unwrap();
-        cfg.push_str("auth:\n  htpasswd:\n    realm: berth-test\n    path: /run/berth/htpasswd\n");
-    }
-    std::fs::write("/run/berth/registry.yml", cfg).unwrap();
-    let child =
-        Command::new(REGISTRY).args(["serve", "/run/berth/registry.yml"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let r = Registry(child);
-    wait_for("the registry to listen", || {
-        try_sh("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/v2/").1.starts_with(['2', '4'])
-    });
-    Some(r)
-}
 
 /// A two-layer image serving `page`, named 127.0.0.1:5000/site:v1.
 fn site(page: &str) {

@@ -75,6 +75,39 @@ pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))
 }
 
+/// Every value of a query key that may repeat (`t=a&t=b`, `names=x&names=y`), decoded
+/// (`%XX`, `+`); an escape that is not valid is a 400.
+pub fn query_all(query: &str, key: &str) -> Result<Vec<String>> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+        .map(|v| {
+            let b = v.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                match b[i] {
+                    b'%' => {
+                        let hex =
+                            b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                        out.push(hex.ok_or_else(|| bad(format!("invalid escape in {key}={v}")))?);
+                        i += 3;
+                    }
+                    b'+' => {
+                        out.push(b' ');
+                        i += 1;
+                    }
+                    c => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            String::from_utf8(out).map_err(|_| bad(format!("{key}={v} is not UTF-8")))
+        })
+        .collect()
+}
+
 /// Runs blocking engine work (netlink, file locks) off the async thread.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -108,9 +141,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/networks/{id}/disconnect", post(disconnect))
         .route("/info", get(info))
         .route("/events", get(crate::events::events))
-        .route("/build", post(|b| not_yet(b, "image builds (use berth build)")))
-        .route("/images/load", post(|b| not_yet(b, "image loads (use berth load)")))
-        .route("/images/get", get(|b| not_yet(b, "image saves (use berth save)")))
         .route("/containers/{id}/resize", post(|b| not_yet(b, "terminals")))
         .route("/system/df", get(|b| not_yet(b, "disk usage (system df)")))
         .route("/swarm", axum::routing::any(not_swarm))
@@ -410,6 +440,13 @@ async fn disconnect(State(app): State<Arc<App>>, Path(id): Path<String>, body: a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_query_values_are_decoded() {
+        assert_eq!(query_all("t=a%3A1&x=2&t=b+c", "t").ok(), Some(vec!["a:1".to_string(), "b c".to_string()]));
+        assert!(query_all("t=%zz", "t").is_err());
+        assert!(query_all("t=%2", "t").is_err());
+    }
 
     #[test]
     fn engine_errors_get_dockers_statuses() {

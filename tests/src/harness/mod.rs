@@ -13,6 +13,7 @@ pub mod netns;
 pub mod peer;
 pub mod plugin;
 pub mod podman;
+pub mod registry;
 
 pub use isolate::{isolated, isolated_main};
 pub use netns::{curl, kernel_has, sh, try_sh, wait_for, web_server, Netns, Proc};

@@ -1,13 +1,18 @@
 //! The Docker Engine API's image and volume endpoints over berth's image store and
-//! volumes: list, inspect, history, tag, remove, pull with a progress stream; volume
-//! create, list, inspect, remove, prune.
+//! volumes: list, inspect, history, tag, remove; pull, push, save, load and build with
+//! Docker's progress streams (`transfer`, `build`); volume create, list, inspect, remove,
+//! prune.
+
+mod build;
+mod progress;
+mod transfer;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -22,7 +27,10 @@ use crate::containers::{error, flag};
 pub fn router() -> Router<Arc<App>> {
     Router::new()
         .route("/images/json", get(list))
-        .route("/images/create", post(pull))
+        .route("/images/create", post(transfer::pull))
+        .route("/images/load", post(transfer::load))
+        .route("/images/get", get(transfer::save_many))
+        .route("/build", post(build::build))
         .route("/images/{*name}", get(by_path).post(by_path_post).delete(remove))
         .route("/volumes", get(volumes))
         .route("/volumes/create", post(create_volume))
@@ -32,7 +40,7 @@ pub fn router() -> Router<Arc<App>> {
 
 /// A reference as Docker shows it: the docker CLI sends `docker.io/library/site` for
 /// `site`, and berth stores names as users write them.
-fn familiar(r: &str) -> String {
+pub(crate) fn familiar(r: &str) -> String {
     let r = r.strip_prefix("docker.io/").unwrap_or(r);
     r.strip_prefix("library/").unwrap_or(r).to_string()
 }
@@ -88,14 +96,16 @@ async fn list(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, Strin
 }
 
 /// `GET /images/{name}/json` and `/images/{name}/history`: the name may hold slashes.
-async fn by_path(State(app): State<Arc<App>>, Path(rest): Path<String>) -> Result<Json<Value>> {
+async fn by_path(State(app): State<Arc<App>>, Path(rest): Path<String>) -> Result<Response> {
     let (name, what) = rest.rsplit_once('/').ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "page not found".into()))?;
     let (name, what) = (name.to_string(), what.to_string());
+    if what == "get" {
+        return transfer::save(app, vec![name]).await;
+    }
     blocking(move || {
         let img = image::get(&app.paths, &name).map_err(error)?;
         match what.as_str() {
             "json" => Ok(Json(inspect(&app.paths, &img))),
-            "get" => Err(ApiError(StatusCode::NOT_IMPLEMENTED, "berth's Docker API does not serve image saves (use berth save) yet".into())),
             "history" => {
                 let cfg = image::store::config(&app.paths, &img).map_err(error)?;
                 let mut items: Vec<Value> = cfg["history"]
@@ -117,12 +127,13 @@ async fn by_path(State(app): State<Arc<App>>, Path(rest): Path<String>) -> Resul
         }
     })
     .await
+    .map(IntoResponse::into_response)
 }
 
 /// `POST /images/{name}/tag?repo=R&tag=T`.
 async fn by_path_post(State(app): State<Arc<App>>, Path(rest): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
-    if rest.ends_with("/push") {
-        return Err(crate::api::not_yet(Bytes::new(), "image pushes (use berth push)").await);
+    if let Some(name) = rest.strip_suffix("/push") {
+        return transfer::push(app, name, &q).await;
     }
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(ApiError(StatusCode::NOT_FOUND, "page not found".into()));
@@ -159,58 +170,6 @@ async fn remove(State(app): State<Arc<App>>, Path(name): Path<String>, Query(q):
         Ok(Json(Value::Array(out)))
     })
     .await
-}
-
-/// A writer that turns the puller's progress lines into Docker's JSON progress messages.
-struct Progress(tokio::sync::mpsc::UnboundedSender<Vec<u8>>, Vec<u8>);
-
-impl std::io::Write for Progress {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.1.extend_from_slice(buf);
-        while let Some(i) = self.1.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.1.drain(..=i).collect();
-            let text = String::from_utf8_lossy(&line).trim_end().to_string();
-            if !text.is_empty() {
-                let _ = self.0.send(format!("{}\r\n", json!({"status": text})).into_bytes());
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// `POST /images/create?fromImage=NAME&tag=TAG`: pulls, streaming progress; a failure
-/// after the stream began is an `errorDetail` message, as dockerd sends it.
-async fn pull(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
-    if q.contains_key("fromSrc") {
-        return Err(bad("importing a root filesystem through the API is not supported by berth: use berth import"));
-    }
-    let from = familiar(q.get("fromImage").filter(|f| !f.is_empty()).ok_or_else(|| bad("fromImage is required"))?);
-    let name = match q.get("tag").filter(|t| !t.is_empty()) {
-        Some(t) if !from.contains('@') => format!("{from}:{t}"),
-        _ => from,
-    };
-    image::checked_name(&name).map_err(|why| bad(format!("invalid reference {name:?}: {why}")))?;
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
-    let insecure: Vec<String> =
-        std::env::var("BERTH_INSECURE_REGISTRIES").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut w = Progress(tx.clone(), Vec::new());
-        match image::registry::pull(&app.paths, &name, &insecure, &mut w) {
-            Ok(img) => {
-                let _ = tx.send(format!("{}\r\n", json!({"status": format!("Status: Downloaded newer image for {name}")})).into_bytes());
-                app.events.emit("image", "pull", &img.id, json!({"name": name}));
-            }
-            Err(e) => {
-                let _ = tx.send(format!("{}\r\n", json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()})).into_bytes());
-            }
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response())
 }
 
 async fn volumes(State(app): State<Arc<App>>) -> Result<Json<Value>> {
