@@ -21,8 +21,6 @@ use netd::docker;
 pub struct App {
     /// The engine.
     pub engine: Engine,
-    /// berth's persistent root (container records).
-    pub root: PathBuf,
     /// The container library's roots, networking in this process.
     pub paths: berth::paths::Paths,
     /// The `berth` executable that runs as each container's monitor.
@@ -247,10 +245,10 @@ fn parse_filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<Stri
 async fn list_networks(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>> {
     let filters = parse_filters(&q)?;
     blocking(move || {
-        let records = docker::containers(&app.root);
+        let running = berth::container::list::attached(&app.paths);
         let mut out = Vec::new();
         for n in app.engine.networks()?.iter().filter(|n| matches(n, &filters)) {
-            out.push(docker::network(n, &records, &app.engine.members(&n.name)?));
+            out.push(docker::network(n, &running, &app.engine.members(&n.name)?));
         }
         Ok(Json(Value::Array(out)))
     })
@@ -260,7 +258,7 @@ async fn list_networks(State(app): State<Arc<App>>, Query(q): Query<HashMap<Stri
 async fn inspect_network(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>> {
     blocking(move || {
         let net = find(app.engine.networks()?, &id)?;
-        Ok(Json(docker::network(&net, &docker::containers(&app.root), &app.engine.members(&net.name)?)))
+        Ok(Json(docker::network(&net, &berth::container::list::attached(&app.paths), &app.engine.members(&net.name)?)))
     })
     .await
 }
@@ -361,7 +359,7 @@ async fn create_network(State(app): State<Arc<App>>, body: axum::body::Bytes) ->
 async fn remove_network(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<StatusCode> {
     blocking(move || {
         let net = find(app.engine.networks()?, &id)?;
-        if docker::containers(&app.root).iter().any(|c| c["spec"]["net"]["bridge"] == net.name.as_str() && docker::running(c)) {
+        if berth::container::list::attached(&app.paths).iter().any(|c| c.network.as_ref().is_some_and(|(n, _)| *n == net.name)) {
             return Err(ApiError(
                 StatusCode::FORBIDDEN,
                 format!("error while removing network: network {} has active endpoints", net.name),

@@ -67,14 +67,13 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         anyhow::bail!("a netd already serves {}", cli.socket.display());
     }
     let engine = netd::engine::Engine::new(cli.root.join("networks"), cli.root.join("ipam"), cli.run_root.clone());
-    // Start-up: free what containers that died unseen held (a killed monitor, a reboot
-    // that emptied /run), then the rules the records name, then a watcher for them.
-    for c in netd::docker::containers(&cli.root).iter().filter(|c| netd::docker::dead(c)) {
-        let id = c["id"].as_str().unwrap_or_default();
-        match engine.gc_container(id) {
-            Ok(n) => tracing::info!(container = %id, addresses = n, "released a dead container's network"),
-            Err(e) => tracing::warn!(container = %id, error = %e, "releasing a dead container's network failed"),
-        }
+    let paths = berth::paths::Paths::new(cli.root.clone(), cli.run_root.clone()).in_process();
+    paths.ensure().context("preparing berth's state directories")?;
+    // Start-up: what containers that died unseen held (a killed monitor, a reboot that
+    // emptied /run) is released as berth's CLI releases it — listing sweeps them — then
+    // the rules the records name are checked, then a watcher keeps them.
+    if let Err(e) = berth::container::list::list(&paths, true, &Default::default()) {
+        tracing::warn!(error = %e, "releasing dead containers at start-up failed");
     }
     if let Err(e) = netd::reconcile::links(&cli.run_root) {
         tracing::warn!(error = %e, "restoring bridges at start-up failed");
@@ -85,12 +84,9 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     let run = cli.run_root.clone();
     std::thread::spawn(move || netd::reconcile::watch(&run, std::time::Duration::from_millis(200), &|| false));
     tokio::spawn(links::watch(cli.run_root.clone()));
-    tokio::spawn(dns::run(engine.clone(), cli.root.clone()));
-    let paths = berth::paths::Paths::new(cli.root.clone(), cli.run_root.clone()).in_process();
-    paths.ensure().context("preparing berth's state directories")?;
+    tokio::spawn(dns::run(engine.clone(), paths.clone()));
     let app = Arc::new(api::App {
         engine,
-        root: cli.root.clone(),
         paths,
         berth: berth_binary(cli.berth.as_deref()),
         events: events::Events::default(),

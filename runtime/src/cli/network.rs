@@ -82,12 +82,12 @@ pub fn create(paths: &Paths, name: &str, c: &Create) -> Result<i32> {
 /// after the others are printed, as in Docker.
 pub fn inspect(paths: &Paths, names: &[String], format: &Format) -> Result<i32> {
     let nets = paths.networking();
-    let records = netd::docker::containers(&paths.lib);
+    let running = crate::container::list::attached(paths);
     let mut out = Vec::new();
     let mut missing = None;
     for n in names {
         match nets.network(n) {
-            Ok(net) => out.push(netd::docker::network(&net, &records, &nets.members(&net.name)?)),
+            Ok(net) => out.push(netd::docker::network(&net, &running, &nets.members(&net.name)?)),
             Err(netd::Error::NoSuchNetwork(_)) => missing = Some(n.clone()),
             Err(e) => return Err(e.into()),
         }

@@ -106,6 +106,23 @@ pub fn list(paths: &Paths, all_of_them: bool, filters: &Filters) -> Result<Vec<C
     Ok(out)
 }
 
+/// The running containers as network documents name them (`network inspect`, the
+/// daemon's `GET /networks`): one read of the records.
+pub fn attached(paths: &Paths) -> Vec<netd::docker::Attached> {
+    all(paths)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.alive())
+        .map(|c| {
+            let network = match (&c.spec.net, c.state.endpoint.clone()) {
+                (super::NetMode::Bridge(n), Some(ep)) => Some((n.clone(), ep)),
+                _ => None,
+            };
+            netd::docker::Attached { id: c.id, name: c.name, network }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::Filters;

@@ -12,15 +12,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use berth::container::Container;
 use netd::engine::{Engine, Networking};
 use netd::network::endpoint::BridgeNetwork;
-use serde_json::Value;
-
-use netd::docker;
 
 pub mod fast;
 pub mod forward;
@@ -47,7 +44,7 @@ pub type Snapshot = HashMap<IpAddr, NetView>;
 pub struct Names {
     snap: RwLock<Arc<Snapshot>>,
     engine: Engine,
-    root: PathBuf,
+    paths: berth::paths::Paths,
     /// When the names were last read, to bound re-reads on misses.
     last: std::sync::Mutex<std::time::Instant>,
     /// The registry's mtime when they were read: any attach or detach since moves it.
@@ -67,7 +64,7 @@ impl Names {
     /// and remove move them.
     fn registry_mtime(&self) -> Option<(std::time::SystemTime, Option<std::time::SystemTime>)> {
         let m = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        Some((m(&self.engine.registry_dir())?, m(&self.root.join("networks"))))
+        Some((m(&self.engine.registry_dir())?, m(&self.paths.lib.join("networks"))))
     }
 
     /// Whether an attach, a detach or a network change happened since the names were
@@ -81,7 +78,7 @@ impl Names {
     /// (blocking).
     fn refresh(&self) {
         let stamp = self.registry_mtime();
-        let records = docker::containers(&self.root);
+        let records = berth::container::all(&self.paths).unwrap_or_default();
         let nets = self.engine.networks().unwrap_or_default();
         let (map, embedded) = collect(&self.engine, &nets, &records);
         if let Ok(mut m) = self.snap.write() {
@@ -144,12 +141,11 @@ pub enum Lookup {
 /// The names and members of the running containers on each user network, from the
 /// records and the endpoint registry, by gateway address; and the running members of
 /// networks without a bridge, whose resolver is in their own netns.
-fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> (Snapshot, Vec<Embedded>) {
+fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Container]) -> (Snapshot, Vec<Embedded>) {
     let mut out = Snapshot::new();
     let mut embedded = Vec::new();
     // Running containers by ID, once: a search per member would be O(N²).
-    let running: HashMap<&str, &Value> =
-        records.iter().filter(|c| docker::running(c)).filter_map(|c| Some((c["id"].as_str()?, c))).collect();
+    let running: HashMap<&str, &Container> = records.iter().filter(|c| c.alive()).map(|c| (c.id.as_str(), c)).collect();
     for net in nets.iter().filter(|n| n.name != "bridge") {
         let view = out.entry(gateway(net)).or_default();
         view.internal = net.internal;
@@ -159,14 +155,12 @@ fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Value]) -> (Snaps
             view.members.extend(m.addresses.iter().copied());
             let Some(c) = running.get(m.id.as_str()) else { continue };
             if net.driver != netd::network::driver::Driver::Bridge {
-                if let (Some(pid), Some(addr)) = (c["state"]["pid"].as_u64(), m.addresses.first()) {
+                if let (Some(pid), Some(addr)) = (c.state.pid, m.addresses.first()) {
                     embedded.push(Embedded { key: gateway(net), id: m.id.clone(), pid: pid as u32, addr: *addr });
                 }
             }
             let mut keys = vec![m.id.to_lowercase(), m.id.chars().take(12).collect::<String>()];
-            if let Some(n) = c["name"].as_str() {
-                keys.push(n.to_lowercase());
-            }
+            keys.push(c.name.to_lowercase());
             // Aliases are network-scoped: the engine keeps them per attachment.
             keys.extend(m.aliases.iter().map(|a| a.to_lowercase()));
             for k in keys {
@@ -183,11 +177,11 @@ fn gateway(n: &BridgeNetwork) -> IpAddr {
 }
 
 impl Names {
-    fn new(engine: Engine, root: PathBuf) -> Self {
+    fn new(engine: Engine, paths: berth::paths::Paths) -> Self {
         Self {
             snap: Default::default(),
             engine,
-            root,
+            paths,
             last: std::sync::Mutex::new(std::time::Instant::now()),
             stamp: std::sync::Mutex::new(None),
             networks: Default::default(),
@@ -391,8 +385,8 @@ fn serve_embedded(
 
 /// Keeps a resolver on every user network's gateway and the names current (every
 /// 250 ms, from the records and the registry). Runs for the daemon's life.
-pub async fn run(engine: Engine, root: PathBuf) {
-    let names = Arc::new(Names::new(engine, root));
+pub async fn run(engine: Engine, paths: berth::paths::Paths) {
+    let names = Arc::new(Names::new(engine, paths));
     let upstream = forward::system_servers();
     if upstream.is_empty() {
         tracing::warn!("no upstream resolvers (/etc/resolv.conf): only container names will resolve");
