@@ -17,8 +17,9 @@ pub fn info(paths: &Paths) -> Result<Value> {
     let all = container::all(paths)?;
     let count = |s: Status| all.iter().filter(|c| c.effective_status() == s).count();
     let images = crate::image::list(paths)?.len();
-    let networks = paths.networking().networks()?.len();
-    let backend = netd::firewall::default_backend(&paths.run).map(|b| b.to_string()).unwrap_or_else(|e| format!("unavailable: {e}"));
+    let nets = paths.networking();
+    let networks = nets.networks()?.len();
+    let backend = nets.firewall_backend(&paths.run).map(|b| b.to_string()).unwrap_or_else(|e| format!("unavailable: {e}"));
     let v2 = crate::cgroups::is_v2();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mem = std::fs::read_to_string("/proc/meminfo")

@@ -6,8 +6,6 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use netd::engine::AttachOptions;
-use netd::netlink::Socket;
-use netd::netns::NetNs;
 use netd::network::endpoint::Endpoint;
 
 use crate::container::{self, Container, NetMode};
@@ -43,7 +41,7 @@ pub fn setup(paths: &Paths, c: &Container, pid: i32) -> Result<Option<Endpoint>>
         NetMode::Bridge(name) => {
             let nets = paths.networking();
             let net = nets.network(name)?;
-            lo_up(&netns)?;
+            nets.loopback_up(&netns)?;
             let opts = AttachOptions {
                 ports: c.spec.ports.clone(),
                 ip: c.spec.ip,
@@ -53,22 +51,11 @@ pub fn setup(paths: &Paths, c: &Container, pid: i32) -> Result<Option<Endpoint>>
             Ok(Some(nets.attach(&net, &c.id, &netns, &opts)?))
         }
         NetMode::None => {
-            lo_up(&netns)?;
+            paths.networking().loopback_up(&netns)?;
             Ok(None)
         }
         NetMode::Host | NetMode::Container(_) => Ok(None),
     }
-}
-
-fn lo_up(netns: &std::path::Path) -> Result<()> {
-    NetNs::open(netns)?.run(|| {
-        let mut s = Socket::open()?;
-        if let Some(lo) = s.link_by_name("lo")? {
-            s.set_up(lo.index)?;
-        }
-        Ok(())
-    })?;
-    Ok(())
 }
 
 /// Releases the container's address, ports and masquerade reference, and deletes its

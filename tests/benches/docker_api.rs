@@ -90,7 +90,7 @@ fn main() {
             let sock = "/run/berth/podman-api.sock";
             let mut service = Command::new("sh")
                 .arg("-c")
-                .arg(format!("exec {}", pm.command(&format!("system service --time=0 unix://{sock}"))))
+                .arg(format!("exec env {}", pm.command(&format!("system service --time=0 unix://{sock}"))))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

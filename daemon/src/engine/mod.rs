@@ -144,6 +144,21 @@ pub trait Networking {
         let ep = self.attach(net, id, netns, &opts)?;
         Ok((ifname, ep))
     }
+    /// Brings `lo` up in the netns at `netns` (a container's own network, `none` or
+    /// bridged): local to the caller either way, so done here.
+    fn loopback_up(&self, netns: &Path) -> Result<()> {
+        crate::netns::NetNs::open(netns)?.run(|| {
+            let mut s = crate::netlink::Socket::open()?;
+            if let Some(lo) = s.link_by_name("lo")? {
+                s.set_up(lo.index)?;
+            }
+            Ok(())
+        })
+    }
+    /// The firewall backend new rules go to, as `info` reports it.
+    fn firewall_backend(&self, run: &Path) -> Result<crate::firewall::Backend> {
+        crate::firewall::default_backend(run)
+    }
     /// Detaches the container from `net`, whatever interface it has there.
     fn disconnect(&self, net: &BridgeNetwork, id: &str, netns: Option<&Path>) -> Result<()> {
         let found = self.attachments(id)?.into_iter().find(|(n, _)| *n == net.name);
