@@ -13,5 +13,6 @@ pub mod info;
 pub mod network;
 pub mod paths;
 pub mod process;
+pub mod scratch;
 pub mod security;
 pub mod volume;

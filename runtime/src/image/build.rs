@@ -469,10 +469,10 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                 let dir_dest = dest.ends_with('/')
                     || copy_plan.iter().map(|(_, f)| f.len()).sum::<usize>() > 1
                     || copy_from.as_ref().is_some_and(|(_, s)| s.len() > 1);
-                let stage = paths.lib.join("tmp").join(format!("build-{}", crate::container::id::random(8)));
+                let scratch = crate::scratch::Scratch::dir(paths, "build")?;
+                let stage = scratch.as_path();
                 let res = (|| {
-                    netd::state::private_dir(&stage)?;
-                    let out = Root::open(&stage).map_err(|e| Error::io("open", &stage, e))?;
+                    let out = Root::open(stage).map_err(|e| Error::io("open", stage, e))?;
                     let target = crate::beneath::clean_in_root(&abs);
                     if let Some((img, srcs)) = &copy_from {
                         let owner = opts.iter().any(|f| f.name.value == "chown").then_some(own);
@@ -519,9 +519,9 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                             }
                         }
                     }
-                    layer_from_dir(paths, &stage, "Layer")
+                    layer_from_dir(paths, stage, "Layer")
                 })();
-                let _ = fs::remove_dir_all(&stage);
+                drop(scratch);
                 let layer = res.map_err(|e| at(line, e))?;
                 assemble_child(paths, st.layers.clone(), st.cfg.clone(), Some(layer), &created_by, "")?
             }
@@ -529,12 +529,12 @@ pub fn build(paths: &Paths, o: &Options, out: &mut dyn Write) -> Result<Image> {
                 let mut cfg = st.cfg.clone();
                 instr::apply(&mut cfg, ins, &st.vars, &st.shell)?;
                 let dir = cfg["config"]["WorkingDir"].as_str().unwrap_or("/").to_string();
-                let stage = paths.lib.join("tmp").join(format!("build-{}", crate::container::id::random(8)));
-                let made = stage.join(crate::beneath::clean_in_root(&dir));
+                let scratch = crate::scratch::Scratch::dir(paths, "build")?;
+                let made = scratch.as_path().join(crate::beneath::clean_in_root(&dir));
                 let res = fs::create_dir_all(&made)
                     .map_err(|e| Error::io("create", &made, e))
-                    .and_then(|_| layer_from_dir(paths, &stage, "Layer"));
-                let _ = fs::remove_dir_all(&stage);
+                    .and_then(|_| layer_from_dir(paths, scratch.as_path(), "Layer"));
+                drop(scratch);
                 let layer = res?;
                 assemble_child(paths, st.layers.clone(), cfg, Some(layer), &created_by, "")?
             }

@@ -1,7 +1,6 @@
 //! New images from old ones: a layer from a directory of changes (a container's upper
 //! directory, a build step's) on top of a parent image, with one history entry.
 
-use std::fs;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -45,12 +44,8 @@ fn push_history(cfg: &mut Value, created_by: &str, comment: &str, empty: bool) {
 /// Adds the changes in `dir` (overlay upper-directory form: whiteouts as 0:0 character
 /// devices) as a layer.
 pub fn layer_from_dir(paths: &Paths, dir: &Path, label: &str) -> Result<store::Layer> {
-    let tmp_dir = paths.lib.join("tmp");
-    fs::create_dir_all(&tmp_dir).map_err(|e| Error::io("create", &tmp_dir, e))?;
-    let tar = tmp_dir.join(format!("layer-{}-{}.tar", std::process::id(), crate::container::id::random(6)));
-    let res = diff::write_layer(dir, &tar).and_then(|()| store::put_layer(paths, &tar, None, label));
-    let _ = fs::remove_file(&tar);
-    res
+    let tar = crate::scratch::Scratch(crate::scratch::Scratch::path(paths, "layer"));
+    diff::write_layer(dir, tar.as_path()).and_then(|()| store::put_layer(paths, tar.as_path(), None, label))
 }
 
 /// A new (unnamed) image: `layers` + optionally `new` on top, config `cfg` with a history

@@ -34,15 +34,6 @@ pub fn import(paths: &Paths, tarball: &Path, name: &str) -> Result<Image> {
     store::tag(paths, &img, &name)
 }
 
-/// A temporary directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// An archive's name for a member, normalised ("./a//b" is "a/b"); `None` for a name
 /// that is absolute or climbs out with `..` (no member can have it).
 fn member_name(p: &Path) -> Option<String> {
@@ -134,8 +125,8 @@ pub fn load(paths: &Paths, archive: &Path) -> Result<Vec<Image>> {
     if !archive.is_file() {
         return Err(Error::io("open", archive, std::io::Error::from(std::io::ErrorKind::NotFound)));
     }
-    let scratch = Scratch(paths.lib.join(format!("tmp/load-{}", std::process::id())));
-    fs::create_dir_all(&scratch.0).map_err(|e| Error::io("create", &scratch.0, e))?;
+    // A random name: the daemon may load two archives at once.
+    let scratch = crate::scratch::Scratch::dir(paths, "load")?;
     let members = Members::read(archive, &scratch.0)?;
     if members.get("manifest.json").is_ok() {
         load_docker(paths, &members)

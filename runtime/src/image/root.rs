@@ -13,8 +13,8 @@ use crate::paths::Paths;
 
 /// Runs `f` with the merged, read-only root of `img` (its path is valid only inside `f`).
 pub fn with_root<T: Send>(paths: &Paths, img: &Image, f: impl FnOnce(&Path) -> Result<T> + Send) -> Result<T> {
-    let tmp = paths.lib.join("tmp").join(format!("root-{}", crate::container::id::random(6)));
-    let (merged, empty) = (tmp.join("merged"), tmp.join("empty"));
+    let scratch = crate::scratch::Scratch::dir(paths, "root")?;
+    let (merged, empty) = (scratch.as_path().join("merged"), scratch.as_path().join("empty"));
     for d in [&merged, &empty] {
         std::fs::create_dir_all(d).map_err(|e| Error::io("create", d, e))?;
     }
@@ -34,6 +34,6 @@ pub fn with_root<T: Send>(paths: &Paths, img: &Image, f: impl FnOnce(&Path) -> R
         .join()
         .unwrap_or_else(|_| Err(Error::State("reading the image's root failed".into())))
     });
-    let _ = std::fs::remove_dir_all(&tmp);
+    drop(scratch);
     res
 }

@@ -58,11 +58,10 @@ pub async fn build(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, 
         .collect();
     let (file, build_args, no_cache) = options(&q, tags.clone())?;
     let named = tags.clone();
-    let tmp = app.paths.lib.join("tmp");
-    let archive = spool(req.into_body(), &tmp, CONTEXT_LIMIT).await?;
+    let archive = spool(req.into_body(), &app.paths, CONTEXT_LIMIT).await?;
     let (mut p, rx) = Progress::new("stream");
     tokio::task::spawn_blocking(move || {
-        let ctx = Scratch(tmp.join(format!("context-{}", berth::container::id::random(8))));
+        let ctx = Scratch(Scratch::path(&app.paths, "context"));
         let res = image::unpack::unpack_layer(&archive.0, &ctx.0, &mut |_| {}).and_then(|()| {
             drop(archive);
             let o = image::build::Options { context: ctx.0.clone(), file: file.map(|f| ctx.0.join(f)), tags, build_args, no_cache };

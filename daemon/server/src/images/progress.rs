@@ -2,10 +2,10 @@
 //! each sent as one `{"status": ...}` (pull, push, load) or `{"stream": ...}` (build)
 //! message; the end is a result or an `errorDetail` message, as dockerd sends them after
 //! the stream began. And request bodies (build contexts, image archives) spooled to a
-//! scratch file under a size limit, removed when dropped.
+//! scratch file (berth's one scratch guard) under a size limit.
 
+pub use berth::scratch::Scratch;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use axum::body::Body;
 use axum::http::{header, StatusCode};
@@ -71,20 +71,11 @@ pub fn answer(rx: UnboundedReceiver<Vec<u8>>) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(s)).into_response()
 }
 
-/// A scratch file or directory, removed when dropped.
-pub struct Scratch(pub PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0).or_else(|_| std::fs::remove_file(&self.0));
-    }
-}
-
 /// Writes a request body to a new scratch file under `dir`; more than `limit` bytes is
 /// a 413 and nothing is kept.
-pub async fn spool(body: Body, dir: &Path, limit: u64) -> Result<Scratch> {
+pub async fn spool(body: Body, paths: &berth::paths::Paths, limit: u64) -> Result<Scratch> {
     let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("spooling the request body: {e}"));
-    let path = dir.join(format!("upload-{}", berth::container::id::random(8)));
+    let path = Scratch::path(paths, "upload");
     let scratch = Scratch(path.clone());
     let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).await.map_err(internal)?;
     let mut stream = body.into_data_stream();

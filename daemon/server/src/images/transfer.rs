@@ -116,7 +116,7 @@ pub async fn save_many(State(app): State<Arc<App>>, req: Request) -> Result<Resp
 
 /// `POST /images/load`: the archive (docker save or OCI layout) is spooled, then loaded.
 pub async fn load(State(app): State<Arc<App>>, req: Request) -> Result<Response> {
-    let scratch = spool(req.into_body(), &app.paths.lib.join("tmp"), LOAD_LIMIT).await?;
+    let scratch = spool(req.into_body(), &app.paths, LOAD_LIMIT).await?;
     let (p, rx) = Progress::new("stream");
     tokio::task::spawn_blocking(move || {
         match image::load(&app.paths, &scratch.0) {
