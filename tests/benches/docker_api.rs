@@ -107,7 +107,7 @@ fn main() {
                     n,
                     5200,
                     |i, port| p(format!("run -d --name p{i} -p {port}:80 localhost/bb httpd -f -p 80 -h /www")),
-                    |i| p(format!("rm -f -t 0 p{i}")),
+                    |i| p(format!("rm -f p{i}")),
                 ),
             ));
             let _ = service.kill();
