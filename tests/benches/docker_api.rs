@@ -12,40 +12,9 @@ use std::time::{Duration, Instant};
 use berth_tests::harness::berth::import_busybox;
 use berth_tests::harness::docker::{cli, DOCKER_SOCK};
 use berth_tests::harness::netd::Netd;
-use berth_tests::harness::netns::http_answers;
 use berth_tests::harness::podman::{self, Podman};
+use berth_tests::harness::timing::{pct, run_answer_rm};
 use berth_tests::harness::{bin_dir, image, isolated_main, sh, try_sh};
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
-/// `run(i, port)` then the first answer, then `rm(i)`, N times: (answer, rm) in ms.
-fn measure(n: usize, base_port: u16, run: impl Fn(usize, u16) -> String, rm: impl Fn(usize) -> String) -> (Vec<f64>, Vec<f64>) {
-    let (mut up, mut down) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        let port = base_port + i as u16;
-        let t0 = Instant::now();
-        let out = Command::new("sh").arg("-c").arg(run(i, port)).output().expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        while !http_answers(port, "hello") {
-            assert!(t0.elapsed() < Duration::from_secs(20), "no answer on {port}");
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        up.push(ms(t0));
-        let t1 = Instant::now();
-        let out = Command::new("sh").arg("-c").arg(rm(i)).output().expect("rm");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        down.push(ms(t1));
-    }
-    (up, down)
-}
 
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -69,7 +38,7 @@ fn main() {
         let httpd = "busybox httpd -f -p 80 -h /www";
         rows.push((
             "berth CLI",
-            measure(
+            run_answer_rm(
                 n,
                 5000,
                 |i, p| format!("{} run -d --name b{i} -p {p}:80 {httpd}", berth.display()),
@@ -78,7 +47,7 @@ fn main() {
         ));
         rows.push((
             "docker CLI → netd (berth's API)",
-            measure(n, 5100, |i, p| d(format!("run -d --name d{i} -p {p}:80 {httpd}")), |i| d(format!("rm -f d{i}"))),
+            run_answer_rm(n, 5100, |i, p| d(format!("run -d --name d{i} -p {p}:80 {httpd}")), |i| d(format!("rm -f d{i}"))),
         ));
         if podman::installed() {
             let ours = Path::new("/run/berth/cni-ours");
@@ -103,7 +72,7 @@ fn main() {
             let p = |args: String| format!("DOCKER_HOST=unix://{sock} {docker} {args}");
             rows.push((
                 "docker CLI → podman system service",
-                measure(
+                run_answer_rm(
                     n,
                     5200,
                     |i, port| p(format!("run -d --name p{i} -p {port}:80 localhost/bb httpd -f -p 80 -h /www")),

@@ -4,44 +4,11 @@
 //! Usage: cargo bench -p berth-tests --bench podman [-- N]
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use berth_tests::harness::berth::import_busybox;
-use berth_tests::harness::netns::http_answers;
 use berth_tests::harness::podman::{self, Podman};
+use berth_tests::harness::timing::{pct, run_answer_rm};
 use berth_tests::harness::{bin_dir, image, isolated_main};
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
-/// Runs `run(port)` then waits for the answer, then `rm(i)`, N times: (answer, rm) in ms.
-fn measure(n: usize, base_port: u16, run: impl Fn(usize, u16) -> String, rm: impl Fn(usize) -> String) -> (Vec<f64>, Vec<f64>) {
-    let (mut up, mut down) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        let port = base_port + i as u16;
-        let t0 = Instant::now();
-        let out = Command::new("sh").arg("-c").arg(run(i, port)).output().expect("run");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        while !http_answers(port, "hello") {
-            assert!(t0.elapsed() < Duration::from_secs(20), "no answer on {port}");
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        up.push(ms(t0));
-        let t1 = Instant::now();
-        let out = Command::new("sh").arg("-c").arg(rm(i)).output().expect("rm");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        down.push(ms(t1));
-    }
-    (up, down)
-}
 
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
@@ -59,7 +26,7 @@ fn main() {
             std::fs::copy(bin_dir().join(p), ours.join(p)).unwrap();
         }
         let mut rows = Vec::new();
-        let b = measure(
+        let b = run_answer_rm(
             n,
             5000,
             |i, port| format!("{} run -d --name b{i} -p {port}:80 busybox httpd -f -p 80 -h /www", berth.display()),
@@ -74,7 +41,7 @@ fn main() {
             }
             let pm = Podman::new(&Path::new("/run/berth").join(format!("podman-{base}")), dir, &tar);
             let cmd = |a: String| pm.command(&a);
-            let r = measure(
+            let r = run_answer_rm(
                 n,
                 base,
                 |i, port| cmd(format!("run -d --name p{i} -p {port}:80 localhost/bb httpd -f -p 80 -h /www")),

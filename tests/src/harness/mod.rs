@@ -14,6 +14,7 @@ pub mod peer;
 pub mod plugin;
 pub mod podman;
 pub mod registry;
+pub mod timing;
 
 pub use isolate::{isolated, isolated_main};
 pub use netns::{curl, kernel_has, sh, try_sh, wait_for, web_server, Netns, Proc};

@@ -45,8 +45,8 @@ pub fn router() -> Router<Arc<App>> {
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/containers/{id}/top", get(top::top))
         .route("/containers/{id}/stats", get(stats::stats))
-        .route("/containers/{id}/pause", post(pause))
-        .route("/containers/{id}/unpause", post(unpause))
+        .route("/containers/{id}/pause", post(|State(app): State<Arc<App>>, Path(id): Path<String>| freeze(app, id, true)))
+        .route("/containers/{id}/unpause", post(|State(app): State<Arc<App>>, Path(id): Path<String>| freeze(app, id, false)))
         .route("/containers/{id}", axum::routing::delete(remove))
 }
 
@@ -238,19 +238,11 @@ fn wait_for(app: &App, c: Container, condition: &str) -> Value {
     json!({"StatusCode": last.state.exit_code.unwrap_or(0), "Error": null})
 }
 
-async fn pause(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response> {
-    with(app, id, |app, c| {
-        c.pause().map_err(error)?;
-        app.events.container(&c, "pause");
-        Ok(StatusCode::NO_CONTENT.into_response())
-    })
-    .await
-}
-
-async fn unpause(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Response> {
-    with(app, id, |app, c| {
-        c.unpause().map_err(error)?;
-        app.events.container(&c, "unpause");
+/// `pause` (`on`) and `unpause`: the cgroup freezer.
+async fn freeze(app: Arc<App>, id: String, on: bool) -> Result<Response> {
+    with(app, id, move |app, c| {
+        if on { c.pause() } else { c.unpause() }.map_err(error)?;
+        app.events.container(&c, if on { "pause" } else { "unpause" });
         Ok(StatusCode::NO_CONTENT.into_response())
     })
     .await
