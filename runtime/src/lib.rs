@@ -15,4 +15,5 @@ pub mod paths;
 pub mod process;
 pub mod scratch;
 pub mod security;
+pub mod usage;
 pub mod volume;

@@ -150,6 +150,10 @@ fn images_volumes_events_and_info_through_the_api() {
             assert!(ev.lines().any(|l| l == action), "no {action} event in {ev:?}");
         }
 
+        let df = docker(&["system", "df", "--format", "{{.Type}}={{.TotalCount}}/{{.Active}}"]).ok();
+        for want in ["Images=1/1", "Containers=1/1", "Local Volumes=0/0"] {
+            assert!(df.lines().any(|l| l == want), "{want} not in {df:?}");
+        }
         let info = docker(&["info", "--format", "{{.ContainersRunning}} {{.Driver}}"]).ok();
         assert_eq!(info.trim(), "1 overlay2");
         docker(&["rm", "-f", "user"]).ok();
@@ -192,7 +196,7 @@ fn api_errors_carry_dockers_codes_and_change_nothing() {
         // What the API does not do yet is said plainly, with nothing made.
         let o = docker(&["run", "-t", "--rm", "busybox", "true"]);
         assert!(o.code != 0 && o.stderr.contains("terminals"), "{o:?}");
-        let (code, v) = http("GET", "/v1.45/system/df", None);
+        let (code, v) = http("POST", "/v1.45/containers/any/resize?h=10&w=10", None);
         assert_eq!(code, 501, "{v}");
         assert_eq!(records(), 0);
         // A body over the limit is refused whole.

@@ -140,7 +140,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/info", get(info))
         .route("/events", get(crate::events::events))
         .route("/containers/{id}/resize", post(|b| not_yet(b, "terminals")))
-        .route("/system/df", get(|b| not_yet(b, "disk usage (system df)")))
+        .route("/system/df", get(system_df))
         .route("/swarm", axum::routing::any(not_swarm))
         .route("/swarm/{*rest}", axum::routing::any(not_swarm))
         .merge(crate::containers::router())
@@ -168,6 +168,10 @@ async fn not_swarm(_body: axum::body::Bytes) -> ApiError {
         "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
             .into(),
     )
+}
+
+async fn system_df(State(app): State<Arc<App>>) -> Result<Json<Value>> {
+    blocking(move || berth::usage::system_df(&app.paths).map(Json).map_err(crate::containers::error)).await
 }
 
 async fn info(State(app): State<Arc<App>>) -> Result<Json<Value>> {
