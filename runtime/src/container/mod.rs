@@ -131,6 +131,43 @@ pub struct Spec {
     pub stop_signal: Option<String>,
 }
 
+impl Spec {
+    /// A one-off container of `img` running `args` (a build's RUN): the default network,
+    /// Docker's confinement, nothing published or mounted.
+    pub fn one_off(
+        img: &crate::image::Image,
+        args: Vec<String>,
+        env: Vec<String>,
+        workdir: String,
+        user: String,
+        hostname: String,
+    ) -> Self {
+        Spec {
+            image: "build".into(),
+            image_id: img.id.clone(),
+            layers: img.layers.clone(),
+            args,
+            env,
+            workdir,
+            user,
+            hostname,
+            dns: Vec::new(),
+            volumes: Vec::new(),
+            net: NetMode::Bridge("bridge".into()),
+            ports: Vec::new(),
+            limits: Limits::default(),
+            auto_remove: false,
+            interactive: false,
+            tty: false,
+            security: Default::default(),
+            aliases: Vec::new(),
+            ip: None,
+            labels: Default::default(),
+            stop_signal: None,
+        }
+    }
+}
+
 impl State {
     /// The state of a container recorded and not yet started.
     pub fn created() -> Self {

@@ -4,30 +4,31 @@
 //! step's result is cached under a key of its parent, the instruction (with variables
 //! expanded) and, for COPY and ADD, the digest of what it copies.
 
+mod cache;
+mod context;
+mod copy;
+mod run;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::ffi::OsStrExt;
-
-use globset::{GlobBuilder, GlobMatcher};
-use nix::fcntl::{readlinkat, AtFlags, OFlag};
-use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use parse_dockerfile::{Instruction, Source};
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 
-use super::commit::{assemble_child, base, layer_from_dir};
+use self::cache::{cache_path, next_key};
+use self::context::{content_digest, context_files, context_stat, open_context_file};
+use self::copy::{chown, copy_one, copy_out_of, is_tar};
+use self::run::Step;
+use super::commit::{assemble_child, layer_from_dir};
 use super::instr::{self, expand};
-use super::unpack::hex;
 use super::{store, Image};
-use crate::beneath::{copy, Root};
-use crate::container::{self, Container, Limits, NetMode, Spec, State};
+use crate::beneath::Root;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
+
+pub use self::context::sources;
 
 /// What `berth build` was asked.
 #[derive(Debug, Clone, Default)]
@@ -52,267 +53,6 @@ fn at(line: usize, why: impl std::fmt::Display) -> Error {
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// The context's files (relative paths, sorted) that `.dockerignore` does not exclude.
-fn context_files(ctx: &Path, root: &Root) -> Result<Vec<PathBuf>> {
-    let mut rules: Vec<(bool, GlobMatcher)> = Vec::new();
-    if let Ok(text) = read_context_file(root, Path::new(".dockerignore")).map(|b| String::from_utf8_lossy(&b).into_owned()) {
-        for l in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            let (keep, pat) = match l.strip_prefix('!') {
-                Some(p) => (true, p),
-                None => (false, l),
-            };
-            let pat = pat.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
-            let g =
-                GlobBuilder::new(pat).literal_separator(true).build().map_err(|e| Error::State(format!(".dockerignore: {l:?}: {e}")))?;
-            rules.push((keep, g.compile_matcher()));
-        }
-    }
-    // A path is excluded if the last rule matching it or one of its parents excludes it.
-    let excluded = |rel: &Path| {
-        let mut out = false;
-        for (keep, g) in &rules {
-            if rel.ancestors().filter(|a| !a.as_os_str().is_empty()).any(|a| g.is_match(a)) {
-                out = !keep;
-            }
-        }
-        out
-    };
-    let mut files = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = ctx.join(&rel);
-        for e in fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))?.flatten() {
-            let r = rel.join(e.file_name());
-            if excluded(&r) {
-                continue;
-            }
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(r.clone());
-            }
-            files.push(r);
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-/// The context entries a COPY source names: a path (a directory brings what is under
-/// it) or a glob, whose `*` and `?` never cross a `/` (as Docker's filepath.Match).
-pub fn sources(files: &[PathBuf], src: &str) -> Result<Vec<PathBuf>> {
-    let clean = crate::beneath::clean_in_root(src);
-    if src.contains(['*', '?', '[']) {
-        // Go's filepath.Match has no `**`: a run of stars is one star (found by fuzzing:
-        // globset reads `**` as "any depth").
-        let mut pattern = clean.to_string_lossy().into_owned();
-        while pattern.contains("**") {
-            pattern = pattern.replace("**", "*");
-        }
-        let g =
-            GlobBuilder::new(&pattern).literal_separator(true).build().map_err(|e| Error::State(format!("{src}: {e}")))?.compile_matcher();
-        // One path component per pattern component: a class like `[!a]` matches `/` in
-        // globset (found by fuzzing), so the depth is checked too.
-        let depth = Path::new(&pattern).components().count();
-        return Ok(files.iter().filter(|f| f.components().count() == depth && g.is_match(f)).cloned().collect());
-    }
-    if clean.as_os_str().is_empty() {
-        return Ok(vec![PathBuf::new()]);
-    }
-    Ok(if files.contains(&clean) { vec![clean] } else { Vec::new() })
-}
-
-/// A context entry's status, not following a symlink at `rel` or on the way to it.
-fn context_stat(root: &Root, rel: &Path) -> std::io::Result<FileStat> {
-    if rel.as_os_str().is_empty() {
-        return fstat(root.fd().as_raw_fd()).map_err(Into::into);
-    }
-    let (dir, name) = root.parent(rel, false)?;
-    fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(Into::into)
-}
-
-/// Opens regular file `name` of directory `dir` (a symlink there is refused).
-fn open_file_at(dir: BorrowedFd<'_>, name: &OsStr) -> std::io::Result<fs::File> {
-    let fd = crate::beneath::open_at(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK, Mode::empty())?;
-    if fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    Ok(fs::File::from(fd))
-}
-
-/// Opens the regular file `rel` of the context (a symlink there is refused).
-fn open_context_file(root: &Root, rel: &Path) -> std::io::Result<fs::File> {
-    let (dir, name) = root.parent(rel, false)?;
-    open_file_at(dir.as_fd(), &name)
-}
-
-fn read_context_file(root: &Root, rel: &Path) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    std::io::Read::read_to_end(&mut open_context_file(root, rel)?, &mut out)?;
-    Ok(out)
-}
-
-/// Digest of what a COPY brings: names, modes and contents, in order.
-fn content_digest(ctx: &Path, root: &Root, files: &[PathBuf], roots: &[PathBuf]) -> Result<String> {
-    let mut h = Sha256::new();
-    for f in files.iter().filter(|f| roots.iter().any(|r| f.starts_with(r) || r.as_os_str().is_empty())) {
-        let p = ctx.join(f);
-        let io = |e: std::io::Error| Error::io("read", &p, e);
-        // The entry's directory resolved once, then everything relative to it.
-        let (dir, name) = root.parent(f, false).map_err(io)?;
-        let st = fstatat(Some(dir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| io(e.into()))?;
-        h.update(f.to_string_lossy().as_bytes());
-        h.update(st.st_mode.to_le_bytes());
-        match st.st_mode & libc::S_IFMT {
-            libc::S_IFREG => drop(std::io::copy(&mut open_file_at(dir.as_fd(), &name).map_err(io)?, &mut h).map_err(io)?),
-            libc::S_IFLNK => h.update(readlinkat(Some(dir.as_raw_fd()), name.as_os_str()).map_err(|e| io(e.into()))?.as_bytes()),
-            _ => {}
-        }
-        h.update(b"\0");
-    }
-    Ok(hex(&h.finalize()))
-}
-
-/// `--chown=UID[:GID]` (numeric, or root).
-fn chown(flag: Option<&str>) -> Result<(u32, u32)> {
-    let Some(v) = flag else { return Ok((0, 0)) };
-    let num = |s: &str| {
-        if s == "root" {
-            Ok(0)
-        } else {
-            s.parse::<u32>().map_err(|_| Error::State(format!("--chown={v}: use numeric UID[:GID]")))
-        }
-    };
-    let (u, g) = v.split_once(':').unwrap_or((v, v));
-    Ok((num(u)?, num(g)?))
-}
-
-/// Copies context entry `rel` to `to` beneath the stage (see [`crate::beneath::copy`]): a
-/// directory is created, not descended (the caller walks the context's file list, which
-/// .dockerignore filtered), owned by `owner` as COPY does.
-fn copy_one(ctx: &Root, rel: &Path, stage: &Root, to: &Path, owner: (u32, u32)) -> Result<()> {
-    let io = |e| Error::io("copy", rel, e);
-    let (sdir, sname) = ctx.parent(rel, false).map_err(io)?;
-    let (ddir, dname) = stage.parent(to, true).map_err(io)?;
-    copy::entry(sdir.as_fd(), &sname, ddir.as_fd(), &dname, Some(owner)).map(drop).map_err(io)
-}
-
-/// COPY --from: `srcs` out of an image's merged root, resolved beneath it and copied
-/// without following its symlinks (a stage's link to `/etc/shadow` stays a link).
-fn copy_out_of(root: &Path, srcs: &[String], stage: &Root, target: &Path, dir_dest: bool, owner: Option<(u32, u32)>) -> Result<()> {
-    let r = Root::open(root).map_err(|e| Error::io("open", root, e))?;
-    for src in srcs {
-        let rel = crate::beneath::clean_in_root(src);
-        let bad = |e: std::io::Error| Error::State(format!("COPY --from: {src}: {e}"));
-        if rel.as_os_str().is_empty() {
-            let to = stage.dir(target, true).map_err(bad)?;
-            copy::tree(r.fd(), to.as_fd(), owner).map_err(bad)?;
-            continue;
-        }
-        let not_found = |e: std::io::Error| Error::State(format!("COPY --from: {src} not found: {e}"));
-        let (sdir, name) = r.parent(&rel, false).map_err(not_found)?;
-        let st = fstatat(Some(sdir.as_raw_fd()), name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| not_found(e.into()))?;
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            let from = copy::open_dir(sdir.as_fd(), &name).map_err(bad)?;
-            let to = stage.dir(target, true).map_err(bad)?;
-            copy::tree(from.as_fd(), to.as_fd(), owner).map_err(bad)?;
-        } else {
-            let to = if dir_dest { target.join(&name) } else { target.to_path_buf() };
-            let (ddir, dname) = stage.parent(&to, true).map_err(bad)?;
-            copy::entry(sdir.as_fd(), &name, ddir.as_fd(), &dname, owner).map_err(bad)?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether an opened file starts like a tar or a gzip stream.
-fn is_tar(f: &mut fs::File) -> bool {
-    let mut magic = [0u8; 262];
-    let n = std::io::Read::read(f, &mut magic).unwrap_or(0);
-    (n >= 2 && magic[..2] == [0x1f, 0x8b]) || (n >= 262 && &magic[257..262] == b"ustar")
-}
-
-struct Step<'a> {
-    paths: &'a Paths,
-    cur: Option<Image>,
-    cfg: Value,
-    layers: Vec<store::Layer>,
-    vars: BTreeMap<String, String>,
-    shell: Vec<String>,
-    key: String,
-}
-
-impl Step<'_> {
-    fn set(&mut self, img: Image) -> Result<()> {
-        let (layers, cfg) = base(self.paths, Some(&img))?;
-        self.layers = layers;
-        self.cfg = cfg;
-        self.cur = Some(img);
-        Ok(())
-    }
-
-    fn run_env(&self) -> Vec<String> {
-        let mut env: Vec<String> = instr::env_map(&self.cfg).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        for (k, v) in &self.vars {
-            if !env.iter().any(|e| e.starts_with(&format!("{k}="))) {
-                env.push(format!("{k}={v}"));
-            }
-        }
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-        }
-        env
-    }
-
-    /// Runs `argv` in a container of the current image; returns its writable layer.
-    fn run(&self, argv: Vec<String>) -> Result<store::Layer> {
-        let img = self.cur.as_ref().ok_or_else(|| Error::State("RUN needs a base image with a shell (FROM scratch has none)".into()))?;
-        let id = crate::container::id::random(32);
-        let spec = Spec {
-            image: "build".into(),
-            image_id: img.id.clone(),
-            layers: img.layers.clone(),
-            args: argv.clone(),
-            env: self.run_env(),
-            workdir: self.cfg["config"]["WorkingDir"].as_str().filter(|w| !w.is_empty()).unwrap_or("/").to_string(),
-            user: self.cfg["config"]["User"].as_str().unwrap_or("").to_string(),
-            hostname: id[..12].to_string(),
-            dns: Vec::new(),
-            volumes: Vec::new(),
-            net: NetMode::Bridge("bridge".into()),
-            ports: Vec::new(),
-            limits: Limits::default(),
-            auto_remove: false,
-            interactive: false,
-            tty: false,
-            security: Default::default(),
-            aliases: Vec::new(),
-            ip: None,
-            labels: BTreeMap::new(),
-            stop_signal: None,
-        };
-        let state = State::created();
-        let c = Container { id: id.clone(), name: format!("build_{}", &id[..12]), created: crate::clock::now(), spec, state };
-        container::create(self.paths, &c)?;
-        let res = (|| {
-            let started = crate::process::monitor::start(self.paths, &c, None)?;
-            let code = crate::process::monitor::supervise(self.paths, &c, started);
-            if code != 0 {
-                return Err(Error::State(format!("the command {argv:?} returned a non-zero code: {code}")));
-            }
-            layer_from_dir(self.paths, &self.paths.container(&id).join("upper"), "Layer")
-        })();
-        let _ = crate::process::monitor::remove_files(self.paths, &id);
-        res
-    }
-}
-
-fn cache_path(paths: &Paths, key: &str) -> PathBuf {
-    paths.lib.join("build-cache").join(key)
-}
-
-fn next_key(parent: &str, text: &str) -> String {
-    hex(&Sha256::digest(format!("{parent}\n{text}").as_bytes()))
 }
 
 /// Builds the image; progress and RUN output go to `out`.
