@@ -191,20 +191,33 @@ async fn wait(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Que
         return Err(crate::api::bad(format!("invalid condition: {condition:?}")));
     }
     let c = with(app.clone(), id, |_, c| Ok(c)).await?;
+    // Set when the body is dropped (the client left): the waiting thread then stops.
+    let left = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gone = Left(left.clone());
     let result = async move {
-        let v = tokio::task::spawn_blocking(move || wait_for(&app, c, &condition)).await.ok()?;
+        let _gone = gone;
+        let v = tokio::task::spawn_blocking(move || wait_for(&app, c, &condition, &left)).await.ok()?;
         Some((Ok::<_, std::io::Error>(format!("{v}\n").into_bytes()), ()))
     };
     let body = axum::body::Body::from_stream(futures::stream::once(result).filter_map(|x| async move { x.map(|(b, ())| b) }));
     Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// Blocks until `condition` holds for `c`; the answer's JSON.
-fn wait_for(app: &App, c: Container, condition: &str) -> Value {
+/// Sets its flag when dropped.
+struct Left(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for Left {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Blocks until `condition` holds for `c` (or the client left); the answer's JSON.
+fn wait_for(app: &App, c: Container, condition: &str, left: &std::sync::atomic::AtomicBool) -> Value {
     let failed = |e: berth::error::Error| json!({"StatusCode": -1, "Error": {"Message": e.to_string()}});
     let before = c.state.started_at;
     let mut last = c.clone();
-    loop {
+    while !left.load(std::sync::atomic::Ordering::Relaxed) {
         let now = match container::lookup(&app.paths, &c.id) {
             Ok(n) => n,
             // Removed (`--rm`, `rm -f`): it has exited, as it last was.
@@ -228,7 +241,7 @@ fn wait_for(app: &App, c: Container, condition: &str) -> Value {
         }
         if running {
             // Until the exit, the monitor's end is waited for rather than polled.
-            if let Err(e) = last.wait(&app.paths, None) {
+            if let Err(e) = last.wait(&app.paths, Some(Duration::from_millis(500))) {
                 return failed(e);
             }
             continue;
