@@ -139,7 +139,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/networks/{id}/disconnect", post(disconnect))
         .route("/info", get(info))
         .route("/events", get(crate::events::events))
-        .route("/containers/{id}/resize", post(|b| not_yet(b, "terminals")))
         .route("/system/df", get(system_df))
         .route("/swarm", axum::routing::any(not_swarm))
         .route("/swarm/{*rest}", axum::routing::any(not_swarm))
@@ -153,12 +152,6 @@ pub fn router(app: Arc<App>) -> Router {
     // The body is read before answering: a client still sending it (`docker create`
     // to a daemon without the route) gets the 404, not a reset connection.
     r.fallback(|_body: axum::body::Bytes| async { ApiError(StatusCode::NOT_FOUND, "page not found".into()) })
-}
-
-/// A Docker route berth's API knows and does not serve yet: said plainly (501), not
-/// a 404 that reads like a typo.
-pub async fn not_yet(_body: axum::body::Bytes, what: &'static str) -> ApiError {
-    ApiError(StatusCode::NOT_IMPLEMENTED, format!("berth's Docker API does not serve {what} yet"))
 }
 
 /// What a dockerd outside a swarm answers every swarm route.

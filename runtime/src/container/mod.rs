@@ -13,13 +13,47 @@ mod pause;
 mod start;
 mod stop;
 mod store;
+pub mod tty;
 
 pub use config::Config;
+
+/// How long the exit code of a container removed as it exited (`--rm`) is kept.
+const EXIT_KEPT_SECS: u64 = 300;
+
+/// Keeps the exit code of an auto-removed container for its waiters (under the run
+/// root, a few minutes), dropping codes older than that.
+pub fn record_exit(paths: &Paths, id: &str, code: i32) {
+    let dir = paths.run.join("exits");
+    if netd::state::private_dir(&dir).is_err() {
+        return;
+    }
+    let _ = netd::state::write_atomic(&dir.join(id), code.to_string().as_bytes());
+    let now = std::time::SystemTime::now();
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|a| a.as_secs() > EXIT_KEPT_SECS);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// The exit code of container `id` if it was removed as it exited.
+pub fn removed_exit(paths: &Paths, id: &str) -> Option<i32> {
+    netd::name::Name::container(id).ok()?;
+    std::fs::read_to_string(paths.run.join("exits").join(id)).ok()?.trim().parse().ok()
+}
 pub use start::monitor;
 
 use std::net::IpAddr;
 
 use netd::network::endpoint::Endpoint;
+
+use crate::paths::Paths;
 use netd::portmap::PortMapping;
 use serde::{Deserialize, Serialize};
 

@@ -100,6 +100,10 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
             if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
                 let _ = nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 1);
             }
+            if started.tty.is_some() {
+                // A terminal needs its leader end held and read: this process stays.
+                return Ok(super::tty::serve_and_supervise(paths, &c, started));
+            }
             // Waiting is done by a small process image (same PID): see process::waiter.
             let err = crate::process::waiter::become_waiter(&paths.lib, &paths.run, &c.id, started.pid);
             tracing::warn!(error = %err, "cannot exec the waiter; supervising in this process");

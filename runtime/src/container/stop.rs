@@ -23,6 +23,7 @@ pub(crate) fn wait_exited(paths: &Paths, id: &str, timeout: Duration) -> Result<
             (Ok(c), _) => c,
             (Err(Error::NoContainer(_)), Some(mut gone)) => {
                 gone.state.status = Status::Exited;
+                gone.state.exit_code = super::removed_exit(paths, &gone.id).or(gone.state.exit_code);
                 return Ok(Some(gone));
             }
             (Err(e), _) => return Err(e),

@@ -34,6 +34,9 @@ pub struct InitConfig {
     pub confine: crate::security::Prepared,
     /// File receiving stdout and stderr (detached), with stdin from /dev/null.
     pub log: Option<PathBuf>,
+    /// A detached container's terminal (`-t`): the pty's follower end, which becomes
+    /// PID 1's controlling terminal and its stdin, stdout and stderr.
+    pub tty: Option<OwnedFd>,
     /// A detached interactive container's stdin: the FIFO an attached client writes
     /// into (`Container::stdin`), opened before the start so nothing written is lost.
     pub stdin: Option<PathBuf>,
@@ -144,7 +147,16 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
     if let Some(h) = &cfg.hostname {
         sethostname(h).map_err(fail("sethostname"))?;
     }
-    if let Some(log) = &cfg.log {
+    if let Some(t) = &cfg.tty {
+        nix::unistd::setsid().map_err(fail("setsid"))?;
+        // SAFETY: TIOCSCTTY on a terminal descriptor we own; 0 steals nothing.
+        if unsafe { libc::ioctl(t.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
+            return Err((125, format!("set the controlling terminal: {}", std::io::Error::last_os_error())));
+        }
+        for fd in 0..3 {
+            dup2(t.as_raw_fd(), fd).map_err(fail("dup2"))?;
+        }
+    } else if let Some(log) = &cfg.log {
         let f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(log).map_err(fail("open log"))?;
         let null = std::fs::File::open("/dev/null").map_err(fail("open /dev/null"))?;
         dup2(stdin.as_ref().unwrap_or(&null).as_raw_fd(), 0).map_err(fail("dup2"))?;

@@ -30,6 +30,8 @@ pub struct Started {
     pub pid: Pid,
     /// Its cgroup.
     pub cgroup: Cgroup,
+    /// The leader end of its terminal, for a detached container with `-t`.
+    pub tty: Option<OwnedFd>,
 }
 
 fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
@@ -108,7 +110,13 @@ fn is_fifo(p: &std::path::Path) -> bool {
 
 /// Clones the container's PID 1 into its namespaces, waiting on the sync pipe; returns
 /// its PID, the write end of the sync pipe and the read end of the error pipe.
-fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>, confine: Prepared) -> Result<(Pid, OwnedFd, OwnedFd)> {
+fn spawn_init(
+    paths: &Paths,
+    c: &Container,
+    log: Option<PathBuf>,
+    confine: Prepared,
+    tty: Option<OwnedFd>,
+) -> Result<(Pid, OwnedFd, OwnedFd)> {
     let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if matches!(c.spec.net, NetMode::Bridge(_) | NetMode::None) {
         flags |= CloneFlags::CLONE_NEWNET;
@@ -124,7 +132,8 @@ fn spawn_init(paths: &Paths, c: &Container, log: Option<PathBuf>, confine: Prepa
         join_netns: joined_netns(paths, c)?,
         user: c.spec.user.clone(),
         confine,
-        stdin: log.as_ref().map(|_| paths.container(&c.id).join("stdin")).filter(|p| c.spec.interactive && is_fifo(p)),
+        stdin: log.as_ref().map(|_| paths.container(&c.id).join("stdin")).filter(|p| tty.is_none() && c.spec.interactive && is_fifo(p)),
+        tty,
         log,
         sync: sync_r,
         sync_peer: sync_w,
@@ -154,7 +163,17 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     // Capabilities resolved and the seccomp filter compiled before the clone.
     let confine = c.spec.security.prepare(Some(&paths.seccomp_cache()))?;
     step("confine");
-    let (pid, sync_w, err_r) = spawn_init(paths, c, log, confine)?;
+    // A detached container with a terminal gets a pty: the follower end is PID 1's, the
+    // leader stays with the monitor, which logs what it reads and lends it to attach.
+    let pty = match (&log, c.spec.tty) {
+        (Some(_), true) => Some(nix::pty::openpty(None, None).map_err(|e| Error::sys("openpty", e))?),
+        _ => None,
+    };
+    let (leader, follower) = match pty {
+        Some(p) => (Some(p.master), Some(p.slave)),
+        None => (None, None),
+    };
+    let (pid, sync_w, err_r) = spawn_init(paths, c, log, confine, follower)?;
     let mut undo = Undo { paths, c, pid, cgroup: None, endpoint: None, armed: true };
     step("clone");
     let devices = if c.spec.security.privileged { Devices::All } else { Devices::Default };
@@ -195,7 +214,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
         return Err(Error::Start { code, msg });
     }
     undo.armed = false;
-    Ok(Started { pid, cgroup })
+    Ok(Started { pid, cgroup, tty: leader })
 }
 
 /// Waits for PID 1, records its exit code, and cleans up (network, cgroup, and the whole
@@ -229,6 +248,8 @@ pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32) -> i32 {
         r.state.finished_at = Some(now());
     });
     if c.spec.auto_remove {
+        // Whoever waits for it (docker run --rm) learns the code after the record is gone.
+        crate::container::record_exit(paths, &c.id, code);
         let _ = remove_files(paths, &c.id);
         crate::volume::remove_anonymous(paths, &c.spec.volumes);
     }

@@ -39,7 +39,8 @@ pub async fn attach(
         let until = if c.alive() { Until::NotRunning } else { Until::NextExit(c.state.started_at) };
         tokio::task::spawn_blocking(move || {
             let f = c.follow(&paths, from, until)?;
-            let s = if want_in { Some(c.stdin(&paths)?) } else { None };
+            // With a terminal, input goes to the pty (lent by the monitor once it runs).
+            let s = if want_in && !c.spec.tty { Some(c.stdin(&paths)?) } else { None };
             Ok::<_, berth::error::Error>((f, s))
         })
         .await
@@ -54,6 +55,9 @@ pub async fn attach(
         // Client → stdin; its end of input closes stdin (after PID 1 opened it: the FIFO
         // keeps what was written until then).
         let input = async move {
+            if want_in && c.spec.tty {
+                return to_terminal(&app, &c, &mut rd).await;
+            }
             let Some(mut fifo) = stdin else { return };
             let mut buf = vec![0u8; 32 * 1024];
             loop {
@@ -110,4 +114,38 @@ pub async fn attach(
         Body::empty(),
     )
         .into_response())
+}
+
+/// Copies the client's bytes into the container's terminal, which its monitor lends once
+/// PID 1 runs (attach comes before start): what arrives before is held until then.
+async fn to_terminal(app: &Arc<App>, c: &berth::container::Container, rd: &mut (impl tokio::io::AsyncRead + Unpin)) {
+    let (paths, c2) = (app.paths.clone(), c.clone());
+    let tty = tokio::task::spawn_blocking(move || {
+        for _ in 0..3000 {
+            if let Ok(t) = c2.tty(&paths) {
+                return Some(std::fs::File::from(t));
+            }
+            match berth::container::lookup(&paths, &c2.id) {
+                Ok(n) if n.state.status == berth::container::Status::Exited && n.state.started_at != c2.state.started_at => return None,
+                Err(_) => return None,
+                _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(mut tty) = tty else { return };
+    let mut buf = vec![0u8; 32 * 1024];
+    while let Ok(n) = rd.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let data = buf[..n].to_vec();
+        match tokio::task::spawn_blocking(move || tty.write_all(&data).map(|_| tty)).await {
+            Ok(Ok(t)) => tty = t,
+            _ => return,
+        }
+    }
 }

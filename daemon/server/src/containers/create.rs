@@ -206,9 +206,6 @@ fn config(name: Option<String>, b: Body) -> Result<Config> {
     }
     let h = &b.host_config;
     refuse(h)?;
-    if b.tty {
-        return Err(bad("berth's Docker API does not allocate terminals yet: run without -t"));
-    }
     let endpoints = b.networking_config.endpoints_config.unwrap_or_default();
     if endpoints.len() > 1 {
         return Err(bad("a container is created on one network; connect the others after it starts"));

@@ -45,6 +45,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/containers/{id}/top", get(top::top))
         .route("/containers/{id}/stats", get(stats::stats))
+        .route("/containers/{id}/resize", post(resize))
         .route("/containers/{id}/pause", post(|State(app): State<Arc<App>>, Path(id): Path<String>| freeze(app, id, true)))
         .route("/containers/{id}/unpause", post(|State(app): State<Arc<App>>, Path(id): Path<String>| freeze(app, id, false)))
         .route("/containers/{id}", axum::routing::delete(remove))
@@ -220,8 +221,11 @@ fn wait_for(app: &App, c: Container, condition: &str, left: &std::sync::atomic::
     while !left.load(std::sync::atomic::Ordering::Relaxed) {
         let now = match container::lookup(&app.paths, &c.id) {
             Ok(n) => n,
-            // Removed (`--rm`, `rm -f`): it has exited, as it last was.
-            Err(berth::error::Error::NoContainer(_)) => break,
+            // Removed (`--rm`, `rm -f`): it has exited, with the code its monitor kept.
+            Err(berth::error::Error::NoContainer(_)) => {
+                last.state.exit_code = container::removed_exit(&app.paths, &c.id).or(last.state.exit_code);
+                break;
+            }
             Err(e) => return failed(e),
         };
         // Running until the monitor has recorded the exit (and its code).
@@ -249,6 +253,21 @@ fn wait_for(app: &App, c: Container, condition: &str, left: &std::sync::atomic::
         std::thread::sleep(Duration::from_millis(10));
     }
     json!({"StatusCode": last.state.exit_code.unwrap_or(0), "Error": null})
+}
+
+/// `POST /containers/{id}/resize?h=ROWS&w=COLS`: the terminal of a container with `-t`.
+async fn resize(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
+    let dim = |k: &str| q.get(k).map(|v| v.parse::<u16>().map_err(|_| crate::api::bad(format!("invalid {k} {v:?}")))).transpose();
+    let (h, w) = (dim("h")?.unwrap_or(0), dim("w")?.unwrap_or(0));
+    with(app, id, move |app, c| {
+        if !c.spec.tty {
+            return Err(ApiError(StatusCode::BAD_REQUEST, format!("container {} has no terminal (-t)", c.name)));
+        }
+        let t = c.tty(&app.paths).map_err(|_| ApiError(StatusCode::CONFLICT, format!("container {} is not running", c.id)))?;
+        berth::container::tty::resize(&t, h, w).map_err(error)?;
+        Ok(StatusCode::OK.into_response())
+    })
+    .await
 }
 
 /// `pause` (`on`) and `unpause`: the cgroup freezer.
