@@ -92,6 +92,15 @@ fn docker_cli_runs_containers_through_berths_api() {
         let o = docker_in(&["exec", "-i", "web", "sh", "-c", "read x; echo exec got $x"], Some("it\n"));
         assert_eq!(o.ok(), "exec got it\n");
         assert!(docker(&["top", "web"]).ok().contains("httpd -f -p 80"));
+        // exec -it: on a terminal, with its exit code, taking typed input.
+        let dk = cli().unwrap();
+        let exec_it = |input: &str, cmd: &str| {
+            try_sh(&format!("printf '{input}' | DOCKER_HOST=unix://{DOCKER_SOCK} timeout 20 script -qec \"{dk} exec -it web {cmd}\" /dev/null; echo rc=$?")).1.replace('\r', "")
+        };
+        let out = exec_it("", "sh -c '[ -t 0 ] && [ -t 1 ] && echo exec-on-a-terminal; exit 7'");
+        assert!(out.contains("exec-on-a-terminal") && out.contains("rc=7"), "{out}");
+        let out = exec_it("echo typed-in-exec\\nexit 3\\n", "sh");
+        assert!(out.contains("\ntyped-in-exec\n") && out.contains("rc=3"), "{out}");
 
         // pause freezes (the port stops answering), unpause thaws; stats from the cgroup.
         docker(&["pause", "web"]).ok();

@@ -30,6 +30,8 @@ struct Instance {
     running: bool,
     pid: u32,
     exit_code: Option<i32>,
+    /// The pty's leader end while it runs with a terminal (for resize).
+    leader: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 /// The exec instances of this daemon's life, by ID.
@@ -67,9 +69,6 @@ struct CreateBody {
 pub async fn create(State(app): State<Arc<App>>, Path(id): Path<String>, body: Bytes) -> Result<(StatusCode, Json<Value>)> {
     let b: CreateBody = decode(&body)?;
     let cmd = b.cmd.filter(|c| !c.is_empty()).ok_or_else(|| bad("no exec command specified"))?;
-    if b.tty {
-        return Err(bad("berth's Docker API does not allocate terminals yet: exec without -t"));
-    }
     if b.privileged || !b.user.is_empty() {
         return Err(bad("berth runs exec as the container's user and confinement: User and Privileged are not supported"));
     }
@@ -91,6 +90,7 @@ pub async fn create(State(app): State<Arc<App>>, Path(id): Path<String>, body: B
         running: false,
         pid: 0,
         exit_code: None,
+        leader: None,
     };
     app.execs
         .0
@@ -122,6 +122,38 @@ fn command(app: &App, i: &Instance) -> tokio::process::Command {
     cmd
 }
 
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// A started `berth exec` and its ends.
+struct Spawned {
+    child: tokio::process::Child,
+    out: Option<Reader>,
+    err: Option<Reader>,
+    stdin: Option<Writer>,
+    leader: Option<std::os::fd::OwnedFd>,
+}
+
+/// Starts `berth exec` for the instance: with a terminal (`-t`), on a new pty whose
+/// leader is returned and carries its input and output; else on pipes.
+fn spawn(app: &App, i: &Instance) -> std::io::Result<Spawned> {
+    let mut cmd = command(app, i);
+    if !i.tty {
+        let mut child = cmd.spawn()?;
+        let out = child.stdout.take().map(|o| Box::new(o) as Reader);
+        let err = child.stderr.take().map(|e| Box::new(e) as Reader);
+        let stdin = child.stdin.take().map(|w| Box::new(w) as Writer);
+        return Ok(Spawned { child, out, err, stdin, leader: None });
+    }
+    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
+    cmd.stdin(Stdio::from(pty.slave.try_clone()?)).stdout(Stdio::from(pty.slave.try_clone()?)).stderr(Stdio::from(pty.slave));
+    let child = cmd.spawn()?;
+    drop(cmd);
+    let out = tokio::fs::File::from_std(std::fs::File::from(pty.master.try_clone()?));
+    let input = tokio::fs::File::from_std(std::fs::File::from(pty.master.try_clone()?));
+    Ok(Spawned { child, out: Some(Box::new(out)), err: None, stdin: i.stdin.then(|| Box::new(input) as Writer), leader: Some(pty.master) })
+}
+
 /// Copies one output pipe into frames of `stream` (1 stdout, 2 stderr) on `tx`.
 async fn pump(mut r: impl AsyncRead + Unpin, stream: u8, tty: bool, tx: tokio::sync::mpsc::Sender<Vec<u8>>) {
     let mut buf = vec![0u8; 32 * 1024];
@@ -148,15 +180,15 @@ pub async fn start(State(app): State<Arc<App>>, Path(id): Path<String>, mut req:
     if inst.running || inst.exit_code.is_some() {
         return Err(ApiError(StatusCode::CONFLICT, format!("exec {id} has already been started")));
     }
-    let mut child =
-        command(&app, &inst).spawn().map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot run berth exec: {e}")))?;
+    let Spawned { mut child, out, err, stdin, leader } =
+        spawn(&app, &inst).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot run berth exec: {e}")))?;
+    let leader = leader.map(Arc::new);
     app.execs.update(&id, |i| {
         i.running = true;
         i.pid = child.id().unwrap_or(0);
+        i.leader = leader.clone();
     });
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    let (out, err) = (child.stdout.take(), child.stderr.take());
-    let stdin = child.stdin.take();
     let tty = inst.tty;
     let finish = {
         let app = app.clone();
@@ -179,6 +211,7 @@ pub async fn start(State(app): State<Arc<App>>, Path(id): Path<String>, mut req:
             app.execs.update(&id, |i| {
                 i.running = false;
                 i.exit_code = Some(code);
+                i.leader = None;
             });
             // The stream ends after the exit code is recorded: clients ask for it then.
             drop(tx);
@@ -236,8 +269,18 @@ pub async fn inspect(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res
     })))
 }
 
-/// `POST /exec/{id}/resize`: accepted; berth's exec has no terminal to resize yet.
-pub async fn resize(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<StatusCode> {
-    app.execs.get(&id)?;
-    Ok(StatusCode::OK)
+/// `POST /exec/{id}/resize?h=ROWS&w=COLS`: its terminal's size, while it runs.
+pub async fn resize(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Result<StatusCode> {
+    let i = app.execs.get(&id)?;
+    let dim = |k: &str| q.get(k).map(|v| v.parse::<u16>().map_err(|_| bad(format!("invalid {k} {v:?}")))).transpose();
+    let (h, w) = (dim("h")?.unwrap_or(0), dim("w")?.unwrap_or(0));
+    match &i.leader {
+        Some(t) => berth::container::tty::resize(t, h, w).map(|()| StatusCode::OK).map_err(super::error),
+        None if !i.tty => Err(bad(format!("exec {id} has no terminal"))),
+        None => Ok(StatusCode::OK),
+    }
 }
