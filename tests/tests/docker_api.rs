@@ -4,7 +4,7 @@
 //! berth's CLI and the API on one store.
 
 use berth_tests::harness::berth::{berth, bridge_allocations, import_busybox};
-use berth_tests::harness::docker::{cli, docker, docker_in, python_with_sdk, DOCKER_SOCK};
+use berth_tests::harness::docker::{cli, docker, docker_in, docker_on_terminal, python_with_sdk, DOCKER_SOCK};
 use berth_tests::harness::netd::Netd;
 use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for};
 use serde_json::Value;
@@ -71,10 +71,7 @@ fn docker_cli_runs_containers_through_berths_api() {
             assert_eq!(docker(&["run", "--rm", "busybox", "sh", "-c", "exit 5"]).code, 5);
         }
         // -it: a terminal (the docker CLI needs one of its own: script gives it).
-        let dk = cli().unwrap();
-        let it = |input: &str, cmd: &str| {
-            try_sh(&format!("printf '{input}' | DOCKER_HOST=unix://{DOCKER_SOCK} timeout 20 script -qec \"{dk} run -it --rm busybox {cmd}\" /dev/null; echo rc=$?")).1.replace('\r', "")
-        };
+        let it = |input: &str, cmd: &str| docker_on_terminal(&format!("run -it --rm busybox {cmd}"), input);
         let out = it("", "sh -c '[ -t 0 ] && [ -t 1 ] && echo on-a-terminal; exit 4'");
         assert!(out.contains("on-a-terminal") && out.contains("rc=4"), "{out}");
         let out = it("echo typed-in\\nexit 6\\n", "sh");
@@ -93,10 +90,7 @@ fn docker_cli_runs_containers_through_berths_api() {
         assert_eq!(o.ok(), "exec got it\n");
         assert!(docker(&["top", "web"]).ok().contains("httpd -f -p 80"));
         // exec -it: on a terminal, with its exit code, taking typed input.
-        let dk = cli().unwrap();
-        let exec_it = |input: &str, cmd: &str| {
-            try_sh(&format!("printf '{input}' | DOCKER_HOST=unix://{DOCKER_SOCK} timeout 20 script -qec \"{dk} exec -it web {cmd}\" /dev/null; echo rc=$?")).1.replace('\r', "")
-        };
+        let exec_it = |input: &str, cmd: &str| docker_on_terminal(&format!("exec -it web {cmd}"), input);
         let out = exec_it("", "sh -c '[ -t 0 ] && [ -t 1 ] && echo exec-on-a-terminal; exit 7'");
         assert!(out.contains("exec-on-a-terminal") && out.contains("rc=7"), "{out}");
         let out = exec_it("echo typed-in-exec\\nexit 3\\n", "sh");

@@ -54,3 +54,11 @@ pub fn python_with_sdk() -> Option<String> {
         .map(str::to_string)
         .find(|p| Command::new(p).args(["-c", "import docker"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success()))
 }
+
+/// `docker ARGS` on a terminal of its own (script(1) gives it one, as `-it` needs) with
+/// `input` typed in (printf escapes); its output without carriage returns, then `rc=CODE`.
+pub fn docker_on_terminal(args: &str, input: &str) -> String {
+    let dk = cli().expect("a docker CLI");
+    let cmd = format!("printf '{input}' | DOCKER_HOST=unix://{DOCKER_SOCK} timeout 20 script -qec \"{dk} {args}\" /dev/null; echo rc=$?");
+    super::try_sh(&cmd).1.replace('\r', "")
+}
