@@ -56,10 +56,7 @@ pub fn network(net: &BridgeNetwork, running: &[Attached], members: &[crate::engi
             }),
         );
     }
-    let gateway = net.gateway.map(|g| g.to_string()).unwrap_or_else(|| {
-        let first = crate::ipam::offset(net.subnet.network(), 1);
-        first.to_string()
-    });
+    let gateway = net.gateway_ip().to_string();
     let mut ipam_config = json!({"Subnet": net.subnet.to_string(), "Gateway": gateway});
     if let Some(r) = net.ip_range {
         ipam_config["IPRange"] = json!(r.to_string());

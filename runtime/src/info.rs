@@ -12,6 +12,15 @@ pub fn kernel() -> String {
     nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().to_string()).unwrap_or_default()
 }
 
+/// The host's memory in bytes (MemTotal), 0 if /proc does not say.
+pub fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
 /// The info document: Docker's keys, and berth's own (`Root`, `RunRoot`).
 pub fn info(paths: &Paths) -> Result<Value> {
     let all = container::all(paths)?;
@@ -22,11 +31,7 @@ pub fn info(paths: &Paths) -> Result<Value> {
     let backend = nets.firewall_backend(&paths.run).map(|b| b.to_string()).unwrap_or_else(|e| format!("unavailable: {e}"));
     let v2 = crate::cgroups::is_v2();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map(|kb| kb * 1024)
-        .unwrap_or(0);
+    let mem = mem_total();
     let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(json!({
         "ID": "berth",

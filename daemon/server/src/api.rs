@@ -219,9 +219,10 @@ fn matches(net: &BridgeNetwork, filters: &HashMap<String, Vec<String>>) -> bool 
     })
 }
 
-fn parse_filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<String>>> {
+/// Docker's `filters` query (`{"name":["x"]}` or the older `{"name":{"x":true}}`) as
+/// key → values; with `allowed`, any other key is refused.
+pub fn parse_filters(q: &HashMap<String, String>, allowed: Option<&[&str]>) -> Result<HashMap<String, Vec<String>>> {
     let Some(f) = q.get("filters").filter(|f| !f.is_empty()) else { return Ok(HashMap::new()) };
-    // Docker sends {"name":["x"]} or the older {"name":{"x":true}}.
     let v: Value = serde_json::from_str(f).map_err(|e| bad(format!("invalid filters: {e}")))?;
     let obj = v.as_object().ok_or_else(|| bad("invalid filters: not an object"))?;
     let mut out = HashMap::new();
@@ -231,7 +232,7 @@ fn parse_filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<Stri
             Value::Object(o) => o.keys().cloned().collect(),
             _ => return Err(bad(format!("invalid filter {k}"))),
         };
-        if !["name", "id", "driver", "type", "label", "scope", "dangling"].contains(&k.as_str()) {
+        if allowed.is_some_and(|a| !a.contains(&k.as_str())) {
             return Err(bad(format!("invalid filter '{k}'")));
         }
         out.insert(k.clone(), list);
@@ -239,8 +240,13 @@ fn parse_filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<Stri
     Ok(out)
 }
 
+/// A size parameter (`h`, `w` of a terminal resize); absent is 0.
+pub fn query_u16(q: &HashMap<String, String>, key: &str) -> Result<u16> {
+    q.get(key).map(|v| v.parse::<u16>().map_err(|_| bad(format!("invalid {key} {v:?}")))).transpose().map(Option::unwrap_or_default)
+}
+
 async fn list_networks(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>> {
-    let filters = parse_filters(&q)?;
+    let filters = parse_filters(&q, Some(&["name", "id", "driver", "type", "label", "scope", "dangling"]))?;
     blocking(move || {
         let running = berth::container::list::attached(&app.paths);
         let mut out = Vec::new();

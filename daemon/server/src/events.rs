@@ -189,23 +189,7 @@ fn passes(e: &Value, f: &HashMap<String, Vec<String>>) -> bool {
 pub async fn events(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
     let since = when(&q, "since")?;
     let until = when(&q, "until")?;
-    let filters: HashMap<String, Vec<String>> = match q.get("filters").filter(|f| !f.is_empty()) {
-        Some(f) => {
-            let v: Value = serde_json::from_str(f).map_err(|e| bad(format!("invalid filters: {e}")))?;
-            let obj = v.as_object().ok_or_else(|| bad("invalid filters: not an object"))?;
-            obj.iter()
-                .map(|(k, v)| {
-                    let list = match v {
-                        Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-                        Value::Object(o) => o.keys().cloned().collect(),
-                        _ => Vec::new(),
-                    };
-                    (k.clone(), list)
-                })
-                .collect()
-        }
-        None => HashMap::new(),
-    };
+    let filters = crate::api::parse_filters(&q, None)?;
     let at = |e: &Value| e["timeNano"].as_u64().unwrap_or(0) as f64 / 1e9;
     let rx = app.events.live.subscribe();
     let past: Vec<Value> = match since {

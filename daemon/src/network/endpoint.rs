@@ -70,6 +70,11 @@ pub struct BridgeNetwork {
 }
 
 impl BridgeNetwork {
+    /// Its IPv4 gateway: the one set, else the subnet's first address (Docker's rule).
+    pub fn gateway_ip(&self) -> IpAddr {
+        self.gateway.unwrap_or_else(|| crate::ipam::offset(self.subnet.network(), 1))
+    }
+
     /// The network's own firewall rules (forwarding, masquerade, direct-routing drop),
     /// one set per subnet (IPv4, and IPv6 on a dual-stack network).
     pub fn rules(&self) -> Vec<NetworkRules> {

@@ -51,15 +51,17 @@ impl Container {
     /// the networks connected later (`network connect`), read from the engine.
     pub fn networks(&self, paths: &Paths) -> Map<String, Value> {
         let mut m = Map::new();
+        let running = self.effective_status() == Status::Running;
+        // One handle for the whole document (for the CLI, one connection to netd).
+        let nets = running.then(|| paths.networking());
         match &self.spec.net {
             NetMode::Bridge(name) => {
-                let ep = self.state.endpoint.as_ref().filter(|_| self.effective_status() == Status::Running);
+                let ep = self.state.endpoint.as_ref().filter(|_| running);
                 let mut e = endpoint_entry(self, name, ep, &self.spec.aliases);
                 if ep.is_some() && e["Gateway"] == "" {
                     // The default bridge's attachments record no gateway: it is the network's.
-                    if let Ok(net) = paths.networking().network(name) {
-                        let gw = net.gateway.unwrap_or_else(|| netd::ipam::offset(net.subnet.network(), 1));
-                        e["Gateway"] = json!(gw.to_string());
+                    if let Some(net) = nets.as_ref().and_then(|n| n.network(name).ok()) {
+                        e["Gateway"] = json!(net.gateway_ip().to_string());
                     }
                 }
                 m.insert(name.clone(), e);
@@ -68,10 +70,7 @@ impl Container {
                 m.insert(other.display(), endpoint_entry(self, &other.display(), None, &[]));
             }
         }
-        if self.effective_status() != Status::Running || !matches!(self.spec.net, NetMode::Bridge(_)) {
-            return m;
-        }
-        let nets = paths.networking();
+        let Some(nets) = nets.filter(|_| matches!(self.spec.net, NetMode::Bridge(_))) else { return m };
         for (name, ifname) in nets.attachments(&self.id).unwrap_or_default() {
             if m.contains_key(&name) {
                 continue;
@@ -84,10 +83,7 @@ impl Container {
                 if ip.is_ipv4() {
                     e["IPAddress"] = json!(ip.to_string());
                     e["IPPrefixLen"] = json!(net.as_ref().map(|n| n.subnet.prefix()).unwrap_or(0));
-                    e["Gateway"] = json!(net
-                        .as_ref()
-                        .map(|n| n.gateway.unwrap_or_else(|| netd::ipam::offset(n.subnet.network(), 1)).to_string())
-                        .unwrap_or_default());
+                    e["Gateway"] = json!(net.as_ref().map(|n| n.gateway_ip().to_string()).unwrap_or_default());
                 } else {
                     e["GlobalIPv6Address"] = json!(ip.to_string());
                     e["GlobalIPv6PrefixLen"] = json!(net.as_ref().and_then(|n| n.subnet6).map(|s| s.prefix()).unwrap_or(64));

@@ -67,13 +67,26 @@ impl Container {
     }
 }
 
+impl Container {
+    /// Running, or its start under way (its monitor lives, the record says created):
+    /// until the monitor has recorded an exit, with its code.
+    pub fn busy(&self) -> bool {
+        self.effective_status() == Status::Running || (self.state.status == Status::Created && self.monitor_alive())
+    }
+
+    /// Whether a run that started after `before` (a start time, or none) has ended: a
+    /// container started and gone between two looks still has a new start time.
+    pub fn exited_since(&self, before: Option<u64>) -> bool {
+        !self.busy() && self.state.status == Status::Exited && self.state.started_at != before
+    }
+}
+
 impl Follower {
     fn ended(&self) -> bool {
         let Ok(c) = lookup(&self.paths, &self.id) else { return true };
-        let running = c.effective_status() == Status::Running || (c.state.status == Status::Created && c.monitor_alive());
         match self.until {
-            Until::NotRunning => !running,
-            Until::NextExit(before) => !running && c.state.status == Status::Exited && c.state.started_at != before,
+            Until::NotRunning => !c.busy(),
+            Until::NextExit(before) => c.exited_since(before),
         }
     }
 

@@ -77,13 +77,8 @@ impl Container {
                 );
             }
         }
-        let mem_limit = u.memory_limit.unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/meminfo")
-                .ok()
-                .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-                .map(|kb| kb * 1024)
-                .unwrap_or(0)
-        });
+        // No limit: the host's memory, as Docker shows it.
+        let mem_limit = u.memory_limit.unwrap_or_else(crate::info::mem_total);
         Ok(json!({
             "read": netd::clock::rfc3339(crate::clock::now()),
             "name": format!("/{}", self.name),

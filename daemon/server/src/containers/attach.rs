@@ -126,7 +126,7 @@ async fn to_terminal(app: &Arc<App>, c: &berth::container::Container, rd: &mut (
                 return Some(std::fs::File::from(t));
             }
             match berth::container::lookup(&paths, &c2.id) {
-                Ok(n) if n.state.status == berth::container::Status::Exited && n.state.started_at != c2.state.started_at => return None,
+                Ok(n) if n.exited_since(c2.state.started_at) => return None,
                 Err(_) => return None,
                 _ => std::thread::sleep(std::time::Duration::from_millis(10)),
             }

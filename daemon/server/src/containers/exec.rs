@@ -276,8 +276,7 @@ pub async fn resize(
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Result<StatusCode> {
     let i = app.execs.get(&id)?;
-    let dim = |k: &str| q.get(k).map(|v| v.parse::<u16>().map_err(|_| bad(format!("invalid {k} {v:?}")))).transpose();
-    let (h, w) = (dim("h")?.unwrap_or(0), dim("w")?.unwrap_or(0));
+    let (h, w) = (crate::api::query_u16(&q, "h")?, crate::api::query_u16(&q, "w")?);
     match &i.leader {
         Some(t) => berth::container::tty::resize(t, h, w).map(|()| StatusCode::OK).map_err(super::error),
         None if !i.tty => Err(bad(format!("exec {id} has no terminal"))),

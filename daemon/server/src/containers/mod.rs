@@ -228,15 +228,11 @@ fn wait_for(app: &App, c: Container, condition: &str, left: &std::sync::atomic::
             }
             Err(e) => return failed(e),
         };
-        // Running until the monitor has recorded the exit (and its code).
-        let running =
-            now.effective_status() == container::Status::Running || (now.state.status == container::Status::Created && now.monitor_alive());
-        let exited = now.state.status == container::Status::Exited && !running;
+        let running = now.busy();
         last = now;
         let done = match condition {
-            // next-exit: the exit of the run after this request (a container started
-            // and gone between two looks still has a new start time).
-            "next-exit" => exited && last.state.started_at != before,
+            // next-exit: the exit of the run after this request.
+            "next-exit" => last.exited_since(before),
             "removed" => false,
             _ => !running,
         };
@@ -257,8 +253,7 @@ fn wait_for(app: &App, c: Container, condition: &str, left: &std::sync::atomic::
 
 /// `POST /containers/{id}/resize?h=ROWS&w=COLS`: the terminal of a container with `-t`.
 async fn resize(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
-    let dim = |k: &str| q.get(k).map(|v| v.parse::<u16>().map_err(|_| crate::api::bad(format!("invalid {k} {v:?}")))).transpose();
-    let (h, w) = (dim("h")?.unwrap_or(0), dim("w")?.unwrap_or(0));
+    let (h, w) = (crate::api::query_u16(&q, "h")?, crate::api::query_u16(&q, "w")?);
     with(app, id, move |app, c| {
         if !c.spec.tty {
             return Err(ApiError(StatusCode::BAD_REQUEST, format!("container {} has no terminal (-t)", c.name)));

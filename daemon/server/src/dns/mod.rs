@@ -173,7 +173,7 @@ fn collect(engine: &Engine, nets: &[BridgeNetwork], records: &[Container]) -> (S
 
 /// The address a network's resolver listens on.
 fn gateway(n: &BridgeNetwork) -> IpAddr {
-    n.gateway.unwrap_or_else(|| netd::ipam::offset(n.subnet.network(), 1))
+    n.gateway_ip()
 }
 
 impl Names {
