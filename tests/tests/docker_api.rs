@@ -59,8 +59,8 @@ fn docker_cli_runs_containers_through_berths_api() {
         // The foreground: output, exit codes, stdin, a command that does not exist.
         let o = docker(&["run", "--rm", "busybox", "echo", "hello from run"]);
         assert_eq!((o.code, o.stdout.as_str()), (0, "hello from run\n"), "{}", o.stderr);
-        let o = docker(&["run", "--name", "three", "busybox", "sh", "-c", "echo out; exit 3"]);
-        assert_eq!((o.code, o.stdout.as_str()), (3, "out\n"), "{}", o.stderr);
+        let o = docker(&["run", "--name", "three", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+        assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (3, "out\n", "err\n"));
         let o = docker_in(&["run", "-i", "--rm", "busybox", "sh", "-c", "read x; echo got:$x"], Some("piped\n"));
         assert_eq!((o.code, o.stdout.as_str()), (0, "got:piped\n"), "{}", o.stderr);
         let o = docker(&["run", "--rm", "busybox", "no-such-command"]);
@@ -76,12 +76,34 @@ fn docker_cli_runs_containers_through_berths_api() {
         assert!(out.contains("on-a-terminal") && out.contains("rc=4"), "{out}");
         let out = it("echo typed-in\\nexit 6\\n", "sh");
         assert!(out.contains("\ntyped-in\n") && out.contains("rc=6"), "{out}");
+        // The terminal is the container's own (its devpts names it) and PID 1's
+        // controlling terminal (tty_nr, field 7 of stat, is not 0).
+        let ctty = "sh -c 'tty; read a b c d e f t r < /proc/self/stat; echo ctty=\\$t'";
+        let out = it("", ctty);
+        assert!(out.contains("/dev/pts/0\n") && out.contains("ctty=") && !out.contains("ctty=0\n"), "{out}");
 
         // Logs, tail, follow to the end.
         docker(&["run", "-d", "--name", "talk", "busybox", "sh", "-c", "echo one; echo two; sleep 1; echo three"]).ok();
         wait_for("talk's first lines", || docker(&["logs", "talk"]).stdout == "one\ntwo\n");
         assert_eq!(docker(&["logs", "--tail", "1", "talk"]).ok(), "two\n");
         assert_eq!(docker(&["logs", "-f", "talk"]).ok(), "one\ntwo\nthree\n");
+        // stdout and stderr stay apart; each entry has its time; since/until select (the
+        // docker CLI sends whole seconds for "1s": the lines are 2.5 s apart).
+        docker(&["run", "-d", "--name", "streams", "busybox", "sh", "-c", "echo to-out; echo to-err >&2; sleep 2.5; echo later"]).ok();
+        wait_for("the streams' log", || docker(&["logs", "streams"]).stderr == "to-err\n");
+        let o = docker(&["logs", "streams"]);
+        assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("to-out\n", "to-err\n"));
+        let o = berth(&["logs", "streams"]);
+        assert_eq!((o.stdout.as_str(), o.stderr.as_str()), ("to-out\n", "to-err\n"));
+        let stamped = docker(&["logs", "-t", "streams"]).ok();
+        let (time, text) = stamped.split_once(' ').expect("a timestamp");
+        assert_eq!(text, "to-out\n", "{stamped}");
+        assert!(time.len() == 30 && time.ends_with('Z') && time.as_bytes()[10] == b'T', "{stamped}");
+        assert_eq!(berth(&["logs", "-t", "streams"]).ok(), stamped);
+        wait_for("the later line", || docker(&["logs", "streams"]).stdout.ends_with("later\n"));
+        assert_eq!(docker(&["logs", "--since", "1s", "streams"]).ok(), "later\n");
+        assert_eq!(docker(&["logs", "--until", "1s", "streams"]).ok(), "to-out\n");
+        docker(&["rm", "-f", "streams"]).ok();
 
         // exec, with output, exit code, stdin.
         let o = docker(&["exec", "web", "sh", "-c", "echo in exec; exit 5"]);
@@ -95,6 +117,8 @@ fn docker_cli_runs_containers_through_berths_api() {
         assert!(out.contains("exec-on-a-terminal") && out.contains("rc=7"), "{out}");
         let out = exec_it("echo typed-in-exec\\nexit 3\\n", "sh");
         assert!(out.contains("\ntyped-in-exec\n") && out.contains("rc=3"), "{out}");
+        let out = exec_it("", ctty);
+        assert!(out.contains("/dev/pts/") && out.contains("ctty=") && !out.contains("ctty=0\n"), "{out}");
 
         // pause freezes (the port stops answering), unpause thaws; stats from the cgroup.
         docker(&["pause", "web"]).ok();

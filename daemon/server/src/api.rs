@@ -32,6 +32,7 @@ pub struct App {
 }
 
 /// An API error: Docker's `{"message": ...}` with its status.
+#[derive(Debug)]
 pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {

@@ -1,12 +1,13 @@
 //! `ps`, `logs`, `inspect`, `port`.
 
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::time::Duration;
+use std::io::Write;
 
 use serde_json::json;
 
 use super::format::{self, Format};
-use crate::container::{self, Container, Status};
+use crate::container::log::{Entry, Stream};
+use crate::container::output::Until;
+use crate::container::{self, Container};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 
@@ -119,36 +120,33 @@ pub fn ps(paths: &Paths, l: &Listing) -> Result<i32> {
     Ok(0)
 }
 
-/// Prints the container's log; with `follow`, keeps printing until it exits.
-pub fn logs(paths: &Paths, name: &str, follow: bool) -> Result<i32> {
+/// Prints the container's log (stdout's entries on stdout, stderr's on stderr), its last
+/// `tail` lines; with `follow`, keeps printing until it exits.
+pub fn logs(paths: &Paths, name: &str, follow: bool, timestamps: bool, tail: Option<usize>) -> Result<i32> {
     let c = container::lookup(paths, name)?;
-    let p = paths.container(&c.id).join("container.log");
-    let mut f = match std::fs::File::open(&p) {
-        Ok(f) => f,
-        Err(_) if !follow => return Ok(0),
-        Err(e) => return Err(Error::io("open", &p, e)),
-    };
-    let mut out = std::io::stdout();
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        f.read_to_end(&mut buf).map_err(|e| Error::io("read", &p, e))?;
-        out.write_all(&buf).map_err(|e| Error::io("write", "stdout", e))?;
-        let _ = out.flush();
-        if !follow {
-            return Ok(0);
+    let (entries, end) = c.log_entries(paths)?;
+    let from = tail.map_or(0, |n| entries.len().saturating_sub(n));
+    print_entries(&entries[from..], timestamps)?;
+    if follow {
+        let mut f = c.follow(paths, Some(end), Until::NotRunning)?;
+        while let Some(entries) = f.next_entries() {
+            print_entries(&entries, timestamps)?;
         }
-        let cur = container::lookup(paths, &c.id)?;
-        if cur.effective_status() != Status::Running {
-            buf.clear();
-            f.read_to_end(&mut buf).map_err(|e| Error::io("read", &p, e))?;
-            out.write_all(&buf).map_err(|e| Error::io("write", "stdout", e))?;
-            return Ok(0);
-        }
-        let pos = f.stream_position().unwrap_or(0);
-        std::thread::sleep(Duration::from_millis(100));
-        let _ = f.seek(SeekFrom::Start(pos));
     }
+    Ok(0)
+}
+
+fn print_entries(entries: &[Entry], timestamps: bool) -> Result<()> {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    for e in entries {
+        let w: &mut dyn Write = match e.stream {
+            Stream::Stdout => &mut out,
+            Stream::Stderr => &mut err,
+        };
+        let r = if timestamps { write!(w, "{} {}", e.time, e.log) } else { w.write_all(e.log.as_bytes()) };
+        r.and_then(|()| w.flush()).map_err(|e| Error::io("write", "stdout", e))?;
+    }
+    Ok(())
 }
 
 /// Details as JSON (the Docker API's inspect document), or through `--format`. Each

@@ -225,11 +225,18 @@ pub enum Command {
         #[arg(long)]
         format: Option<String>,
     },
-    /// Print a container's output.
+    /// Print a container's output: what it wrote to stdout on stdout, to stderr on
+    /// stderr (a container with a terminal has only stdout).
     Logs {
         /// Keep printing new output until the container exits.
         #[arg(short, long)]
         follow: bool,
+        /// Start each line with the time it was logged (RFC 3339, UTC).
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Only the last N lines.
+        #[arg(short = 'n', long, value_name = "N")]
+        tail: Option<usize>,
         /// Container name or ID.
         container: String,
     },
@@ -238,9 +245,15 @@ pub enum Command {
         /// Keep stdin open.
         #[arg(short, long)]
         interactive: bool,
-        /// The caller's terminal is used as is (no new pseudo-terminal).
+        /// A terminal: the caller's as is, or with --console-socket a new one made in
+        /// the container.
         #[arg(short, long)]
         tty: bool,
+        /// With -t: make the terminal in the container's devpts, as the command's
+        /// controlling terminal, and send its leader end over the unix socket at PATH
+        /// (SCM_RIGHTS, as runc's console socket); netd's exec -t uses it.
+        #[arg(long, value_name = "PATH", requires = "tty")]
+        console_socket: Option<std::path::PathBuf>,
         /// Set environment variables.
         #[arg(short, long = "env")]
         env: Vec<String>,
@@ -604,9 +617,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             };
             info::ps(&paths, &list)
         }
-        Command::Logs { follow, container } => info::logs(&paths, &container, follow),
-        Command::Exec { interactive: _, tty: _, env, workdir, container, cmd } => {
-            crate::container::lookup(&paths, &container)?.exec(&paths, &cmd, &env, workdir.as_deref())
+        Command::Logs { follow, timestamps, tail, container } => info::logs(&paths, &container, follow, timestamps, tail),
+        Command::Exec { interactive: _, tty: _, console_socket, env, workdir, container, cmd } => {
+            let opts = crate::container::ExecOptions { env: &env, workdir: workdir.as_deref(), console: console_socket.as_deref() };
+            crate::container::lookup(&paths, &container)?.exec(&paths, &cmd, &opts)
         }
         Command::Stop { time, containers } => lifecycle::stop(&paths, &containers, time),
         Command::Kill { signal, containers } => lifecycle::kill(&paths, &containers, &signal),

@@ -191,7 +191,7 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
     }
     let c = Container::create(paths, &cfg, &mut |w| eprintln!("WARNING: {w}"))?;
     if !a.detach {
-        let started = match monitor::start(paths, &c, None) {
+        let started = match monitor::start(paths, &c, false) {
             Ok(s) => s,
             Err(e) => {
                 c.discard(paths);

@@ -4,7 +4,10 @@
 //! where forking into the namespaces is safe).
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::Command;
 
 use nix::sched::{setns, CloneFlags};
@@ -15,19 +18,35 @@ use super::Container;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 
+/// How an exec runs besides its command.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExecOptions<'a> {
+    /// `KEY=VALUE`s added to the container's environment.
+    pub env: &'a [String],
+    /// The working directory (default the container's).
+    pub workdir: Option<&'a str>,
+    /// A console socket: the command gets a new terminal made in the container, whose
+    /// leader is sent there (see `process::console`); else it gets this process's stdio.
+    pub console: Option<&'a Path>,
+}
+
 impl Container {
-    /// Runs `cmd` in the container with this process's stdio; returns its exit code
-    /// (126/127 if it cannot run).
-    pub fn exec(&self, paths: &Paths, cmd: &[String], env: &[String], workdir: Option<&str>) -> Result<i32> {
-        exec(paths, self, cmd, env, workdir)
+    /// Runs `cmd` in the container; returns its exit code (126/127 if it cannot run).
+    pub fn exec(&self, paths: &Paths, cmd: &[String], opts: &ExecOptions) -> Result<i32> {
+        exec(paths, self, cmd, opts)
     }
 }
 
-fn exec(paths: &Paths, c: &Container, cmd: &[String], env: &[String], workdir: Option<&str>) -> Result<i32> {
+fn exec(paths: &Paths, c: &Container, cmd: &[String], opts: &ExecOptions) -> Result<i32> {
     if cmd.is_empty() {
         return Err(Error::Conflict("no command specified"));
     }
     let pid = c.state.pid.filter(|_| c.alive()).ok_or_else(|| Error::State(format!("container {} is not running", c.name)))?;
+    // Connected from here (paths mean the host's): the child sends the terminal later.
+    let console = match opts.console {
+        Some(p) => Some(UnixStream::connect(p).map_err(|e| Error::io("connect to the console socket", p, e))?),
+        None => None,
+    };
     // Namespaces in setns order: the mount namespace last, as it changes what paths mean.
     let kinds = [
         ("cgroup", CloneFlags::CLONE_NEWCGROUP),
@@ -67,8 +86,9 @@ fn exec(paths: &Paths, c: &Container, cmd: &[String], env: &[String], workdir: O
     let confine = c.spec.security.prepare(Some(&paths.seccomp_cache()))?;
     let user = c.spec.user.clone();
     let mut envs = c.spec.env.clone();
-    envs.extend(env.iter().cloned());
-    let wd = workdir.map(str::to_string).unwrap_or_else(|| if c.spec.workdir.is_empty() { "/".into() } else { c.spec.workdir.clone() });
+    envs.extend(opts.env.iter().cloned());
+    let wd =
+        opts.workdir.map(str::to_string).unwrap_or_else(|| if c.spec.workdir.is_empty() { "/".into() } else { c.spec.workdir.clone() });
     let mut command = Command::new(&cmd[0]);
     command.args(&cmd[1..]).env_clear();
     for e in &envs {
@@ -104,6 +124,9 @@ fn exec(paths: &Paths, c: &Container, cmd: &[String], env: &[String], workdir: O
                 // The image's USER and the container's confinement, as for PID 1.
                 ForkResult::Child => {
                     let ids = crate::process::init::user_ids(&user).map_err(|(_, m)| std::io::Error::other(m))?;
+                    if let Some(sock) = &console {
+                        crate::process::console::open_in_container(sock.as_raw_fd(), ids)?;
+                    }
                     confine.confine(ids).map_err(|(step, e)| std::io::Error::new(e.kind(), format!("{step}: {e}")))
                 }
                 ForkResult::Parent { child } => {

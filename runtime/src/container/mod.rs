@@ -8,6 +8,7 @@ mod exec;
 pub mod id;
 pub mod inspect;
 pub mod list;
+pub mod log;
 pub mod output;
 mod pause;
 mod start;
@@ -16,6 +17,7 @@ mod store;
 pub mod tty;
 
 pub use config::Config;
+pub use exec::ExecOptions;
 
 /// How long the exit code of a container removed as it exited (`--rm`) is kept.
 const EXIT_KEPT_SECS: u64 = 300;

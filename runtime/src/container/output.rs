@@ -1,11 +1,13 @@
-//! A detached container's output and input for whoever attaches: its log followed as it
-//! grows (`logs -f`, attach), and a FIFO as its stdin (`run -i` through the API).
+//! A detached container's output and input for whoever attaches: its log's entries, and
+//! followed as it grows (`logs -f`, attach), and a FIFO as its stdin (`run -i` through
+//! the API).
 
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
+use super::log::Entry;
 use super::{lookup, Container, Status};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
@@ -20,9 +22,11 @@ pub enum Until {
     NextExit(Option<u64>),
 }
 
-/// The container's log read as it grows.
+/// The container's log read as it grows, entry by entry.
 pub struct Follower {
     file: File,
+    /// Bytes of an entry not yet wholly written.
+    pending: Vec<u8>,
     paths: Paths,
     id: String,
     until: Until,
@@ -46,7 +50,16 @@ impl Container {
             None => std::io::SeekFrom::End(0),
         };
         file.seek(pos).map_err(|e| Error::io("seek", paths.container(&self.id).join("container.log"), e))?;
-        Ok(Follower { file, paths: paths.clone(), id: self.id.clone(), until, done: false })
+        Ok(Follower { file, pending: Vec::new(), paths: paths.clone(), id: self.id.clone(), until, done: false })
+    }
+
+    /// The entries logged so far, and the offset after the last, where following them
+    /// starts.
+    pub fn log_entries(&self, paths: &Paths) -> Result<(Vec<Entry>, u64)> {
+        let mut data = Vec::new();
+        self.log(paths)?.read_to_end(&mut data).map_err(|e| Error::io("read", paths.container(&self.id).join("container.log"), e))?;
+        let (entries, used) = super::log::entries(&data);
+        Ok((entries, used as u64))
     }
 
     /// A writer into the stdin of an interactive container (`-i`) started detached: a
@@ -90,23 +103,29 @@ impl Follower {
         }
     }
 
-    /// What was written since the last call, waiting for more; `None` once the container
-    /// has stopped and everything was read.
-    pub fn next_chunk(&mut self) -> Option<Vec<u8>> {
-        let mut buf = Vec::new();
+    /// The entries written since the last call, waiting for more; `None` once the
+    /// container has stopped and everything was read.
+    pub fn next_entries(&mut self) -> Option<Vec<Entry>> {
         while !self.done {
-            let _ = self.file.read_to_end(&mut buf);
-            if !buf.is_empty() {
-                return Some(buf);
+            let _ = self.file.read_to_end(&mut self.pending);
+            if self.pending.contains(&b'\n') {
+                return Some(self.take());
             }
             if self.ended() {
                 // One last read: what PID 1 wrote just before it exited.
                 self.done = true;
-                let _ = self.file.read_to_end(&mut buf);
-                return (!buf.is_empty()).then_some(buf);
+                let _ = self.file.read_to_end(&mut self.pending);
+                let last = self.take();
+                return (!last.is_empty()).then_some(last);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    fn take(&mut self) -> Vec<Entry> {
+        let (entries, used) = super::log::entries(&self.pending);
+        self.pending.drain(..used);
+        entries
     }
 }

@@ -90,10 +90,9 @@ impl Container {
 /// `err CODE MESSAGE` on stdout, then becomes the waiter that supervises.
 pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
     let c = super::lookup(paths, id)?;
-    let log = paths.container(id).join("container.log");
     let mut out = std::io::stdout();
-    match monitor::start(paths, &c, Some(log)) {
-        Ok(started) => {
+    match monitor::start(paths, &c, true) {
+        Ok(mut started) => {
             let _ = writeln!(out, "ok");
             let _ = out.flush();
             // The caller is gone after reading its line; nothing more goes to that pipe.
@@ -104,9 +103,16 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
                 // A terminal needs its leader end held and read: this process stays.
                 return Ok(super::tty::serve_and_supervise(paths, &c, started));
             }
-            // Waiting is done by a small process image (same PID): see process::waiter.
-            let err = crate::process::waiter::become_waiter(&paths.lib, &paths.run, &c.id, started.pid);
-            tracing::warn!(error = %err, "cannot exec the waiter; supervising in this process");
+            // Waiting (and logging) is done by a small process image (same PID): see
+            // process::waiter.
+            if let (Some(output), Ok(log)) = (&started.output, c.log(paths)) {
+                let err = crate::process::waiter::become_waiter(&paths.lib, &paths.run, &c.id, started.pid, output, &log);
+                tracing::warn!(error = %err, "cannot exec the waiter; supervising in this process");
+            }
+            // As the waiter does: the output until it is closed, then the exit.
+            if let (Some((o, e)), Ok(log)) = (started.output.take(), c.log(paths)) {
+                super::log::copy(o, e, &mut super::log::Writer::new(log));
+            }
             Ok(monitor::supervise(paths, &c, started))
         }
         Err(e) => {

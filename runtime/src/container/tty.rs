@@ -3,17 +3,16 @@
 //! leader over a socket in the container's directory to whoever attaches (stdin) or
 //! resizes it.
 
-use std::io::{IoSlice, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
-use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
-
+use super::log::{Stream, Writer};
 use super::Container;
 use crate::error::{Error, Result};
 use crate::paths::Paths;
+use crate::process::console;
 use crate::process::monitor::{self, Started};
 
 fn socket_path(paths: &Paths, id: &str) -> PathBuf {
@@ -24,15 +23,13 @@ fn socket_path(paths: &Paths, id: &str) -> PathBuf {
 /// leader on `tty.sock`, supervises PID 1; returns its exit code.
 pub(crate) fn serve_and_supervise(paths: &Paths, c: &Container, mut started: Started) -> i32 {
     let Some(leader) = started.tty.take() else { return monitor::supervise(paths, c, started) };
-    let log = paths.container(&c.id).join("container.log");
-    if let (Ok(mut reader), Ok(mut out)) =
-        (leader.try_clone().map(std::fs::File::from), std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&log))
-    {
+    if let (Ok(mut reader), Ok(log)) = (leader.try_clone().map(std::fs::File::from), c.log(paths)) {
+        let mut out = Writer::new(log);
         std::thread::spawn(move || {
             let mut buf = [0u8; 16 * 1024];
             // EIO once PID 1 and everything holding the follower end are gone.
             while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || out.write_all(&buf[..n]).is_err() {
+                if n == 0 || out.write(Stream::Stdout, &buf[..n]).is_err() {
                     break;
                 }
             }
@@ -44,9 +41,7 @@ pub(crate) fn serve_and_supervise(paths: &Paths, c: &Container, mut started: Sta
         let fd = leader.as_raw_fd();
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let fds = [fd];
-                let cmsg = [ControlMessage::ScmRights(&fds)];
-                let _ = sendmsg::<()>(conn.as_raw_fd(), &[IoSlice::new(b"t")], &cmsg, MsgFlags::empty(), None);
+                let _ = console::send(conn.as_raw_fd(), fd);
             }
         });
     }
@@ -62,20 +57,9 @@ impl Container {
     pub fn tty(&self, paths: &Paths) -> Result<OwnedFd> {
         let sock = socket_path(paths, &self.id);
         let conn = UnixStream::connect(&sock).map_err(|e| Error::io("connect", &sock, e))?;
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let mut b = [0u8; 1];
-        let mut iov = [std::io::IoSliceMut::new(&mut b)];
-        let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(|e| Error::sys("receive the terminal", e))?;
-        for c in msg.cmsgs().map_err(|e| Error::sys("receive the terminal", e))? {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                if let Some(fd) = fds.first() {
-                    // SAFETY: the kernel installed this descriptor for us just now.
-                    return Ok(unsafe { OwnedFd::from_raw_fd(*fd) });
-                }
-            }
-        }
-        Err(Error::State(format!("container {} has no terminal", self.name)))
+        console::receive(conn.as_raw_fd())
+            .map_err(|e| Error::io("receive the terminal from", &sock, e))?
+            .ok_or_else(|| Error::State(format!("container {} has no terminal", self.name)))
     }
 }
 

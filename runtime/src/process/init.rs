@@ -5,7 +5,6 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, unshare, CloneFlags};
@@ -32,11 +31,12 @@ pub struct InitConfig {
     pub user: String,
     /// Capabilities, seccomp filter and no_new_privs, prepared before the clone.
     pub confine: crate::security::Prepared,
-    /// File receiving stdout and stderr (detached), with stdin from /dev/null.
-    pub log: Option<PathBuf>,
-    /// A detached container's terminal (`-t`): the pty's follower end, which becomes
-    /// PID 1's controlling terminal and its stdin, stdout and stderr.
-    pub tty: Option<OwnedFd>,
+    /// A detached container's stdout and stderr: the write ends of the pipes its
+    /// monitor copies into the log (stdin from /dev/null unless `stdin` is set).
+    pub output: Option<(OwnedFd, OwnedFd)>,
+    /// A detached container with a terminal (`-t`): the console socket over which PID 1
+    /// sends the leader of the pty it makes in its own devpts (see `console`).
+    pub console: Option<OwnedFd>,
     /// A detached interactive container's stdin: the FIFO an attached client writes
     /// into (`Container::stdin`), opened before the start so nothing written is lost.
     pub stdin: Option<PathBuf>,
@@ -147,21 +147,11 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
     if let Some(h) = &cfg.hostname {
         sethostname(h).map_err(fail("sethostname"))?;
     }
-    if let Some(t) = &cfg.tty {
-        nix::unistd::setsid().map_err(fail("setsid"))?;
-        // SAFETY: TIOCSCTTY on a terminal descriptor we own; 0 steals nothing.
-        if unsafe { libc::ioctl(t.as_raw_fd(), libc::TIOCSCTTY, 0) } != 0 {
-            return Err((125, format!("set the controlling terminal: {}", std::io::Error::last_os_error())));
-        }
-        for fd in 0..3 {
-            dup2(t.as_raw_fd(), fd).map_err(fail("dup2"))?;
-        }
-    } else if let Some(log) = &cfg.log {
-        let f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(log).map_err(fail("open log"))?;
+    if let Some((out, err)) = &cfg.output {
         let null = std::fs::File::open("/dev/null").map_err(fail("open /dev/null"))?;
-        dup2(stdin.as_ref().unwrap_or(&null).as_raw_fd(), 0).map_err(fail("dup2"))?;
-        dup2(f.as_raw_fd(), 1).map_err(fail("dup2"))?;
-        dup2(f.as_raw_fd(), 2).map_err(fail("dup2"))?;
+        dup2(stdin.as_ref().map_or(null.as_raw_fd(), |s| s.as_raw_fd()), 0).map_err(fail("dup2"))?;
+        dup2(out.as_raw_fd(), 1).map_err(fail("dup2"))?;
+        dup2(err.as_raw_fd(), 2).map_err(fail("dup2"))?;
     }
     rootfs::setup(&cfg.rootfs).map_err(|e| (125, e.to_string()))?;
     if !cfg.workdir.is_empty() {
@@ -169,6 +159,9 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         chdir(cfg.workdir.as_str()).map_err(|e| (125, format!("chdir to {}: {e}", cfg.workdir)))?;
     }
     let ids = user_ids(&cfg.user)?;
+    if let Some(sock) = &cfg.console {
+        super::console::open_in_container(sock.as_raw_fd(), ids).map_err(fail("make the terminal"))?;
+    }
     let env = with_home(&cfg.env, ids.map_or(0, |i| i.0));
     let first = cfg.args.first().ok_or((125, "no command specified".to_string()))?;
     let prog = resolve(first, &env)?;

@@ -1,5 +1,6 @@
 //! Creating and supervising the container's processes.
 
+pub mod console;
 pub mod init;
 pub mod monitor;
 pub mod rootfs;

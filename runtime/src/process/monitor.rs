@@ -32,6 +32,19 @@ pub struct Started {
     pub cgroup: Cgroup,
     /// The leader end of its terminal, for a detached container with `-t`.
     pub tty: Option<OwnedFd>,
+    /// The read ends of its stdout and stderr, for a detached container without `-t`:
+    /// whoever supervises copies them into the log.
+    pub output: Option<(OwnedFd, OwnedFd)>,
+}
+
+/// The monitor's ends of what a detached PID 1 writes to.
+enum Ends {
+    /// Run in the foreground: the caller's stdio.
+    None,
+    /// Pipes, read ends.
+    Pipes(OwnedFd, OwnedFd),
+    /// The console socket PID 1 sends its terminal's leader over.
+    Console(OwnedFd),
 }
 
 fn plan(paths: &Paths, c: &Container) -> Result<Plan> {
@@ -110,19 +123,29 @@ fn is_fifo(p: &std::path::Path) -> bool {
 
 /// Clones the container's PID 1 into its namespaces, waiting on the sync pipe; returns
 /// its PID, the write end of the sync pipe and the read end of the error pipe.
-fn spawn_init(
-    paths: &Paths,
-    c: &Container,
-    log: Option<PathBuf>,
-    confine: Prepared,
-    tty: Option<OwnedFd>,
-) -> Result<(Pid, OwnedFd, OwnedFd)> {
+fn spawn_init(paths: &Paths, c: &Container, detached: bool, confine: Prepared) -> Result<(Pid, OwnedFd, OwnedFd, Ends)> {
     let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if matches!(c.spec.net, NetMode::Bridge(_) | NetMode::None) {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let (sync_r, sync_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+    // Detached, PID 1 writes into pipes the supervisor logs, or, with `-t`, makes its
+    // terminal in its own devpts and sends the leader back over a socket pair.
+    let (ends, output, console) = match (detached, c.spec.tty) {
+        (false, _) => (Ends::None, None, None),
+        (true, false) => {
+            let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+            let (errs_r, errs_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
+            (Ends::Pipes(out_r, errs_r), Some((out_w, errs_w)), None)
+        }
+        (true, true) => {
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            let (ours, theirs) =
+                socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC).map_err(|e| Error::sys("socketpair", e))?;
+            (Ends::Console(ours), None, Some(theirs))
+        }
+    };
     let cfg = InitConfig {
         args: c.spec.args.clone(),
         env: c.spec.env.clone(),
@@ -132,9 +155,9 @@ fn spawn_init(
         join_netns: joined_netns(paths, c)?,
         user: c.spec.user.clone(),
         confine,
-        stdin: log.as_ref().map(|_| paths.container(&c.id).join("stdin")).filter(|p| tty.is_none() && c.spec.interactive && is_fifo(p)),
-        tty,
-        log,
+        stdin: Some(paths.container(&c.id).join("stdin")).filter(|p| output.is_some() && c.spec.interactive && is_fifo(p)),
+        output,
+        console,
         sync: sync_r,
         sync_peer: sync_w,
         err: err_w,
@@ -144,14 +167,17 @@ fn spawn_init(
     // fork, and either execs or exits without returning into our frames.
     let pid = unsafe { clone(Box::new(|| child_main(&cfg)), &mut stack, flags, Some(Signal::SIGCHLD as i32)) }
         .map_err(|e| Error::sys("clone container process", e))?;
-    // Our copy of the error pipe's write end goes with `cfg`, so EOF means exec succeeded.
+    // Our copies of the error pipe's and the output pipes' write ends go with `cfg`, so
+    // EOF means exec succeeded (or PID 1 and its children closed their output).
     let InitConfig { sync_peer, .. } = cfg;
-    Ok((pid, sync_peer, err_r))
+    Ok((pid, sync_peer, err_r, ends))
 }
 
 /// Starts the container: on success PID 1 has exec'd its command and the record says
 /// running; on failure everything done is undone and the error carries the exit code.
-pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Started> {
+/// `detached`: PID 1's output goes to the container's log (through the supervisor), not
+/// to this process's stdio.
+pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
     let t0 = std::time::Instant::now();
     let step = |name: &str| tracing::debug!(step = name, elapsed_us = t0.elapsed().as_micros() as u64, "start step");
     // Who is starting it, before anything is taken: `rm`/`stop` wait for a live monitor
@@ -163,17 +189,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     // Capabilities resolved and the seccomp filter compiled before the clone.
     let confine = c.spec.security.prepare(Some(&paths.seccomp_cache()))?;
     step("confine");
-    // A detached container with a terminal gets a pty: the follower end is PID 1's, the
-    // leader stays with the monitor, which logs what it reads and lends it to attach.
-    let pty = match (&log, c.spec.tty) {
-        (Some(_), true) => Some(nix::pty::openpty(None, None).map_err(|e| Error::sys("openpty", e))?),
-        _ => None,
-    };
-    let (leader, follower) = match pty {
-        Some(p) => (Some(p.master), Some(p.slave)),
-        None => (None, None),
-    };
-    let (pid, sync_w, err_r) = spawn_init(paths, c, log, confine, follower)?;
+    let (pid, sync_w, err_r, ends) = spawn_init(paths, c, detached, confine)?;
     let mut undo = Undo { paths, c, pid, cgroup: None, endpoint: None, armed: true };
     step("clone");
     let devices = if c.spec.security.privileged { Devices::All } else { Devices::Default };
@@ -201,8 +217,19 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
     write(sync_w.as_fd(), b"g").map_err(|e| Error::sys("start container", e))?;
     drop(sync_w);
     step("record+go");
-    let failure = read_failure(err_r.as_raw_fd());
+    let mut failure = read_failure(err_r.as_raw_fd());
     step("rootfs+exec");
+    let (mut tty, mut output) = (None, None);
+    match ends {
+        Ends::None => {}
+        Ends::Pipes(out, err) => output = Some((out, err)),
+        // PID 1 sent the leader before it exec'd.
+        Ends::Console(sock) if failure.is_none() => match super::console::receive(sock.as_raw_fd()) {
+            Ok(Some(leader)) => tty = Some(leader),
+            _ => failure = Some((125, "the container did not send its terminal".into())),
+        },
+        Ends::Console(_) => {}
+    }
     if let Some((code, msg)) = failure {
         drop(undo);
         let _ = container::update(paths, &c.id, |r| {
@@ -214,7 +241,7 @@ pub fn start(paths: &Paths, c: &Container, log: Option<PathBuf>) -> Result<Start
         return Err(Error::Start { code, msg });
     }
     undo.armed = false;
-    Ok(Started { pid, cgroup, tty: leader })
+    Ok(Started { pid, cgroup, tty, output })
 }
 
 /// Waits for PID 1, records its exit code, and cleans up (network, cgroup, and the whole

@@ -205,7 +205,7 @@ fn dev(target: &Path, d: &Path) -> Result<()> {
         &pts,
         Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
     )?;
     let shm = d.join("shm");
     mkdir(&shm)?;

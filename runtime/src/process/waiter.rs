@@ -1,11 +1,14 @@
 //! The long-lived part of a detached container's monitor, kept small: once the container
-//! runs, the monitor execs `berth __wait ROOT RUN ID PID` (same PID, so PID 1 stays its
-//! child), which only waits; when PID 1 exits it execs `berth __reap ... CODE`, a
-//! short-lived process that records the exit and cleans up (network, cgroup, `--rm`).
+//! runs, the monitor execs `berth __wait ROOT RUN ID PID OUT ERR LOG` (same PID, so PID 1
+//! stays its child), which copies PID 1's stdout and stderr pipes (descriptors OUT, ERR)
+//! into its log (LOG) and then waits; when PID 1 exits it execs `berth __reap ... CODE`,
+//! a short-lived process that records the exit and cleans up (network, cgroup, `--rm`).
 //! `main` dispatches `__wait` before anything else runs: no argument parser, no logging,
 //! no allocation-heavy start-up, so the pages it touches are few.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -16,11 +19,20 @@ use nix::unistd::Pid;
 /// The argument that selects the waiter.
 pub const WAIT: &str = "__wait";
 
-/// Replaces this process (the monitor, parent of `pid`) with the waiter. Returns only
-/// if the exec failed.
-pub fn become_waiter(lib: &Path, run: &Path, id: &str, pid: Pid) -> std::io::Error {
+/// Replaces this process (the monitor, parent of `pid`) with the waiter, which copies
+/// `output` (PID 1's stdout and stderr) into `log`. Returns only if the exec failed.
+pub fn become_waiter(lib: &Path, run: &Path, id: &str, pid: Pid, output: &(OwnedFd, OwnedFd), log: &File) -> std::io::Error {
+    let fds = [output.0.as_raw_fd(), output.1.as_raw_fd(), log.as_raw_fd()];
+    for fd in fds {
+        // Kept across the exec; the waiter owns them from then on.
+        if let Err(e) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())) {
+            return e.into();
+        }
+    }
     let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    std::process::Command::new(exe).arg(WAIT).arg(lib).arg(run).arg(id).arg(pid.as_raw().to_string()).exec()
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg(WAIT).arg(lib).arg(run).arg(id).arg(pid.as_raw().to_string());
+    cmd.args(fds.map(|f| f.to_string())).exec()
 }
 
 /// Unmaps from this process the resident pages of read-only file mappings that it never
@@ -59,12 +71,16 @@ fn release_clean_pages() {
     }
 }
 
-/// `berth __wait LIB RUN ID PID`: waits for `PID` and hands over to `__reap` with its exit
-/// code. Never returns.
+/// `berth __wait LIB RUN ID PID OUT ERR LOG`: logs PID 1's output until it is closed,
+/// waits for `PID` and hands over to `__reap` with its exit code. Never returns.
 pub fn wait_main(args: &[OsString]) -> ! {
-    let [lib, run, id, pid] = args else { std::process::exit(125) };
-    let Some(pid) = std::str::from_utf8(pid.as_bytes()).ok().and_then(|p| p.parse::<i32>().ok()) else { std::process::exit(125) };
+    let [lib, run, id, pid, out, err, log] = args else { std::process::exit(125) };
+    let num = |a: &OsString| std::str::from_utf8(a.as_bytes()).ok().and_then(|p| p.parse::<i32>().ok());
+    let (Some(pid), Some(out), Some(err), Some(log)) = (num(pid), num(out), num(err), num(log)) else { std::process::exit(125) };
     release_clean_pages();
+    // SAFETY: the monitor passed these descriptors for this process alone to own.
+    let (out, err, log) = unsafe { (OwnedFd::from_raw_fd(out), OwnedFd::from_raw_fd(err), File::from(OwnedFd::from_raw_fd(log))) };
+    crate::container::log::copy(out, err, &mut crate::container::log::Writer::new(log));
     let code = loop {
         match waitpid(Pid::from_raw(pid), None) {
             Ok(WaitStatus::Exited(_, code)) => break code,

@@ -15,7 +15,7 @@ use berth::container::output::Until;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{error, flag, logs::frame, with};
+use super::{error, flag, logs::Select, with};
 use crate::api::{bad, App, Result};
 
 pub async fn attach(
@@ -27,7 +27,7 @@ pub async fn attach(
     if !flag(&q, "stream") && !flag(&q, "logs") {
         return Err(bad("attach needs stream=1 or logs=1"));
     }
-    let (want_in, want_out) = (flag(&q, "stdin"), flag(&q, "stdout") || flag(&q, "stderr"));
+    let want_in = flag(&q, "stdin");
     let c = with(app.clone(), id, |_, c| Ok(c)).await?;
     if want_in && !c.spec.interactive {
         return Err(bad(format!("container {} was not created with an open stdin (-i)", c.name)));
@@ -48,6 +48,7 @@ pub async fn attach(
         .map_err(error)?
     };
     let tty = c.spec.tty;
+    let sel = Select { stdout: flag(&q, "stdout"), stderr: flag(&q, "stderr"), timestamps: false, since: 0, until: None, tty };
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -89,16 +90,14 @@ pub async fn attach(
         let output = async move {
             let mut f = follower;
             loop {
-                let (chunk, back) = match tokio::task::spawn_blocking(move || (f.next_chunk(), f)).await {
+                let (entries, back) = match tokio::task::spawn_blocking(move || (f.next_entries(), f)).await {
                     Ok(x) => x,
                     Err(_) => return,
                 };
                 f = back;
-                let Some(chunk) = chunk else { break };
-                if !want_out {
-                    continue;
-                }
-                if wr.write_all(&frame(&chunk, tty)).await.is_err() {
+                let Some(entries) = entries else { break };
+                let frames = sel.frames(&entries);
+                if !frames.is_empty() && wr.write_all(&frames).await.is_err() {
                     // The client left: the container runs on.
                     return;
                 }

@@ -106,10 +106,14 @@ struct StartBody {
     detach: bool,
 }
 
-/// `berth exec` for the instance, its stdio piped.
-fn command(app: &App, i: &Instance) -> tokio::process::Command {
+/// `berth exec` for the instance, its stdio piped; with a terminal, made in the container
+/// and sent to `console`.
+fn command(app: &App, i: &Instance, console: &std::path::Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&app.berth);
     cmd.arg("--root").arg(&app.paths.lib).arg("--run-root").arg(&app.paths.run).arg("exec");
+    if i.tty {
+        cmd.arg("-t").arg("--console-socket").arg(console);
+    }
     for e in &i.env {
         cmd.arg("-e").arg(e);
     }
@@ -134,10 +138,13 @@ struct Spawned {
     leader: Option<std::os::fd::OwnedFd>,
 }
 
-/// Starts `berth exec` for the instance: with a terminal (`-t`), on a new pty whose
-/// leader is returned and carries its input and output; else on pipes.
-fn spawn(app: &App, i: &Instance) -> std::io::Result<Spawned> {
-    let mut cmd = command(app, i);
+/// Starts `berth exec` for the instance: on pipes, or with a terminal (`-t`) that it makes
+/// in the container (the command's controlling terminal, named in its devpts) and sends
+/// back over a console socket; the leader is returned and carries input and output.
+/// berth's own stderr stays a pipe, so why an exec could not start reaches the client.
+async fn spawn(app: &App, exec_id: &str, i: &Instance) -> std::io::Result<Spawned> {
+    let sock = app.paths.run.join(format!("exec-{exec_id}.sock"));
+    let mut cmd = command(app, i, &sock);
     if !i.tty {
         let mut child = cmd.spawn()?;
         let out = child.stdout.take().map(|o| Box::new(o) as Reader);
@@ -145,13 +152,38 @@ fn spawn(app: &App, i: &Instance) -> std::io::Result<Spawned> {
         let stdin = child.stdin.take().map(|w| Box::new(w) as Writer);
         return Ok(Spawned { child, out, err, stdin, leader: None });
     }
-    let pty = nix::pty::openpty(None, None).map_err(std::io::Error::from)?;
-    cmd.stdin(Stdio::from(pty.slave.try_clone()?)).stdout(Stdio::from(pty.slave.try_clone()?)).stderr(Stdio::from(pty.slave));
-    let child = cmd.spawn()?;
+    let _ = std::fs::remove_file(&sock);
+    let listener = tokio::net::UnixListener::bind(&sock)?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    let spawned = cmd.spawn();
     drop(cmd);
-    let out = tokio::fs::File::from_std(std::fs::File::from(pty.master.try_clone()?));
-    let input = tokio::fs::File::from_std(std::fs::File::from(pty.master.try_clone()?));
-    Ok(Spawned { child, out: Some(Box::new(out)), err: None, stdin: i.stdin.then(|| Box::new(input) as Writer), leader: Some(pty.master) })
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&sock);
+            return Err(e);
+        }
+    };
+    let err = child.stderr.take().map(|e| Box::new(e) as Reader);
+    // The connection, or none if berth exec ended first (it could not start).
+    let conn = tokio::select! {
+        c = listener.accept() => c.ok().map(|(c, _)| c),
+        _ = child.wait() => None,
+    };
+    let _ = std::fs::remove_file(&sock);
+    let leader = match conn.map(|c| c.into_std()) {
+        Some(Ok(c)) => {
+            c.set_nonblocking(false)?;
+            tokio::task::spawn_blocking(move || berth::process::console::receive(std::os::fd::AsRawFd::as_raw_fd(&c)))
+                .await
+                .map_err(std::io::Error::other)??
+        }
+        _ => None,
+    };
+    let Some(leader) = leader else { return Ok(Spawned { child, out: None, err, stdin: None, leader: None }) };
+    let out = tokio::fs::File::from_std(std::fs::File::from(leader.try_clone()?));
+    let input = tokio::fs::File::from_std(std::fs::File::from(leader.try_clone()?));
+    Ok(Spawned { child, out: Some(Box::new(out)), err, stdin: i.stdin.then(|| Box::new(input) as Writer), leader: Some(leader) })
 }
 
 /// Copies one output pipe into frames of `stream` (1 stdout, 2 stderr) on `tx`.
@@ -161,11 +193,7 @@ async fn pump(mut r: impl AsyncRead + Unpin, stream: u8, tty: bool, tx: tokio::s
         if n == 0 {
             break;
         }
-        let mut f = frame(&buf[..n], tty);
-        if !tty {
-            f[0] = stream;
-        }
-        if tx.send(f).await.is_err() {
+        if tx.send(frame(stream, &buf[..n], tty)).await.is_err() {
             break;
         }
     }
@@ -181,7 +209,7 @@ pub async fn start(State(app): State<Arc<App>>, Path(id): Path<String>, mut req:
         return Err(ApiError(StatusCode::CONFLICT, format!("exec {id} has already been started")));
     }
     let Spawned { mut child, out, err, stdin, leader } =
-        spawn(&app, &inst).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot run berth exec: {e}")))?;
+        spawn(&app, &id, &inst).await.map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot run berth exec: {e}")))?;
     let leader = leader.map(Arc::new);
     app.execs.update(&id, |i| {
         i.running = true;
