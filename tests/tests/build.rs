@@ -138,6 +138,15 @@ fn shell_form_runs_under_sh_and_exec_form_is_pid_1_and_gets_sigterm() {
         assert_eq!(berth(&["run", "--name", "sf", "shell-form"]).ok(), "shell form 3 /root\n");
         let cmd = berth(&["inspect", "-f", "{{json .Config.Cmd}}", "sf"]).ok();
         assert_eq!(cmd.trim(), r#"["/bin/sh","-c","echo shell form $((1+2)) $HOME"]"#);
+
+        // SHELL holds for the RUNs after it when it comes from the cache too.
+        let shell = "FROM busybox\nSHELL [\"/bin/env\", \"MARK=set\", \"/bin/sh\", \"-c\"]\n";
+        let c = context(&[("Dockerfile", &format!("{shell}RUN echo $MARK > /one\n"))]);
+        build(&["-t", "shell1", c.to_str().unwrap()]);
+        let c = context(&[("Dockerfile", &format!("{shell}RUN echo $MARK > /two\n"))]);
+        let out = build(&["-t", "shell2", c.to_str().unwrap()]);
+        assert!(out.contains("Using cache"), "{out}");
+        assert_eq!(berth(&["run", "--rm", "shell2", "cat", "/two"]).ok(), "set\n");
     });
 }
 
