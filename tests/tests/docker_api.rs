@@ -135,6 +135,14 @@ fn docker_cli_runs_containers_through_berths_api() {
         assert_eq!(f[0], "web", "{st}");
         assert!(f[1].parse::<u32>().is_ok_and(|n| n >= 1), "{st}");
         assert!(!f[2].starts_with("0B"), "no memory use read: {st}");
+        // Streamed: a document a second, each with the previous sample as precpu; the
+        // client leaving ends the stream and nothing else.
+        let (_, streamed) = try_sh(&format!("timeout 2.5 curl -sN --unix-socket {DOCKER_SOCK} http://x/v1.45/containers/web/stats"));
+        let docs: Vec<Value> = streamed.lines().map(|l| serde_json::from_str(l).expect("a stats document")).collect();
+        assert!(docs.len() >= 2, "{streamed}");
+        assert_eq!(docs[1]["precpu_stats"]["cpu_usage"]["total_usage"], docs[0]["cpu_stats"]["cpu_usage"]["total_usage"], "{streamed}");
+        assert!(docs.iter().all(|d| d["pids_stats"]["current"].as_u64().is_some_and(|n| n >= 1)), "{streamed}");
+        assert_eq!(docker(&["inspect", "-f", "{{.State.Running}}", "web"]).ok().trim(), "true");
 
         // stop, start, restart, rename, kill; wait's exit code; rm -f.
         docker(&["stop", "-t", "1", "web"]).ok();
