@@ -153,6 +153,17 @@ pub fn router(app: Arc<App>) -> Router {
     // The body is read before answering: a client still sending it (`docker create`
     // to a daemon without the route) gets the 404, not a reset connection.
     r.fallback(|_body: axum::body::Bytes| async { ApiError(StatusCode::NOT_FOUND, "page not found".into()) })
+        .layer(axum::middleware::from_fn(timed))
+}
+
+/// Logs each request's method, path, status and time to its answer's head (debug), so
+/// that a slow endpoint shows in netd's log.
+async fn timed(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let t = std::time::Instant::now();
+    let res = next.run(req).await;
+    tracing::debug!(%method, %path, status = res.status().as_u16(), elapsed_us = t.elapsed().as_micros() as u64, "request");
+    res
 }
 
 /// What a dockerd outside a swarm answers every swarm route.

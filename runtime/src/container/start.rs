@@ -3,7 +3,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -57,10 +56,9 @@ impl Container {
         let mut cmd = Command::new(berth);
         cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg(&c.id);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(mlog);
-        // SAFETY: setsid is async-signal-safe; the monitor must outlive its caller's session.
-        unsafe {
-            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
-        }
+        // Nothing runs between fork and exec (the monitor makes its own session), so the
+        // child is spawned without copying this process's page tables (posix_spawn):
+        // the daemon's memory stays its own.
         let mut child = cmd.spawn().map_err(|e| Error::io("start monitor", berth, e))?;
         let mut line = String::new();
         if let Some(out) = child.stdout.take() {
@@ -89,6 +87,8 @@ impl Container {
 /// The monitor's side of [`Container::start`]: starts PID 1, reports `ok` or
 /// `err CODE MESSAGE` on stdout, then becomes the waiter that supervises.
 pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
+    // A session of its own: the monitor outlives its caller's terminal and session.
+    let _ = nix::unistd::setsid();
     let c = super::lookup(paths, id)?;
     let mut out = std::io::stdout();
     match monitor::start(paths, &c, true) {

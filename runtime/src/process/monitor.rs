@@ -193,16 +193,29 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
     let mut undo = Undo { paths, c, pid, cgroup: None, endpoint: None, armed: true };
     step("clone");
     let devices = if c.spec.security.privileged { Devices::All } else { Devices::Default };
-    let cgroup = Cgroup::create(&c.id, &c.spec.limits, devices)?;
-    undo.cgroup = Some(cgroup.clone());
-    cgroup.add(pid.as_raw())?;
-    netd::fault::point("start-cgroup");
-    step("cgroup");
+    // The cgroup and the network are independent: the cgroup is made in a thread while
+    // the network is set up, as moving a process into a cgroup waits for an RCU grace
+    // period (5–25 ms here), about as long as the network takes.
     undo.endpoint = Some(None);
-    let endpoint = network::setup(paths, c, pid.as_raw())?;
-    undo.endpoint = Some(endpoint.clone());
+    let (cgroup, endpoint) = std::thread::scope(|s| {
+        let made = s.spawn(|| {
+            let cg = Cgroup::create(&c.id, &c.spec.limits, devices)?;
+            cg.add(pid.as_raw()).inspect_err(|_| cg.remove())?;
+            netd::fault::point("start-cgroup");
+            Ok::<_, Error>(cg)
+        });
+        let endpoint = network::setup(paths, c, pid.as_raw());
+        let cgroup = made.join().unwrap_or_else(|_| Err(Error::State("making the cgroup panicked".into())));
+        (cgroup, endpoint)
+    });
+    if let Ok(ep) = &endpoint {
+        undo.endpoint = Some(ep.clone());
+    }
+    let cgroup = cgroup?;
+    undo.cgroup = Some(cgroup.clone());
+    let endpoint = endpoint?;
     netd::fault::point("start-network");
-    step("network");
+    step("cgroup+network");
     network::write_etc(paths, c, endpoint.as_ref())?;
     container::update(paths, &c.id, |r| {
         r.state.status = Status::Running;

@@ -17,7 +17,7 @@ impl Netd {
         let log = std::fs::File::create("/run/berth/netd.log").expect("netd log");
         let c = Command::new(bin_dir().join("netd"))
             .args(["--socket", SOCK])
-            .env("RUST_LOG", "netd=debug,netd_server=debug")
+            .env("RUST_LOG", std::env::var("BERTH_NETD_LOG").unwrap_or_else(|_| "netd=debug,netd_server=debug".into()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
