@@ -440,6 +440,18 @@ fn docker_build_save_load_push_and_pull_through_the_api() {
         assert!(!out.contains("Successfully built"), "{out}");
         assert!(!docker(&["images"]).ok().contains("bad"));
         assert_eq!(std::fs::read_dir("/var/lib/berth/tmp").unwrap().count(), 0, "scratch files left");
+        // A client that leaves mid-build: the build finishes (as one that stayed), leaving
+        // its image and no container or scratch file; the daemon answers on.
+        std::fs::write(format!("{ctx}/Dockerfile.slow"), "FROM busybox\nRUN sleep 1\nRUN echo done > /done\n").unwrap();
+        sh(&format!("tar -C {ctx} -cf /run/berth/ctx.tar ."));
+        let _ = try_sh(&format!(
+            "curl -s --max-time 0.4 --unix-socket {DOCKER_SOCK} -H 'Content-Type: application/x-tar' --data-binary @/run/berth/ctx.tar 'http://x/v1.41/build?dockerfile=Dockerfile.slow&t=left:v1'"
+        ));
+        assert_eq!(http("GET", "/_ping", None).1, "OK");
+        wait_for("the build the client left", || docker(&["images"]).ok().contains("left"));
+        assert_eq!(docker(&["run", "--rm", "left:v1", "cat", "/done"]).ok(), "done\n");
+        wait_for("no scratch file", || std::fs::read_dir("/var/lib/berth/tmp").unwrap().count() == 0);
+        assert_eq!(records(), 0);
 
         // save, rmi, load.
         docker(&["save", "-o", "/run/berth/site.tar", "site:v1"]).ok();
@@ -456,6 +468,21 @@ fn docker_build_save_load_push_and_pull_through_the_api() {
         docker(&["rmi", "127.0.0.1:5000/site:v1", "site:v1"]).ok();
         docker(&["pull", "127.0.0.1:5000/site:v1"]).ok();
         assert_eq!(docker(&["run", "--rm", "127.0.0.1:5000/site:v1", "cat", "/built"]).ok(), "built\n");
+        // A client that leaves mid-pull (a 40 MB layer): the pull completes and leaves no
+        // scratch file; a pull after it finds the image.
+        std::fs::write(format!("{ctx}/Dockerfile.big"), "FROM busybox\nRUN head -c 40000000 /dev/urandom > /big\n").unwrap();
+        assert!(b("-f Dockerfile.big -t 127.0.0.1:5000/big:v1 .").contains("Successfully tagged"));
+        docker(&["push", "127.0.0.1:5000/big:v1"]).ok();
+        docker(&["rmi", "127.0.0.1:5000/big:v1"]).ok();
+        let (_, partial) = try_sh(&format!(
+            "curl -sN --max-time 0.15 --unix-socket {DOCKER_SOCK} -X POST 'http://x/v1.45/images/create?fromImage=127.0.0.1:5000/big&tag=v1'"
+        ));
+        assert!(!partial.contains("Downloaded newer image"), "the pull ended before the client left: {partial}");
+        assert_eq!(http("GET", "/_ping", None).1, "OK");
+        wait_for("the pull the client left", || docker(&["images"]).ok().contains("big"));
+        wait_for("no scratch file", || std::fs::read_dir("/var/lib/berth/tmp").unwrap().count() == 0);
+        assert!(docker(&["pull", "127.0.0.1:5000/big:v1"]).ok().contains("big:v1"));
+        assert_eq!(docker(&["run", "--rm", "127.0.0.1:5000/big:v1", "wc", "-c", "/big"]).ok().split_whitespace().next(), Some("40000000"));
         // docker run of an image that is not here pulls it.
         docker(&["rmi", "127.0.0.1:5000/site:v1"]).ok();
         let o = docker(&["run", "--rm", "127.0.0.1:5000/site:v1", "cat", "/built"]);
