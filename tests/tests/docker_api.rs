@@ -300,6 +300,22 @@ fn berths_cli_and_the_api_share_one_store() {
         assert_eq!(docker(&["inspect", "-f", "{{.State.Status}}", "from-api"]).ok().trim(), "exited");
         berth(&["rm", "from-api"]).ok();
         assert_eq!(docker(&["ps", "-aq"]).ok(), "");
+        // berth create/start/rename/restart, the same library calls as the API's.
+        let id = berth(&["create", "--name", "made", "-p", "4003:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/www"]).ok();
+        assert_eq!(docker(&["inspect", "-f", "{{.Id}} {{.State.Status}}", "made"]).ok().trim(), format!("{} created", id.trim()));
+        assert!(try_sh(&curl("http://127.0.0.1:4003/")).1 != PAGE);
+        berth(&["start", "made"]).ok();
+        wait_for("the page on 4003", || try_sh(&curl("http://127.0.0.1:4003/")).1 == PAGE);
+        berth(&["rename", "made", "renamed"]).ok();
+        let started = docker(&["inspect", "-f", "{{.State.StartedAt}}", "renamed"]).ok();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        berth(&["restart", "-t", "1", "renamed"]).ok();
+        assert_ne!(docker(&["inspect", "-f", "{{.State.StartedAt}}", "renamed"]).ok(), started);
+        wait_for("the page after restart", || try_sh(&curl("http://127.0.0.1:4003/")).1 == PAGE);
+        let o = berth(&["start", "no-such"]);
+        assert_eq!(o.code, 125, "{}", o.stderr);
+        assert!(o.stderr.contains("no-such"), "{}", o.stderr);
+        docker(&["rm", "-f", "renamed"]).ok();
         assert_eq!((records(), bridge_allocations()), (0, 0));
     });
 }

@@ -1,8 +1,36 @@
-//! `stop`, `kill`, `rm`, `wait`, `pause`, `unpause`: each container by name, through the container library.
+//! `start`, `restart`, `rename`, `stop`, `kill`, `rm`, `wait`, `pause`, `unpause`: each
+//! container by name, through the container library.
 
 use crate::container::{self, config::parse_signal};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
+
+/// Starts each container detached (one running already is left as it is).
+pub fn start(paths: &Paths, names: &[String]) -> Result<i32> {
+    let exe = super::berth_exe()?;
+    for n in names {
+        container::lookup(paths, n)?.start(paths, &exe)?;
+        println!("{n}");
+    }
+    Ok(0)
+}
+
+/// Stops each container, then starts it again.
+pub fn restart(paths: &Paths, names: &[String], secs: u64) -> Result<i32> {
+    let exe = super::berth_exe()?;
+    for n in names {
+        container::lookup(paths, n)?.restart(paths, secs, &exe)?;
+        println!("{n}");
+    }
+    Ok(0)
+}
+
+/// Gives a container a new name.
+pub fn rename(paths: &Paths, name: &str, new_name: &str) -> Result<i32> {
+    let c = container::lookup(paths, name)?;
+    container::rename(paths, &c.id, new_name)?;
+    Ok(0)
+}
 
 /// Its stop signal, then SIGKILL after `secs`.
 pub fn stop(paths: &Paths, names: &[String], secs: u64) -> Result<i32> {

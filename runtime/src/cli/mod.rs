@@ -266,6 +266,30 @@ pub enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         cmd: Vec<String>,
     },
+    /// Create a container (as `run` would) without starting it; prints its ID.
+    Create(Box<RunArgs>),
+    /// Start created or stopped containers, detached.
+    Start {
+        /// Container names or IDs.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop containers (as `stop`), then start them again.
+    Restart {
+        /// Seconds to wait before SIGKILL.
+        #[arg(short = 't', long = "time", default_value_t = 10)]
+        time: u64,
+        /// Container names or IDs.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Rename a container (its DNS name on user networks follows).
+    Rename {
+        /// Container name or ID.
+        container: String,
+        /// The new name.
+        new_name: String,
+    },
     /// Stop containers: SIGTERM to PID 1, SIGKILL after the timeout.
     Stop {
         /// Seconds to wait before SIGKILL.
@@ -552,6 +576,11 @@ pub(crate) fn labels(labels: &[String]) -> Result<std::collections::BTreeMap<Str
 }
 
 /// Runs a parsed command; returns the process exit code.
+/// This executable, which runs the monitor of a container started detached.
+fn berth_exe() -> Result<std::path::PathBuf> {
+    std::env::current_exe().map_err(|e| crate::error::Error::io("find", "/proc/self/exe", e))
+}
+
 pub fn dispatch(cli: Cli) -> Result<i32> {
     // These need no state directories (and must work for a user without them).
     match &cli.command {
@@ -622,6 +651,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             let opts = crate::container::ExecOptions { env: &env, workdir: workdir.as_deref(), console: console_socket.as_deref() };
             crate::container::lookup(&paths, &container)?.exec(&paths, &cmd, &opts)
         }
+        Command::Create(args) => run::create(&paths, *args),
+        Command::Start { containers } => lifecycle::start(&paths, &containers),
+        Command::Restart { time, containers } => lifecycle::restart(&paths, &containers, time),
+        Command::Rename { container, new_name } => lifecycle::rename(&paths, &container, &new_name),
         Command::Stop { time, containers } => lifecycle::stop(&paths, &containers, time),
         Command::Kill { signal, containers } => lifecycle::kill(&paths, &containers, &signal),
         Command::Rm { force, volumes, containers } => lifecycle::rm(&paths, &containers, force, volumes),

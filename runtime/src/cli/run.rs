@@ -202,11 +202,18 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
         crate::process::sigproxy::forward_to(started.pid.as_raw());
         return Ok(monitor::supervise(paths, &c, started));
     }
-    let exe = std::env::current_exe().map_err(|e| Error::io("find", "/proc/self/exe", e))?;
+    let exe = super::berth_exe()?;
     if let Err(e) = c.start(paths, &exe) {
         c.discard(paths);
         return Err(e);
     }
+    println!("{}", c.id);
+    Ok(0)
+}
+
+/// `berth create`: the container made as `run` makes it, not started; prints its ID.
+pub fn create(paths: &Paths, a: RunArgs) -> Result<i32> {
+    let c = Container::create(paths, &config(&a)?, &mut |w| eprintln!("WARNING: {w}"))?;
     println!("{}", c.id);
     Ok(0)
 }

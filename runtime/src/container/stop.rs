@@ -96,6 +96,13 @@ impl Container {
         }
     }
 
+    /// Stops it (see [`Container::stop`]) and starts it again under a new monitor run
+    /// from `berth` (as [`Container::start`]).
+    pub fn restart(&self, paths: &Paths, secs: u64, berth: &std::path::Path) -> Result<()> {
+        self.stop(paths, secs)?;
+        super::lookup(paths, &self.id)?.start(paths, berth)
+    }
+
     /// Its stop signal (the image's STOPSIGNAL or the one asked for at create), then
     /// SIGKILL after `secs`; a container not running is left as it is.
     pub fn stop(&self, paths: &Paths, secs: u64) -> Result<()> {

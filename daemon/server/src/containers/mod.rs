@@ -163,9 +163,7 @@ async fn stop(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Que
 async fn restart(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
     let secs = grace(&q)?;
     with(app, id, move |app, c| {
-        c.stop(&app.paths, secs).map_err(error)?;
-        let c = container::lookup(&app.paths, &c.id).map_err(error)?;
-        c.start(&app.paths, &app.berth).map_err(error)?;
+        c.restart(&app.paths, secs, &app.berth).map_err(error)?;
         let c = container::lookup(&app.paths, &c.id).unwrap_or(c);
         app.events.container(&c, "start");
         app.events.container(&c, "restart");
