@@ -224,7 +224,12 @@ fn api_errors_carry_dockers_codes_and_change_nothing() {
             ("no image", "/v1.45/containers/create", r#"{"Cmd":["true"]}"#, 400),
             ("unknown image", "/v1.45/containers/create", r#"{"Image":"nosuch"}"#, 404),
             ("bad name", "/v1.45/containers/create?name=a%2Fb", r#"{"Image":"busybox"}"#, 400),
-            ("restart policy", "/v1.45/containers/create", r#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"}}}"#, 400),
+            (
+                "restart policy",
+                "/v1.45/containers/create",
+                r#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}"#,
+                400,
+            ),
             ("devices", "/v1.45/containers/create", r#"{"Image":"busybox","HostConfig":{"Devices":[{"PathOnHost":"/dev/sda"}]}}"#, 400),
             (
                 "bad port",
@@ -504,5 +509,78 @@ fn docker_build_save_load_push_and_pull_through_the_api() {
         let o = docker(&["run", "--rm", "127.0.0.1:5000/site:v1", "cat", "/built"]);
         assert_eq!(o.ok(), "built\n");
         assert_eq!(records(), 0);
+    });
+}
+
+#[test]
+fn restart_policies_start_containers_again_as_dockers() {
+    isolated(|| {
+        if cli().is_none() {
+            println!("SKIP restart_policies_start_containers_again_as_dockers: no docker CLI");
+            return;
+        }
+        import_busybox(PAGE);
+        let netd = Netd::start();
+        let state = |name: &str| docker(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", name]).ok().trim().to_string();
+        // on-failure:2: started again twice after its failures, then left exited.
+        docker(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3"]).ok();
+        wait_for("two restarts", || state("flaky") == "2 exited" && docker(&["logs", "flaky"]).stdout.matches("run").count() == 3);
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        assert_eq!(state("flaky"), "2 exited");
+        assert_eq!(docker(&["logs", "flaky"]).ok(), "run\nrun\nrun\n");
+        let policy = "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}} {{.State.ExitCode}}";
+        assert_eq!(docker(&["inspect", "-f", policy, "flaky"]).ok().trim(), "on-failure:2 3");
+        // always: a clean exit is restarted too (berth's CLI, the same library); stop
+        // ends it for good, even in the delay between two runs.
+        berth(&["run", "-d", "--name", "loop", "--restart", "always", "busybox", "sh", "-c", "echo up; sleep 0.3"]).ok();
+        wait_for("restarts of loop", || state("loop").split(' ').next().and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n >= 2));
+        berth(&["stop", "-t", "1", "loop"]).ok();
+        let stopped = state("loop");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(state("loop"), stopped);
+        assert!(stopped.ends_with(" exited"), "{stopped}");
+        // Conflicts and bad policies are refused; nothing is made.
+        let o = berth(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+        assert_eq!(o.code, 125, "{}", o.stderr);
+        assert!(o.stderr.contains("--restart and --rm"), "{}", o.stderr);
+        assert_eq!(berth(&["run", "-d", "--restart", "sometimes", "busybox", "true"]).code, 125);
+
+        // unless-stopped across a "reboot": netd and every process of the container die
+        // unseen; the next netd starts it again, but not the one stopped by hand.
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            "back",
+            "--restart",
+            "unless-stopped",
+            "-p",
+            "4010:80",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ])
+        .ok();
+        docker(&["run", "-d", "--name", "held", "--restart", "unless-stopped", "busybox", "sleep", "600"]).ok();
+        docker(&["stop", "-t", "1", "held"]).ok();
+        wait_for("back's page", || try_sh(&curl("http://127.0.0.1:4010/")).1 == PAGE);
+        let id = docker(&["inspect", "-f", "{{.Id}}", "back"]).ok().trim().to_string();
+        let rec: Value = serde_json::from_slice(&std::fs::read(format!("/var/lib/berth/containers/{id}/container.json")).unwrap()).unwrap();
+        drop(netd);
+        for key in ["monitor_pid", "pid"] {
+            sh(&format!("kill -9 {}", rec["state"][key].as_i64().unwrap()));
+        }
+        wait_for("back to be down", || try_sh(&curl("http://127.0.0.1:4010/")).1 != PAGE);
+        let _netd = Netd::start();
+        wait_for("back's page after netd's start", || try_sh(&curl("http://127.0.0.1:4010/")).1 == PAGE);
+        let log = std::fs::read_to_string("/run/berth/netd.log").unwrap_or_default();
+        assert!(log.contains("started by its restart policy"), "{log}");
+        assert_eq!(docker(&["inspect", "-f", "{{.State.Status}}", "held"]).ok().trim(), "exited");
+        docker(&["rm", "-f", "back", "held", "loop", "flaky"]).ok();
+        assert_eq!((records(), bridge_allocations()), (0, 0));
     });
 }

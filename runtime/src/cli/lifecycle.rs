@@ -45,7 +45,7 @@ pub fn stop(paths: &Paths, names: &[String], secs: u64) -> Result<i32> {
 pub fn kill(paths: &Paths, names: &[String], sig: &str) -> Result<i32> {
     let sig = parse_signal(sig)?;
     for n in names {
-        container::lookup(paths, n)?.kill(sig)?;
+        container::lookup(paths, n)?.kill(paths, sig)?;
         println!("{n}");
     }
     Ok(0)

@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// The signal `stop` sends (default: the image's STOPSIGNAL, else SIGTERM).
     #[arg(long)]
     pub stop_signal: Option<String>,
+    /// Start it again when it exits: no, always, unless-stopped, on-failure[:MAX]
+    /// (after 100 ms doubling per quick exit; `stop` and `kill` end it; netd starts
+    /// always and unless-stopped ones when it starts).
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    pub restart: String,
     /// Overrides the image's ENTRYPOINT ("" clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -179,6 +184,7 @@ fn config(a: &RunArgs) -> Result<Config> {
         tty: a.tty,
         security: crate::security::Security::from_flags(a.privileged, &a.cap_add, &a.cap_drop, &a.security_opt)?,
         stop_signal: a.stop_signal.clone(),
+        restart: crate::container::restart::Restart::parse(&a.restart)?,
     })
 }
 
@@ -221,7 +227,9 @@ pub fn create(paths: &Paths, a: RunArgs) -> Result<i32> {
 /// `__reap ID CODE`: the cleanup after a detached container's PID 1 exited with `code`.
 pub fn reap(paths: &Paths, id: &str, code: i32) -> Result<i32> {
     let c = container::lookup(paths, id)?;
-    Ok(monitor::reap(paths, &c, crate::cgroups::Cgroup::existing(id), code))
+    let code = monitor::reap(paths, &c, crate::cgroups::Cgroup::existing(id), code);
+    container::restart::after_exit(paths, &c, code);
+    Ok(code)
 }
 
 #[cfg(test)]

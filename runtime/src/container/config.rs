@@ -58,6 +58,8 @@ pub struct Config {
     pub security: crate::security::Security,
     /// The signal `stop` sends (default: the image's STOPSIGNAL, else SIGTERM).
     pub stop_signal: Option<String>,
+    /// When it is started again after it exits.
+    pub restart: super::restart::Restart,
 }
 
 /// Docker's smallest memory limit: below it a container cannot even start.
@@ -169,6 +171,9 @@ impl Config {
             return Err(Error::Conflict("no command specified (the image has none)"));
         }
         check_limits(&self.limits)?;
+        if self.auto_remove && self.restart.policy != super::restart::Policy::No {
+            return Err(Error::Conflict("conflicting options: cannot specify both --restart and --rm"));
+        }
         let id = super::id::random(32);
         let aliases = aliases(&self.aliases, &net)?;
         if self.ip.is_some() && !matches!(&net, NetMode::Bridge(n) if n != "bridge") {
@@ -206,6 +211,7 @@ impl Config {
             ip: self.ip,
             stop_signal,
             labels,
+            restart: self.restart,
         };
         let spec = Spec { volumes: crate::volume::resolve(paths, &self.mounts)?, ..spec };
         Ok(Container { id, name, created: crate::clock::now(), spec, state: State::created() })

@@ -158,7 +158,7 @@ impl Container {
             "HostsPath": paths.container(&self.id).join("hosts"),
             "LogPath": paths.container(&self.id).join("container.log"),
             "Name": format!("/{}", self.name),
-            "RestartCount": 0,
+            "RestartCount": self.state.restart_count,
             "Driver": "overlay2",
             "Platform": "linux",
             "HostConfig": {
@@ -171,7 +171,7 @@ impl Container {
                     }
                     m
                 }),
-                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                "RestartPolicy": {"Name": self.spec.restart.name(), "MaximumRetryCount": self.spec.restart.max_retries},
                 // The API serves the log as json-file's does: clients (docker-py) read it then.
                 "LogConfig": {"Type": "json-file", "Config": {}},
                 "AutoRemove": self.spec.auto_remove,

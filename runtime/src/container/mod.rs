@@ -11,6 +11,7 @@ pub mod list;
 pub mod log;
 pub mod output;
 mod pause;
+pub mod restart;
 mod start;
 mod stop;
 mod store;
@@ -165,6 +166,9 @@ pub struct Spec {
     /// The signal `stop` sends (the image's STOPSIGNAL, `--stop-signal`); SIGTERM if none.
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: restart::Restart,
 }
 
 impl Spec {
@@ -200,6 +204,7 @@ impl Spec {
             ip: None,
             labels: Default::default(),
             stop_signal: None,
+            restart: Default::default(),
         }
     }
 }
@@ -218,6 +223,9 @@ impl State {
             finished_at: None,
             endpoint: None,
             error: String::new(),
+            restart_count: 0,
+            stopped_by_hand: false,
+            restart_delay_ms: 0,
         }
     }
 }
@@ -260,6 +268,16 @@ pub struct State {
     pub endpoint: Option<Endpoint>,
     /// Why it failed to start, if it did.
     pub error: String,
+    /// How many times its restart policy started it again.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Stopped or killed by `stop`/`kill` (Docker's "manually stopped"): its restart
+    /// policy leaves it stopped until it is started.
+    #[serde(default)]
+    pub stopped_by_hand: bool,
+    /// The delay before its last restart, which the next doubles.
+    #[serde(default)]
+    pub restart_delay_ms: u64,
 }
 
 /// A container.

@@ -41,6 +41,14 @@ impl Container {
     /// A container running already is left as it is. On failure what the monitor took is
     /// released and the record stays, as Docker keeps a container whose start failed.
     pub fn start(&self, paths: &Paths, berth: &Path) -> Result<()> {
+        // Started by hand: whatever stopped it by hand is over.
+        super::update(paths, &self.id, |r| r.state.stopped_by_hand = false)?;
+        self.launch(paths, berth)
+    }
+
+    /// [`Container::start`] without clearing the stopped-by-hand mark: a restart by
+    /// policy, which gives up if the mark is set before the run is recorded.
+    pub(super) fn launch(&self, paths: &Paths, berth: &Path) -> Result<()> {
         let c = self.clone().settled(paths)?;
         if c.state.status == Status::Running && c.alive() {
             return Ok(());
@@ -101,7 +109,9 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
             }
             if started.tty.is_some() {
                 // A terminal needs its leader end held and read: this process stays.
-                return Ok(super::tty::serve_and_supervise(paths, &c, started));
+                let code = super::tty::serve_and_supervise(paths, &c, started);
+                super::restart::after_exit(paths, &c, code);
+                return Ok(code);
             }
             // Waiting (and logging) is done by a small process image (same PID): see
             // process::waiter.
@@ -113,7 +123,9 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
             if let (Some((o, e)), Ok(log)) = (started.output.take(), c.log(paths)) {
                 super::log::copy(o, e, &mut super::log::Writer::new(log));
             }
-            Ok(monitor::supervise(paths, &c, started))
+            let code = monitor::supervise(paths, &c, started);
+            super::restart::after_exit(paths, &c, code);
+            Ok(code)
         }
         Err(e) => {
             let msg = e.to_string().replace('\n', " ");

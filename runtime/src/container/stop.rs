@@ -106,7 +106,9 @@ impl Container {
     /// Its stop signal (the image's STOPSIGNAL or the one asked for at create), then
     /// SIGKILL after `secs`; a container not running is left as it is.
     pub fn stop(&self, paths: &Paths, secs: u64) -> Result<()> {
-        let c = self.clone().settled(paths)?;
+        // Also when it is not running: its restart policy must not start it again (a
+        // restart under way sees the mark when it records the run, and gives up).
+        let c = self.clone().settled(paths)?.by_hand(paths)?;
         if c.state.status != Status::Running {
             return Ok(());
         }
@@ -123,12 +125,19 @@ impl Container {
     }
 
     /// Sends `sig` to PID 1; a container not running is an error, as Docker's.
-    pub fn kill(&self, sig: Signal) -> Result<()> {
+    pub fn kill(&self, paths: &Paths, sig: Signal) -> Result<()> {
         if !self.alive() {
             return Err(Error::State(format!("container {} is not running", self.name)));
         }
+        self.by_hand(paths)?;
         self.signal(sig);
         Ok(())
+    }
+
+    /// Marks it stopped by hand (Docker's "manually stopped"): its restart policy leaves
+    /// it stopped until it is started. Returns the record as marked.
+    fn by_hand(&self, paths: &Paths) -> Result<Container> {
+        super::update(paths, &self.id, |r| r.state.stopped_by_hand = true)
     }
 
     /// Blocks until it exits (or `timeout`); the record as it ended, `None` on timeout.
@@ -149,6 +158,7 @@ impl Container {
             if c.alive() && !force {
                 return Err(Error::Running(c.name.clone()));
             }
+            c.by_hand(paths)?;
             c.signal(Signal::SIGKILL);
             if wait_exited(paths, &c.id, Duration::from_secs(30))?.is_none() {
                 return Err(Error::State(format!("container {} did not die", c.name)));

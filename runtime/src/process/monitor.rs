@@ -217,7 +217,14 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
     netd::fault::point("start-network");
     step("cgroup+network");
     network::write_etc(paths, c, endpoint.as_ref())?;
+    // Stopped by hand while it started (a restart by policy racing `stop`): it does not
+    // run; checked in the same update that records the run, which `stop` then sees.
+    let mut stopped = false;
     container::update(paths, &c.id, |r| {
+        stopped = r.state.stopped_by_hand;
+        if stopped {
+            return;
+        }
         r.state.status = Status::Running;
         r.state.pid = Some(pid.as_raw());
         r.state.pid_start = netd::proc::start_time(pid.as_raw());
@@ -226,6 +233,10 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
         r.state.started_at = Some(now());
         r.state.endpoint = endpoint.clone();
     })?;
+    if stopped {
+        drop(undo);
+        return Err(Error::State(format!("container {} was stopped while it started", c.name)));
+    }
     netd::fault::point("start-recorded");
     write(sync_w.as_fd(), b"g").map_err(|e| Error::sys("start container", e))?;
     drop(sync_w);

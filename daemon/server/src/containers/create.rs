@@ -163,11 +163,6 @@ fn ports(h: &HostConfig) -> Result<Vec<PortMapping>> {
 
 /// What berth cannot do, refused rather than ignored.
 fn refuse(h: &HostConfig) -> Result<()> {
-    if let Some(p) = &h.restart_policy {
-        if !matches!(p.name.as_str(), "" | "no") || p.maximum_retry_count != 0 {
-            return Err(bad(format!("restart policy {:?} is not supported by berth: use no restart policy", p.name)));
-        }
-    }
     if h.devices.as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(bad("devices are not supported by berth"));
     }
@@ -260,6 +255,10 @@ fn config(name: Option<String>, b: Body) -> Result<Config> {
         tty: b.tty,
         security,
         stop_signal: b.stop_signal.filter(|s| !s.is_empty()),
+        restart: match &h.restart_policy {
+            Some(p) => berth::container::restart::Restart::from_api(&p.name, p.maximum_retry_count).map_err(error)?,
+            None => Default::default(),
+        },
     })
 }
 

@@ -175,7 +175,7 @@ async fn restart(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): 
 async fn kill(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
     let sig = container::config::parse_signal(q.get("signal").map(String::as_str).unwrap_or("KILL")).map_err(error)?;
     with(app, id, move |app, c| {
-        c.kill(sig).map_err(error)?;
+        c.kill(&app.paths, sig).map_err(error)?;
         app.events.container(&c, "kill");
         Ok(done(true))
     })
