@@ -204,7 +204,21 @@ fn images_volumes_events_and_info_through_the_api() {
         }
         let info = docker(&["info", "--format", "{{.ContainersRunning}} {{.Driver}}"]).ok();
         assert_eq!(info.trim(), "1 overlay2");
+        // image prune: nothing dangling; with -a, what no container uses goes, each name.
+        docker(&["tag", "busybox", "spare:1"]).ok();
+        docker(&["tag", "busybox", "spare:2"]).ok();
+        let out = docker(&["image", "prune", "-f"]).ok();
+        assert!(out.contains("Total reclaimed space: 0B"), "{out}");
+        let out = docker(&["image", "prune", "-a", "-f"]).ok();
+        assert!(out.is_empty() || !out.contains("spare"), "an image in use was pruned: {out}");
+        assert!(docker(&["images"]).ok().contains("spare"), "busybox's other names went while user uses it");
         docker(&["rm", "-f", "user"]).ok();
+        let out = docker(&["image", "prune", "-a", "-f"]).ok();
+        for name in ["spare:1", "spare:2", "busybox"] {
+            assert!(out.contains(&format!("untagged: {name}")), "{name} not pruned: {out}");
+        }
+        assert!(out.contains("deleted: sha256:") && !out.contains("Total reclaimed space: 0B"), "{out}");
+        assert_eq!(docker(&["images", "-q"]).ok(), "");
         assert_eq!(records(), 0);
     });
 }

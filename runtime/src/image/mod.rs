@@ -166,6 +166,29 @@ pub fn delete(paths: &Paths, name: &str, force: bool) -> Result<Image> {
     remove(paths, &img.name, &in_use)
 }
 
+/// `image prune`: with `all`, every image no container uses is deleted (as `rmi`), each
+/// name of it; without, only dangling images would be, and berth keeps none (an image
+/// is a record under a name; a name given to another image replaces it). Returns the
+/// names deleted, the IDs gone with their last name, and the bytes of the layers freed.
+pub fn prune(paths: &Paths, all: bool) -> Result<(Vec<String>, Vec<String>, u64)> {
+    let (mut untagged, mut deleted, mut freed) = (Vec::new(), Vec::new(), 0);
+    if !all {
+        return Ok((untagged, deleted, freed));
+    }
+    let used: Vec<String> = crate::container::all(paths)?.into_iter().map(|c| c.spec.image_id).collect();
+    for img in list(paths)?.into_iter().filter(|i| !used.contains(&i.id)) {
+        let sizes: Vec<(String, u64)> =
+            img.layers.iter().map(|l| (l.clone(), fs::metadata(store::blob_path(paths, l)).map(|m| m.len()).unwrap_or(0))).collect();
+        let gone = delete(paths, &img.name, false)?;
+        freed += sizes.iter().filter(|(l, _)| !store::blob_path(paths, l).exists()).map(|(_, n)| n).sum::<u64>();
+        untagged.push(gone.name.clone());
+        if !list(paths)?.iter().any(|o| o.id == gone.id) {
+            deleted.push(gone.id);
+        }
+    }
+    Ok((untagged, deleted, freed))
+}
+
 /// The directory of an unpacked layer.
 pub fn layer_dir(paths: &Paths, digest: &str) -> PathBuf {
     paths.layers().join(digest.replace(':', "-"))

@@ -31,6 +31,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/images/load", post(transfer::load))
         .route("/images/get", get(transfer::save_many))
         .route("/build", post(build::build))
+        .route("/images/prune", post(prune_images))
         .route("/images/{*name}", get(by_path).post(by_path_post).delete(remove))
         .route("/volumes", get(volumes))
         .route("/volumes/create", post(create_volume))
@@ -232,6 +233,26 @@ async fn remove_volume(State(app): State<Arc<App>>, Path(name): Path<String>) ->
         })?;
         app.events.emit("volume", "destroy", &name, json!({"driver": "local"}));
         Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// `POST /images/prune`: `dangling=false` deletes every image no container uses, as
+/// `docker image prune -a`; berth keeps no dangling images for the default to delete.
+async fn prune_images(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> Result<Json<Value>> {
+    let filters = crate::api::parse_filters(&q, Some(&["dangling", "until", "label"]))?;
+    if filters.contains_key("until") || filters.contains_key("label") {
+        return Err(bad("berth prunes images by dangling only"));
+    }
+    let all = filters.get("dangling").is_some_and(|v| v.iter().any(|d| d == "false" || d == "0"));
+    blocking(move || {
+        let (untagged, deleted, freed) = image::prune(&app.paths, all).map_err(error)?;
+        for id in &deleted {
+            app.events.emit("image", "delete", id, json!({}));
+        }
+        let mut out: Vec<Value> = untagged.iter().map(|n| json!({"Untagged": n})).collect();
+        out.extend(deleted.iter().map(|d| json!({"Deleted": d})));
+        Ok(Json(json!({"ImagesDeleted": out, "SpaceReclaimed": freed})))
     })
     .await
 }
