@@ -101,18 +101,27 @@ impl Writer {
 }
 
 /// Copies the container's stdout and stderr pipes into the log until both are closed
-/// (PID 1 and everything that inherited them gone).
-pub fn copy(out: OwnedFd, err: OwnedFd, log: &mut Writer) {
+/// (PID 1 and everything that inherited them gone). `quiet` is called once the output
+/// has paused for a second after some was copied (the waiter gives back the pages the
+/// copy touched).
+pub fn copy(out: OwnedFd, err: OwnedFd, log: &mut Writer, quiet: &mut dyn FnMut()) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut open = [Some(File::from(out)), Some(File::from(err))];
     let streams = [Stream::Stdout, Stream::Stderr];
     let mut buf = vec![0u8; 16 * 1024];
+    let mut copied = false;
     while open.iter().any(Option::is_some) {
         let ready: Vec<usize> = {
             let live: Vec<(usize, PollFd)> =
                 open.iter().enumerate().filter_map(|(i, f)| f.as_ref().map(|f| (i, PollFd::new(f.as_fd(), PollFlags::POLLIN)))).collect();
             let mut fds: Vec<PollFd> = live.iter().map(|(_, p)| *p).collect();
-            match poll(&mut fds, PollTimeout::NONE) {
+            let timeout = if copied { PollTimeout::from(1000u16) } else { PollTimeout::NONE };
+            match poll(&mut fds, timeout) {
+                Ok(0) => {
+                    copied = false;
+                    quiet();
+                    continue;
+                }
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(_) => return,
@@ -125,6 +134,7 @@ pub fn copy(out: OwnedFd, err: OwnedFd, log: &mut Writer) {
                 Ok(0) => open[i] = None,
                 Ok(n) => {
                     let _ = log.write(streams[i], &buf[..n]);
+                    copied = true;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => open[i] = None,

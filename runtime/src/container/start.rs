@@ -121,7 +121,7 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
             }
             // As the waiter does: the output until it is closed, then the exit.
             if let (Some((o, e)), Ok(log)) = (started.output.take(), c.log(paths)) {
-                super::log::copy(o, e, &mut super::log::Writer::new(log));
+                super::log::copy(o, e, &mut super::log::Writer::new(log), &mut || {});
             }
             let code = monitor::supervise(paths, &c, started);
             super::restart::after_exit(paths, &c, code);

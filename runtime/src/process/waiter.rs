@@ -80,7 +80,7 @@ pub fn wait_main(args: &[OsString]) -> ! {
     release_clean_pages();
     // SAFETY: the monitor passed these descriptors for this process alone to own.
     let (out, err, log) = unsafe { (OwnedFd::from_raw_fd(out), OwnedFd::from_raw_fd(err), File::from(OwnedFd::from_raw_fd(log))) };
-    crate::container::log::copy(out, err, &mut crate::container::log::Writer::new(log));
+    crate::container::log::copy(out, err, &mut crate::container::log::Writer::new(log), &mut release_clean_pages);
     let code = loop {
         match waitpid(Pid::from_raw(pid), None) {
             Ok(WaitStatus::Exited(_, code)) => break code,
