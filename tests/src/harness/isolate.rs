@@ -80,19 +80,28 @@ pub fn isolated_main(body: impl FnOnce()) {
 }
 
 /// Kills what berth containers and netd a test left running (they outlive the test process),
-/// so nothing of a test survives it, passed or failed.
+/// so nothing of a test survives it, passed or failed. Only processes that are still the
+/// ones recorded: tests run side by side and PIDs are reused (pid_max is 32768 here), so a
+/// dead netd's pid file or an exited container's record may name another test's process.
 fn kill_containers() {
-    // A netd that berth started on demand.
-    if let Some(pid) = std::fs::read_to_string("/run/berth/netd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+    let kill = |pid: i32| {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    };
+    // A netd of this test: one in this test's mount namespace.
+    let mnt = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    if let Some(pid) = std::fs::read_to_string("/run/berth/netd.pid").ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        if mnt(&pid.to_string()).is_some_and(|m| Some(m) == mnt("self")) {
+            kill(pid);
+        }
     }
     let Ok(rd) = std::fs::read_dir("/var/lib/berth/containers") else { return };
     for e in rd.flatten() {
         let Ok(data) = std::fs::read(e.path().join("container.json")) else { continue };
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) else { continue };
-        for key in ["monitor_pid", "pid"] {
-            if let Some(pid) = v["state"][key].as_i64() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        for (key, start) in [("monitor_pid", "monitor_start"), ("pid", "pid_start")] {
+            let (Some(pid), Some(started)) = (v["state"][key].as_i64(), v["state"][start].as_u64()) else { continue };
+            if netd::proc::same_process(pid as i32, Some(started)) {
+                kill(pid as i32);
             }
         }
         let id = e.file_name().to_string_lossy().to_string();
