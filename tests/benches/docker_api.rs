@@ -84,11 +84,19 @@ fn main() {
         } else {
             println!("SKIP podman's compat API: podman or runc not installed");
         }
+        // The client's own share: the docker CLI starting and exiting, sending nothing.
+        let mut alone = Vec::new();
+        for _ in 0..n {
+            let t = std::time::Instant::now();
+            sh(&format!("{docker} --version"));
+            alone.push(berth_tests::harness::timing::ms(t));
+        }
         println!("| N={n}, ms median / p90 | run -d -p → first answer | rm -f |");
         println!("|---|---|---|");
         for (label, (up, down)) in &rows {
             println!("| {label} | {:.1} / {:.1} | {:.1} / {:.1} |", pct(up, 0.5), pct(up, 0.9), pct(down, 0.5), pct(down, 0.9));
         }
+        println!("| docker --version alone (the client's start, nothing sent) | {:.1} / {:.1} | |", pct(&alone, 0.5), pct(&alone, 0.9));
         let idle = rss_kb(netd.pid());
         for i in 0..100 {
             sh(&d(format!("run -d --name m{i} busybox sleep 600")));
