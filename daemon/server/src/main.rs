@@ -59,19 +59,6 @@ enum Command {
     Reconcile,
 }
 
-/// Starts the containers whose restart policy brings them back with the daemon.
-fn start_by_policy(app: &api::App) {
-    for c in berth::container::all(&app.paths).unwrap_or_default() {
-        if !c.spec.restart.at_boot(c.state.stopped_by_hand) || c.busy() {
-            continue;
-        }
-        match c.start(&app.paths, &app.berth) {
-            Ok(()) => tracing::info!(container = %c.name, policy = c.spec.restart.name(), "started by its restart policy"),
-            Err(e) => tracing::warn!(container = %c.name, error = %e, "starting by restart policy failed"),
-        }
-    }
-}
-
 /// Serves the API until SIGTERM or SIGINT; the socket is removed on the way out.
 async fn serve(cli: &Cli) -> anyhow::Result<()> {
     // One netd per socket: a second would take the socket from the first, which would
@@ -126,7 +113,12 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     // `always` containers, and `unless-stopped` ones not stopped by hand, that are not
     // running — what a reboot or a crash stopped — are started, as dockerd does.
     let boot = app.clone();
-    tokio::task::spawn_blocking(move || start_by_policy(&boot));
+    tokio::task::spawn_blocking(move || {
+        berth::container::restart::start_at_boot(&boot.paths, &boot.berth, &mut |c, started| match started {
+            Ok(()) => tracing::info!(container = %c.name, policy = c.spec.restart.name(), "started by its restart policy"),
+            Err(e) => tracing::warn!(container = %c.name, error = %e, "starting by restart policy failed"),
+        })
+    });
     let router = api::router(app);
     if let Some(d) = docker {
         tracing::info!(socket = %cli.docker_socket.display(), "serving the Docker API");

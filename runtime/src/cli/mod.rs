@@ -575,12 +575,12 @@ pub(crate) fn labels(labels: &[String]) -> Result<std::collections::BTreeMap<Str
     Ok(out)
 }
 
-/// Runs a parsed command; returns the process exit code.
 /// This executable, which runs the monitor of a container started detached.
 fn berth_exe() -> Result<std::path::PathBuf> {
     std::env::current_exe().map_err(|e| crate::error::Error::io("find", "/proc/self/exe", e))
 }
 
+/// Runs a parsed command; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<i32> {
     // These need no state directories (and must work for a user without them).
     match &cli.command {

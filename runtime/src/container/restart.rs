@@ -146,6 +146,17 @@ impl Container {
     }
 }
 
+/// When the daemon starts: starts, with `berth` as their monitor, the containers whose
+/// policy brings them back with it (`always`, and `unless-stopped` ones not stopped by
+/// hand) and that are not running; `report` hears how each start went as it ends.
+pub fn start_at_boot(paths: &Paths, berth: &Path, report: &mut dyn FnMut(&Container, Result<()>)) {
+    for c in super::all(paths).unwrap_or_default() {
+        if c.spec.restart.at_boot(c.state.stopped_by_hand) && !c.busy() {
+            report(&c, c.start(paths, berth));
+        }
+    }
+}
+
 /// The reaper's last step, after PID 1 of a detached container exited with `code` and
 /// the exit was recorded: [`Container::restart_by_policy`] with this executable; why it
 /// could not is logged (the record already says how the run ended).

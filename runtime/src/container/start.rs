@@ -115,12 +115,13 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
             }
             // Waiting (and logging) is done by a small process image (same PID): see
             // process::waiter.
-            if let (Some(output), Ok(log)) = (&started.output, c.log(paths)) {
-                let err = crate::process::waiter::become_waiter(&paths.lib, &paths.run, &c.id, started.pid, output, &log);
+            let log = c.log(paths);
+            if let (Some(output), Ok(log)) = (&started.output, &log) {
+                let err = crate::process::waiter::become_waiter(&paths.lib, &paths.run, &c.id, started.pid, output, log);
                 tracing::warn!(error = %err, "cannot exec the waiter; supervising in this process");
             }
             // As the waiter does: the output until it is closed, then the exit.
-            if let (Some((o, e)), Ok(log)) = (started.output.take(), c.log(paths)) {
+            if let (Some((o, e)), Ok(log)) = (started.output.take(), log) {
                 super::log::copy(o, e, &mut super::log::Writer::new(log), &mut || {});
             }
             let code = monitor::supervise(paths, &c, started);
