@@ -14,14 +14,18 @@ const PAGE: &str = "docker api page";
 /// Runs `body` in an isolated host with the busybox image and netd serving, unless there
 /// is no docker CLI (a SKIP line then, never a silent pass).
 fn with_docker(test: &str, body: impl FnOnce()) {
+    with_docker_netd(test, |_netd| body());
+}
+
+/// As [`with_docker`], handing `body` the netd it started (to stop it, as a reboot).
+fn with_docker_netd(test: &str, body: impl FnOnce(Netd)) {
     isolated(|| {
         if cli().is_none() {
             println!("SKIP {test}: no docker CLI (CI extracts it from Debian's docker.io)");
             return;
         }
         import_busybox(PAGE);
-        let _d = Netd::start();
-        body();
+        body(Netd::start());
     });
 }
 
@@ -533,13 +537,7 @@ fn docker_build_save_load_push_and_pull_through_the_api() {
 
 #[test]
 fn restart_policies_start_containers_again_as_dockers() {
-    isolated(|| {
-        if cli().is_none() {
-            println!("SKIP restart_policies_start_containers_again_as_dockers: no docker CLI");
-            return;
-        }
-        import_busybox(PAGE);
-        let netd = Netd::start();
+    with_docker_netd("restart_policies_start_containers_again_as_dockers", |netd| {
         let state = |name: &str| docker(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", name]).ok().trim().to_string();
         // on-failure:2: started again twice after its failures, then left exited.
         docker(&["run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3"]).ok();
