@@ -473,9 +473,10 @@ impl Socket {
         self.change("set bridge port", &index.to_string(), RouteNetlinkMessage::NewLink(msg), 0)
     }
 
-    /// Deletes a link; a link already gone is success.
+    /// Deletes a link; a link already gone is success. Returns once the link is gone (with
+    /// its addresses, routes and a veth's peer), not after the kernel's clean-up behind it.
     pub fn delete_link(&mut self, index: u32) -> Result<(), NetlinkError> {
-        match self.change("delete link", &index.to_string(), RouteNetlinkMessage::DelLink(msg_for(index)), 0) {
+        match self.change_early("delete link", &index.to_string(), RouteNetlinkMessage::DelLink(msg_for(index))) {
             Err(e) if e.errno() == Some(libc::ENODEV) => Ok(()),
             r => r,
         }

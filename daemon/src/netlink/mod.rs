@@ -1,6 +1,7 @@
 //! The only code that builds netlink messages: links, addresses, routes, rules, qdiscs.
 
 mod addr;
+mod detached;
 mod link;
 mod route;
 mod rule;
