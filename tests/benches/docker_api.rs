@@ -84,7 +84,28 @@ fn main() {
         } else {
             println!("SKIP podman's compat API: podman or runc not installed");
         }
-        // The client's own share: the docker CLI starting and exiting, sending nothing.
+        // The client's own share: the docker CLI against a stand-in that answers at once
+        // (bench/answer-at-once.py), and starting and exiting, sending nothing.
+        let stand_in = "/run/berth/answer-at-once.sock";
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/answer-at-once.py");
+        let mut server = Command::new("python3").arg(&script).arg(stand_in).stdout(Stdio::null()).spawn().expect("the stand-in server");
+        let t0 = Instant::now();
+        while !try_sh(&format!("curl -sf --unix-socket {stand_in} http://x/_ping")).0 {
+            assert!(t0.elapsed() < Duration::from_secs(10), "the stand-in did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (mut client_run, mut client_rm) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let s = |args: &str| format!("DOCKER_HOST=unix://{stand_in} {docker} {args}");
+            let t = Instant::now();
+            sh(&s(&format!("run -d --name s{i} -p 5300:80 {httpd}")));
+            client_run.push(berth_tests::harness::timing::ms(t));
+            let t = Instant::now();
+            sh(&s(&format!("rm -f s{i}")));
+            client_rm.push(berth_tests::harness::timing::ms(t));
+        }
+        let _ = server.kill();
+        let _ = server.wait();
         let mut alone = Vec::new();
         for _ in 0..n {
             let t = std::time::Instant::now();
@@ -96,6 +117,13 @@ fn main() {
         for (label, (up, down)) in &rows {
             println!("| {label} | {:.1} / {:.1} | {:.1} / {:.1} |", pct(up, 0.5), pct(up, 0.9), pct(down, 0.5), pct(down, 0.9));
         }
+        println!(
+            "| docker CLI → a stand-in answering at once (the client's own share) | {:.1} / {:.1} | {:.1} / {:.1} |",
+            pct(&client_run, 0.5),
+            pct(&client_run, 0.9),
+            pct(&client_rm, 0.5),
+            pct(&client_rm, 0.9)
+        );
         println!("| docker --version alone (the client's start, nothing sent) | {:.1} / {:.1} | |", pct(&alone, 0.5), pct(&alone, 0.9));
         let idle = rss_kb(netd.pid());
         for i in 0..100 {
