@@ -330,27 +330,14 @@ pub fn with_conn<T, E: From<io::Error>>(f: impl FnOnce(&mut Conn) -> Result<T, E
 
 /// Hands the last reference to `fd` to a short-lived, detached grandchild (see `Drop`).
 fn release_elsewhere(fd: std::os::fd::RawFd) {
-    // SAFETY: between fork and _exit the children only make raw syscalls (close_range,
-    // fork, nanosleep, _exit), which are async-signal-safe in a multi-threaded parent.
-    unsafe {
-        match libc::fork() {
-            0 => {
-                libc::syscall(libc::SYS_close_range, 0u32, (fd as u32).saturating_sub(1), 0u32);
-                libc::syscall(libc::SYS_close_range, fd as u32 + 1, u32::MAX, 0u32);
-                if libc::fork() == 0 {
-                    let t = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
-                    libc::nanosleep(&t, std::ptr::null_mut());
-                }
-                libc::_exit(0);
-            }
-            child if child > 0 => {
-                let mut st = 0;
-                libc::waitpid(child, &mut st, 0);
-            }
-            // No fork: this process pays the wait itself.
-            _ => {}
-        }
-    }
+    // SAFETY: the grandchild only sleeps (nanosleep) holding `fd`, then exits. If it
+    // cannot be made, this process pays the wait itself when it closes the socket.
+    let _ = unsafe {
+        crate::child::detached(&[fd], || {
+            let t = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+            libc::nanosleep(&t, std::ptr::null_mut());
+        })
+    };
 }
 
 /// The attributes of a payload as (type without flags, value) pairs.
