@@ -165,6 +165,10 @@ fn docker_cli_runs_containers_through_berths_api() {
         assert_eq!(records(), 0);
         assert_eq!(bridge_allocations(), 0, "an address is still held");
         assert!(!sh("ip -o link show type veth").contains("veth"), "a veth is left");
+        // netd reaped what it spawned: no zombie for each container it started.
+        let netd = std::fs::read_to_string("/run/berth/netd.pid").unwrap();
+        let zombies = sh(&format!("ps -o stat=,args= --ppid {} | grep '^Z' || true", netd.trim()));
+        assert_eq!(zombies, "", "netd's zombie children");
     });
 }
 

@@ -73,10 +73,11 @@ impl Container {
             let _ = BufReader::new(out).read_line(&mut line);
         }
         let l = line.trim_end();
+        // The monitor's parent, which exited as the monitor began (`detach_from_caller`).
+        let _ = child.wait();
         if l == "ok" {
             return Ok(());
         }
-        let _ = child.wait();
         // A monitor that died (rather than reported an error after undoing its steps)
         // may have left a cgroup, an address, ports: released here.
         if !l.starts_with("err ") {
@@ -92,9 +93,23 @@ impl Container {
     }
 }
 
+/// Leaves the caller's children: the process the caller spawned exits at once (the caller
+/// reaps it, see `launch`) and its child goes on as the monitor, an orphan that init
+/// reaps when it ends. A daemon that starts containers for months would otherwise collect
+/// one zombie per ended container.
+fn detach_from_caller() -> Result<()> {
+    // SAFETY: nothing has started a thread in this process yet; the parent only _exits.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => unsafe { libc::_exit(0) },
+        Ok(nix::unistd::ForkResult::Child) => Ok(()),
+        Err(e) => Err(Error::sys("fork the monitor", e)),
+    }
+}
+
 /// The monitor's side of [`Container::start`]: starts PID 1, reports `ok` or
 /// `err CODE MESSAGE` on stdout, then becomes the waiter that supervises.
 pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
+    detach_from_caller()?;
     // A session of its own: the monitor outlives its caller's terminal and session.
     let _ = nix::unistd::setsid();
     let c = super::lookup(paths, id)?;
