@@ -102,14 +102,15 @@ impl Writer {
 
 /// Copies the container's stdout and stderr pipes into the log until both are closed
 /// (PID 1 and everything that inherited them gone). `quiet` is called once the output
-/// has paused for a second after some was copied (the waiter gives back the pages the
-/// copy touched).
+/// has paused for a second after some was copied, and after the first second if nothing
+/// came (the waiter gives back the pages the copy and its setting up touched).
 pub fn copy(out: OwnedFd, err: OwnedFd, log: &mut Writer, quiet: &mut dyn FnMut()) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut open = [Some(File::from(out)), Some(File::from(err))];
     let streams = [Stream::Stdout, Stream::Stderr];
     let mut buf = vec![0u8; 16 * 1024];
-    let mut copied = false;
+    // Pages touched since `quiet` last ran: setting up touched some.
+    let mut copied = true;
     while open.iter().any(Option::is_some) {
         let ready: Vec<usize> = {
             let live: Vec<(usize, PollFd)> =
