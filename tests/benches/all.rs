@@ -192,8 +192,17 @@ fn runs(n: usize) -> Runs {
         cli.push(t0.elapsed());
         while !answered(port) {
             if t0.elapsed() > Duration::from_secs(10) {
-                let pid = sh(&format!("{} inspect -f '{{{{.State.Pid}}}}' r{i}", exe.display()));
-                eprintln!("{}", try_sh(&format!("nsenter -t {} -n sh -c 'ip -d addr; ip route; ip neigh'; ip -d link show master docker0 | tail -4; ip link show | grep -c veth; bridge link | wc -l; curl -s -m 1 http://172.17.2.2/ ; echo curl=$?; ip neigh show dev docker0 | wc -l; cat /proc/sys/net/ipv4/neigh/default/gc_thresh*; dmesg | tail -5", pid.trim())).1);
+                let f = |fmt: &str| sh(&format!("{} inspect -f '{fmt}' r{i}", exe.display())).trim().to_string();
+                let (pid, ip) = (f("{{.State.Pid}}"), f("{{.NetworkSettings.IPAddress}}"));
+                eprintln!(
+                    "{}",
+                    try_sh(&format!(
+                        "nsenter -t {pid} -n sh -c 'ip -d addr; ip route; ip neigh'; ip -d link show master docker0 | tail -4; \
+                         bridge link | wc -l; curl -s -m 1 http://{ip}/; echo curl=$?; ip neigh show dev docker0 | wc -l; \
+                         ip -s ntable show name arp_cache | grep -E 'entries|table_fulls'"
+                    ))
+                    .1
+                );
                 panic!("r{i} never answered");
             }
             std::thread::sleep(Duration::from_micros(500));

@@ -69,50 +69,38 @@ impl Socket {
     /// Waits for the echo or error of the request `sender` carries, or for the sender's end.
     fn early_answer(&mut self, sender: &super::detached::Sender) -> io::Result<()> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let mut sent = false;
+        // `sent`: the sender's byte came; `ended`: its pipe closed, so an error the kernel
+        // had for the request is queued by now and the socket is only drained.
+        let (mut sent, mut ended) = (false, false);
         loop {
             let (sock_ready, done_ready) = {
                 let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN), PollFd::new(sender.done.as_fd(), PollFlags::POLLIN)];
-                match poll(&mut fds, PollTimeout::NONE) {
+                let n = if ended { 1 } else { 2 };
+                match poll(&mut fds[..n], if ended { PollTimeout::ZERO } else { PollTimeout::NONE }) {
                     Err(nix::errno::Errno::EINTR) => continue,
                     r => r.map_err(io::Error::from)?,
                 };
                 let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-                (ready(&fds[0]), ready(&fds[1]))
+                (ready(&fds[0]), !ended && ready(&fds[1]))
             };
             if sock_ready {
                 let (data, _) = self.sock.recv_from_full()?;
                 if let Some(answer) = answer::<RouteNetlinkMessage>(&data, self.seq, &mut Vec::new(), true) {
                     return answer;
                 }
+            } else if ended {
+                // Nothing from the kernel: the request succeeded without an echo.
+                return if sent { Ok(()) } else { Err(io::Error::other("the netlink sender died before sending")) };
             }
             if done_ready {
                 let mut byte = [0u8; 1];
                 match nix::unistd::read(sender.done.as_raw_fd(), &mut byte) {
                     Ok(1) => sent = true,
-                    Ok(_) => break,
+                    Ok(_) => ended = true,
                     Err(nix::errno::Errno::EINTR) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
-        }
-        // The sender is done: an error would be queued by now; none means success.
-        loop {
-            let mut buf = vec![0u8; 65536];
-            match self.sock.recv(&mut &mut buf[..], libc::MSG_DONTWAIT) {
-                Ok(n) => {
-                    if let Some(answer) = answer::<RouteNetlinkMessage>(&buf[..n], self.seq, &mut Vec::new(), true) {
-                        return answer;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-        }
-        if sent {
-            Ok(())
-        } else {
-            Err(io::Error::other("the netlink sender died before sending"))
         }
     }
 
