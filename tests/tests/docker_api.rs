@@ -598,8 +598,10 @@ fn restart_policies_start_containers_again_as_dockers() {
         wait_for("back to be down", || try_sh(&curl("http://127.0.0.1:4010/")).1 != PAGE);
         let _netd = Netd::start();
         wait_for("back's page after netd's start", || try_sh(&curl("http://127.0.0.1:4010/")).1 == PAGE);
-        let log = std::fs::read_to_string("/run/berth/netd.log").unwrap_or_default();
-        assert!(log.contains("started by its restart policy"), "{log}");
+        // netd logs the start once the container's monitor has reported, which can be
+        // after the page answers.
+        let logged = || std::fs::read_to_string("/run/berth/netd.log").unwrap_or_default().contains("started by its restart policy");
+        wait_for("netd's log of the start by policy", logged);
         assert_eq!(docker(&["inspect", "-f", "{{.State.Status}}", "held"]).ok().trim(), "exited");
         docker(&["rm", "-f", "back", "held", "loop", "flaky"]).ok();
         assert_eq!((records(), bridge_allocations()), (0, 0));
