@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::harness::berth::{berth, bridge_allocations, import_busybox, inspect};
+use berth_tests::harness::berth::{berth, bridge_allocations, cgroup_dirs, import_busybox, inspect};
 use berth_tests::harness::net::rules;
 use berth_tests::harness::peer::{HOST_IP, PEER_IP};
 use berth_tests::harness::{curl, image, isolated, sh, try_sh, wait_for, OtherHost};
@@ -510,10 +510,10 @@ fn exec_outside_the_containers_cgroup_is_refused() {
         // Someone removed the container's cgroups (its process moved out first).
         let id = inspect("a")["Id"].as_str().unwrap().to_string();
         let pid = inspect("a")["State"]["Pid"].as_i64().unwrap();
-        let dirs = sh(&format!("find /sys/fs/cgroup -maxdepth 4 -type d -name {id}"));
-        for d in dirs.lines() {
-            let root = std::path::Path::new(d).parent().and_then(|p| p.parent()).unwrap();
-            sh(&format!("echo {pid} > {}/cgroup.procs && rmdir {d}", root.display()));
+        let dirs = cgroup_dirs(&id);
+        assert!(!dirs.is_empty(), "the container has no cgroups");
+        for (root, d) in dirs {
+            sh(&format!("echo {pid} > {}/cgroup.procs && rmdir {}", root.display(), d.display()));
         }
         let o = berth(&["exec", "a", "hostname"]);
         assert_eq!(o.code, 125, "{}{}", o.stdout, o.stderr);
@@ -603,7 +603,7 @@ fn a_crashed_rm_container_is_removed_by_the_next_ps() {
         let (id, _) = crash("c");
         std::thread::sleep(Duration::from_millis(100));
         nothing_left();
-        assert_eq!(sh(&format!("find /sys/fs/cgroup -maxdepth 4 -type d -name {id} | wc -l")).trim(), "0", "cgroups were left");
+        assert_eq!(cgroup_dirs(&id), vec![], "cgroups were left");
         // And its name and port are free.
         berth(&["run", "-d", "--rm", "--name", "c", "-p", "8091:80", "busybox", "sleep", "60"]).ok();
         berth(&["rm", "-f", "c"]).ok();

@@ -51,3 +51,23 @@ pub fn bridge_allocations() -> usize {
         .map(|rd| rd.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("172.")).count())
         .unwrap_or(0)
 }
+
+/// The cgroup directories of container `id`, each with its hierarchy's root, found by
+/// name under each mounted hierarchy (`/sys/fs/cgroup` itself on v2). It never walks the
+/// host's tree: tests running in parallel remove groups from it while a walk reads it.
+pub fn cgroup_dirs(id: &str) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut hierarchies = vec![root.to_path_buf()];
+    if let Ok(rd) = std::fs::read_dir(root) {
+        // Symlinks (cpu -> cpu,cpuacct) name a hierarchy already listed.
+        hierarchies.extend(rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+    }
+    hierarchies
+        .into_iter()
+        .map(|h| {
+            let dir = h.join("berth").join(id);
+            (h, dir)
+        })
+        .filter(|(_, dir)| dir.is_dir())
+        .collect()
+}
