@@ -40,25 +40,50 @@ pub fn restore_all(run: &Path) -> Result<Vec<String>> {
 
 /// Sets a sysctl such as `net/ipv4/ip_forward`; skips the write if the value is already set.
 pub fn set(key: &str, value: &str) -> Result<()> {
+    let path = PathBuf::from("/proc/sys").join(checked(key)?);
+    write(key, &path, value).map_err(|e| Error::io("write sysctl", path, e))
+}
+
+fn checked(key: &str) -> Result<&str> {
     if key.split('/').any(|p| p.is_empty() || p == "." || p == "..") || key.contains(char::is_control) {
         return Err(crate::Error::BadSysctl(key.to_string()));
     }
-    let path = PathBuf::from("/proc/sys").join(key);
-    if let Ok(cur) = std::fs::read_to_string(&path) {
-        if cur.trim() == value {
-            return Ok(());
+    Ok(key)
+}
+
+/// Reads and writes through one open: every path under /proc/sys/net is resolved past a
+/// "net" entry that each network namespace adds to one hash chain, so a lookup costs
+/// O(namespaces) (~0.2 ms with 1,000 containers) and each one saved counts.
+fn write(key: &str, path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::FileExt;
+    let mut f = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        // A write-only key (0200): not read, written.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return std::fs::OpenOptions::new().write(true).open(path)?.write_all(value.as_bytes());
         }
+        Err(e) => return Err(e),
+    };
+    let mut buf = [0u8; 128];
+    let n = f.read(&mut buf).unwrap_or(0);
+    let cur = String::from_utf8_lossy(&buf[..n]);
+    if n > 0 && cur.trim() == value {
+        return Ok(());
+    }
+    if n > 0 {
         remember(key, &cur);
     }
-    std::fs::write(&path, value).map_err(|e| Error::io("write sysctl", path, e))
+    f.write_all_at(value.as_bytes(), 0)
 }
 
 /// Disables IPv6 on an interface before it comes up, so it sends no DAD, MLD or RS
 /// multicast that the bridge would flood to every port. A kernel without IPv6 is fine.
 pub fn disable_ipv6(ifname: &str) -> Result<()> {
     let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
-    if !PathBuf::from("/proc/sys").join(&key).exists() {
-        return Ok(());
+    let path = PathBuf::from("/proc/sys").join(checked(&key)?);
+    match write(&key, &path, "1") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r.map_err(|e| Error::io("write sysctl", path, e)),
     }
-    set(&key, "1")
 }
