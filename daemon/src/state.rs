@@ -165,6 +165,27 @@ impl StateDir {
         }
     }
 
+    /// Whether any record's key satisfies `pred`. Reads the directory a few entries at a
+    /// time and stops at the first match: "is there another holder?" is then O(1) when
+    /// there is one, where listing every record is O(N) kernel work per call.
+    pub fn any_key(&self, mut pred: impl FnMut(&str) -> bool) -> bool {
+        use rustix::fs::{open, Mode, OFlags, RawDir};
+        let Ok(fd) = open(&self.dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+            return false;
+        };
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1024];
+        let mut entries = RawDir::new(fd, &mut buf);
+        while let Some(Ok(e)) = entries.next() {
+            let Ok(name) = e.file_name().to_str() else { continue };
+            if let Some(key) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) {
+                if pred(key) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// Every record's key.
     pub fn keys(&self) -> Vec<String> {
         let Ok(rd) = fs::read_dir(&self.dir) else {
@@ -176,5 +197,32 @@ impl StateDir {
                 n.strip_suffix(".json").filter(|_| !n.starts_with('.')).map(str::to_string)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StateDir;
+
+    #[test]
+    fn any_key_reads_past_many_entries_and_skips_dotfiles() {
+        let dir = std::env::temp_dir().join(format!("berth-state-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let d = StateDir::open(&dir).unwrap();
+        std::fs::write(dir.join(".net.lock"), b"").unwrap();
+        for i in 0..300 {
+            d.save(&format!("net~c{i}~eth0"), &i).unwrap();
+        }
+        // Far more entries than one 1 KB read holds: the last one is still found.
+        assert!(d.any_key(|k| k == "net~c299~eth0"));
+        assert!(d.any_key(|k| k.starts_with("net~") && k != "net~c0~eth0"));
+        assert!(!d.any_key(|k| k.starts_with(".") || k == "net~c300~eth0"));
+        let mut seen = 0;
+        assert!(!d.any_key(|_| {
+            seen += 1;
+            false
+        }));
+        assert_eq!(seen, 300, "every record, and nothing else, is offered");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

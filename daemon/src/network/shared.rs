@@ -29,7 +29,7 @@ fn changing(dir: &StateDir) -> Result<File> {
 
 fn others(dir: &StateDir, network: &str, holder: &str) -> bool {
     let prefix = format!("{}~", file_key(&[network]));
-    dir.keys().iter().any(|k| k.starts_with(&prefix) && k != holder)
+    dir.any_key(|k| k.starts_with(&prefix) && k != holder)
 }
 
 /// Records `holder` (an attachment key made with `file_key(&[network, id, ifname])`) and
