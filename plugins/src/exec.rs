@@ -41,10 +41,13 @@ pub struct Invocation {
 /// store), saving an exec (~1 ms) on every ADD and DEL.
 fn own_host_local(binary: &Path) -> bool {
     let dir = |p: &Path| p.parent().and_then(|d| d.canonicalize().ok());
+    let same_dir = |me: &Path| match (me.parent(), binary.parent()) {
+        // The kernel's path of the running binary is canonical: an equal one needs no lookup.
+        (Some(a), Some(b)) if a == b => true,
+        _ => dir(me) == dir(binary) && dir(binary).is_some(),
+    };
     binary.file_name().is_some_and(|n| n == "host-local")
-        && std::env::current_exe()
-            .ok()
-            .is_some_and(|me| me.file_name().is_some_and(|n| n != "host-local") && dir(&me) == dir(binary) && dir(binary).is_some())
+        && std::env::current_exe().ok().is_some_and(|me| me.file_name().is_some_and(|n| n != "host-local") && same_dir(&me))
 }
 
 /// The exit of a plugin as [`exec`] reports it: stdout on success, its CNI error (or a

@@ -86,6 +86,16 @@ pub struct IfaceConfig {
     pub addrs: Vec<IpNetwork>,
     /// Routes, with their gateways.
     pub routes: Vec<(IpNetwork, Option<IpAddr>)>,
+    /// IPv6 stays as the kernel has it on a link given no IPv6 address (the CNI plugins'
+    /// way); false: it is turned off there (Docker's way, no stray link-local traffic).
+    pub keep_ipv6: bool,
+}
+
+impl IfaceConfig {
+    /// Whether IPv6 is turned off on the link: no IPv6 address and not kept.
+    pub fn ipv6_off(&self) -> bool {
+        !self.keep_ipv6 && !self.addrs.iter().any(|a| a.is_ipv6())
+    }
 }
 
 /// Creates the bridge if missing (MAC pinned), brings it up and returns it.
@@ -205,7 +215,7 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
                 // Older kernels lack it.
                 let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/enhanced_dad"), "0");
             }
-            configure_container_with(ifname, cfg, ipv4_only, spec.dad, !spec.container_down)
+            configure_container_with(&mut Socket::open()?, ifname, cfg, ipv4_only, spec.dad, !spec.container_down)
         })?;
         Ok(Attached { bridge: bridge.clone(), host, container })
     })();
@@ -234,13 +244,18 @@ fn set_port_vlans(sock: &mut Socket, port: u32, spec: &BridgeSpec) -> Result<()>
 
 /// Inside the container's netns: addresses, link up, routes. Runs on the netns thread.
 pub(crate) fn configure_container(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
-    configure_container_with(ifname, cfg, ipv4_only, false, true)
+    configure_container_on(&mut Socket::open()?, ifname, cfg, ipv4_only)
+}
+
+/// [`configure_container`] on an open socket of the netns (one less socket and dump
+/// for a caller that has one).
+pub(crate) fn configure_container_on(sock: &mut Socket, ifname: &str, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
+    configure_container_with(sock, ifname, cfg, ipv4_only, false, true)
 }
 
 /// [`configure_container`], with IPv6 duplicate address detection on the addresses when
 /// `dad`, and the link left down unless `up` (then without routes: a down link takes none).
-fn configure_container_with(ifname: &str, cfg: &IfaceConfig, ipv4_only: bool, dad: bool, up: bool) -> Result<Link> {
-    let mut sock = Socket::open()?;
+fn configure_container_with(sock: &mut Socket, ifname: &str, cfg: &IfaceConfig, ipv4_only: bool, dad: bool, up: bool) -> Result<Link> {
     let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
     if ipv4_only {
         sysctl::disable_ipv6(ifname)?;
@@ -271,7 +286,11 @@ pub fn configure(netns: &NetNs, ifname: &str, cfg: &IfaceConfig) -> Result<Link>
 /// Inside the container's netns: brings `ifname` up (a link attached without IPAM) and
 /// returns it as it then is. Runs on the netns thread.
 pub(crate) fn bring_up(ifname: &str) -> Result<Link> {
-    let mut sock = Socket::open()?;
+    bring_up_on(&mut Socket::open()?, ifname)
+}
+
+/// [`bring_up`] on an open socket of the netns.
+pub(crate) fn bring_up_on(sock: &mut Socket, ifname: &str) -> Result<Link> {
     let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
     sock.set_up(link.index)?;
     Ok(sock.link_by_name(ifname)?.unwrap_or(link))

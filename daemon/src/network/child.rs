@@ -4,7 +4,7 @@
 //! error of its own, never a leftover under the final name), `arp_notify`/`ndisc_notify`
 //! on. A kernel without the kind refuses it: [`Error::KernelLacks`], nothing made.
 
-use super::bridge::{bring_up, configure_container, IfaceConfig};
+use super::bridge::{bring_up_on, configure_container_on, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{random_hex, ChildKind, ChildRequest, Link, Socket};
 use crate::netns::NetNs;
@@ -105,8 +105,8 @@ pub fn attach(spec: &Spec, netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig
         let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
         let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
         match cfg {
-            Some(cfg) => configure_container(ifname, cfg, !cfg.addrs.iter().any(|a| a.is_ipv6())),
-            None => bring_up(ifname),
+            Some(cfg) => configure_container_on(&mut sock, ifname, cfg, cfg.ipv6_off()),
+            None => bring_up_on(&mut sock, ifname),
         }
     });
     if result.is_err() {

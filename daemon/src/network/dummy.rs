@@ -15,7 +15,7 @@ pub fn attach(netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig>) -> Result<
         r => r?,
     }
     let result = netns.run(|| match cfg {
-        Some(cfg) => configure_container(ifname, cfg, !cfg.addrs.iter().any(|a| a.is_ipv6())),
+        Some(cfg) => configure_container(ifname, cfg, cfg.ipv6_off()),
         None => bring_up(ifname),
     });
     if result.is_err() {

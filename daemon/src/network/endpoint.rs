@@ -300,7 +300,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
                 container_down: false,
             },
             gateways,
-            iface: IfaceConfig { addrs: addrs.clone(), routes },
+            iface: IfaceConfig { addrs: addrs.clone(), routes, keep_ipv6: false },
             rules: net.rules(),
         };
         let registry = paths.shared_dir()?;
@@ -376,7 +376,7 @@ fn attach_child(paths: &Paths, net: &BridgeNetwork, id: &str, ns: &NetNs, ifname
         }
     }
     let spec = child::Spec { master: Some(p.parent.clone()), kind, mtu: net.mtu, mac: None, link_in_container: false };
-    let link = child::attach(&spec, ns, ifname, Some(&IfaceConfig { addrs: addrs.to_vec(), routes }))?;
+    let link = child::attach(&spec, ns, ifname, Some(&IfaceConfig { addrs: addrs.to_vec(), routes, keep_ipv6: false }))?;
     let registry = paths.shared_dir()?;
     let fw = paths.publisher()?.fw;
     if let Err(e) = shared::hold(&registry, fw.as_ref(), &net.name, &wire::key(&net.name, id, ifname), &[]) {

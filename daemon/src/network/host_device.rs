@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use super::bridge::{bring_up, configure_container, IfaceConfig};
+use super::bridge::{bring_up_on, configure_container_on, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{format_mac, Link, Socket};
 use crate::netns::NetNs;
@@ -110,8 +110,8 @@ pub fn attach(run: &Path, which: &Which, netns: &NetNs, id: &str, ifname: &str, 
             sock.rename(link.index, ifname)?;
         }
         match cfg {
-            Some(cfg) => configure_container(ifname, cfg, false),
-            None => bring_up(ifname),
+            Some(cfg) => configure_container_on(&mut sock, ifname, cfg, false),
+            None => bring_up_on(&mut sock, ifname),
         }
     });
     if result.is_err() {

@@ -50,7 +50,7 @@ pub fn attach(netns: &NetNs, ifname: &str, mtu: Option<u32>, cfg: &IfaceConfig, 
     }
     let result = (|| {
         let container = netns.run(|| {
-            let link = configure_container(ifname, &IfaceConfig { addrs: cfg.addrs.clone(), routes: Vec::new() }, false)?;
+            let link = configure_container(ifname, &IfaceConfig { addrs: cfg.addrs.clone(), ..Default::default() }, false)?;
             let mut sock = Socket::open()?;
             for (a, gw) in cfg.addrs.iter().zip(gateways) {
                 sock.del_route(*a, link.index)?;

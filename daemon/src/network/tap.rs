@@ -101,7 +101,7 @@ pub fn attach(spec: &Spec, netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig
                 sock.set_master(link.index, b.index)?;
             }
             match cfg {
-                Some(cfg) => configure_container(ifname, cfg, !cfg.addrs.iter().any(|a| a.is_ipv6())),
+                Some(cfg) => configure_container(ifname, cfg, cfg.ipv6_off()),
                 None => bring_up(ifname),
             }
         })();

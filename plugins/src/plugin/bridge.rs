@@ -214,6 +214,7 @@ impl Bridge {
         let iface = IfaceConfig {
             addrs: addrs.clone(),
             routes: routes.iter().map(|r| (r.dst, r.gw.or_else(|| default_gw(ipam, r.dst)))).collect(),
+            keep_ipv6: false,
         };
         let w = Wiring {
             network: conf.name.clone(),

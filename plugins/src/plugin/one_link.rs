@@ -28,12 +28,16 @@ pub fn iface_config(ipam: &CniResult) -> IfaceConfig {
     IfaceConfig {
         addrs: ipam.ips.iter().map(|i| i.address).collect(),
         routes: ipam.routes.iter().map(|r| (r.dst, r.gw.or_else(|| gw(&r.dst)))).collect(),
+        // The reference plugins leave IPv6 as the kernel has it.
+        keep_ipv6: true,
     }
 }
 
-/// ADD as the reference plugins order it: `make` the link in `ns` (up, no address),
-/// then IPAM — a DHCP client needs the link to ask on — then the addresses and routes it
-/// returned. On failure the address goes back and `unmake` removes the link.
+/// ADD: with an IPAM plugin that needs no link to answer (any but `dhcp`), the address
+/// first, then `make` the link in `ns` with it — one trip into the netns; the address
+/// goes back if the link cannot be made. With `dhcp`, whose client asks on the link, the
+/// reference plugins' order: `make` the link (up, no address), IPAM, then the addresses
+/// and routes it returned; on failure the address goes back and `unmake` removes the link.
 pub fn add(
     args: &Args,
     conf: &NetConf,
@@ -42,6 +46,16 @@ pub fn add(
     make: impl FnOnce(Option<&IfaceConfig>) -> netd::Result<Link>,
     unmake: impl FnOnce(),
 ) -> Result<CniResult, CniError> {
+    if let Some(t) = ipam_type.filter(|t| *t != "dhcp") {
+        let r = delegate(t, "ADD", args)?.ok_or_else(|| CniError::new(code::INTERNAL, "IPAM returned no result"))?;
+        return match make(Some(&iface_config(&r))) {
+            Ok(link) => Ok(result(conf, ns, &link, r)),
+            Err(e) => {
+                let _ = delegate(t, "DEL", args);
+                Err(e.into())
+            }
+        };
+    }
     let link = make(None)?;
     let ipam = match ipam(ipam_type, "ADD", args) {
         Ok(Some(r)) => Some(r),
