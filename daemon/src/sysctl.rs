@@ -77,6 +77,21 @@ fn write(key: &str, path: &Path, value: &str) -> std::io::Result<()> {
     f.write_all_at(value.as_bytes(), 0)
 }
 
+/// Whether `net.ipv4.ip_forward` is on in the calling thread's netns, from `Ip:
+/// Forwarding` in its /proc/net/snmp (RFC 1213's ipForwarding: 1 on, 2 off): a lookup of
+/// the thread's own /proc entry, where /proc/sys/net costs O(network namespaces). False
+/// when it cannot be read (the caller then writes the sysctl).
+pub fn ipv4_forwarding() -> bool {
+    let Ok(snmp) = std::fs::read_to_string("/proc/thread-self/net/snmp") else {
+        return false;
+    };
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip: "));
+    match (ip.next(), ip.next()) {
+        (Some(names), Some(values)) => names.split_whitespace().zip(values.split_whitespace()).any(|(n, v)| n == "Forwarding" && v == "1"),
+        _ => false,
+    }
+}
+
 /// Disables IPv6 on an interface before it comes up, so it sends no DAD, MLD or RS
 /// multicast that the bridge would flood to every port. A kernel without IPv6 is fine.
 pub fn disable_ipv6(ifname: &str) -> Result<()> {

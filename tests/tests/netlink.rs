@@ -79,3 +79,41 @@ fn a_detached_delete_does_not_hold_the_callers_output_open() {
         assert_eq!(n.ok(), Some(0), "a sender still holds the pipe's write end");
     });
 }
+
+/// IPv4 settings read and set over netlink, and forwarding read from /proc/net/snmp,
+/// agree with /proc/sys: they replace lookups there that cost O(network namespaces).
+#[test]
+fn ipv4_settings_over_netlink_and_forwarding_agree_with_proc_sys() {
+    isolated(|| {
+        sh("ip link add v0 type veth peer name p0");
+        let mut sock = Socket::open().unwrap();
+        let (idx, conf) = sock.ipv4_conf("v0").unwrap().expect("v0 has IPv4 settings");
+        assert_eq!(idx, index("v0"));
+        assert_eq!(conf.route_localnet, 0);
+        assert_eq!(sh("cat /proc/sys/net/ipv4/conf/v0/route_localnet").trim(), "0");
+        netd::network::bridge::enable_route_localnet("v0").unwrap();
+        assert_eq!(sh("cat /proc/sys/net/ipv4/conf/v0/route_localnet").trim(), "1");
+        assert_eq!(sock.ipv4_conf("v0").unwrap().map(|c| c.1.route_localnet), Some(1));
+        // The other settings are untouched by the request.
+        assert_eq!(sh("cat /proc/sys/net/ipv4/conf/v0/arp_notify").trim(), "0");
+        assert!(sock.ipv4_conf("nosuch0").unwrap().is_none());
+
+        for want in ["0", "1", "0"] {
+            sh(&format!("echo {want} > /proc/sys/net/ipv4/ip_forward"));
+            assert_eq!(netd::sysctl::ipv4_forwarding(), want == "1");
+        }
+        netd::network::bridge::enable_forwarding(true, false).unwrap();
+        assert_eq!(sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+        // From a thread in another netns, that netns's value.
+        let other = Netns::new("other");
+        let f = std::fs::File::open(other.path()).unwrap();
+        let seen = std::thread::spawn(move || {
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            netd::sysctl::ipv4_forwarding()
+        })
+        .join()
+        .unwrap();
+        assert!(!seen, "the thread's netns has forwarding off");
+        let _ = try_sh("ip link del v0");
+    });
+}

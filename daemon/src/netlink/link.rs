@@ -2,9 +2,9 @@
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecBridge, BridgeFlag, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan,
-    InfoPortData, InfoPortKind, InfoVeth, InfoVlan, InfoVrf, IpVlanFlags, IpVlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode,
+    AfSpecBridge, AfSpecInet, AfSpecUnspec, BridgeFlag, BridgeVlanInfo, BridgeVlanInfoFlags, InetDevConf, InfoBridge, InfoBridgePort,
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind, InfoVeth, InfoVlan, InfoVrf, IpVlanFlags, IpVlanMode,
+    LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -274,6 +274,36 @@ impl Socket {
             Some(RouteNetlinkMessage::NewLink(m)) => Some(Link::from_msg(&m)),
             _ => None,
         })
+    }
+
+    /// The IPv4 settings of link `name` (its `net.ipv4.conf.<name>.*`, from IFLA_AF_SPEC)
+    /// with its index; None if there is no such link or it has no IPv4 config. Read over
+    /// netlink: a /proc/sys/net lookup costs O(network namespaces).
+    pub fn ipv4_conf(&mut self, name: &str) -> Result<Option<(u32, InetDevConf)>, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let Some(RouteNetlinkMessage::NewLink(m)) = self.get("get link", name, RouteNetlinkMessage::GetLink(msg))? else {
+            return Ok(None);
+        };
+        let conf = m.attributes.iter().find_map(|a| match a {
+            LinkAttribute::AfSpecUnspec(specs) => specs.iter().find_map(|s| match s {
+                AfSpecUnspec::Inet(inet) => inet.iter().find_map(|i| match i {
+                    AfSpecInet::DevConf(c) => Some(*c),
+                    _ => None,
+                }),
+                _ => None,
+            }),
+            _ => None,
+        });
+        Ok(conf.map(|c| (m.header.index, c)))
+    }
+
+    /// Sets the non-zero fields of `conf` in the IPv4 settings of link `index` (the kernel's
+    /// IFLA_INET_CONF takes only the values given; zero cannot be set this way).
+    pub fn set_ipv4_conf(&mut self, index: u32, conf: InetDevConf) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])]));
+        self.change("set ipv4 conf", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
     /// Lists every link of the netns.

@@ -155,7 +155,7 @@ pub fn ensure_gateways(sock: &mut Socket, bridge: &Link, gws: &[IpNetwork], forc
 
 /// Turns on forwarding (and `route_localnet` on the bridge for 127.0.0.1 port mappings).
 pub fn enable_forwarding(v4: bool, v6: bool) -> Result<()> {
-    if v4 {
+    if v4 && !sysctl::ipv4_forwarding() {
         sysctl::set("net/ipv4/ip_forward", "1")?;
     }
     if v6 {
@@ -360,9 +360,20 @@ pub fn inspect(netns: &NetNs, ifname: &str) -> Result<Option<Inspected>> {
     })
 }
 
-/// Sets `route_localnet` on the bridge so DNAT of 127.0.0.1 toward containers is routed.
+/// Sets `route_localnet` on the bridge so DNAT of 127.0.0.1 toward containers is routed:
+/// read and set over netlink (every port mapping's ADD asks).
 pub fn enable_route_localnet(ifname: &str) -> Result<()> {
-    sysctl::set(&format!("net/ipv4/conf/{ifname}/route_localnet"), "1")
+    let mut sock = Socket::open()?;
+    match sock.ipv4_conf(ifname)? {
+        Some((_, c)) if c.route_localnet == 1 => Ok(()),
+        Some((index, _)) => {
+            let mut on = netlink_packet_route::link::InetDevConf::default();
+            on.route_localnet = 1;
+            Ok(sock.set_ipv4_conf(index, on)?)
+        }
+        // No such link (or no IPv4 on it): the sysctl path says which.
+        None => sysctl::set(&format!("net/ipv4/conf/{ifname}/route_localnet"), "1"),
+    }
 }
 
 /// Deletes the bridges berth created (recorded under `<run>/bridges`) that are still
