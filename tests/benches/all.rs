@@ -120,6 +120,31 @@ fn floor(n: usize) -> Series {
     Series { add, del }
 }
 
+/// The CNI table: ADD and DEL at each checkpoint, each column against the floor.
+fn cni_table(floor: &Series, columns: &[(&str, Series)], n: usize) -> String {
+    let mut t = String::new();
+    t.push_str("| CNI bridge+host-local+portmap, ms median / p90 (×floor) | floor (netlink only) |");
+    for (name, _) in columns {
+        t.push_str(&format!(" {name} |"));
+    }
+    t.push('\n');
+    t.push_str(&format!("|---|---|{}\n", "---|".repeat(columns.len())));
+    for (op, pick) in [("ADD", 0), ("DEL", 1)] {
+        let cps: Vec<usize> = if pick == 0 { checkpoints(n) } else { checkpoints(n).into_iter().rev().collect() };
+        for k in cps {
+            let get = |s: &Series| if pick == 0 { stats(window(&s.add, k)) } else { stats(window(&s.del, k)) };
+            let f = get(floor);
+            t.push_str(&format!("| {op} at N={k} | {} |", fmt(f)));
+            for (_, s) in columns {
+                let v = get(s);
+                t.push_str(&format!(" {} (×{:.1}) |", fmt(v), v.0 / f.0));
+            }
+            t.push('\n');
+        }
+    }
+    t
+}
+
 /// ADD then DEL (newest first) of `n` containers through one plugin directory.
 fn cni(path: PathBuf, n: usize, backend: &str) -> Series {
     std::env::set_var("BERTH_FIREWALL", backend);
@@ -322,8 +347,8 @@ fn main() {
         let script: String = netns_names(n).iter().map(|c| format!("netns add {c}\n")).collect();
         std::fs::write("/run/berth/netns.batch", script).unwrap();
         sh("ip -batch /run/berth/netns.batch");
-        // BENCH_SKIP=nftables,iptables,reference leaves those columns out (to look at one
-        // part quickly); the table is then not written.
+        // BENCH_SKIP=nftables,iptables,reference leaves those columns out, =run the runtime
+        // part (to look at one part quickly); the table is then not written.
         let skip = std::env::var("BENCH_SKIP").unwrap_or_default();
         eprintln!("floor ...");
         let floor = floor(n);
@@ -341,6 +366,11 @@ fn main() {
             eprintln!("reference plugins ...");
             columns.push(("reference (/usr/lib/cni)", cni(REFERENCE.into(), n, "iptables")));
         }
+        if skip.contains("run") {
+            // The CNI table alone.
+            println!("{}", cni_table(&floor, &columns, n));
+            return;
+        }
         eprintln!("berth run ...");
         let r = runs(n);
         eprintln!("throughput ...");
@@ -348,26 +378,7 @@ fn main() {
         let ver = version_exec(&bin_dir().join("bridge"));
         let ver_ref = if reference { format!("{:.2}", version_exec(&Path::new(REFERENCE).join("bridge"))) } else { "–".into() };
 
-        let mut t = String::new();
-        t.push_str("| CNI bridge+host-local+portmap, ms median / p90 (×floor) | floor (netlink only) |");
-        for (name, _) in &columns {
-            t.push_str(&format!(" {name} |"));
-        }
-        t.push('\n');
-        t.push_str(&format!("|---|---|{}\n", "---|".repeat(columns.len())));
-        for (op, pick) in [("ADD", 0), ("DEL", 1)] {
-            let cps: Vec<usize> = if pick == 0 { checkpoints(n) } else { checkpoints(n).into_iter().rev().collect() };
-            for k in cps {
-                let get = |s: &Series| if pick == 0 { stats(window(&s.add, k)) } else { stats(window(&s.del, k)) };
-                let f = get(&floor);
-                t.push_str(&format!("| {op} at N={k} | {} |", fmt(f)));
-                for (_, s) in &columns {
-                    let v = get(s);
-                    t.push_str(&format!(" {} (×{:.1}) |", fmt(v), v.0 / f.0));
-                }
-                t.push('\n');
-            }
-        }
+        let t = cni_table(&floor, &columns, n);
         let k = 10.min(n);
         let (a0, a1) = (stats(&r.answer[..k]), stats(&r.answer[n - k..]));
         let (c0, c1) = (stats(&r.cli[..k]), stats(&r.cli[n - k..]));
