@@ -199,7 +199,9 @@ fn images_volumes_events_and_info_through_the_api() {
         // Events of a run, seen live.
         let since = sh("date +%s").trim().to_string();
         docker(&["run", "--rm", "--name", "ev", "busybox", "true"]).ok();
-        let until = (sh("date +%s").trim().parse::<u64>().unwrap() + 1).to_string();
+        // Whole seconds: +2 leaves at least a second for the die and destroy that the
+        // daemon sees within 100 ms (+1 left as little as nothing at a second's end).
+        let until = (sh("date +%s").trim().parse::<u64>().unwrap() + 2).to_string();
         let ev = docker(&["events", "--since", &since, "--until", &until, "--filter", "container=ev", "--format", "{{.Action}}"]);
         let ev = ev.ok();
         for action in ["create", "start", "die", "destroy"] {
@@ -560,6 +562,23 @@ fn restart_policies_start_containers_again_as_dockers() {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         assert_eq!(state("loop"), stopped);
         assert!(stopped.ends_with(" exited"), "{stopped}");
+        // Between two runs it is restarting, as Docker shows it: running without a PID,
+        // listed by a plain `ps`; stop ends that at once.
+        docker(&["run", "-d", "--name", "crashy", "--restart", "always", "busybox", "sh", "-c", "exit 1"]).ok();
+        let shown =
+            || docker(&["inspect", "-f", "{{.State.Status}} {{.State.Restarting}} {{.State.Running}} {{.State.Pid}}", "crashy"]).ok();
+        wait_for("crashy restarting", || shown().trim() == "restarting true true 0");
+        let ps = docker(&["ps", "--filter", "status=restarting", "--format", "{{.Names}} {{.Status}}"]).ok();
+        assert!(ps.starts_with("crashy Restarting (1) "), "{ps}");
+        assert!(docker(&["ps", "--format", "{{.Names}}"]).ok().lines().any(|l| l == "crashy"));
+        assert!(!docker(&["ps", "--filter", "status=exited", "--format", "{{.Names}}"]).ok().contains("crashy"));
+        // Removing it takes -f, as dockerd's; restarting or not, the refusal changes nothing.
+        let o = docker(&["rm", "crashy"]);
+        assert!(o.code != 0 && (o.stderr.contains("restarting") || o.stderr.contains("running")), "{}", o.stderr);
+        docker(&["stop", "-t", "1", "crashy"]).ok();
+        assert_eq!(shown().trim(), "exited false false 0");
+        let ps = docker(&["ps", "--format", "{{.Names}} {{.Status}}"]).ok();
+        assert!(!ps.contains("crashy"), "{ps}");
         // Conflicts and bad policies are refused; nothing is made.
         let o = berth(&["run", "--rm", "--restart", "always", "busybox", "true"]);
         assert_eq!(o.code, 125, "{}", o.stderr);
@@ -603,7 +622,7 @@ fn restart_policies_start_containers_again_as_dockers() {
         let logged = || std::fs::read_to_string("/run/berth/netd.log").unwrap_or_default().contains("started by its restart policy");
         wait_for("netd's log of the start by policy", logged);
         assert_eq!(docker(&["inspect", "-f", "{{.State.Status}}", "held"]).ok().trim(), "exited");
-        docker(&["rm", "-f", "back", "held", "loop", "flaky"]).ok();
+        docker(&["rm", "-f", "back", "held", "loop", "flaky", "crashy"]).ok();
         assert_eq!((records(), bridge_allocations()), (0, 0));
     });
 }

@@ -130,6 +130,8 @@ impl Container {
     /// `GET /containers/{id}/json`, `berth inspect`.
     pub fn inspect(&self, paths: &Paths) -> Value {
         let st = self.effective_status();
+        // Docker's restarting container counts as running, without a PID.
+        let restarting = self.restarting();
         let running = st == Status::Running;
         let paused = running && self.paused();
         let networks = self.networks(paths);
@@ -143,7 +145,7 @@ impl Container {
             "Path": self.spec.args.first().cloned().unwrap_or_default(),
             "Args": self.spec.args.get(1..).map(|a| a.to_vec()).unwrap_or_default(),
             "State": {
-                "Status": if paused { "paused" } else { state_name(st) }, "Running": running, "Paused": paused, "Restarting": false,
+                "Status": self.state_text(), "Running": running || restarting, "Paused": paused, "Restarting": restarting,
                 "OOMKilled": false, "Dead": false,
                 "Pid": if running { self.state.pid.unwrap_or(0) } else { 0 },
                 "ExitCode": self.state.exit_code.unwrap_or(0),
@@ -216,6 +218,7 @@ impl Container {
     pub fn state_text(&self) -> &'static str {
         match self.effective_status() {
             Status::Running if self.paused() => "paused",
+            Status::Exited if self.restarting() => "restarting",
             st => state_name(st),
         }
     }
@@ -233,7 +236,8 @@ impl Container {
                 }
             }
             Status::Exited => format!(
-                "Exited ({}) {} ago",
+                "{} ({}) {} ago",
+                if self.restarting() { "Restarting" } else { "Exited" },
                 self.state.exit_code.unwrap_or(0),
                 crate::clock::since(self.state.finished_at.unwrap_or(self.created))
             ),

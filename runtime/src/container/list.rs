@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{all, inspect::state_name, Container, Status};
+use super::{all, Container, Status};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 
@@ -72,9 +72,8 @@ impl Filters {
             let test = |v: &String| match k.as_str() {
                 "name" => c.name.contains(v.trim_start_matches('/')),
                 "id" => c.id.starts_with(v.as_str()),
-                "status" if v == "paused" => c.paused(),
-                "status" if v == "running" => c.effective_status() == Status::Running && !c.paused(),
-                "status" => state_name(c.effective_status()) == v,
+                // Docker's state names: running excludes paused and restarting ones.
+                "status" => c.state_text() == v,
                 "network" => c.spec.net.display() == *v,
                 "ancestor" => c.spec.image == *v || c.spec.image_id.starts_with(v.trim_start_matches("sha256:")),
                 "label" => match v.split_once('=') {
@@ -92,13 +91,15 @@ impl Filters {
     }
 }
 
-/// The containers `ps` shows, newest first: running ones (every one with `all` or a
-/// status filter) that pass `filters`. What died unseen is released (and removed with
+/// The containers `ps` shows, newest first: running and restarting ones (every one with
+/// `all` or a status filter) that pass `filters`. What died unseen is released (and removed with
 /// `--rm`) as it is listed.
 pub fn list(paths: &Paths, all_of_them: bool, filters: &Filters) -> Result<Vec<Container>> {
     let mut out = Vec::new();
     for c in all(paths)? {
-        let shown = |c: &Container| (all_of_them || c.effective_status() == Status::Running || filters.has_status()) && filters.matches(c);
+        let shown = |c: &Container| {
+            (all_of_them || c.effective_status() == Status::Running || c.restarting() || filters.has_status()) && filters.matches(c)
+        };
         if let Some(c) = crate::process::monitor::sweep(paths, c)?.filter(shown) {
             out.push(c);
         }

@@ -226,6 +226,7 @@ impl State {
             restart_count: 0,
             stopped_by_hand: false,
             restart_delay_ms: 0,
+            restarting: false,
         }
     }
 }
@@ -278,6 +279,10 @@ pub struct State {
     /// The delay before its last restart, which the next doubles.
     #[serde(default)]
     pub restart_delay_ms: u64,
+    /// Waiting out its restart policy's delay before the next run (Docker's
+    /// "restarting"); see [`Container::restarting`].
+    #[serde(default)]
+    pub restarting: bool,
 }
 
 /// A container.
@@ -308,6 +313,12 @@ impl Container {
             Status::Running if !self.alive() && !self.monitor_alive() => Status::Exited,
             s => s,
         }
+    }
+
+    /// Whether its restart policy is about to start it again (Docker's "restarting"): it
+    /// exited, was not stopped by hand, and the process that waits out the delay lives.
+    pub fn restarting(&self) -> bool {
+        self.state.restarting && self.state.status == Status::Exited && !self.state.stopped_by_hand && self.monitor_alive()
     }
 
     /// Whether the monitor process still runs.

@@ -124,17 +124,23 @@ impl Container {
         }
         let ran = c.state.finished_at.unwrap_or(0).saturating_sub(c.state.started_at.unwrap_or(0));
         let delay = next_delay(ran, c.state.restart_delay_ms);
-        super::update(paths, &c.id, |r| r.state.restart_delay_ms = delay)?;
+        super::update(paths, &c.id, |r| {
+            r.state.restart_delay_ms = delay;
+            r.state.restarting = true;
+        })?;
         std::thread::sleep(Duration::from_millis(delay));
         // Looked at again: a stop, kill, start or rm during the delay wins. The count and
         // the decision are one update; a stop after it is seen when the run is recorded.
         let c = super::lookup(paths, &self.id)?;
         if c.busy() {
+            super::update(paths, &c.id, |r| r.state.restarting = false)?;
             return Ok(false);
         }
         let mut go = false;
         let c = super::update(paths, &c.id, |r| {
             go = !r.state.stopped_by_hand && r.state.status == Status::Exited;
+            // Still restarting until the run is recorded: a stop meanwhile must count.
+            r.state.restarting = go;
             if go {
                 r.state.restart_count += 1;
             }

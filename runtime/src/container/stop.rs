@@ -148,7 +148,20 @@ impl Container {
     /// Removes it: a running one only with `force` (killed first); `volumes` removes the
     /// anonymous volumes made for it.
     pub fn remove(&self, paths: &Paths, force: bool, volumes: bool) -> Result<()> {
-        let c = self.clone().settled(paths)?;
+        let mut c = self.clone().settled(paths)?;
+        if c.restarting() {
+            if !force {
+                return Err(Error::State(format!("cannot remove restarting container {}: stop it first or use rm -f", c.name)));
+            }
+            // The restart under way gives up when it would record the run; wait for it to
+            // have done so (its waiter ends) or to have run (then killed below).
+            c = c.by_hand(paths)?;
+            let start = Instant::now();
+            while c.state.status != Status::Running && c.monitor_alive() && start.elapsed() < Duration::from_secs(30) {
+                std::thread::sleep(Duration::from_millis(2));
+                c = lookup(paths, &c.id)?;
+            }
+        }
         if c.state.status == Status::Created {
             // A start that died half-way (its monitor or CLI killed) may hold a cgroup,
             // an address and ports: released before the record goes.

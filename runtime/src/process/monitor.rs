@@ -216,7 +216,19 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
     let endpoint = endpoint?;
     netd::fault::point("start-network");
     step("cgroup+network");
-    network::write_etc(paths, c, endpoint.as_ref())?;
+    let written = network::write_etc(paths, c, endpoint.as_ref());
+    // Removed while it started (`rm -f` racing a start by policy): writing its /etc
+    // files made its directory again, and the record is gone; nothing of it stays.
+    let removed = || {
+        let dir = paths.container(&c.id);
+        if !dir.join("container.json").exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    };
+    if let Err(e) = written {
+        removed();
+        return Err(e);
+    }
     // Stopped by hand while it started (a restart by policy racing `stop`): it does not
     // run; checked in the same update that records the run, which `stop` then sees.
     let mut stopped = false;
@@ -226,13 +238,15 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
             return;
         }
         r.state.status = Status::Running;
+        r.state.restarting = false;
         r.state.pid = Some(pid.as_raw());
         r.state.pid_start = netd::proc::start_time(pid.as_raw());
         r.state.monitor_pid = Some(std::process::id() as i32);
         r.state.monitor_start = netd::proc::start_time(std::process::id() as i32);
         r.state.started_at = Some(now());
         r.state.endpoint = endpoint.clone();
-    })?;
+    })
+    .inspect_err(|_| removed())?;
     if stopped {
         drop(undo);
         return Err(Error::State(format!("container {} was stopped while it started", c.name)));
@@ -258,6 +272,7 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
         drop(undo);
         let _ = container::update(paths, &c.id, |r| {
             r.state.status = Status::Exited;
+            r.state.restarting = false;
             r.state.exit_code = Some(code);
             r.state.pid = None;
             r.state.error = msg.clone();

@@ -150,10 +150,14 @@ fn grace(q: &HashMap<String, String>) -> Result<u64> {
 async fn stop(State(app): State<Arc<App>>, Path(id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Result<Response> {
     let secs = grace(&q)?;
     with(app, id, move |app, c| {
-        if !c.alive() {
+        // Running as recorded (its exit may be being reaped) or restarting: stopped, 204.
+        // Otherwise 304, as dockerd — but marked stopped by hand all the same, as the
+        // CLI's stop does, so a restart by policy under way gives up.
+        let up = c.state.status == container::Status::Running || c.restarting();
+        c.stop(&app.paths, secs).map_err(error)?;
+        if !up {
             return Ok(done(false));
         }
-        c.stop(&app.paths, secs).map_err(error)?;
         app.events.container(&c, "stop");
         Ok(done(true))
     })
