@@ -216,7 +216,7 @@ pub enum Command {
         /// Full IDs and commands.
         #[arg(long)]
         no_trunc: bool,
-        /// Only containers matching: name=SUBSTRING, status=created|running|exited,
+        /// Only containers matching: name=SUBSTRING, status=created|running|paused|restarting|exited,
         /// label=KEY[=VALUE], network=NAME (repeat a key for OR, combine keys for AND).
         #[arg(short, long)]
         filter: Vec<String>,
