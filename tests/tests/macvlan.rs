@@ -78,6 +78,11 @@ fn macvlan_puts_containers_on_the_lan_as_the_reference_does() {
             ours.clone()
         };
         assert_eq!(link(&c1, "eth0"), link(&c2, "eth0"));
+        // Gratuitous ARP and unsolicited NA on address changes, as the reference sets them
+        // (1.1.1 sets only arp_notify; later versions both).
+        let notify = |ns: &Netns| ns.sh("cat /proc/sys/net/ipv4/conf/eth0/arp_notify /proc/sys/net/ipv6/conf/eth0/ndisc_notify");
+        assert_eq!(notify(&c1), "1\n1\n");
+        assert!(notify(&c2).starts_with("1\n"));
         assert!(pings(&c1, "192.0.2.11") && pings(&c2, "192.0.2.10"), "bridge mode: containers do not reach each other");
         // Cross-DEL: each implementation removes the other's link.
         del(&second, c1.path().to_str().unwrap(), "c1", &conf("bridge", static_ip("192.0.2.10")));

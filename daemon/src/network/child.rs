@@ -102,7 +102,11 @@ pub fn attach(spec: &Spec, netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig
         }
         let link = sock.link_by_name(&temp)?.ok_or_else(|| Error::LinkExists(temp.clone()))?;
         sock.rename(link.index, ifname)?;
-        let _ = sysctl::set(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+        // arp_notify over netlink (a /proc/sys/net lookup costs O(namespaces)); IPv6's
+        // settings can only be written there.
+        let mut notify = netlink_packet_route::link::InetDevConf::default();
+        notify.arp_notify = 1;
+        let _ = sock.set_ipv4_conf(link.index, notify);
         let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
         match cfg {
             Some(cfg) => configure_container_on(&mut sock, ifname, cfg, cfg.ipv6_off()),
