@@ -202,6 +202,24 @@ fn limits_are_enforced() {
 }
 
 #[test]
+fn a_foreground_run_is_logged_as_dockerd_logs_an_attached_one() {
+    isolated(|| {
+        import_busybox(PAGE);
+        let o = berth(&["run", "--name", "fg", "busybox", "sh", "-c", "echo out; echo err >&2; [ -t 1 ] && echo tty; exit 3"]);
+        // Its output came to the caller, each stream on its own, stdout a pipe (no -t).
+        assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (3, "out\n", "err\n"));
+        let logs = berth(&["logs", "fg"]);
+        assert_eq!((logs.stdout.as_str(), logs.stderr.as_str()), ("out\n", "err\n"));
+        // stdin is still the caller's.
+        let exe = berth_tests::harness::bin_dir().join("berth");
+        let piped = sh(&format!("echo hello | {} run -i --rm busybox cat", exe.display()));
+        assert_eq!(piped, "hello\n");
+        berth(&["rm", "fg"]).ok();
+        assert_eq!(berth(&["ps", "-a", "-q"]).ok().trim(), "");
+    });
+}
+
+#[test]
 fn etc_files_hostname_and_exec() {
     isolated(|| {
         import_busybox(PAGE);

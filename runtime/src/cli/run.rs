@@ -206,7 +206,8 @@ pub fn run(paths: &Paths, a: RunArgs) -> Result<i32> {
             }
         };
         crate::process::sigproxy::forward_to(started.pid.as_raw());
-        return Ok(monitor::supervise(paths, &c, started));
+        // A log that cannot be opened is not written; the terminal still gets it all.
+        return Ok(monitor::supervise_foreground(paths, &c, started, c.log(paths).ok()));
     }
     let exe = super::berth_exe()?;
     if let Err(e) = c.start(paths, &exe) {

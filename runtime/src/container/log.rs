@@ -76,17 +76,34 @@ pub fn entries(data: &[u8]) -> (Vec<Entry>, usize) {
 
 /// Appends entries to a log.
 pub struct Writer {
-    file: File,
+    file: Option<File>,
+    echo: bool,
 }
 
 impl Writer {
     /// Writes into `file` (opened for appending).
     pub fn new(file: File) -> Writer {
-        Writer { file }
+        Writer { file: Some(file), echo: false }
+    }
+
+    /// Passes what it is given on to this process's stdout and stderr as it came (a
+    /// foreground run), and logs it into `file` if there is one.
+    pub fn echoing(file: Option<File>) -> Writer {
+        Writer { file, echo: true }
     }
 
     /// Logs what `stream` carried: an entry per line, the rest as one entry.
     pub fn write(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+        if self.echo {
+            let _ = match stream {
+                Stream::Stdout => {
+                    let mut o = std::io::stdout().lock();
+                    o.write_all(data).and_then(|()| o.flush())
+                }
+                Stream::Stderr => std::io::stderr().lock().write_all(data),
+            };
+        }
+        let Some(file) = self.file.as_mut() else { return Ok(()) };
         let time = format_time(SystemTime::now());
         let mut out = Vec::with_capacity(data.len() + 64);
         for piece in data.split_inclusive(|b| *b == b'\n') {
@@ -96,7 +113,7 @@ impl Writer {
         }
         // One write per read, so a reader never sees half an entry that is followed by
         // another's.
-        self.file.write_all(&out)
+        file.write_all(&out)
     }
 }
 

@@ -31,9 +31,11 @@ pub struct InitConfig {
     pub user: String,
     /// Capabilities, seccomp filter and no_new_privs, prepared before the clone.
     pub confine: crate::security::Prepared,
-    /// A detached container's stdout and stderr: the write ends of the pipes its
-    /// monitor copies into the log (stdin from /dev/null unless `stdin` is set).
+    /// Its stdout and stderr: the write ends of the pipes its monitor copies into the
+    /// log (a detached one's stdin from /dev/null unless `stdin` is set).
     pub output: Option<(OwnedFd, OwnedFd)>,
+    /// A foreground run: stdin stays the caller's.
+    pub keep_stdin: bool,
     /// A detached container with a terminal (`-t`): the console socket over which PID 1
     /// sends the leader of the pty it makes in its own devpts (see `console`).
     pub console: Option<OwnedFd>,
@@ -148,8 +150,10 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         sethostname(h).map_err(fail("sethostname"))?;
     }
     if let Some((out, err)) = &cfg.output {
-        let null = std::fs::File::open("/dev/null").map_err(fail("open /dev/null"))?;
-        dup2(stdin.as_ref().map_or(null.as_raw_fd(), |s| s.as_raw_fd()), 0).map_err(fail("dup2"))?;
+        if !cfg.keep_stdin {
+            let null = std::fs::File::open("/dev/null").map_err(fail("open /dev/null"))?;
+            dup2(stdin.as_ref().map_or(null.as_raw_fd(), |s| s.as_raw_fd()), 0).map_err(fail("dup2"))?;
+        }
         dup2(out.as_raw_fd(), 1).map_err(fail("dup2"))?;
         dup2(err.as_raw_fd(), 2).map_err(fail("dup2"))?;
     }

@@ -32,14 +32,14 @@ pub struct Started {
     pub cgroup: Cgroup,
     /// The leader end of its terminal, for a detached container with `-t`.
     pub tty: Option<OwnedFd>,
-    /// The read ends of its stdout and stderr, for a detached container without `-t`:
-    /// whoever supervises copies them into the log.
+    /// The read ends of its stdout and stderr, for a container without `-t`: whoever
+    /// supervises copies them into the log (and, in the foreground, to its own stdio).
     pub output: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// The monitor's ends of what a detached PID 1 writes to.
 enum Ends {
-    /// Run in the foreground: the caller's stdio.
+    /// Run in the foreground with `-t`: the caller's terminal.
     None,
     /// Pipes, read ends.
     Pipes(OwnedFd, OwnedFd),
@@ -130,11 +130,12 @@ fn spawn_init(paths: &Paths, c: &Container, detached: bool, confine: Prepared) -
     }
     let (sync_r, sync_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
     let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
-    // Detached, PID 1 writes into pipes the supervisor logs, or, with `-t`, makes its
-    // terminal in its own devpts and sends the leader back over a socket pair.
+    // PID 1 writes into pipes the supervisor logs (as dockerd logs an attached run), or,
+    // detached with `-t`, makes its terminal in its own devpts and sends the leader back
+    // over a socket pair; in the foreground with `-t` it has the caller's terminal.
     let (ends, output, console) = match (detached, c.spec.tty) {
-        (false, _) => (Ends::None, None, None),
-        (true, false) => {
+        (false, true) => (Ends::None, None, None),
+        (_, false) => {
             let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
             let (errs_r, errs_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| Error::sys("pipe", e))?;
             (Ends::Pipes(out_r, errs_r), Some((out_w, errs_w)), None)
@@ -155,7 +156,8 @@ fn spawn_init(paths: &Paths, c: &Container, detached: bool, confine: Prepared) -
         join_netns: joined_netns(paths, c)?,
         user: c.spec.user.clone(),
         confine,
-        stdin: Some(paths.container(&c.id).join("stdin")).filter(|p| output.is_some() && c.spec.interactive && is_fifo(p)),
+        stdin: Some(paths.container(&c.id).join("stdin")).filter(|p| detached && output.is_some() && c.spec.interactive && is_fifo(p)),
+        keep_stdin: !detached,
         output,
         console,
         sync: sync_r,
@@ -175,8 +177,8 @@ fn spawn_init(paths: &Paths, c: &Container, detached: bool, confine: Prepared) -
 
 /// Starts the container: on success PID 1 has exec'd its command and the record says
 /// running; on failure everything done is undone and the error carries the exit code.
-/// `detached`: PID 1's output goes to the container's log (through the supervisor), not
-/// to this process's stdio.
+/// `detached`: stdin is not this process's (a FIFO or /dev/null), and with `-t` PID 1
+/// makes its own terminal. Without `-t` its output comes back in [`Started::output`].
 pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
     let t0 = std::time::Instant::now();
     let step = |name: &str| tracing::debug!(step = name, elapsed_us = t0.elapsed().as_micros() as u64, "start step");
@@ -281,6 +283,21 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
     }
     undo.armed = false;
     Ok(Started { pid, cgroup, tty, output })
+}
+
+/// [`supervise`] for a foreground run: what PID 1 writes (without `-t`) goes to this
+/// process's stdout and stderr as it comes, and into `log` (the container's log, as
+/// dockerd logs an attached run; none for a build step).
+pub fn supervise_foreground(paths: &Paths, c: &Container, mut started: Started, log: Option<std::fs::File>) -> i32 {
+    let copy = started
+        .output
+        .take()
+        .map(|(o, e)| std::thread::spawn(move || container::log::copy(o, e, &mut container::log::Writer::echoing(log), &mut || {})));
+    let code = supervise(paths, c, started);
+    if let Some(t) = copy {
+        let _ = t.join();
+    }
+    code
 }
 
 /// Waits for PID 1, records its exit code, and cleans up (network, cgroup, and the whole

@@ -62,7 +62,7 @@ impl Step<'_> {
         container::create(self.paths, &c)?;
         let res = (|| {
             let started = crate::process::monitor::start(self.paths, &c, false)?;
-            let code = crate::process::monitor::supervise(self.paths, &c, started);
+            let code = crate::process::monitor::supervise_foreground(self.paths, &c, started, None);
             if code != 0 {
                 return Err(Error::State(format!("the command {argv:?} returned a non-zero code: {code}")));
             }
