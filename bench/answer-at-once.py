@@ -19,14 +19,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def answer(self, code, body=b"", ctype="application/json"):
-        self.send_response(code)
-        self.send_header("Api-Version", "1.50")
-        self.send_header("Ostype", "linux")
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        try:
+            self.send_response(code)
+            self.send_header("Api-Version", "1.50")
+            self.send_header("Ostype", "linux")
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and body:
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client hung up once it had what it needed (rm -f does).
+            self.close_connection = True
 
     def do_HEAD(self):
         self.answer(200, b"OK", "text/plain")
