@@ -200,7 +200,11 @@ impl Conn {
             out.extend_from_slice(&m.finish(base + 1 + i as u32, NLM_F_ACK));
         }
         out.extend_from_slice(&batch_marker(NFNL_MSG_BATCH_END, base + 1 + msgs.len() as u32));
-        self.deleted |= msgs.iter().any(|m| matches!(m.kind(), ty::DELTABLE | ty::DELCHAIN | ty::DELRULE | ty::DELSETELEM));
+        let deletes = msgs.iter().any(|m| matches!(m.kind(), ty::DELTABLE | ty::DELCHAIN | ty::DELRULE | ty::DELSETELEM));
+        self.deleted |= deletes;
+        if deletes {
+            mark_deleting();
+        }
         self.send(&out)?;
         let mut acked = 0;
         let mut failed = Vec::new();
@@ -298,7 +302,7 @@ impl Drop for Conn {
     /// waits for the kernel to free the deleted objects, one RCU grace period (~15 ms
     /// here; `nft_rcv_nl_event` flushes the destroy work). Nothing needs that wait: the
     /// last reference goes to a grandchild that sleeps past this process's close and then
-    /// exits, so the wait happens there, off the caller's path.
+    /// exits, so the wait happens there, off the caller's path (see [`release_elsewhere`]).
     fn drop(&mut self) {
         if self.deleted {
             release_elsewhere(self.sock.as_raw_fd());
@@ -328,14 +332,47 @@ pub fn with_conn<T, E: From<io::Error>>(f: impl FnOnce(&mut Conn) -> Result<T, E
     r
 }
 
-/// Hands the last reference to `fd` to a short-lived, detached grandchild (see `Drop`).
+/// The file whose modification time says when a transaction last deleted something.
+fn deleting_mark() -> std::path::PathBuf {
+    crate::sysctl::state_root().join("nft-deleting")
+}
+
+/// Notes that a transaction deletes something now (see [`release_elsewhere`]).
+fn mark_deleting() {
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(deleting_mark());
+    let _ = f.and_then(|f| f.set_modified(std::time::SystemTime::now()));
+}
+
+/// Hands the last reference to `fd` to a detached grandchild (see `Drop`), which lets
+/// it go once deletions have paused. The kernel flushes its destroy work on that close
+/// under the netns's nf_tables commit mutex, so a close while others are deleting holds
+/// up their transactions for a grace period: back-to-back DELs took 8–29 ms in bursts
+/// where they took 3. The grandchild sleeps 100 ms, then until no transaction has
+/// deleted anything for 50 ms (the mark's time), at most 10 s.
 fn release_elsewhere(fd: std::os::fd::RawFd) {
-    // SAFETY: the grandchild only sleeps (nanosleep) holding `fd`, then exits. If it
-    // cannot be made, this process pays the wait itself when it closes the socket.
+    let Ok(mark) = std::ffi::CString::new(deleting_mark().into_os_string().into_encoded_bytes()) else { return };
+    // SAFETY: the grandchild makes only system calls (nanosleep, stat, clock_gettime)
+    // on `mark`, made before the fork, holding `fd`, then exits. If it cannot be made,
+    // this process pays the wait itself when it closes the socket.
     let _ = unsafe {
         crate::child::detached(&[fd], || {
-            let t = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
-            libc::nanosleep(&t, std::ptr::null_mut());
+            let sleep = |ms: i64| {
+                let t = libc::timespec { tv_sec: 0, tv_nsec: ms * 1_000_000 };
+                libc::nanosleep(&t, std::ptr::null_mut());
+            };
+            let now_ms = || {
+                let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                libc::clock_gettime(libc::CLOCK_REALTIME, &mut t);
+                t.tv_sec * 1000 + t.tv_nsec / 1_000_000
+            };
+            sleep(100);
+            for _ in 0..200 {
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::stat(mark.as_ptr(), &mut st) != 0 || now_ms() - (st.st_mtime * 1000 + st.st_mtime_nsec / 1_000_000) > 50 {
+                    break;
+                }
+                sleep(50);
+            }
         })
     };
 }
