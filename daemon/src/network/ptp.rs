@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::bridge::{configure_container, enable_forwarding, IfaceConfig};
+use super::bridge::{configure_container_on, enable_forwarding, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{random_hex, Link, Route, Socket, VethRequest};
 use crate::netns::NetNs;
@@ -50,8 +50,8 @@ pub fn attach(netns: &NetNs, ifname: &str, mtu: Option<u32>, cfg: &IfaceConfig, 
     }
     let result = (|| {
         let container = netns.run(|| {
-            let link = configure_container(ifname, &IfaceConfig { addrs: cfg.addrs.clone(), ..Default::default() }, false)?;
             let mut sock = Socket::open()?;
+            let link = configure_container_on(&mut sock, ifname, &IfaceConfig { addrs: cfg.addrs.clone(), ..Default::default() }, false)?;
             for (a, gw) in cfg.addrs.iter().zip(gateways) {
                 sock.del_route(*a, link.index)?;
                 sock.add_route(&Route { dst: host_mask(*gw), gw: None, oif: link.index, src: Some(a.ip()) })?;

@@ -5,7 +5,7 @@
 
 use std::os::fd::AsRawFd;
 
-use super::bridge::{bring_up, configure_container, IfaceConfig};
+use super::bridge::{bring_up_on, configure_container_on, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{Link, Socket};
 use crate::netns::NetNs;
@@ -101,8 +101,8 @@ pub fn attach(spec: &Spec, netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig
                 sock.set_master(link.index, b.index)?;
             }
             match cfg {
-                Some(cfg) => configure_container(ifname, cfg, cfg.ipv6_off()),
-                None => bring_up(ifname),
+                Some(cfg) => configure_container_on(&mut sock, ifname, cfg, cfg.ipv6_off()),
+                None => bring_up_on(&mut sock, ifname),
             }
         })();
         if made.is_err() {

@@ -24,6 +24,15 @@ pub fn state_name(s: Status) -> &'static str {
     }
 }
 
+/// Docker's state word: a running one may be paused, an exited one restarting.
+fn state_word(st: Status, paused: bool, restarting: bool) -> &'static str {
+    match st {
+        Status::Running if paused => "paused",
+        Status::Exited if restarting => "restarting",
+        st => state_name(st),
+    }
+}
+
 /// One network's entry of `NetworkSettings.Networks`.
 fn endpoint_entry(c: &Container, network: &str, ep: Option<&netd::network::endpoint::Endpoint>, aliases: &[String]) -> Value {
     let v4 = ep.map(|e| e.address);
@@ -145,7 +154,7 @@ impl Container {
             "Path": self.spec.args.first().cloned().unwrap_or_default(),
             "Args": self.spec.args.get(1..).map(|a| a.to_vec()).unwrap_or_default(),
             "State": {
-                "Status": self.state_text(), "Running": running || restarting, "Paused": paused, "Restarting": restarting,
+                "Status": state_word(st, paused, restarting), "Running": running || restarting, "Paused": paused, "Restarting": restarting,
                 "OOMKilled": false, "Dead": false,
                 "Pid": if running { self.state.pid.unwrap_or(0) } else { 0 },
                 "ExitCode": self.state.exit_code.unwrap_or(0),
@@ -216,11 +225,8 @@ impl Container {
 
     /// The state name `ps` shows: Docker's, with `paused`.
     pub fn state_text(&self) -> &'static str {
-        match self.effective_status() {
-            Status::Running if self.paused() => "paused",
-            Status::Exited if self.restarting() => "restarting",
-            st => state_name(st),
-        }
+        let st = self.effective_status();
+        state_word(st, st == Status::Running && self.paused(), st == Status::Exited && self.restarting())
     }
 
     /// The status `ps` shows: "Up 5 minutes (Paused)", "Exited (3) 2 seconds ago".

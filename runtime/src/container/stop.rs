@@ -78,9 +78,15 @@ impl Container {
     /// still says created) finished or failed: `stop` and `rm` act on that, never on a
     /// half-started container (whose address and ports would then leak).
     pub(crate) fn settled(self, paths: &Paths) -> Result<Container> {
+        self.while_monitor(paths, |c| c.state.status == Status::Created)
+    }
+
+    /// The record once `pending` no longer holds or the monitor is gone (at most 30 s):
+    /// the wait for a start under way, by its own monitor or by a restart policy's.
+    fn while_monitor(self, paths: &Paths, pending: impl Fn(&Container) -> bool) -> Result<Container> {
         let start = Instant::now();
         let mut c = self;
-        while c.state.status == Status::Created && c.monitor_alive() && start.elapsed() < Duration::from_secs(30) {
+        while pending(&c) && c.monitor_alive() && start.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(2));
             c = lookup(paths, &c.id)?;
         }
@@ -155,12 +161,7 @@ impl Container {
             }
             // The restart under way gives up when it would record the run; wait for it to
             // have done so (its waiter ends) or to have run (then killed below).
-            c = c.by_hand(paths)?;
-            let start = Instant::now();
-            while c.state.status != Status::Running && c.monitor_alive() && start.elapsed() < Duration::from_secs(30) {
-                std::thread::sleep(Duration::from_millis(2));
-                c = lookup(paths, &c.id)?;
-            }
+            c = c.by_hand(paths)?.while_monitor(paths, |c| c.state.status != Status::Running)?;
         }
         if c.state.status == Status::Created {
             // A start that died half-way (its monitor or CLI killed) may hold a cgroup,
