@@ -2,9 +2,10 @@
 //! IPAM plugin (any IPAM plugin found in CNI_PATH works) and by runtimes and tests to run
 //! a conflist.
 
-use std::io::Write;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Process, Stdio};
+
+use netd::child::{self, Out, Run};
 
 use crate::types::{code, CniError, CniResult};
 
@@ -89,23 +90,17 @@ pub fn exec(binary: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Cn
         let (out, rc) = crate::skel::dispatch(&crate::plugin::host_local::HostLocal, &env, stdin.to_vec());
         return outcome(binary, rc == 0, out.into_bytes(), &format!("exit status {rc}"));
     }
-    let mut child = netd::child::die_with_parent(&mut Process::new(binary))
-        .env("CNI_COMMAND", &inv.command)
-        .env("CNI_CONTAINERID", &inv.container_id)
-        .env("CNI_NETNS", &inv.netns)
-        .env("CNI_IFNAME", &inv.ifname)
-        .env("CNI_ARGS", &inv.args)
-        .env("CNI_PATH", path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| CniError::new(code::IO, format!("failed to run {}: {e}", binary.display())))?;
-    if let Some(mut s) = child.stdin.take() {
-        let _ = s.write_all(stdin);
-    }
-    let out = child.wait_with_output().map_err(|e| CniError::new(code::IO, format!("failed to wait for {}: {e}", binary.display())))?;
-    outcome(binary, out.status.success(), out.stdout, &out.status)
+    let env = [
+        ("CNI_COMMAND", OsStr::new(&inv.command)),
+        ("CNI_CONTAINERID", OsStr::new(&inv.container_id)),
+        ("CNI_NETNS", OsStr::new(&inv.netns)),
+        ("CNI_IFNAME", OsStr::new(&inv.ifname)),
+        ("CNI_ARGS", OsStr::new(&inv.args)),
+        ("CNI_PATH", path.as_os_str()),
+    ];
+    let run = Run { program: binary, args: &[], env: &env, stdin, stdout: Out::Capture, stderr: Out::Inherit };
+    let out = child::run(&run).map_err(|e| CniError::new(code::IO, format!("failed to run {}: {e}", binary.display())))?;
+    outcome(binary, out.status.success(), out.captured, &out.status)
 }
 
 /// Delegates `command` to the IPAM plugin named in the config, with the caller's stdin

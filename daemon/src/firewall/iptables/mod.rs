@@ -2,16 +2,17 @@
 //! batch fails (first use in a netns, or rules removed by hand) does the slow path probe
 //! individual rules with `iptables -C` and repair or skip them.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 mod render;
 
 use self::render::{self as rules, Family, Rule};
 use super::rules::{FilterRules, MasqRules, NetworkRules, PortRules};
 use super::Firewall;
+use crate::child::{self, Out, Run};
 use crate::error::{Error, Result};
 
 /// The iptables backend.
@@ -101,33 +102,21 @@ impl Iptables {
         let text = batch.text();
         tracing::debug!(family = ?family, rules = %text, "iptables-restore");
         let cmd = tool(family, "-restore");
-        let mut child = crate::child::die_with_parent(&mut Command::new(&cmd))
-            .args(["--noflush", "-w", "5"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::io("run", &cmd, e))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(text.as_bytes()).map_err(|e| Error::io("write to", &cmd, e))?;
-        }
-        let out = child.wait_with_output().map_err(|e| Error::io("wait for", &cmd, e))?;
+        let args = [OsStr::new("--noflush"), OsStr::new("-w"), OsStr::new("5")];
+        let run = Run { program: Path::new(&cmd), args: &args, env: &[], stdin: text.as_bytes(), stdout: Out::Null, stderr: Out::Capture };
+        let out = child::run(&run).map_err(|e| Error::io("run", &cmd, e))?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(Error::Command { cmd: format!("{cmd} --noflush"), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() })
+            Err(Error::Command { cmd: format!("{cmd} --noflush"), stderr: String::from_utf8_lossy(&out.captured).trim().to_string() })
         }
     }
 
     fn run(&self, family: Family, args: &[&str]) -> Result<bool> {
         let cmd = tool(family, "");
-        let st = crate::child::die_with_parent(&mut Command::new(&cmd))
-            .args(["-w", "5"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(|e| Error::io("run", &cmd, e))?;
+        let args: Vec<&OsStr> = ["-w", "5"].iter().chain(args).map(OsStr::new).collect();
+        let run = Run { program: Path::new(&cmd), args: &args, env: &[], stdin: &[], stdout: Out::Null, stderr: Out::Null };
+        let st = child::run(&run).map_err(|e| Error::io("run", &cmd, e))?.status;
         Ok(st.success())
     }
 
