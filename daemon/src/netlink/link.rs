@@ -306,6 +306,16 @@ impl Socket {
         self.change("set ipv4 conf", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
+    /// Renames a link and sets its IPv4 settings in one request: a link made under a
+    /// temporary name gets its name and settings in one round trip. EEXIST: the name is
+    /// taken.
+    pub fn rename_with_ipv4_conf(&mut self, index: u32, name: &str, conf: InetDevConf) -> Result<(), NetlinkError> {
+        let mut msg = msg_for(index);
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])]));
+        self.change("rename link", name, RouteNetlinkMessage::SetLink(msg), 0)
+    }
+
     /// Lists every link of the netns.
     pub fn links(&mut self) -> Result<Vec<Link>, NetlinkError> {
         let msgs = self.dump("list links", RouteNetlinkMessage::GetLink(LinkMessage::default()))?;

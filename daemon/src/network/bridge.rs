@@ -257,11 +257,21 @@ pub(crate) fn configure_container_on(sock: &mut Socket, ifname: &str, cfg: &Ifac
 /// `dad`, and the link left down unless `up` (then without routes: a down link takes none).
 fn configure_container_with(sock: &mut Socket, ifname: &str, cfg: &IfaceConfig, ipv4_only: bool, dad: bool, up: bool) -> Result<Link> {
     let link = sock.link_by_name(ifname)?.ok_or_else(|| Error::LinkExists(ifname.to_string()))?;
+    configure_found(sock, link, cfg, ipv4_only, dad, up)
+}
+
+/// [`configure_container_on`] for a link the caller has just looked up or made (one
+/// dump less).
+pub(crate) fn configure_link_on(sock: &mut Socket, link: Link, cfg: &IfaceConfig, ipv4_only: bool) -> Result<Link> {
+    configure_found(sock, link, cfg, ipv4_only, false, true)
+}
+
+fn configure_found(sock: &mut Socket, link: Link, cfg: &IfaceConfig, ipv4_only: bool, dad: bool, up: bool) -> Result<Link> {
     if ipv4_only {
-        sysctl::disable_ipv6(ifname)?;
+        sysctl::disable_ipv6(&link.name)?;
     } else {
         // Accepting router advertisements would add addresses the result does not list.
-        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/accept_ra"), "0");
+        let _ = sysctl::set(&format!("net/ipv6/conf/{}/accept_ra", link.name), "0");
     }
     for a in &cfg.addrs {
         sock.add_address_dad(link.index, *a, dad)?;

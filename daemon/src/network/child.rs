@@ -4,7 +4,7 @@
 //! error of its own, never a leftover under the final name), `arp_notify`/`ndisc_notify`
 //! on. A kernel without the kind refuses it: [`Error::KernelLacks`], nothing made.
 
-use super::bridge::{bring_up_on, configure_container_on, IfaceConfig};
+use super::bridge::{configure_link_on, IfaceConfig};
 use crate::error::{Error, Result};
 use crate::netlink::{random_hex, ChildKind, ChildRequest, Link, Socket};
 use crate::netns::NetNs;
@@ -97,20 +97,23 @@ pub fn attach(spec: &Spec, netns: &NetNs, ifname: &str, cfg: Option<&IfaceConfig
     let kind = spec.kind.name();
     let result = netns.run(|| {
         let mut sock = Socket::open()?;
-        if sock.link_by_name(ifname)?.is_some() {
-            return Err(Error::LinkExists(format!("{ifname} in {}", netns.path().display())));
-        }
-        let link = sock.link_by_name(&temp)?.ok_or_else(|| Error::LinkExists(temp.clone()))?;
-        sock.rename(link.index, ifname)?;
-        // arp_notify over netlink (a /proc/sys/net lookup costs O(namespaces)); IPv6's
-        // settings can only be written there.
+        let mut link = sock.link_by_name(&temp)?.ok_or_else(|| Error::LinkExists(temp.clone()))?;
+        // IPv6's settings can only be written in /proc/sys (each lookup there costs
+        // O(namespaces)); arp_notify goes with the rename, one request.
+        let _ = sysctl::set(&format!("net/ipv6/conf/{temp}/ndisc_notify"), "1");
         let mut notify = netlink_packet_route::link::InetDevConf::default();
         notify.arp_notify = 1;
-        let _ = sock.set_ipv4_conf(link.index, notify);
-        let _ = sysctl::set(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
+        match sock.rename_with_ipv4_conf(link.index, ifname, notify) {
+            Err(e) if e.errno() == Some(libc::EEXIST) => return Err(Error::LinkExists(format!("{ifname} in {}", netns.path().display()))),
+            r => r?,
+        }
+        link.name = ifname.to_string();
         match cfg {
-            Some(cfg) => configure_container_on(&mut sock, ifname, cfg, cfg.ipv6_off()),
-            None => bring_up_on(&mut sock, ifname),
+            Some(cfg) => configure_link_on(&mut sock, link, cfg, cfg.ipv6_off()),
+            None => {
+                sock.set_up(link.index)?;
+                Ok(link)
+            }
         }
     });
     if result.is_err() {
