@@ -15,32 +15,50 @@ PROFILE     ?= release
 CARGO       ?= cargo
 
 OUT      ?= target/$(PROFILE)
+# Release plugins are linked statically (glibc's crt-static): a runtime execs one per
+# plugin per operation, and a static one starts ~0.3 ms sooner (no loader, no libgcc_s).
+# Proc-macros cannot be built static, so this takes a --target build with its own output
+# directory. STATIC_PLUGINS=0 installs the dynamically linked ones from $(OUT).
+HOST     := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+STATIC_PLUGINS ?= $(if $(and $(filter release,$(PROFILE)),$(findstring -linux-gnu,$(HOST))),1,0)
+PLUGOUT  := $(if $(filter 1,$(STATIC_PLUGINS)),target/$(HOST)/release,$(OUT))
 BINS     := berth netd
 PLUGINS  := bridge host-local portmap firewall tuning loopback static macvlan host-device tap dummy ipvlan vlan ptp dhcp bandwidth sbr vrf
 CONFLIST := 87-berth.conflist
 # What `install` put in the CNI config directory, so `uninstall` removes only that.
 MARKER   := $(DESTDIR)$(PREFIX)/share/berth/installed-conflist
 
-.PHONY: all build man completions install uninstall check
+.PHONY: all build plugins plugin-dir man completions install uninstall check
 
 all: build
 
-build:
+build: plugins
 	$(CARGO) build --workspace $(if $(filter release,$(PROFILE)),--release)
+
+plugins:
+ifeq ($(STATIC_PLUGINS),1)
+	RUSTFLAGS="$$RUSTFLAGS -C target-feature=+crt-static" $(CARGO) build --release -p berth-cni --bins --target $(HOST)
+else
+	$(CARGO) build -p berth-cni --bins $(if $(filter release,$(PROFILE)),--release)
+endif
+
+# Where `install` takes the plugins from (the benchmarks run those).
+plugin-dir:
+	@echo $(PLUGOUT)
 
 man: build
 	$(OUT)/berth __man $(OUT)/man
 
 check:
-	@for b in $(BINS) $(PLUGINS); do \
-	  [ -x $(OUT)/$$b ] || { echo "$(OUT)/$$b is missing: run make (or make PROFILE=$(PROFILE) build) first" >&2; exit 1; }; \
+	@for b in $(addprefix $(OUT)/,$(BINS)) $(addprefix $(PLUGOUT)/,$(PLUGINS)); do \
+	  [ -x $$b ] || { echo "$$b is missing: run make (or make PROFILE=$(PROFILE) build) first" >&2; exit 1; }; \
 	done
 
 install: check
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(CNIBINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(UNITDIR) \
 	  $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(PREFIX)/share/berth
 	install -m 755 $(addprefix $(OUT)/,$(BINS)) $(DESTDIR)$(BINDIR)/
-	install -m 755 $(addprefix $(OUT)/,$(PLUGINS)) $(DESTDIR)$(CNIBINDIR)/
+	install -m 755 $(addprefix $(PLUGOUT)/,$(PLUGINS)) $(DESTDIR)$(CNIBINDIR)/
 	$(OUT)/berth __man $(DESTDIR)$(MANDIR)
 	$(OUT)/berth completion bash > $(DESTDIR)$(BASHCOMPDIR)/berth
 	$(OUT)/berth completion zsh > $(DESTDIR)$(ZSHCOMPDIR)/_berth

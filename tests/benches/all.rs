@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use berth_cni::conflist::Runner;
 use berth_tests::harness::berth::{berth, import_busybox};
 use berth_tests::harness::net::{conflist, rt};
-use berth_tests::harness::{bin_dir, isolated_main, sh, try_sh};
+use berth_tests::harness::{bin_dir, isolated_main, plugin_dir, sh, try_sh};
 use netd::netlink::{Route, Socket, VethRequest};
 use netd::netns::NetNs;
 
@@ -293,7 +293,7 @@ fn dnat_throughput() -> (f64, f64) {
     reset();
     sh("ip netns add tp");
     let list = conflist("1.0.0");
-    let runner = Runner { path: vec![bin_dir()] };
+    let runner = Runner { path: vec![plugin_dir()] };
     let cfg = rt("tp", "/run/netns/tp", &[(5201, 5201, "tcp", "")]);
     let res = runner.add(&list, &cfg).expect("ADD");
     let ip = res["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string();
@@ -363,11 +363,11 @@ fn main() {
         let mut columns: Vec<(&str, Series)> = Vec::new();
         if !skip.contains("nftables") {
             eprintln!("berth nftables ...");
-            columns.push(("berth nftables", cni(bin_dir(), n, "nftables")));
+            columns.push(("berth nftables", cni(plugin_dir(), n, "nftables")));
         }
         if !skip.contains("iptables") {
             eprintln!("berth iptables ...");
-            columns.push(("berth iptables", cni(bin_dir(), n, "iptables")));
+            columns.push(("berth iptables", cni(plugin_dir(), n, "iptables")));
         }
         let reference = Path::new(REFERENCE).join("portmap").is_file() && !skip.contains("reference");
         if reference {
@@ -383,7 +383,7 @@ fn main() {
         let r = runs(n);
         eprintln!("throughput ...");
         let (dnat, direct) = dnat_throughput();
-        let ver = version_exec(&bin_dir().join("bridge"));
+        let ver = version_exec(&plugin_dir().join("bridge"));
         let ver_ref = if reference { format!("{:.2}", version_exec(&Path::new(REFERENCE).join("bridge"))) } else { "–".into() };
 
         let t = cni_table(&floor, &columns, n);

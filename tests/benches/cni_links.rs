@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_cni::conflist::{ConfList, Runner, RuntimeConf};
-use berth_tests::harness::{bin_dir, isolated_main, sh};
+use berth_tests::harness::{isolated_main, plugin_dir, sh};
 use serde_json::json;
 
 fn median(v: &[Duration]) -> f64 {
@@ -61,7 +61,7 @@ fn main() {
     isolated_main(|| {
         sh("ip netns add lanpeer && ip link add lan0 type veth peer name eth0 netns lanpeer && ip link set lan0 up");
         let reference = PathBuf::from("/usr/lib/cni");
-        let impls: Vec<(&str, PathBuf)> = std::iter::once(("berth", bin_dir()))
+        let impls: Vec<(&str, PathBuf)> = std::iter::once(("berth", plugin_dir()))
             .chain(reference.join("macvlan").is_file().then(|| ("reference", reference.clone())))
             .collect();
         println!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use berth_cni::conflist::Runner;
 use berth_tests::harness::net::{allocations, conflist, rt, rules};
-use berth_tests::harness::{bin_dir, isolated_main, sh};
+use berth_tests::harness::{isolated_main, plugin_dir, sh};
 
 fn median(v: &[Duration]) -> f64 {
     let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
@@ -71,7 +71,7 @@ fn main() {
     isolated_main(|| {
         let bw = if std::env::var_os("BENCH_BANDWIDTH").is_some() { "+bandwidth" } else { "" };
         println!("chain: bridge+host-local+portmap{bw}");
-        run("berth", bin_dir(), n, "b");
+        run("berth", plugin_dir(), n, "b");
         if std::env::var_os("BENCH_NO_REFERENCE").is_some() {
             println!("reference: skipped (BENCH_NO_REFERENCE)");
         } else if std::path::Path::new("/usr/lib/cni/portmap").is_file() {

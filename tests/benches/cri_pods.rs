@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use berth_tests::harness::cri::{node_conflist, Node};
-use berth_tests::harness::{bin_dir, isolated_main, sh};
+use berth_tests::harness::{isolated_main, plugin_dir, sh};
 
 fn stats(v: &[Duration]) -> String {
     let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
@@ -41,7 +41,7 @@ fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(50);
     isolated_main(|| {
         let reference = PathBuf::from("/usr/lib/cni");
-        let mut impls = vec![("berth", bin_dir())];
+        let mut impls = vec![("berth", plugin_dir())];
         if reference.join("bandwidth").is_file() {
             impls.push(("reference", reference));
         }

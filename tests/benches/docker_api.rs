@@ -14,7 +14,7 @@ use berth_tests::harness::docker::{cli, DOCKER_SOCK};
 use berth_tests::harness::netd::Netd;
 use berth_tests::harness::podman::{self, Podman};
 use berth_tests::harness::timing::{pct, run_answer_rm};
-use berth_tests::harness::{bin_dir, image, isolated_main, sh, try_sh};
+use berth_tests::harness::{bin_dir, image, isolated_main, plugin_dir, sh, try_sh};
 
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -53,7 +53,7 @@ fn main() {
             let ours = Path::new("/run/berth/cni-ours");
             std::fs::create_dir_all(ours).unwrap();
             for p in ["bridge", "host-local", "portmap", "firewall", "tuning", "loopback"] {
-                std::fs::copy(bin_dir().join(p), ours.join(p)).unwrap();
+                std::fs::copy(plugin_dir().join(p), ours.join(p)).unwrap();
             }
             let pm = Podman::new(Path::new("/run/berth/podman-api"), ours, &image::busybox_tar("hello"));
             let sock = "/run/berth/podman-api.sock";

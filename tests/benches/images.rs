@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use berth_tests::harness::berth::import_busybox;
 use berth_tests::harness::podman::{self, Podman};
-use berth_tests::harness::{bin_dir, image, isolated_main, try_sh, wait_for};
+use berth_tests::harness::{bin_dir, image, isolated_main, plugin_dir, try_sh, wait_for};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -99,7 +99,7 @@ fn main() {
             let plugins = Path::new("/run/berth/cni-bench");
             std::fs::create_dir_all(plugins).unwrap();
             for p in ["bridge", "host-local", "portmap", "firewall", "tuning", "loopback"] {
-                std::fs::copy(bin_dir().join(p), plugins.join(p)).unwrap();
+                std::fs::copy(plugin_dir().join(p), plugins.join(p)).unwrap();
             }
             let pm = Podman::new(Path::new("/run/berth/podman-bench"), plugins, &image::busybox_tar("bench"));
             let p = |a: &str| pm.command(a);

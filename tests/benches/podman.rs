@@ -8,7 +8,7 @@ use std::path::Path;
 use berth_tests::harness::berth::import_busybox;
 use berth_tests::harness::podman::{self, Podman};
 use berth_tests::harness::timing::{pct, run_answer_rm};
-use berth_tests::harness::{bin_dir, image, isolated_main};
+use berth_tests::harness::{bin_dir, image, isolated_main, plugin_dir};
 
 fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
@@ -23,7 +23,7 @@ fn main() {
         let ours = Path::new("/run/berth/cni-ours");
         std::fs::create_dir_all(ours).unwrap();
         for p in ["bridge", "host-local", "portmap", "firewall", "tuning", "loopback"] {
-            std::fs::copy(bin_dir().join(p), ours.join(p)).unwrap();
+            std::fs::copy(plugin_dir().join(p), ours.join(p)).unwrap();
         }
         let mut rows = Vec::new();
         let b = run_answer_rm(

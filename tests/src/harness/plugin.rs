@@ -16,6 +16,21 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+/// The plugins a benchmark runs: those `make install` would install (`bench/build` sets
+/// BERTH_PLUGIN_DIR to the static release build), else [`bin_dir`]'s.
+pub fn plugin_dir() -> PathBuf {
+    match std::env::var_os("BERTH_PLUGIN_DIR") {
+        Some(d) => {
+            let dir = PathBuf::from(d);
+            for b in ["bridge", "host-local", "portmap", "macvlan", "ptp", "host-device"] {
+                assert!(dir.join(b).is_file(), "plugin {b} not built in BERTH_PLUGIN_DIR={}: run `make build`", dir.display());
+            }
+            dir
+        }
+        None => bin_dir(),
+    }
+}
+
 /// What one invocation returned.
 #[derive(Debug)]
 pub struct Outcome {
