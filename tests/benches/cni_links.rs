@@ -31,6 +31,12 @@ fn run(path: &Path, body: serde_json::Value, prefix: &str, n: usize, ifname: &st
     let list = ConfList::parse(json!({"cniVersion": "1.0.0", "name": prefix, "plugins": [body]}).to_string().as_bytes()).unwrap();
     let names: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
     netns(&names);
+    // Both implementations start alike: the plugin's binary read once (VERSION) and the
+    // kernel's work behind the namespaces just made (and the previous run's DELs) done.
+    if let Some(ty) = body.get("type").and_then(|t| t.as_str()) {
+        sh(&format!("CNI_COMMAND=VERSION {} </dev/null >/dev/null", path.join(ty).display()));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let cfgs: Vec<RuntimeConf> = names
         .iter()
         .map(|c| RuntimeConf { container_id: c.clone(), netns: format!("/run/netns/{c}"), ifname: ifname.into(), ..Default::default() })
@@ -54,6 +60,42 @@ fn run(path: &Path, body: serde_json::Value, prefix: &str, n: usize, ifname: &st
     }
     let k = 10.min(n);
     (median(&adds[..k]), median(&adds[n - k..]), median(&dels[..k]), median(&dels[n - k..]))
+}
+
+/// What moving a device costs the kernel: `n` veths moved into a netns each and back with
+/// one netlink request each (medians of the first and last 10 moves in, then back), the
+/// floor under host-device's ADD and DEL.
+fn move_floor(n: usize) -> (f64, f64, f64, f64) {
+    use netd::netlink::Socket;
+    use netd::netns::NetNs;
+    let names: Vec<String> = (0..n).map(|i| format!("fm{i}")).collect();
+    netns(&names);
+    let script: String = (0..n).map(|i| format!("link add fd{i} type veth peer name fp{i}\n")).collect();
+    std::fs::write("/run/berth/links.batch", script).unwrap();
+    sh("ip -batch /run/berth/links.batch");
+    let host = std::fs::File::open("/proc/self/ns/net").unwrap();
+    let mut sock = Socket::open().unwrap();
+    let (mut ins, mut outs) = (Vec::new(), Vec::new());
+    let spaces: Vec<NetNs> = names.iter().map(|c| NetNs::open(format!("/run/netns/{c}")).unwrap()).collect();
+    for (i, ns) in spaces.iter().enumerate() {
+        let t = Instant::now();
+        let l = sock.link_by_name(&format!("fd{i}")).unwrap().unwrap();
+        sock.set_netns(l.index, ns.fd()).unwrap();
+        ins.push(t.elapsed());
+    }
+    for (i, ns) in spaces.iter().enumerate() {
+        let t = Instant::now();
+        ns.run(|| {
+            let mut s = Socket::open()?;
+            let l = s.link_by_name(&format!("fd{i}"))?.ok_or(netd::Error::Internal("moved link"))?;
+            Ok(s.set_netns(l.index, std::os::fd::AsRawFd::as_raw_fd(&host))?)
+        })
+        .unwrap();
+        outs.push(t.elapsed());
+    }
+    sh(&format!("for i in $(seq 0 {}); do ip link del fd$i 2>/dev/null; done; true", n - 1));
+    let k = 10.min(n);
+    (median(&ins[..k]), median(&ins[n - k..]), median(&outs[..k]), median(&outs[n - k..]))
 }
 
 fn main() {
@@ -87,5 +129,11 @@ fn main() {
         for r in rows {
             println!("{r}");
         }
+        let f = move_floor(n);
+        println!(
+            "\nThe kernel's floor under host-device, one netlink request moving a veth into a netns / back \
+             (it waits for an RCU barrier each way): {:.1} / {:.1}, {:.1} / {:.1} ms",
+            f.0, f.1, f.2, f.3
+        );
     });
 }
