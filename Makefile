@@ -19,7 +19,8 @@ OUT      ?= target/$(PROFILE)
 # plugin per operation, and a static one starts ~0.3 ms sooner (no loader, no libgcc_s).
 # Proc-macros cannot be built static, so this takes a --target build with its own output
 # directory. STATIC_PLUGINS=0 installs the dynamically linked ones from $(OUT).
-HOST     := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+# rustc's host triple; under sudo without cargo on PATH, the usual glibc one.
+HOST     := $(or $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p'),$(shell uname -m)-unknown-linux-gnu)
 STATIC_PLUGINS ?= $(if $(and $(filter release,$(PROFILE)),$(findstring -linux-gnu,$(HOST))),1,0)
 PLUGOUT  := $(if $(filter 1,$(STATIC_PLUGINS)),target/$(HOST)/release,$(OUT))
 BINS     := berth netd
