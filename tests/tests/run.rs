@@ -188,6 +188,18 @@ fn limits_are_enforced() {
         } else {
             ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes", "cat /sys/fs/cgroup/pids/pids.max")
         };
+        // PID 1 is in its group on every hierarchy (on v1 it joined by itself).
+        let pid = inspect("lim")["State"]["Pid"].as_i64().expect("pid");
+        let id = inspect("lim")["Id"].as_str().expect("id").to_string();
+        let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("its cgroups");
+        let dirs = cgroup_dirs(&id);
+        assert!(!dirs.is_empty(), "no cgroup for {id}");
+        for (hierarchy, dir) in dirs {
+            let name = hierarchy.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let controllers = |l: &&str| l.split(':').nth(1).is_some_and(|c| c.split(',').any(|x| x == name));
+            let line = groups.lines().find(|l| v2 || controllers(l));
+            assert!(line.is_some_and(|l| l.ends_with(&format!("/{id}"))), "PID 1 is not in {}: {groups}", dir.display());
+        }
         assert_eq!(berth(&["exec", "lim", "sh", "-c", mem]).ok().trim(), "67108864");
         assert_eq!(berth(&["exec", "lim", "sh", "-c", pids]).ok().trim(), "20");
         berth(&["rm", "-f", "lim"]).ok();

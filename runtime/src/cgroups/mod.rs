@@ -72,6 +72,23 @@ impl Cgroup {
         res
     }
 
+    /// The files through which a container's PID 1 moves itself into its group before it
+    /// execs, on cgroup v1: a thread writing "0" to a hierarchy's `tasks` moves only
+    /// itself and skips the global threadgroup lock, whose writer waits for an RCU grace
+    /// period (4–25 ms a start here, where a thread of ours would wait for it once per
+    /// hierarchy). Empty on v2, where [`Cgroup::add`] moves it (`cgroup.procs`).
+    pub fn tasks_files(id: &str) -> Vec<PathBuf> {
+        if is_v2() {
+            return Vec::new();
+        }
+        v1::dirs(Path::new(ROOT), &parent(), id).into_iter().map(|d| d.join("tasks")).collect()
+    }
+
+    /// Whether the container's PID 1 joins this group by itself ([`Cgroup::tasks_files`]).
+    pub fn joined_by_pid1(&self) -> bool {
+        matches!(self, Cgroup::V1(_))
+    }
+
     /// Moves `pid` into the group.
     pub fn add(&self, pid: i32) -> Result<()> {
         match self {

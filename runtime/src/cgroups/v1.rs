@@ -10,6 +10,12 @@ use crate::error::{Error, Result};
 /// The controllers berth uses.
 pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "devices", "freezer"];
 
+/// The directories [`create`] makes: `<root>/<ctrl>/<parent>/<id>` for every mounted
+/// controller.
+pub fn dirs(root: &Path, parent: &str, id: &str) -> Vec<PathBuf> {
+    CONTROLLERS.iter().map(|c| root.join(c)).filter(|b| b.join("cgroup.procs").is_file()).map(|b| b.join(parent).join(id)).collect()
+}
+
 /// Creates `<root>/<ctrl>/<parent>/<id>` for every mounted controller and writes limits.
 pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits, devices: Devices) -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();

@@ -42,6 +42,9 @@ pub struct InitConfig {
     /// A detached interactive container's stdin: the FIFO an attached client writes
     /// into (`Container::stdin`), opened before the start so nothing written is lost.
     pub stdin: Option<PathBuf>,
+    /// The cgroup files PID 1 writes "0" to when told to start, joining its cgroup
+    /// itself (see `Cgroup::tasks_files`); empty when the monitor moves it.
+    pub cgroup_tasks: Vec<PathBuf>,
     /// The monitor writes one byte here when the container may start.
     pub sync: OwnedFd,
     /// The monitor's end of the sync pipe, closed in the child.
@@ -141,10 +144,17 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         Ok(1) => {}
         _ => return Err((125, "monitor went away before start".into())),
     }
+    for t in &cfg.cgroup_tasks {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(t)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
+            .map_err(fail("join the cgroup"))?;
+    }
     if let Some(fd) = &cfg.join_netns {
         setns(fd, CloneFlags::CLONE_NEWNET).map_err(fail("join network namespace"))?;
     }
-    // Entered after the monitor moved us into our cgroup, so that cgroup is our root.
+    // Entered once we are in our cgroup, so that cgroup is our root.
     unshare(CloneFlags::CLONE_NEWCGROUP).map_err(fail("new cgroup namespace"))?;
     if let Some(h) = &cfg.hostname {
         sethostname(h).map_err(fail("sethostname"))?;

@@ -160,6 +160,7 @@ fn spawn_init(paths: &Paths, c: &Container, detached: bool, confine: Prepared) -
         keep_stdin: !detached,
         output,
         console,
+        cgroup_tasks: Cgroup::tasks_files(&c.id),
         sync: sync_r,
         sync_peer: sync_w,
         err: err_w,
@@ -196,13 +197,16 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
     step("clone");
     let devices = if c.spec.security.privileged { Devices::All } else { Devices::Default };
     // The cgroup and the network are independent: the cgroup is made in a thread while
-    // the network is set up, as moving a process into a cgroup waits for an RCU grace
-    // period (5–25 ms here), about as long as the network takes.
+    // the network is set up. On v2, moving PID 1 into it waits for an RCU grace period
+    // (5–25 ms here), about as long as the network takes; on v1 PID 1 joins it itself
+    // when told to start, without that wait.
     undo.endpoint = Some(None);
     let (cgroup, endpoint) = std::thread::scope(|s| {
         let made = s.spawn(|| {
             let cg = Cgroup::create(&c.id, &c.spec.limits, devices)?;
-            cg.add(pid.as_raw()).inspect_err(|_| cg.remove())?;
+            if !cg.joined_by_pid1() {
+                cg.add(pid.as_raw()).inspect_err(|_| cg.remove())?;
+            }
             netd::fault::point("start-cgroup");
             Ok::<_, Error>(cg)
         });
