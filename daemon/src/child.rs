@@ -69,6 +69,9 @@ struct ChildArgs {
 /// signal), so the cost does not grow with the caller's memory: a fork from a 30 MB
 /// process costs about 1 ms more per exec.
 pub fn run(r: &Run) -> io::Result<Output> {
+    if r.stdout == Out::Capture && r.stderr == Out::Capture {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "only one of stdout and stderr can be captured"));
+    }
     let cstr =
         |b: &[u8]| CString::new(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in a program, argument or variable"));
     let program = cstr(r.program.as_os_str().as_bytes())?;
@@ -87,16 +90,17 @@ pub fn run(r: &Run) -> io::Result<Output> {
     }
     let argv: Vec<*const libc::c_char> = argv_s.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
     let envp: Vec<*const libc::c_char> = env_s.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-    if r.stdout == Out::Capture && r.stderr == Out::Capture {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "only one of stdout and stderr can be captured"));
-    }
-    let devnull = above_stdio(OpenOptions::new().read(true).write(true).open("/dev/null")?.into())?;
+    // Opened only for a stream that uses it: this runs on every plugin exec.
+    let uses = |o: Out| r.stdout == o || r.stderr == o;
+    let devnull =
+        if uses(Out::Null) { Some(above_stdio(OpenOptions::new().read(true).write(true).open("/dev/null")?.into())?) } else { None };
     let (in_r, in_w) = pipe()?;
-    let (out_r, out_w) = pipe()?;
+    let (out_r, out_w) = if uses(Out::Capture) { pipe().map(|(r, w)| (Some(r), Some(w)))? } else { (None, None) };
+    let raw = |fd: &Option<OwnedFd>| fd.as_ref().map_or(-1, |f| f.as_raw_fd());
     let target = |o: Out| match o {
         Out::Inherit => -1,
-        Out::Null => devnull.as_raw_fd(),
-        Out::Capture => out_w.as_raw_fd(),
+        Out::Null => raw(&devnull),
+        Out::Capture => raw(&out_w),
     };
     let mut args = ChildArgs {
         program: program.as_ptr(),
@@ -143,7 +147,7 @@ pub fn run(r: &Run) -> io::Result<Output> {
     };
     drop(input);
     let mut captured = Vec::new();
-    let read = File::from(out_r).read_to_end(&mut captured);
+    let read = out_r.map_or(Ok(0), |f| File::from(f).read_to_end(&mut captured));
     let status = wait(pid)?;
     wrote?;
     read?;

@@ -75,21 +75,6 @@ fn outcome(binary: &Path, success: bool, stdout: Vec<u8>, status: &dyn std::fmt:
 /// its CNI error (or a synthesised one) on failure.
 pub fn exec(binary: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
     let path = std::env::join_paths(&inv.path).unwrap_or_default();
-    if own_host_local(binary) {
-        let env: std::collections::HashMap<String, String> = [
-            ("CNI_COMMAND", inv.command.clone()),
-            ("CNI_CONTAINERID", inv.container_id.clone()),
-            ("CNI_NETNS", inv.netns.clone()),
-            ("CNI_IFNAME", inv.ifname.clone()),
-            ("CNI_ARGS", inv.args.clone()),
-            ("CNI_PATH", path.to_string_lossy().to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let (out, rc) = crate::skel::dispatch(&crate::plugin::host_local::HostLocal, &env, stdin.to_vec());
-        return outcome(binary, rc == 0, out.into_bytes(), &format!("exit status {rc}"));
-    }
     let env = [
         ("CNI_COMMAND", OsStr::new(&inv.command)),
         ("CNI_CONTAINERID", OsStr::new(&inv.container_id)),
@@ -98,6 +83,11 @@ pub fn exec(binary: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Cn
         ("CNI_ARGS", OsStr::new(&inv.args)),
         ("CNI_PATH", path.as_os_str()),
     ];
+    if own_host_local(binary) {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string_lossy().into_owned())).collect();
+        let (out, rc) = crate::skel::dispatch(&crate::plugin::host_local::HostLocal, &env, stdin.to_vec());
+        return outcome(binary, rc == 0, out.into_bytes(), &format!("exit status {rc}"));
+    }
     let run = Run { program: binary, args: &[], env: &env, stdin, stdout: Out::Capture, stderr: Out::Inherit };
     let out = child::run(&run).map_err(|e| CniError::new(code::IO, format!("failed to run {}: {e}", binary.display())))?;
     outcome(binary, out.status.success(), out.captured, &out.status)

@@ -265,6 +265,11 @@ fn msg_for(index: u32) -> LinkMessage {
     msg
 }
 
+/// The attribute that sets a link's IPv4 settings (`IFLA_AF_SPEC` / `IFLA_INET_CONF`).
+fn ipv4_conf(conf: InetDevConf) -> LinkAttribute {
+    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])])
+}
+
 impl Socket {
     /// Looks a link up by name; `None` if it does not exist.
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>, NetlinkError> {
@@ -302,7 +307,7 @@ impl Socket {
     /// IFLA_INET_CONF takes only the values given; zero cannot be set this way).
     pub fn set_ipv4_conf(&mut self, index: u32, conf: InetDevConf) -> Result<(), NetlinkError> {
         let mut msg = msg_for(index);
-        msg.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])]));
+        msg.attributes.push(ipv4_conf(conf));
         self.change("set ipv4 conf", &index.to_string(), RouteNetlinkMessage::SetLink(msg), 0)
     }
 
@@ -312,7 +317,7 @@ impl Socket {
     pub fn rename_with_ipv4_conf(&mut self, index: u32, name: &str, conf: InetDevConf) -> Result<(), NetlinkError> {
         let mut msg = msg_for(index);
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        msg.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(conf)])]));
+        msg.attributes.push(ipv4_conf(conf));
         self.change("rename link", name, RouteNetlinkMessage::SetLink(msg), 0)
     }
 
