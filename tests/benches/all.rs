@@ -215,9 +215,9 @@ fn runs(n: usize) -> Runs {
             .expect("berth run");
         assert!(st.success(), "berth run r{i} failed");
         cli.push(t0.elapsed());
+        let f = |fmt: &str| sh(&format!("{} inspect -f '{fmt}' r{i}", exe.display())).trim().to_string();
         while !answered(port) {
             if t0.elapsed() > Duration::from_secs(10) {
-                let f = |fmt: &str| sh(&format!("{} inspect -f '{fmt}' r{i}", exe.display())).trim().to_string();
                 let (pid, ip) = (f("{{.State.Pid}}"), f("{{.NetworkSettings.IPAddress}}"));
                 eprintln!(
                     "{}",
@@ -240,8 +240,7 @@ fn runs(n: usize) -> Runs {
         // starts (fewer entries old enough for the kernel to evict) the last tens answered
         // after an ARP retry, 1 s. Both go: the container's at once, this namespace's now
         // and then; the next answer resolves its own address anyway.
-        let pid = sh(&format!("{} inspect -f '{{{{.State.Pid}}}}' r{i}", exe.display()));
-        let _ = try_sh(&format!("nsenter -t {} -n ip neigh flush all", pid.trim()));
+        let _ = try_sh(&format!("nsenter -t {} -n ip neigh flush all", f("{{.State.Pid}}")));
         if i % 100 == 99 {
             let _ = try_sh("ip neigh flush dev docker0");
         }

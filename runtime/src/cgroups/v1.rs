@@ -13,15 +13,19 @@ pub const CONTROLLERS: &[&str] = &["memory", "pids", "cpu", "devices", "freezer"
 /// The directories [`create`] makes: `<root>/<ctrl>/<parent>/<id>` for every mounted
 /// controller.
 pub fn dirs(root: &Path, parent: &str, id: &str) -> Vec<PathBuf> {
-    CONTROLLERS.iter().map(|c| root.join(c)).filter(|b| b.join("cgroup.procs").is_file()).map(|b| b.join(parent).join(id)).collect()
+    CONTROLLERS.iter().filter(|c| mounted(root, c)).map(|c| root.join(c).join(parent).join(id)).collect()
+}
+
+/// Whether controller `ctrl`'s hierarchy is mounted under `root`.
+fn mounted(root: &Path, ctrl: &str) -> bool {
+    root.join(ctrl).join("cgroup.procs").is_file()
 }
 
 /// Creates `<root>/<ctrl>/<parent>/<id>` for every mounted controller and writes limits.
 pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits, devices: Devices) -> Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     for ctrl in CONTROLLERS {
-        let base = root.join(ctrl);
-        if !base.join("cgroup.procs").is_file() {
+        if !mounted(root, ctrl) {
             let wanted = match *ctrl {
                 "memory" => limits.memory.is_some(),
                 "pids" => limits.pids.is_some(),
@@ -34,7 +38,7 @@ pub fn create(root: &Path, parent: &str, id: &str, limits: &Limits, devices: Dev
             }
             continue;
         }
-        let dir = base.join(parent).join(id);
+        let dir = root.join(ctrl).join(parent).join(id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create cgroup", &dir, e))?;
         dirs.push(dir.clone());
         match *ctrl {

@@ -145,11 +145,7 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
         _ => return Err((125, "monitor went away before start".into())),
     }
     for t in &cfg.cgroup_tasks {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(t)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))
-            .map_err(fail("join the cgroup"))?;
+        std::fs::write(t, "0").map_err(fail("join the cgroup"))?;
     }
     if let Some(fd) = &cfg.join_netns {
         setns(fd, CloneFlags::CLONE_NEWNET).map_err(fail("join network namespace"))?;
