@@ -119,7 +119,7 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(container = %c.name, error = %e, "starting by restart policy failed"),
         })
     });
-    let router = api::router(app);
+    let router = api::service(app);
     if let Some(d) = docker {
         tracing::info!(socket = %cli.docker_socket.display(), "serving the Docker API");
         tokio::spawn(std::future::IntoFuture::into_future(axum::serve(d, router.clone())));
