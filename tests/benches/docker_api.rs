@@ -31,7 +31,7 @@ fn main() {
             return;
         };
         import_busybox("hello");
-        let netd = Netd::start();
+        let netd = Netd::start_quiet();
         let berth = bin_dir().join("berth");
         let d = |args: String| format!("DOCKER_HOST=unix://{DOCKER_SOCK} {docker} {args}");
         let mut rows = Vec::new();

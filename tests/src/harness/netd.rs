@@ -12,12 +12,23 @@ pub const SOCK: &str = "/run/berth/netd.sock";
 pub struct Netd(Child);
 
 impl Netd {
-    /// Starts netd and waits until its socket answers.
+    /// Starts netd logging at debug level (a failed test's log says what it did) and
+    /// waits until its socket answers.
     pub fn start() -> Self {
+        Self::start_logging("netd=debug,netd_server=debug")
+    }
+
+    /// For a benchmark: netd as installed, logging warnings only (its default).
+    pub fn start_quiet() -> Self {
+        Self::start_logging("warn")
+    }
+
+    /// Starts netd with RUST_LOG `filter` (BERTH_NETD_LOG overrides it).
+    fn start_logging(filter: &str) -> Self {
         let log = std::fs::File::create("/run/berth/netd.log").expect("netd log");
         let c = Command::new(bin_dir().join("netd"))
             .args(["--socket", SOCK])
-            .env("RUST_LOG", std::env::var("BERTH_NETD_LOG").unwrap_or_else(|_| "netd=debug,netd_server=debug".into()))
+            .env("RUST_LOG", std::env::var("BERTH_NETD_LOG").unwrap_or_else(|_| filter.into()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
