@@ -626,3 +626,52 @@ fn restart_policies_start_containers_again_as_dockers() {
         assert_eq!((records(), bridge_allocations()), (0, 0));
     });
 }
+
+/// PIDs of this test's standby monitors (`berth __monitor --standby` in this test's mount
+/// namespace: tests run side by side, each with its own netd).
+fn standbys() -> Vec<i32> {
+    const STANDBY: &[u8] = b"__monitor\0--standby\0";
+    let mnt = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let me = mnt("self");
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| {
+                    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    cmd.windows(STANDBY.len()).any(|w| w == STANDBY) && mnt(&pid.to_string()) == me
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The parent of `pid`, from /proc/PID/stat.
+fn ppid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn netd_keeps_a_monitor_ready_and_leaves_none_behind() {
+    with_docker_netd("netd_keeps_a_monitor_ready_and_leaves_none_behind", |netd| {
+        // One is made at start-up; a start hands its container to it.
+        wait_for("a standby monitor", || standbys().len() == 1);
+        let ready = standbys()[0];
+        docker(&["run", "-d", "--name", "first", "busybox", "sleep", "600"]).ok();
+        let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", "first"]).ok().trim().parse().unwrap();
+        assert_eq!(ppid(pid), ready, "PID 1 of a container netd started is not the standby's child");
+        // The next is made; one killed is not missed: the start spawns its own monitor.
+        wait_for("the next standby monitor", || standbys().iter().any(|p| *p != ready));
+        let next = standbys()[0];
+        sh(&format!("kill -9 {next}"));
+        wait_for("the standby to be gone", || standbys().is_empty());
+        docker(&["run", "-d", "--name", "second", "busybox", "sleep", "600"]).ok();
+        let v: Value = serde_json::from_str(&docker(&["inspect", "second"]).ok()).unwrap();
+        assert_eq!(v[0]["State"]["Running"], true, "{v}");
+        wait_for("a standby monitor again", || standbys().len() == 1);
+        // netd gone: the one it kept ready ends too.
+        drop(netd);
+        wait_for("no standby monitor left", || standbys().is_empty());
+    });
+}

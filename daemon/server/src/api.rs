@@ -29,6 +29,8 @@ pub struct App {
     pub events: crate::events::Events,
     /// Exec instances.
     pub execs: crate::containers::exec::Execs,
+    /// The monitor kept ready for the next start.
+    pub standby: Arc<crate::containers::StandbySlot>,
 }
 
 /// An API error: Docker's `{"message": ...}` with its status.

@@ -91,7 +91,9 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
         berth: berth_binary(cli.berth.as_deref()),
         events: events::Events::default(),
         execs: Default::default(),
+        standby: Default::default(),
     });
+    app.standby.refill(&app.paths, &app.berth);
     // The records as they are now are the past: only what changes after is an event.
     if let Ok(all) = berth::container::all(&app.paths) {
         app.events.sync_quietly(all);

@@ -389,7 +389,11 @@ pub enum Command {
     #[command(name = "__monitor", hide = true)]
     Monitor {
         /// Container ID.
-        id: String,
+        #[arg(required_unless_present = "standby")]
+        id: Option<String>,
+        /// Wait for the container ID on stdin (a monitor the daemon keeps ready).
+        #[arg(long, conflicts_with = "id")]
+        standby: bool,
     },
     /// (internal) Clean up after a detached container's PID 1 exited.
     #[command(name = "__reap", hide = true)]
@@ -686,7 +690,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Info { format } => system::info(&paths, &Format::parse(format.as_deref())),
         Command::Completion { shell } => system::completion(shell),
         Command::Man { dir } => system::man(&dir),
-        Command::Monitor { id } => crate::container::monitor(&paths, &id),
+        Command::Monitor { id: Some(id), .. } => crate::container::monitor(&paths, &id),
+        Command::Monitor { id: None, .. } => crate::container::standby(&paths),
         Command::Reap { id, code } => run::reap(&paths, &id, code),
     }
 }

@@ -50,7 +50,7 @@ pub fn removed_exit(paths: &Paths, id: &str) -> Option<i32> {
     netd::name::Name::container(id).ok()?;
     std::fs::read_to_string(paths.run.join("exits").join(id)).ok()?.trim().parse().ok()
 }
-pub use start::monitor;
+pub use start::{monitor, standby, Standby};
 
 use std::net::IpAddr;
 

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 
 use super::{config::Config, Container, Status};
 use crate::error::{Error, Result};
@@ -41,40 +41,36 @@ impl Container {
     /// A container running already is left as it is. On failure what the monitor took is
     /// released and the record stays, as Docker keeps a container whose start failed.
     pub fn start(&self, paths: &Paths, berth: &Path) -> Result<()> {
+        self.start_with(paths, berth, None)
+    }
+
+    /// [`Container::start`] by `standby`, a monitor started ahead of time, when given
+    /// (and still there; else by one spawned now): the daemon keeps one, so that a start
+    /// does not wait for a process to be spawned, exec'd and set up.
+    pub fn start_with(&self, paths: &Paths, berth: &Path, standby: Option<Standby>) -> Result<()> {
         // Started by hand: whatever stopped it by hand is over.
         super::update(paths, &self.id, |r| r.state.stopped_by_hand = false)?;
-        self.launch(paths, berth)
+        self.launch_with(paths, berth, standby)
     }
 
     /// [`Container::start`] without clearing the stopped-by-hand mark: a restart by
     /// policy, which gives up if the mark is set before the run is recorded.
     pub(super) fn launch(&self, paths: &Paths, berth: &Path) -> Result<()> {
+        self.launch_with(paths, berth, None)
+    }
+
+    fn launch_with(&self, paths: &Paths, berth: &Path, standby: Option<Standby>) -> Result<()> {
         let c = self.clone().settled(paths)?;
         if c.state.status == Status::Running && c.alive() {
             return Ok(());
         }
-        let dir = paths.container(&c.id);
-        let mlog = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(dir.join("monitor.log"))
-            .map_err(|e| Error::io("create", dir.join("monitor.log"), e))?;
-        let mut cmd = Command::new(berth);
-        cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg(&c.id);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(mlog);
-        // Nothing runs between fork and exec (the monitor makes its own session), so the
-        // child is spawned without copying this process's page tables (posix_spawn):
-        // the daemon's memory stays its own.
-        let mut child = cmd.spawn().map_err(|e| Error::io("start monitor", berth, e))?;
+        let out = match standby.and_then(|s| s.hand(&c.id)) {
+            Some(out) => out,
+            None => spawn_monitor(paths, berth, &c.id)?,
+        };
         let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
+        let _ = BufReader::new(out).read_line(&mut line);
         let l = line.trim_end();
-        // The monitor's parent, which exited as the monitor began (`detach_from_caller`).
-        let _ = child.wait();
         if l == "ok" {
             return Ok(());
         }
@@ -90,6 +86,60 @@ impl Container {
             None => (125, "container monitor failed to start".to_string()),
         };
         Err(Error::Start { code, msg })
+    }
+}
+
+/// Spawns `berth __monitor ID` with its stderr in the container's monitor.log; returns
+/// the pipe it reports on once the process it began as has exited (`detach_from_caller`).
+fn spawn_monitor(paths: &Paths, berth: &Path, id: &str) -> Result<ChildStdout> {
+    let mlog = open_monitor_log(paths, id)?;
+    let mut cmd = Command::new(berth);
+    cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg(id);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(mlog);
+    // Nothing runs between fork and exec (the monitor makes its own session), so the
+    // child is spawned without copying this process's page tables (posix_spawn):
+    // the daemon's memory stays its own.
+    let mut child = cmd.spawn().map_err(|e| Error::io("start monitor", berth, e))?;
+    let out = child.stdout.take().ok_or_else(|| Error::State("the monitor has no stdout".into()))?;
+    // The monitor's parent, which exits as the monitor begins.
+    let _ = child.wait();
+    Ok(out)
+}
+
+/// The container's monitor.log, truncated: the monitor's stderr.
+fn open_monitor_log(paths: &Paths, id: &str) -> Result<std::fs::File> {
+    let path = paths.container(id).join("monitor.log");
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path).map_err(|e| Error::io("create", path, e))
+}
+
+/// A monitor started ahead of time (`berth __monitor --standby`): exec'd, detached and
+/// in a session of its own, waiting for the ID of the container it is to start. It exits
+/// when its pipe closes unused, so a daemon that keeps one leaves nothing when it ends.
+#[derive(Debug)]
+pub struct Standby {
+    ids: ChildStdin,
+    out: ChildStdout,
+}
+
+impl Standby {
+    /// Spawns one and waits until it has detached (the process spawned exits at once).
+    pub fn spawn(paths: &Paths, berth: &Path) -> Result<Self> {
+        let mut cmd = Command::new(berth);
+        cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg("--standby");
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| Error::io("start a standby monitor", berth, e))?;
+        let (ids, out) = (child.stdin.take(), child.stdout.take());
+        let _ = child.wait();
+        match (ids, out) {
+            (Some(ids), Some(out)) => Ok(Self { ids, out }),
+            _ => Err(Error::State("the standby monitor has no pipes".into())),
+        }
+    }
+
+    /// Tells it to start container `id`; its report pipe, or `None` when it is gone.
+    fn hand(mut self, id: &str) -> Option<ChildStdout> {
+        self.ids.write_all(format!("{id}\n").as_bytes()).ok()?;
+        Some(self.out)
     }
 }
 
@@ -112,6 +162,31 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
     detach_from_caller()?;
     // A session of its own: the monitor outlives its caller's terminal and session.
     let _ = nix::unistd::setsid();
+    run_monitor(paths, id)
+}
+
+/// `berth __monitor --standby` ([`Standby`]): detaches as [`monitor`] does, then waits
+/// for a container ID on stdin and monitors that container, its stderr in the
+/// container's monitor.log. Exits 0 when stdin closes first.
+pub fn standby(paths: &Paths) -> Result<i32> {
+    detach_from_caller()?;
+    let _ = nix::unistd::setsid();
+    let mut id = String::new();
+    if std::io::stdin().lock().read_line(&mut id).map_err(|e| Error::io("read", "the standby's stdin", e))? == 0 {
+        return Ok(0);
+    }
+    let id = id.trim_end().to_string();
+    // The ID comes from the daemon; its record must exist before a file is made for it.
+    super::lookup(paths, &id)?;
+    let log = open_monitor_log(paths, &id)?;
+    let null = std::fs::OpenOptions::new().read(true).open("/dev/null").map_err(|e| Error::io("open", "/dev/null", e))?;
+    nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&log), 2).map_err(|e| Error::sys("redirect the monitor's stderr", e))?;
+    nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0).map_err(|e| Error::sys("close the standby's stdin", e))?;
+    run_monitor(paths, &id)
+}
+
+/// Starts container `id`, reports on stdout, and supervises it until it exits.
+fn run_monitor(paths: &Paths, id: &str) -> Result<i32> {
     let c = super::lookup(paths, id)?;
     let mut out = std::io::stdout();
     match monitor::start(paths, &c, true) {

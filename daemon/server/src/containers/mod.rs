@@ -106,6 +106,40 @@ async fn inspect(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<
     with(app, id, |app, c| Ok(Json(c.inspect(&app.paths)))).await
 }
 
+/// One monitor kept ready ([`berth::container::Standby`]): a start hands its container to
+/// it instead of spawning one, and the next is made in the background.
+#[derive(Debug, Default)]
+pub struct StandbySlot {
+    ready: std::sync::Mutex<Option<berth::container::Standby>>,
+    /// A refill is under way.
+    filling: std::sync::atomic::AtomicBool,
+}
+
+impl StandbySlot {
+    /// Makes the next one in the background, unless one is ready or being made.
+    pub fn refill(self: &Arc<Self>, paths: &berth::paths::Paths, berth: &std::path::Path) {
+        use std::sync::atomic::Ordering;
+        if self.ready.lock().unwrap_or_else(|e| e.into_inner()).is_some() || self.filling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (slot, paths, berth) = (self.clone(), paths.clone(), berth.to_path_buf());
+        std::thread::spawn(move || {
+            match berth::container::Standby::spawn(&paths, &berth) {
+                Ok(s) => *slot.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(s),
+                Err(e) => tracing::warn!(error = %e, "cannot keep a monitor ready"),
+            }
+            slot.filling.store(false, Ordering::Release);
+        });
+    }
+
+    /// Starts `c` by the monitor kept ready, if there is one, and makes the next.
+    fn start(self: &Arc<Self>, paths: &berth::paths::Paths, berth: &std::path::Path, c: &container::Container) -> berth::error::Result<()> {
+        let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.refill(paths, berth);
+        c.start_with(paths, berth, ready)
+    }
+}
+
 /// 204, or 304 when there was nothing to do, as dockerd answers.
 fn done(changed: bool) -> Response {
     if changed {
@@ -120,7 +154,7 @@ async fn start(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Re
         if c.alive() {
             return Ok(done(false));
         }
-        if let Err(e) = c.start(&app.paths, &app.berth) {
+        if let Err(e) = app.standby.start(&app.paths, &app.berth, &c) {
             // As dockerd: an auto-remove container whose start failed is removed.
             if c.spec.auto_remove {
                 c.discard(&app.paths);
