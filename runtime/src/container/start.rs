@@ -175,9 +175,9 @@ pub fn standby(paths: &Paths) -> Result<i32> {
     if std::io::stdin().lock().read_line(&mut id).map_err(|e| Error::io("read", "the standby's stdin", e))? == 0 {
         return Ok(0);
     }
-    let id = id.trim_end().to_string();
-    // The ID comes from the daemon; its record must exist before a file is made for it.
-    super::lookup(paths, &id)?;
+    // The ID comes from the daemon; its record must exist before a file is made for it,
+    // and the record's own ID names the files.
+    let id = super::lookup(paths, id.trim_end())?.id;
     let log = open_monitor_log(paths, &id)?;
     let null = std::fs::OpenOptions::new().read(true).open("/dev/null").map_err(|e| Error::io("open", "/dev/null", e))?;
     nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&log), 2).map_err(|e| Error::sys("redirect the monitor's stderr", e))?;
