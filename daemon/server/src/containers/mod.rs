@@ -132,11 +132,13 @@ impl StandbySlot {
         });
     }
 
-    /// Starts `c` by the monitor kept ready, if there is one, and makes the next.
+    /// Starts `c` by the monitor kept ready, if there is one, then makes the next (after:
+    /// spawning it while the container starts would take the CPU the start needs).
     fn start(self: &Arc<Self>, paths: &berth::paths::Paths, berth: &std::path::Path, c: &container::Container) -> berth::error::Result<()> {
         let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let started = c.start_with(paths, berth, ready);
         self.refill(paths, berth);
-        c.start_with(paths, berth, ready)
+        started
     }
 }
 
