@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use clap::Args;
 use netd::portmap::{expand_publish, PortMapping};
 
-use crate::container::{self, config::MIN_MEMORY, Config, Container, Limits};
+use crate::container::{config::MIN_MEMORY, Config, Container, Limits};
 use crate::error::{Error, Result};
 use crate::paths::Paths;
 use crate::process::monitor;
@@ -225,12 +225,10 @@ pub fn create(paths: &Paths, a: RunArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `__reap ID CODE`: the cleanup after a detached container's PID 1 exited with `code`.
+/// `__reap ID CODE`: the cleanup after a detached container's PID 1 exited with `code`
+/// (what a waiter started by an older `berth` execs; waiters now reap in-process).
 pub fn reap(paths: &Paths, id: &str, code: i32) -> Result<i32> {
-    let c = container::lookup(paths, id)?;
-    let code = monitor::reap(paths, &c, crate::cgroups::Cgroup::existing(id), code);
-    container::restart::after_exit(paths, &c, code);
-    Ok(code)
+    monitor::reap_exited(paths, id, code)
 }
 
 #[cfg(test)]

@@ -343,6 +343,15 @@ pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32) -> i32 {
     code
 }
 
+/// The cleanup after a detached container's PID 1 exited with `code`: [`reap`], then its
+/// restart policy. Returns the code.
+pub fn reap_exited(paths: &Paths, id: &str, code: i32) -> Result<i32> {
+    let c = container::lookup(paths, id)?;
+    let code = reap(paths, &c, Cgroup::existing(id), code);
+    container::restart::after_exit(paths, &c, code);
+    Ok(code)
+}
+
 /// Cleans up after a container whose monitor is gone (crash): network, cgroup, record.
 pub fn reap_stale(paths: &Paths, c: &Container) -> Result<()> {
     Cgroup::existing(&c.id).remove();

@@ -1,12 +1,12 @@
 //! The long-lived part of a detached container's monitor, kept small: once the container
 //! runs, the monitor execs `berth __wait ROOT RUN ID PID OUT ERR LOG` (same PID, so PID 1
 //! stays its child), which copies PID 1's stdout and stderr pipes (descriptors OUT, ERR)
-//! into its log (LOG) and then waits; when PID 1 exits it execs `berth __reap ... CODE`,
-//! a short-lived process that records the exit and cleans up (network, cgroup, `--rm`).
+//! into its log (LOG) and then waits; when PID 1 exits it records the exit and cleans up
+//! (network, cgroup, `--rm`, the restart policy), as `berth __reap ... CODE` does.
 //! `main` dispatches `__wait` before anything else runs: no argument parser, no logging,
 //! no allocation-heavy start-up, so the pages it touches are few.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -72,7 +72,7 @@ fn release_clean_pages() {
 }
 
 /// `berth __wait LIB RUN ID PID OUT ERR LOG`: logs PID 1's output until it is closed,
-/// waits for `PID` and hands over to `__reap` with its exit code. Never returns.
+/// waits for `PID` and reaps the container with its exit code. Never returns.
 pub fn wait_main(args: &[OsString]) -> ! {
     let [lib, run, id, pid, out, err, log] = args else { std::process::exit(125) };
     let num = |a: &OsString| std::str::from_utf8(a.as_bytes()).ok().and_then(|p| p.parse::<i32>().ok());
@@ -89,17 +89,22 @@ pub fn wait_main(args: &[OsString]) -> ! {
             Err(_) => break 125,
         }
     };
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let err = std::process::Command::new(exe)
-        .arg(OsStr::new("--root"))
-        .arg(lib)
-        .arg("--run-root")
-        .arg(run)
-        .arg("__reap")
-        .arg(id)
-        .arg(code.to_string())
-        .exec();
-    // The exec failed: the next `ps`, `rm` or netd's GC cleans up after a dead monitor.
-    eprintln!("berth: cannot hand over to the reaper: {err}");
-    std::process::exit(code)
+    // The reaper runs here: the code it needs faults in from the binary this process
+    // maps already, where an exec of `berth __reap` (as waiters did) started the whole
+    // program again, ~1.5 ms of every container's end before its network was released.
+    netd::logging::init();
+    let paths = crate::paths::Paths::new(lib.into(), run.into());
+    let _ = paths.ensure();
+    let reaped = match id.to_str() {
+        Some(id) => crate::process::monitor::reap_exited(&paths, id, code),
+        None => Err(crate::error::Error::State("the container ID is not UTF-8".into())),
+    };
+    match reaped {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // The next `ps`, `rm` or netd's GC cleans up after a dead monitor.
+            eprintln!("berth: cannot reap the container: {e}");
+            std::process::exit(code)
+        }
+    }
 }
