@@ -646,6 +646,23 @@ fn standbys() -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// The standby monitor netd has logged as ready, other than those in `not`: the one
+/// process `standbys` finds once netd's log says it keeps it ready.
+fn wait_ready(not: &[i32]) -> i32 {
+    let mut pid = 0;
+    wait_for("a standby monitor netd keeps ready", || {
+        let log = std::fs::read_to_string("/run/berth/netd.log").unwrap_or_default();
+        match standbys()[..] {
+            [p] if !not.contains(&p) && log.contains(&format!("monitor kept ready pid={p}")) => {
+                pid = p;
+                true
+            }
+            _ => false,
+        }
+    });
+    pid
+}
+
 /// The parent of `pid`, from /proc/PID/stat.
 fn ppid(pid: i32) -> i32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -656,20 +673,18 @@ fn ppid(pid: i32) -> i32 {
 fn netd_keeps_a_monitor_ready_and_leaves_none_behind() {
     with_docker_netd("netd_keeps_a_monitor_ready_and_leaves_none_behind", |netd| {
         // One is made at start-up; a start hands its container to it.
-        wait_for("a standby monitor", || standbys().len() == 1);
-        let ready = standbys()[0];
+        let ready = wait_ready(&[]);
         docker(&["run", "-d", "--name", "first", "busybox", "sleep", "600"]).ok();
         let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", "first"]).ok().trim().parse().unwrap();
         assert_eq!(ppid(pid), ready, "PID 1 of a container netd started is not the standby's child");
         // The next is made; one killed is not missed: the start spawns its own monitor.
-        wait_for("the next standby monitor", || standbys().iter().any(|p| *p != ready));
-        let next = standbys()[0];
+        let next = wait_ready(&[ready]);
         sh(&format!("kill -9 {next}"));
         wait_for("the standby to be gone", || standbys().is_empty());
         docker(&["run", "-d", "--name", "second", "busybox", "sleep", "600"]).ok();
         let v: Value = serde_json::from_str(&docker(&["inspect", "second"]).ok()).unwrap();
         assert_eq!(v[0]["State"]["Running"], true, "{v}");
-        wait_for("a standby monitor again", || standbys().len() == 1);
+        wait_ready(&[ready, next]);
         // netd gone: the one it kept ready ends too.
         drop(netd);
         wait_for("no standby monitor left", || standbys().is_empty());

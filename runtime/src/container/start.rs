@@ -119,10 +119,13 @@ fn open_monitor_log(paths: &Paths, id: &str) -> Result<std::fs::File> {
 pub struct Standby {
     ids: ChildStdin,
     out: ChildStdout,
+    /// Its process ID.
+    pub pid: i32,
 }
 
 impl Standby {
-    /// Spawns one and waits until it has detached (the process spawned exits at once).
+    /// Spawns one and waits until it is ready: detached (the process spawned exits at
+    /// once) and waiting for an ID, which it says with `ready PID`.
     pub fn spawn(paths: &Paths, berth: &Path) -> Result<Self> {
         let mut cmd = Command::new(berth);
         cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg("--standby");
@@ -130,9 +133,23 @@ impl Standby {
         let mut child = cmd.spawn().map_err(|e| Error::io("start a standby monitor", berth, e))?;
         let (ids, out) = (child.stdin.take(), child.stdout.take());
         let _ = child.wait();
-        match (ids, out) {
-            (Some(ids), Some(out)) => Ok(Self { ids, out }),
-            _ => Err(Error::State("the standby monitor has no pipes".into())),
+        let (Some(ids), Some(mut out)) = (ids, out) else {
+            return Err(Error::State("the standby monitor has no pipes".into()));
+        };
+        // Read a byte at a time: what follows on this pipe is the start's report, read
+        // by whoever starts a container with it.
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while line.len() < 32
+            && std::io::Read::read(&mut out, &mut b).map_err(|e| Error::io("read", "the standby's pipe", e))? == 1
+            && b[0] != b'\n'
+        {
+            line.push(b[0]);
+        }
+        let pid = std::str::from_utf8(&line).ok().and_then(|l| l.strip_prefix("ready ")?.parse().ok());
+        match pid {
+            Some(pid) => Ok(Self { ids, out, pid }),
+            None => Err(Error::State("the standby monitor did not get ready".into())),
         }
     }
 
@@ -165,12 +182,14 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
     run_monitor(paths, id)
 }
 
-/// `berth __monitor --standby` ([`Standby`]): detaches as [`monitor`] does, then waits
-/// for a container ID on stdin and monitors that container, its stderr in the
+/// `berth __monitor --standby` ([`Standby`]): detaches as [`monitor`] does, says `ready
+/// PID` on stdout, then waits for a container ID on stdin and monitors that container, its stderr in the
 /// container's monitor.log. Exits 0 when stdin closes first.
 pub fn standby(paths: &Paths) -> Result<i32> {
     detach_from_caller()?;
     let _ = nix::unistd::setsid();
+    let mut out = std::io::stdout();
+    writeln!(out, "ready {}", std::process::id()).and_then(|()| out.flush()).map_err(|e| Error::io("write", "the standby's pipe", e))?;
     let mut id = String::new();
     if std::io::stdin().lock().read_line(&mut id).map_err(|e| Error::io("read", "the standby's stdin", e))? == 0 {
         return Ok(0);

@@ -125,7 +125,10 @@ impl StandbySlot {
         let (slot, paths, berth) = (self.clone(), paths.clone(), berth.to_path_buf());
         std::thread::spawn(move || {
             match berth::container::Standby::spawn(&paths, &berth) {
-                Ok(s) => *slot.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(s),
+                Ok(s) => {
+                    tracing::debug!(pid = s.pid, "monitor kept ready");
+                    *slot.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot keep a monitor ready"),
             }
             slot.filling.store(false, Ordering::Release);
