@@ -66,6 +66,8 @@ async fn serve(cli: &Cli) -> anyhow::Result<()> {
     if std::os::unix::net::UnixStream::connect(&cli.socket).is_ok() {
         anyhow::bail!("a netd already serves {}", cli.socket.display());
     }
+    // This process outlives its requests: nf_tables sockets are let go by a thread.
+    netd::firewall::nft::msg::long_lived();
     let engine = netd::engine::Engine::new(cli.root.join("networks"), cli.root.join("ipam"), cli.run_root.clone());
     let paths = berth::paths::Paths::new(cli.root.clone(), cli.run_root.clone()).in_process();
     paths.ensure().context("preparing berth's state directories")?;

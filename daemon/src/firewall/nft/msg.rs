@@ -343,13 +343,68 @@ fn mark_deleting() {
     let _ = f.and_then(|f| f.set_modified(std::time::SystemTime::now()));
 }
 
+/// Set in a process that outlives its requests (netd): a socket to let go is then held
+/// by a thread of this process ([`hold_in_thread`]) instead of a forked grandchild, whose
+/// fork copies the caller's page tables (twice per detach from netd, ~0.3 ms each).
+static LONG_LIVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Declares the calling process long-lived (netd's server): see [`LONG_LIVED`].
+pub fn long_lived() {
+    LONG_LIVED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How long ago a transaction last deleted something; `None` if no mark is readable.
+fn since_deleting() -> Option<std::time::Duration> {
+    let m = std::fs::metadata(deleting_mark()).and_then(|m| m.modified()).ok()?;
+    Some(std::time::SystemTime::now().duration_since(m).unwrap_or_default())
+}
+
+/// Hands `fd` to the process's releaser thread, which lets each socket go as the
+/// grandchild of [`release_elsewhere`] would: after 100 ms, once no transaction has
+/// deleted anything for 50 ms, at most after 10 s. False if the thread is gone.
+fn hold_in_thread(fd: std::os::fd::OwnedFd) -> bool {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    static RELEASER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<std::os::fd::OwnedFd>>> = std::sync::OnceLock::new();
+    let tx = RELEASER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<std::os::fd::OwnedFd>();
+        let _ = std::thread::Builder::new().name("nft-release".into()).spawn(move || {
+            let mut held: Vec<(Instant, std::os::fd::OwnedFd)> = Vec::new();
+            loop {
+                let wait = if held.is_empty() { Duration::from_secs(3600) } else { Duration::from_millis(50) };
+                match rx.recv_timeout(wait) {
+                    Ok(fd) => held.push((Instant::now(), fd)),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                let quiet = !matches!(since_deleting(), Some(d) if d <= Duration::from_millis(50));
+                // Dropping one closes it: the kernel's wait happens on this thread.
+                held.retain(|(t, _)| {
+                    let age = t.elapsed();
+                    age < Duration::from_millis(100) || (!quiet && age < Duration::from_secs(10))
+                });
+            }
+        });
+        std::sync::Mutex::new(tx)
+    });
+    tx.lock().unwrap_or_else(|e| e.into_inner()).send(fd).is_ok()
+}
+
 /// Hands the last reference to `fd` to a detached grandchild (see `Drop`), which lets
-/// it go once deletions have paused. The kernel flushes its destroy work on that close
+/// it go once deletions have paused (to a thread of this process in a long-lived one). The kernel flushes its destroy work on that close
 /// under the netns's nf_tables commit mutex, so a close while others are deleting holds
 /// up their transactions for a grace period: back-to-back DELs took 8–29 ms in bursts
 /// where they took 3. The grandchild sleeps 100 ms, then until no transaction has
 /// deleted anything for 50 ms (the mark's time), at most 10 s.
 fn release_elsewhere(fd: std::os::fd::RawFd) {
+    if LONG_LIVED.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: `fd` is the open socket of the `Conn` being dropped; the duplicate is
+        // a new descriptor this call owns.
+        let dup = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }.try_clone_to_owned();
+        if dup.is_ok_and(hold_in_thread) {
+            return;
+        }
+    }
     let Ok(mark) = std::ffi::CString::new(deleting_mark().into_os_string().into_encoded_bytes()) else { return };
     // SAFETY: the grandchild makes only system calls (nanosleep, stat, clock_gettime)
     // on `mark`, made before the fork, holding `fd`, then exits. If it cannot be made,
