@@ -166,12 +166,41 @@ fn host_resolv() -> String {
         .collect()
 }
 
+/// The container's /etc files that are bind-mounted: hosts, resolv.conf, hostname.
+const ETC_FILES: [&str; 3] = ["hosts", "resolv.conf", "hostname"];
+
+/// Makes the files [`write_etc`] fills, empty if they do not exist, before PID 1
+/// bind-mounts them.
+pub fn prepare_etc(paths: &Paths, c: &Container) -> Result<()> {
+    let dir = paths.container(&c.id);
+    for name in ETC_FILES {
+        etc_file(&dir.join(name), false)?;
+    }
+    Ok(())
+}
+
+/// Opens one of the container's /etc files for writing, made if missing (readable by
+/// the container's user, whoever it is), emptied if `truncate`; never through a symlink.
+fn etc_file(path: &std::path::Path, truncate: bool) -> Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| Error::io("write", path, e))
+}
+
 /// Writes hosts, resolv.conf and hostname into the container's directory, from which
-/// they are bind-mounted.
+/// they are bind-mounted: in place, as PID 1 may have mounted them already.
 pub fn write_etc(paths: &Paths, c: &Container, ep: Option<&Endpoint>) -> Result<()> {
     let dir = paths.container(&c.id);
-    // Readable by the container's user, whoever it is: bind-mounted as its /etc files.
-    let w = |name: &str, data: String| Ok::<(), Error>(netd::state::write_atomic_mode(&dir.join(name), data.as_bytes(), 0o644)?);
+    let w = |name: &str, data: String| {
+        let path = dir.join(name);
+        std::io::Write::write_all(&mut etc_file(&path, true)?, data.as_bytes()).map_err(|e| Error::io("write", path, e))
+    };
     let mut hosts = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if c.spec.net == NetMode::Host {
         hosts = fs::read_to_string("/etc/hosts").unwrap_or(hosts);

@@ -45,9 +45,9 @@ pub struct InitConfig {
     /// The cgroup files PID 1 writes "0" to when told to start, joining its cgroup
     /// itself (see `Cgroup::tasks_files`); empty when the monitor moves it.
     pub cgroup_tasks: Vec<PathBuf>,
-    /// The monitor writes one byte here when the container may start.
+    /// PID 1 reads the monitor's two bytes here: [`CGROUP_READY`], then [`GO`].
     pub sync: OwnedFd,
-    /// The monitor's end of the sync pipe, closed in the child.
+    /// The monitor's end of the sync socket, closed in the child.
     pub sync_peer: OwnedFd,
     /// Start errors go here.
     pub err: OwnedFd,
@@ -139,11 +139,10 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
     // The foreground CLI holds some signals while it starts us: the command gets none held.
     crate::process::sigproxy::release();
     let stdin = cfg.stdin.as_deref().map(open_fifo).transpose()?;
-    let mut b = [0u8; 1];
-    match read(cfg.sync.as_raw_fd(), &mut b) {
-        Ok(1) => {}
-        _ => return Err((125, "monitor went away before start".into())),
-    }
+    // Two bytes from the monitor: CGROUP_READY once the cgroup is made (this process
+    // then joins it and makes its root while the monitor makes the network), GO once the
+    // network is made and the run recorded (then it execs).
+    await_byte(cfg, CGROUP_READY)?;
     for t in &cfg.cgroup_tasks {
         std::fs::write(t, "0").map_err(fail("join the cgroup"))?;
     }
@@ -179,11 +178,30 @@ fn run(cfg: &InitConfig) -> Result<std::convert::Infallible, Fail> {
     let argv: Vec<CString> = cfg.args.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let envp: Vec<CString> = env.iter().map(|a| c(a)).collect::<Result<_, _>>()?;
     let prog_c = c(&prog.display().to_string())?;
+    await_byte(cfg, GO)?;
     cfg.confine.confine(ids).map_err(|(step, e)| (125, format!("{step}: {e}")))?;
     match execve(&prog_c, &argv, &envp) {
         Err(nix::errno::Errno::EACCES) | Err(nix::errno::Errno::ENOEXEC) => Err((126, format!("exec: \"{first}\": permission denied"))),
         Err(e) => Err((127, format!("exec: \"{first}\": {e}"))),
         Ok(never) => match never {},
+    }
+}
+
+/// The monitor's byte on the sync socket that says the cgroup is made.
+pub const CGROUP_READY: u8 = b'c';
+/// The monitor's byte on the sync socket that says to run the command.
+pub const GO: u8 = b'g';
+
+/// Waits for `want` on the sync socket; anything else (end of file: the monitor gave up or
+/// died) ends the start.
+fn await_byte(cfg: &InitConfig, want: u8) -> Result<(), Fail> {
+    let mut b = [0u8; 1];
+    loop {
+        match read(cfg.sync.as_raw_fd(), &mut b) {
+            Ok(1) if b[0] == want => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return Err((125, "monitor went away before start".into())),
+        }
     }
 }
 
