@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::harness::berth::{berth, bridge_allocations, cgroup_dirs, import_busybox, inspect};
+use berth_tests::harness::berth::{berth, berth_env, bridge_allocations, cgroup_dirs, import_busybox, inspect};
 use berth_tests::harness::net::rules;
 use berth_tests::harness::peer::{HOST_IP, PEER_IP};
 use berth_tests::harness::{curl, image, isolated, sh, try_sh, wait_for, OtherHost};
@@ -295,6 +295,19 @@ fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
             assert_eq!(out.code, 125, "{args:?}: {}", out.stderr);
             assert_eq!(out.stderr.lines().count(), 1, "{args:?}: not one line: {}", out.stderr);
             assert!(out.stderr.contains(msg), "{args:?}: {}", out.stderr);
+            assert_eq!((berth(&["ps", "-a", "-q"]).ok(), veths(), bridge_allocations(), rules()), before, "{args:?} left state behind");
+        }
+        // PID 1 fails while the monitor makes the network (it makes its root meanwhile;
+        // the network is made late here, in a debug build): its own error comes back, and
+        // nothing of the start is left.
+        for detach in [false, true] {
+            let mut args = vec!["run", "--rm", "-p", "4100:80", "-w", "/etc/passwd", "busybox", "true"];
+            if detach {
+                args.insert(1, "-d");
+            }
+            let out = berth_env(&args, &[("BERTH_DELAY", "start-network:300")]);
+            assert_eq!(out.code, 125, "{args:?}: {}", out.stderr);
+            assert!(out.stderr.contains("chdir to /etc/passwd"), "{args:?}: {}", out.stderr);
             assert_eq!((berth(&["ps", "-a", "-q"]).ok(), veths(), bridge_allocations(), rules()), before, "{args:?} left state behind");
         }
         assert_eq!(berth(&["run", "busybox", "nonexistent-cmd"]).code, 127);

@@ -213,6 +213,17 @@ pub fn child_main(cfg: &InitConfig) -> isize {
         Ok(never) => match never {},
         Err((code, msg)) => {
             let _ = write(&cfg.err, format!("{code}\t{msg}").as_bytes());
+            // Failed before the monitor said GO (making the root while the monitor makes
+            // the network): stay until it does or gives up, so that the namespaces it is
+            // setting up still exist and its next read is this error, not theirs.
+            let mut b = [0u8; 1];
+            loop {
+                match read(cfg.sync.as_raw_fd(), &mut b) {
+                    Ok(1) if b[0] != GO => continue,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    _ => break,
+                }
+            }
             code as isize
         }
     }

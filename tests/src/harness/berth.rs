@@ -25,7 +25,12 @@ impl Out {
 
 /// Runs `berth ARGS` with the test host's default state roots.
 pub fn berth(args: &[&str]) -> Out {
-    let out = Command::new(bin_dir().join("berth")).args(args).output().expect("run berth");
+    berth_env(args, &[])
+}
+
+/// [`berth`] with `env` added to its environment.
+pub fn berth_env(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let out = Command::new(bin_dir().join("berth")).args(args).envs(env.iter().copied()).output().expect("run berth");
     Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).to_string(),
