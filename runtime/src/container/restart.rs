@@ -171,6 +171,8 @@ pub fn after_exit(paths: &Paths, c: &Container, code: i32) {
         std::env::current_exe().map_err(|e| Error::io("find", "/proc/self/exe", e)).and_then(|exe| c.restart_by_policy(paths, &exe, code));
     if let Err(e) = res {
         tracing::warn!(error = %e, id = %c.id, "restart by policy failed");
+        // The exit may have been recorded as restarting (see `monitor::reap`).
+        let _ = super::update(paths, &c.id, |r| r.state.restarting = false);
     }
 }
 

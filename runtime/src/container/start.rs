@@ -93,9 +93,8 @@ impl Container {
 /// the pipe it reports on once the process it began as has exited (`detach_from_caller`).
 fn spawn_monitor(paths: &Paths, berth: &Path, id: &str) -> Result<ChildStdout> {
     let mlog = open_monitor_log(paths, id)?;
-    let mut cmd = Command::new(berth);
-    cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg(id);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(mlog);
+    let mut cmd = monitor_command(paths, berth);
+    cmd.arg(id).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(mlog);
     // Nothing runs between fork and exec (the monitor makes its own session), so the
     // child is spawned without copying this process's page tables (posix_spawn):
     // the daemon's memory stays its own.
@@ -104,6 +103,13 @@ fn spawn_monitor(paths: &Paths, berth: &Path, id: &str) -> Result<ChildStdout> {
     // The monitor's parent, which exits as the monitor begins.
     let _ = child.wait();
     Ok(out)
+}
+
+/// `berth --root LIB --run-root RUN __monitor`, for the caller to finish.
+fn monitor_command(paths: &Paths, berth: &Path) -> Command {
+    let mut cmd = Command::new(berth);
+    cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor");
+    cmd
 }
 
 /// The container's monitor.log, truncated: the monitor's stderr.
@@ -127,9 +133,8 @@ impl Standby {
     /// Spawns one and waits until it is ready: detached (the process spawned exits at
     /// once) and waiting for an ID, which it says with `ready PID`.
     pub fn spawn(paths: &Paths, berth: &Path) -> Result<Self> {
-        let mut cmd = Command::new(berth);
-        cmd.arg("--root").arg(&paths.lib).arg("--run-root").arg(&paths.run).arg("__monitor").arg("--standby");
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut cmd = monitor_command(paths, berth);
+        cmd.arg("--standby").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
         let mut child = cmd.spawn().map_err(|e| Error::io("start a standby monitor", berth, e))?;
         let (ids, out) = (child.stdin.take(), child.stdout.take());
         let _ = child.wait();
@@ -233,7 +238,7 @@ fn run_monitor(paths: &Paths, id: &str) -> Result<i32> {
             if let (Some((o, e)), Ok(log)) = (started.output.take(), log) {
                 super::log::copy(o, e, &mut super::log::Writer::new(log), &mut || {});
             }
-            let code = monitor::supervise(paths, &c, started);
+            let code = monitor::supervise(paths, &c, started, true);
             super::restart::after_exit(paths, &c, code);
             Ok(code)
         }

@@ -22,7 +22,7 @@ fn socket_path(paths: &Paths, id: &str) -> PathBuf {
 /// The monitor of a container with a terminal: logs the leader's output, lends the
 /// leader on `tty.sock`, supervises PID 1; returns its exit code.
 pub(crate) fn serve_and_supervise(paths: &Paths, c: &Container, mut started: Started) -> i32 {
-    let Some(leader) = started.tty.take() else { return monitor::supervise(paths, c, started) };
+    let Some(leader) = started.tty.take() else { return monitor::supervise(paths, c, started, true) };
     if let (Ok(mut reader), Ok(log)) = (leader.try_clone().map(std::fs::File::from), c.log(paths)) {
         let mut out = Writer::new(log);
         std::thread::spawn(move || {
@@ -45,7 +45,7 @@ pub(crate) fn serve_and_supervise(paths: &Paths, c: &Container, mut started: Sta
             }
         });
     }
-    let code = monitor::supervise(paths, c, started);
+    let code = monitor::supervise(paths, c, started, true);
     let _ = std::fs::remove_file(&sock);
     drop(leader);
     code

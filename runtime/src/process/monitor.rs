@@ -223,10 +223,11 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
                 cg.add(pid.as_raw()).inspect_err(|_| cg.remove())?;
             }
             netd::fault::point("start-cgroup");
-            // A PID 1 that is gone says why on the error pipe, read below.
+            // A PID 1 that failed already waits for GO and says why on the error pipe.
             let _ = tell(sync, CGROUP_READY);
             Ok::<_, Error>(cg)
         });
+        netd::fault::delay("start-network");
         let endpoint = network::setup(paths, c, pid.as_raw());
         let cgroup = made.join().unwrap_or_else(|_| Err(Error::State("making the cgroup panicked".into())));
         (cgroup, endpoint)
@@ -275,8 +276,8 @@ pub fn start(paths: &Paths, c: &Container, detached: bool) -> Result<Started> {
         return Err(Error::State(format!("container {} was stopped while it started", c.name)));
     }
     netd::fault::point("start-recorded");
-    // A PID 1 that failed while making its root is gone: the write fails and the error
-    // pipe says why.
+    // A PID 1 that failed while making its root waits for this byte, then exits, and the
+    // error pipe says why; one killed meanwhile fails the send.
     let sent = tell(&sync_w, GO);
     drop(sync_w);
     step("record+go");
@@ -319,7 +320,7 @@ pub fn supervise_foreground(paths: &Paths, c: &Container, mut started: Started, 
         .output
         .take()
         .map(|(o, e)| std::thread::spawn(move || container::log::copy(o, e, &mut container::log::Writer::echoing(log), &mut || {})));
-    let code = supervise(paths, c, started);
+    let code = supervise(paths, c, started, false);
     if let Some(t) = copy {
         let _ = t.join();
     }
@@ -327,8 +328,9 @@ pub fn supervise_foreground(paths: &Paths, c: &Container, mut started: Started, 
 }
 
 /// Waits for PID 1, records its exit code, and cleans up (network, cgroup, and the whole
-/// container with `--rm`). Returns the exit code (128+signal when killed).
-pub fn supervise(paths: &Paths, c: &Container, started: Started) -> i32 {
+/// container with `--rm`). Returns the exit code (128+signal when killed). `by_policy`:
+/// the caller applies the restart policy next (see [`reap`]).
+pub fn supervise(paths: &Paths, c: &Container, started: Started, by_policy: bool) -> i32 {
     let code = loop {
         match waitpid(started.pid, None) {
             Ok(WaitStatus::Exited(_, code)) => break code,
@@ -337,12 +339,15 @@ pub fn supervise(paths: &Paths, c: &Container, started: Started) -> i32 {
             Err(_) => break 125,
         }
     };
-    reap(paths, c, started.cgroup, code)
+    reap(paths, c, started.cgroup, code, by_policy)
 }
 
 /// After PID 1 exited with `code`: removes the cgroup, releases the network, records the
-/// exit, and removes the container with `--rm`. Returns `code`.
-pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32) -> i32 {
+/// exit, and removes the container with `--rm`. Returns `code`. `by_policy`: the caller
+/// applies the restart policy next; a container it brings back is marked restarting in
+/// the update that records the exit, so that it never looks exited (and removable
+/// without `-f`) in between.
+pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32, by_policy: bool) -> i32 {
     cgroup.remove();
     netd::fault::point("reap-cgroup");
     let ep = container::lookup(paths, &c.id).ok().and_then(|r| r.state.endpoint);
@@ -355,6 +360,9 @@ pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32) -> i32 {
         r.state.exit_code = Some(code);
         r.state.pid = None;
         r.state.finished_at = Some(now());
+        if by_policy {
+            r.state.restarting = !r.spec.auto_remove && r.spec.restart.wants(code, r.state.stopped_by_hand, r.state.restart_count);
+        }
     });
     if c.spec.auto_remove {
         // Whoever waits for it (docker run --rm) learns the code after the record is gone.
@@ -369,7 +377,7 @@ pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32) -> i32 {
 /// restart policy. Returns the code.
 pub fn reap_exited(paths: &Paths, id: &str, code: i32) -> Result<i32> {
     let c = container::lookup(paths, id)?;
-    let code = reap(paths, &c, Cgroup::existing(id), code);
+    let code = reap(paths, &c, Cgroup::existing(id), code, true);
     container::restart::after_exit(paths, &c, code);
     Ok(code)
 }
