@@ -365,7 +365,7 @@ fn since_deleting() -> Option<std::time::Duration> {
 fn hold_in_thread(fd: std::os::fd::OwnedFd) -> bool {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
-    static RELEASER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<std::os::fd::OwnedFd>>> = std::sync::OnceLock::new();
+    static RELEASER: std::sync::OnceLock<mpsc::Sender<std::os::fd::OwnedFd>> = std::sync::OnceLock::new();
     let tx = RELEASER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<std::os::fd::OwnedFd>();
         let _ = std::thread::Builder::new().name("nft-release".into()).spawn(move || {
@@ -385,9 +385,9 @@ fn hold_in_thread(fd: std::os::fd::OwnedFd) -> bool {
                 });
             }
         });
-        std::sync::Mutex::new(tx)
+        tx
     });
-    tx.lock().unwrap_or_else(|e| e.into_inner()).send(fd).is_ok()
+    tx.send(fd).is_ok()
 }
 
 /// Hands the last reference to `fd` to a detached grandchild (see `Drop`), which lets
