@@ -192,16 +192,24 @@ pub const CGROUP_READY: u8 = b'c';
 /// The monitor's byte on the sync socket that says to run the command.
 pub const GO: u8 = b'g';
 
-/// Waits for `want` on the sync socket; anything else (end of file: the monitor gave up or
-/// died) ends the start.
-fn await_byte(cfg: &InitConfig, want: u8) -> Result<(), Fail> {
+/// The monitor's next byte on the sync socket; `None` at end of file (the monitor gave up
+/// or died).
+fn next_byte(cfg: &InitConfig) -> Option<u8> {
     let mut b = [0u8; 1];
     loop {
         match read(cfg.sync.as_raw_fd(), &mut b) {
-            Ok(1) if b[0] == want => return Ok(()),
+            Ok(1) => return Some(b[0]),
             Err(nix::errno::Errno::EINTR) => continue,
-            _ => return Err((125, "monitor went away before start".into())),
+            _ => return None,
         }
+    }
+}
+
+/// Waits for `want` on the sync socket; anything else ends the start.
+fn await_byte(cfg: &InitConfig, want: u8) -> Result<(), Fail> {
+    match next_byte(cfg) {
+        Some(b) if b == want => Ok(()),
+        _ => Err((125, "monitor went away before start".into())),
     }
 }
 
@@ -216,14 +224,7 @@ pub fn child_main(cfg: &InitConfig) -> isize {
             // Failed before the monitor said GO (making the root while the monitor makes
             // the network): stay until it does or gives up, so that the namespaces it is
             // setting up still exist and its next read is this error, not theirs.
-            let mut b = [0u8; 1];
-            loop {
-                match read(cfg.sync.as_raw_fd(), &mut b) {
-                    Ok(1) if b[0] != GO => continue,
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    _ => break,
-                }
-            }
+            while next_byte(cfg).is_some_and(|b| b != GO) {}
             code as isize
         }
     }
