@@ -114,12 +114,18 @@ pub fn next_delay(ran_secs: u64, last_ms: u64) -> u64 {
 }
 
 impl Container {
+    /// Whether its restart policy brings it back after an exit with `code` (never one
+    /// removed when it exits).
+    pub(crate) fn restarts_after(&self, code: i32) -> bool {
+        !self.spec.auto_remove && self.spec.restart.wants(code, self.state.stopped_by_hand, self.state.restart_count)
+    }
+
     /// After PID 1 exited with `code` and the exit was recorded (the reaper): starts it
     /// again under a new monitor run from `berth` if its policy says so, after the
     /// delay. A container stopped, killed or removed meanwhile is left as it is.
     pub fn restart_by_policy(&self, paths: &Paths, berth: &Path, code: i32) -> Result<bool> {
         let c = super::lookup(paths, &self.id)?;
-        if !c.spec.restart.wants(code, c.state.stopped_by_hand, c.state.restart_count) || c.spec.auto_remove {
+        if !c.restarts_after(code) {
             return Ok(false);
         }
         let ran = c.state.finished_at.unwrap_or(0).saturating_sub(c.state.started_at.unwrap_or(0));

@@ -361,7 +361,7 @@ pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32, by_policy: 
         r.state.pid = None;
         r.state.finished_at = Some(now());
         if by_policy {
-            r.state.restarting = !r.spec.auto_remove && r.spec.restart.wants(code, r.state.stopped_by_hand, r.state.restart_count);
+            r.state.restarting = r.restarts_after(code);
         }
     });
     if c.spec.auto_remove {
