@@ -353,6 +353,13 @@ pub fn long_lived() {
     LONG_LIVED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// How long a let-go socket is held at least (see [`release_elsewhere`]).
+const HOLD_MS: i64 = 100;
+/// How long without a deletion counts as paused.
+const QUIET_MS: i64 = 50;
+/// How long a socket is held at most.
+const MOST_MS: i64 = 10_000;
+
 /// How long ago a transaction last deleted something; `None` if no mark is readable.
 fn since_deleting() -> Option<std::time::Duration> {
     let m = std::fs::metadata(deleting_mark()).and_then(|m| m.modified()).ok()?;
@@ -360,8 +367,7 @@ fn since_deleting() -> Option<std::time::Duration> {
 }
 
 /// Hands `fd` to the process's releaser thread, which lets each socket go as the
-/// grandchild of [`release_elsewhere`] would: after 100 ms, once no transaction has
-/// deleted anything for 50 ms, at most after 10 s. False if the thread is gone.
+/// grandchild of [`release_elsewhere`] would. False if the thread is gone.
 fn hold_in_thread(fd: std::os::fd::OwnedFd) -> bool {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
@@ -371,17 +377,18 @@ fn hold_in_thread(fd: std::os::fd::OwnedFd) -> bool {
         let _ = std::thread::Builder::new().name("nft-release".into()).spawn(move || {
             let mut held: Vec<(Instant, std::os::fd::OwnedFd)> = Vec::new();
             loop {
-                let wait = if held.is_empty() { Duration::from_secs(3600) } else { Duration::from_millis(50) };
+                let ms = |n: i64| Duration::from_millis(n as u64);
+                let wait = if held.is_empty() { Duration::from_secs(3600) } else { ms(QUIET_MS) };
                 match rx.recv_timeout(wait) {
                     Ok(fd) => held.push((Instant::now(), fd)),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
-                let quiet = !matches!(since_deleting(), Some(d) if d <= Duration::from_millis(50));
+                let quiet = !matches!(since_deleting(), Some(d) if d <= ms(QUIET_MS));
                 // Dropping one closes it: the kernel's wait happens on this thread.
                 held.retain(|(t, _)| {
                     let age = t.elapsed();
-                    age < Duration::from_millis(100) || (!quiet && age < Duration::from_secs(10))
+                    age < ms(HOLD_MS) || (!quiet && age < ms(MOST_MS))
                 });
             }
         });
@@ -390,12 +397,13 @@ fn hold_in_thread(fd: std::os::fd::OwnedFd) -> bool {
     tx.send(fd).is_ok()
 }
 
-/// Hands the last reference to `fd` to a detached grandchild (see `Drop`), which lets
-/// it go once deletions have paused (to a thread of this process in a long-lived one). The kernel flushes its destroy work on that close
-/// under the netns's nf_tables commit mutex, so a close while others are deleting holds
-/// up their transactions for a grace period: back-to-back DELs took 8–29 ms in bursts
-/// where they took 3. The grandchild sleeps 100 ms, then until no transaction has
-/// deleted anything for 50 ms (the mark's time), at most 10 s.
+/// Hands the last reference to `fd` to a detached grandchild (see `Drop`), or to a
+/// thread of this process in a long-lived one, which lets it go once deletions have
+/// paused. The kernel flushes its destroy work on that close under the netns's
+/// nf_tables commit mutex, so a close while others are deleting holds up their
+/// transactions for a grace period: back-to-back DELs took 8–29 ms in bursts where they
+/// took 3. The holder waits [`HOLD_MS`], then until no transaction has deleted anything
+/// for [`QUIET_MS`] (the mark's time), at most [`MOST_MS`].
 fn release_elsewhere(fd: std::os::fd::RawFd) {
     if LONG_LIVED.load(std::sync::atomic::Ordering::Relaxed) {
         // SAFETY: `fd` is the open socket of the `Conn` being dropped; the duplicate is
@@ -420,13 +428,13 @@ fn release_elsewhere(fd: std::os::fd::RawFd) {
                 libc::clock_gettime(libc::CLOCK_REALTIME, &mut t);
                 t.tv_sec * 1000 + t.tv_nsec / 1_000_000
             };
-            sleep(100);
-            for _ in 0..200 {
+            sleep(HOLD_MS);
+            for _ in 0..MOST_MS / QUIET_MS {
                 let mut st: libc::stat = std::mem::zeroed();
-                if libc::stat(mark.as_ptr(), &mut st) != 0 || now_ms() - (st.st_mtime * 1000 + st.st_mtime_nsec / 1_000_000) > 50 {
+                if libc::stat(mark.as_ptr(), &mut st) != 0 || now_ms() - (st.st_mtime * 1000 + st.st_mtime_nsec / 1_000_000) > QUIET_MS {
                     break;
                 }
-                sleep(50);
+                sleep(QUIET_MS);
             }
         })
     };
