@@ -189,8 +189,9 @@ fn limits_are_enforced() {
             ("cat /sys/fs/cgroup/memory/memory.limit_in_bytes", "cat /sys/fs/cgroup/pids/pids.max")
         };
         // PID 1 is in its group on every hierarchy (on v1 it joined by itself).
-        let pid = inspect("lim")["State"]["Pid"].as_i64().expect("pid");
-        let id = inspect("lim")["Id"].as_str().expect("id").to_string();
+        let lim = inspect("lim");
+        let pid = lim["State"]["Pid"].as_i64().expect("pid");
+        let id = lim["Id"].as_str().expect("id").to_string();
         let groups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("its cgroups");
         let dirs = cgroup_dirs(&id);
         assert!(!dirs.is_empty(), "no cgroup for {id}");
