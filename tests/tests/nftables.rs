@@ -11,6 +11,9 @@ use netd::firewall::{Backend, Firewall, MasqRules, NetworkRules, Nftables, PortR
 use netd::portmap::{PortMapping, Proto};
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/golden/nft-table.txt");
+/// The same table as versions before December 2026 made it: hairpin sets of
+/// concatenated ranges, matched in postrouting.
+const RANGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/golden/nft-table-hairpin-ranges.txt");
 
 fn backend() -> Nftables {
     Nftables::new("/run/berth/nftables.lock", netd::firewall::DEFAULT_MARK_BIT)
@@ -37,6 +40,7 @@ fn ports(id: &str, addrs: &[&str], mappings: Vec<PortMapping>) -> PortRules {
         addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
         mappings,
         snat: true,
+        host_if: Some("docker0".into()),
         conditions_v4: vec![],
         conditions_v6: vec![],
         backend: Backend::Nftables,
@@ -124,6 +128,24 @@ fn the_table_reads_back_as_the_golden_text_and_encodes_as_nft_does() {
         fw.remove_ports(&p).unwrap();
         let err = fw.check_ports(&p).unwrap_err().to_string();
         assert!(err.contains("lacks the element of any4 for 4000->80/tcp"), "{err}");
+    });
+}
+
+#[test]
+fn a_table_of_the_hairpin_ranges_layout_is_brought_up_to_date_by_the_next_publish() {
+    isolated(|| {
+        std::fs::create_dir_all("/run/berth").unwrap();
+        sh(&format!("nft -f {RANGES}"));
+        let fw = backend();
+        assert!(!fw.base_intact().unwrap(), "the older layout passes for the current one");
+        let p = ports("c9", &["172.17.0.9/16"], vec![map(None, 4100, 80, Proto::Tcp)]);
+        fw.add_ports(&p).unwrap();
+        fw.check_ports(&p).unwrap();
+        assert!(fw.base_intact().unwrap());
+        let listed = sh("nft list table inet berth");
+        assert!(!listed.contains("hairpin4") && !listed.contains("hairpin6"), "the older sets are left:\n{listed}");
+        assert!(listed.contains(r#""docker0" . 172.17.0.9 . tcp . 80"#), "{listed}");
+        assert!(listed.contains("meta mark & 0x00002000 == 0x00002000 masquerade"), "{listed}");
     });
 }
 

@@ -36,12 +36,18 @@ pub struct PortRules {
     pub container_id: String,
     /// Interface inside the container.
     pub ifname: String,
-    /// Container addresses with their prefix (the prefix gives the hairpin subnet).
+    /// Container addresses with their prefix (iptables: the prefix gives the hairpin
+    /// subnet).
     pub addrs: Vec<IpNetwork>,
     /// The mappings.
     pub mappings: Vec<PortMapping>,
-    /// NetworkRules hairpin and localhost connections (portmap's `snat`, default true).
+    /// Masquerades hairpin and localhost connections (portmap's `snat`, default true).
     pub snat: bool,
+    /// The host interface that routes to the container (its bridge, a ptp host veth):
+    /// nftables tells hairpin traffic by it, as it comes in and goes out by it. None in
+    /// records of versions before it, and where no listed host interface routes there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_if: Option<String>,
     /// Extra match arguments per family before jumping into the container's chain.
     pub conditions_v4: Vec<String>,
     /// Same for IPv6.

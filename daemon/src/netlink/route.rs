@@ -98,6 +98,23 @@ impl Socket {
         }
     }
 
+    /// The interface the kernel would send a packet for `dst` out of (`ip route get`);
+    /// none without a route.
+    pub fn route_oif(&mut self, dst: IpAddr) -> Result<Option<u32>, NetlinkError> {
+        let mut req = RouteMessage::default();
+        req.header.address_family = if dst.is_ipv6() { AddressFamily::Inet6 } else { AddressFamily::Inet };
+        req.header.destination_prefix_length = if dst.is_ipv6() { 128 } else { 32 };
+        req.attributes.push(RouteAttribute::Destination(RouteAddress::from(dst)));
+        match self.get("look up the route", &dst.to_string(), RouteNetlinkMessage::GetRoute(req)) {
+            Ok(Some(RouteNetlinkMessage::NewRoute(rm))) => {
+                Ok(rm.attributes.iter().find_map(|a| if let RouteAttribute::Oif(o) = a { Some(*o) } else { None }))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if matches!(e.errno(), Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Lists the routes of the main table for one family.
     pub fn routes(&mut self, v6: bool) -> Result<Vec<Route>, NetlinkError> {
         let mut req = RouteMessage::default();

@@ -317,6 +317,7 @@ pub fn attach(paths: &Paths, net: &BridgeNetwork, id: &str, netns: &Path, opts: 
                 addrs: addrs.clone(),
                 mappings: ports.to_vec(),
                 snat: true,
+                host_if: Some(net.bridge.clone()),
                 conditions_v4: Vec::new(),
                 conditions_v6: Vec::new(),
                 backend: publisher.fw.backend(),

@@ -24,6 +24,17 @@ pub fn key(network: &str, container_id: &str, ifname: &str) -> String {
     file_key(&[network, container_id, ifname])
 }
 
+/// Which of `host_ifaces` (an attachment's host-side interfaces) routes to `addr`, as
+/// the reference portmap picks the interface for `route_localnet`: the one hairpin
+/// traffic comes in and goes out by. A route out of any other interface (the host's
+/// uplink, for an address on no bridge) is none of the attachment's.
+pub fn routed_host_if(addr: std::net::IpAddr, host_ifaces: &[String]) -> Result<Option<String>> {
+    let Some(index) = crate::netlink::Socket::open()?.route_oif(addr)? else { return Ok(None) };
+    let Ok(name) = nix::net::if_::if_indextoname(index) else { return Ok(None) };
+    let name = name.to_string_lossy();
+    Ok(host_ifaces.iter().find(|i| **i == name).cloned())
+}
+
 /// Drops stale UDP conntrack entries of these host ports; failure only costs a warning.
 fn flush(maps: &[crate::portmap::PortMapping]) {
     match super::conntrack::flush_udp(maps) {

@@ -92,20 +92,38 @@ impl Ctx {
         Ok(Publisher { state: self.state.clone(), claims: Claims::open(Record::PortClaims.path(&self.run_dir))?, fw })
     }
 
+    /// The attachment's rules; `host_if` is the listed host interface that routes to
+    /// the container (looked up only where hairpin rules need it; a failed lookup costs
+    /// hairpin connections only, and must not fail a DEL).
     fn rules(&self, conf: &NetConf, args: &Args, prev: &CniResult) -> PortRules {
+        let addrs = prev.container_ips();
+        let snat = self.conf.snat.unwrap_or(true);
+        let host_if = match addrs.first() {
+            Some(a) if snat && !self.mappings.is_empty() => publish::routed_host_if(a.ip(), &host_ifaces(prev)).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "portmap: no host interface found for hairpin connections");
+                None
+            }),
+            _ => None,
+        };
         PortRules {
             network: conf.name.clone(),
             container_id: args.container_id.clone(),
             ifname: args.ifname.clone(),
-            addrs: prev.container_ips(),
+            addrs,
             mappings: self.mappings.clone(),
-            snat: self.conf.snat.unwrap_or(true),
+            snat,
+            host_if,
             conditions_v4: self.conf.conditions_v4.clone(),
             conditions_v6: self.conf.conditions_v6.clone(),
             backend: Default::default(),
             mark_bit: self.conf.mark_masq_bit.unwrap_or(firewall::DEFAULT_MARK_BIT),
         }
     }
+}
+
+/// The interfaces of a result that are on the host (no sandbox).
+fn host_ifaces(prev: &CniResult) -> Vec<String> {
+    prev.interfaces.iter().filter(|i| i.sandbox.is_empty()).map(|i| i.name.clone()).collect()
 }
 
 impl Plugin for Portmap {
@@ -116,12 +134,12 @@ impl Plugin for Portmap {
         if c.mappings.is_empty() {
             return Ok(prev);
         }
-        let rules = c.rules(conf, args, &prev);
-        if rules.addrs.is_empty() {
+        if prev.container_ips().is_empty() {
             return Err(CniError::invalid("portmap: prevResult has no container address"));
         }
-        let host_ifaces: Vec<String> = prev.interfaces.iter().filter(|i| i.sandbox.is_empty()).map(|i| i.name.clone()).collect();
-        c.publisher()?.publish(&rules, &host_ifaces)?;
+        let rules = c.rules(conf, args, &prev);
+        // route_localnet where 127.0.0.1's DNAT goes out, as the reference sets it.
+        c.publisher()?.publish(&rules, rules.host_if.as_slice())?;
         Ok(prev)
     }
 

@@ -321,6 +321,7 @@ mod tests {
                 PortMapping::new(Some("127.0.0.1".parse().unwrap()), 5353, 53, Proto::Udp).unwrap(),
             ],
             snat: true,
+            host_if: Some("docker0".into()),
             conditions_v4: vec![],
             conditions_v6: vec![],
             backend: Backend::Iptables,

@@ -48,6 +48,8 @@ pub enum MetaKey {
     NfProto = 15,
     /// Layer 4 protocol.
     L4Proto = 16,
+    /// The packet mark.
+    Mark = 3,
 }
 
 /// Header a payload offset is relative to.
@@ -79,10 +81,10 @@ pub enum Expr {
     Payload { base: Base, offset: u32, len: u32, dreg: u32 },
     /// Compares a register (`neq` when `eq` is false).
     Cmp { sreg: u32, eq: bool, data: Vec<u8> },
-    /// `reg = (reg & mask) ^ 0`.
-    Mask { reg: u32, mask: Vec<u8> },
-    /// Host to network byte order, as nft emits for a one-byte field of a range key.
-    Hton { reg: u32, len: u32, size: u32 },
+    /// `reg = (reg & mask) ^ xor` (`| bits` is `& !bits ^ bits`).
+    Mask { reg: u32, mask: Vec<u8>, xor: Vec<u8> },
+    /// Sets packet metadata from a register.
+    MetaSet { key: MetaKey, sreg: u32 },
     /// Looks a key up in a set; `dreg` receives map data (0: a verdict map's verdict).
     Lookup { set: String, sreg: u32, dreg: Option<u32> },
     /// Matches when the key is NOT in a set (`!= @set`).
@@ -102,11 +104,10 @@ pub enum Expr {
 impl Expr {
     fn name(&self) -> &'static str {
         match self {
-            Expr::Meta { .. } => "meta",
+            Expr::Meta { .. } | Expr::MetaSet { .. } => "meta",
             Expr::Payload { .. } => "payload",
             Expr::Cmp { .. } => "cmp",
             Expr::Mask { .. } => "bitwise",
-            Expr::Hton { .. } => "byteorder",
             Expr::Lookup { .. } | Expr::NotIn { .. } => "lookup",
             Expr::Ct { .. } => "ct",
             Expr::FibDaddrType { .. } => "fib",
@@ -130,13 +131,12 @@ impl Expr {
             Expr::Cmp { sreg, eq, data } => {
                 m.u32(1, *sreg).u32(2, u32::from(!eq)).begin(3).bytes(DATA_VALUE, data).end();
             }
-            Expr::Mask { reg, mask } => {
-                let zero = vec![0u8; mask.len()];
+            Expr::Mask { reg, mask, xor } => {
                 m.u32(1, *reg).u32(2, *reg).u32(3, mask.len() as u32);
-                m.begin(4).bytes(DATA_VALUE, mask).end().begin(5).bytes(DATA_VALUE, &zero).end();
+                m.begin(4).bytes(DATA_VALUE, mask).end().begin(5).bytes(DATA_VALUE, xor).end();
             }
-            Expr::Hton { reg, len, size } => {
-                m.u32(1, *reg).u32(2, *reg).u32(3, 1).u32(4, *len).u32(5, *size);
+            Expr::MetaSet { key, sreg } => {
+                m.u32(2, *key as u32).u32(3, *sreg);
             }
             Expr::Lookup { set, sreg, dreg } => {
                 m.u32(2, *sreg).str(1, set);
@@ -203,7 +203,7 @@ pub fn ifname_neq(input: bool, name: &str) -> [Expr; 2] {
 pub fn ct_any(key: CtKey, bits: u32) -> [Expr; 3] {
     [
         Expr::Ct { key, dreg: 1 },
-        Expr::Mask { reg: 1, mask: bits.to_ne_bytes().to_vec() },
+        Expr::Mask { reg: 1, mask: bits.to_ne_bytes().to_vec(), xor: vec![0; 4] },
         Expr::Cmp { sreg: 1, eq: false, data: vec![0; 4] },
     ]
 }

@@ -6,13 +6,15 @@
 //! ```text
 //! raw (prerouting, -300):  ip daddr 127.0.0.0/8 iifname != "lo" drop
 //!                          ip[6] daddr vmap @protect4|6      (subnet : jump protect4-BR)
-//! forward (filter):        jump user
+//! forward (filter):        ct status dnat iifname . daddr . l4proto . dport @hairpin_if4|6 mark set mark | 0x2000
+//!                          jump user
 //!                          jump firewall                  (the CNI firewall plugin)
 //!                          meta nfproto . iifname vmap @fwd_in   (ipv4 . BR : jump in4-BR)
 //!                          meta nfproto . oifname vmap @fwd_out
 //! prerouting/output (nat, -100): fib daddr type local jump hostports
 //! hostports:               dnat to [daddr .] l4proto . dport map @hostip4|any4|hostip6|any6
-//! postrouting (nat, 100):  ct status dnat saddr . daddr . l4proto . dport @hairpin4|6 masquerade
+//! postrouting (nat, 100):  ct status dnat mark & 0x2000 == 0x2000 masquerade   (hairpin)
+//!                          ct status dnat ip saddr 127.0.0.1 ip daddr . l4proto . dport @hairpin_lo4 masquerade
 //!                          ip[6] saddr vmap @masq4|6          (subnet : jump masq4-BR)
 //!                          ip[6] saddr . ip[6] daddr @ptpx4|6 accept  (own subnet, multicast)
 //!                          ip[6] saddr @ptp4|6 masquerade     (ptp ipMasq addresses)
@@ -90,29 +92,17 @@ const fn set(name: &'static str, key: &'static [u32], key_len: u32) -> SetDef {
 }
 
 /// Every set and map, in creation order.
-pub const SETS: [SetDef; 20] = [
+pub const SETS: [SetDef; 21] = [
     map("hostip4", &[T_IPV4, T_PROTO, T_SERVICE], 12, &[T_IPV4, T_SERVICE], 8),
     map("any4", &[T_PROTO, T_SERVICE], 8, &[T_IPV4, T_SERVICE], 8),
     map("hostip6", &[T_IPV6, T_PROTO, T_SERVICE], 24, &[T_IPV6, T_SERVICE], 20),
     map("any6", &[T_PROTO, T_SERVICE], 8, &[T_IPV6, T_SERVICE], 20),
-    SetDef {
-        name: "hairpin4",
-        flags: SET_INTERVAL | SET_CONCAT,
-        key: &[T_IPV4, T_IPV4, T_PROTO, T_SERVICE],
-        key_len: 16,
-        data: &[],
-        data_len: 0,
-        fields: &[4, 4, 1, 2],
-    },
-    SetDef {
-        name: "hairpin6",
-        flags: SET_INTERVAL | SET_CONCAT,
-        key: &[T_IPV6, T_IPV6, T_PROTO, T_SERVICE],
-        key_len: 40,
-        data: &[],
-        data_len: 0,
-        fields: &[16, 16, 1, 2],
-    },
+    // Hairpin and host-made DNATed connections: exact keys, so an attachment's insert
+    // costs the same with one container or a thousand (a concatenated-range set clones
+    // itself on every insert).
+    set("hairpin_if4", &[T_IFNAME, T_IPV4, T_PROTO, T_SERVICE], 28),
+    set("hairpin_if6", &[T_IFNAME, T_IPV6, T_PROTO, T_SERVICE], 40),
+    set("hairpin_lo4", &[T_IPV4, T_PROTO, T_SERVICE], 12),
     vmap("fwd_in", &[T_NFPROTO, T_IFNAME], 20, false),
     vmap("fwd_out", &[T_NFPROTO, T_IFNAME], 20, false),
     vmap("masq4", &[T_IPV4], 4, true),
@@ -137,8 +127,12 @@ pub const SETS: [SetDef; 20] = [
     },
 ];
 
+/// Sets of older layouts that a repair deletes once no rule uses them: the hairpin
+/// sets of concatenated ranges, before 2026-12.
+pub const RETIRED_SETS: [&str; 2] = ["hairpin4", "hairpin6"];
+
 /// The sets that hold per-container state (emptied and refilled by a rebuild).
-pub const PORT_SETS: [&str; 6] = ["hostip4", "any4", "hostip6", "any6", "hairpin4", "hairpin6"];
+pub const PORT_SETS: [&str; 7] = ["hostip4", "any4", "hostip6", "any6", "hairpin_if4", "hairpin_if6", "hairpin_lo4"];
 
 fn set_def(name: &str) -> Option<&'static SetDef> {
     SETS.iter().find(|s| s.name == name)
@@ -201,6 +195,28 @@ fn dport(word: usize) -> Expr {
     payload(Base::Transport, 2, 2, word)
 }
 
+/// The packet-mark bit of a hairpin connection, the reference portmap's default
+/// (`markMasqBit` 13).
+const HAIRPIN_MARK: u32 = 1 << crate::firewall::DEFAULT_MARK_BIT;
+
+/// `meta mark set meta mark | HAIRPIN_MARK`.
+fn set_mark_bit() -> [Expr; 3] {
+    [
+        meta(MetaKey::Mark, 0),
+        Expr::Mask { reg: 1, mask: (!HAIRPIN_MARK).to_ne_bytes().to_vec(), xor: HAIRPIN_MARK.to_ne_bytes().to_vec() },
+        Expr::MetaSet { key: MetaKey::Mark, sreg: 1 },
+    ]
+}
+
+/// `meta mark & HAIRPIN_MARK == HAIRPIN_MARK`.
+fn mark_bit_set() -> [Expr; 3] {
+    [
+        meta(MetaKey::Mark, 0),
+        Expr::Mask { reg: 1, mask: HAIRPIN_MARK.to_ne_bytes().to_vec(), xor: vec![0; 4] },
+        Expr::Cmp { sreg: 1, eq: true, data: HAIRPIN_MARK.to_ne_bytes().to_vec() },
+    ]
+}
+
 /// The rules of each fixed chain.
 pub fn base_rules() -> Vec<(&'static str, Vec<Vec<Expr>>)> {
     let mut raw = vec![[
@@ -239,12 +255,34 @@ pub fn base_rules() -> Vec<(&'static str, Vec<Vec<Expr>>)> {
         );
         firewall.push([expr::nfproto(v6).to_vec(), vec![addr(v6, true, 0), lookup(set, None), verdict(Verdict::Accept)]].concat());
     }
-    let forward = vec![
+    // Hairpin: a DNATed connection that goes out by the interface it came in by (a
+    // container through a host port to a sibling or itself) is marked here, where both
+    // interfaces are known, and masqueraded in postrouting.
+    let mut forward: Vec<Vec<Expr>> = [false, true]
+        .into_iter()
+        .map(|v6| {
+            let w = if v6 { 4 } else { 1 };
+            [
+                expr::ct_any(CtKey::Status, expr::CT_STATUS_DNAT).to_vec(),
+                expr::nfproto(v6).to_vec(),
+                vec![
+                    meta(MetaKey::IifName, 0),
+                    addr(v6, false, 4),
+                    meta(MetaKey::L4Proto, 4 + w),
+                    dport(5 + w),
+                    lookup(if v6 { "hairpin_if6" } else { "hairpin_if4" }, None),
+                ],
+                set_mark_bit().to_vec(),
+            ]
+            .concat()
+        })
+        .collect();
+    forward.extend([
         vec![verdict(Verdict::Jump(USER_CHAIN.into()))],
         vec![verdict(Verdict::Jump("firewall".into()))],
         vec![meta(MetaKey::NfProto, 0), meta(MetaKey::IifName, 1), lookup("fwd_in", Some(0))],
         vec![meta(MetaKey::NfProto, 0), meta(MetaKey::OifName, 1), lookup("fwd_out", Some(0))],
-    ];
+    ]);
     let to_hostports = || vec![[expr::to_local().to_vec(), vec![verdict(Verdict::Jump("hostports".into()))]].concat()];
     let mut hostports = Vec::new();
     for v6 in [false, true] {
@@ -260,27 +298,24 @@ pub fn base_rules() -> Vec<(&'static str, Vec<Vec<Expr>>)> {
         );
         hostports.push([expr::nfproto(v6).to_vec(), vec![meta(MetaKey::L4Proto, 0), dport(1), lookup(any, Some(1)), dnat]].concat());
     }
-    let mut postrouting = Vec::new();
-    for v6 in [false, true] {
-        let w = if v6 { 4 } else { 1 };
-        let proto = expr::reg(2 * w);
-        postrouting.push(
-            [
-                expr::ct_any(CtKey::Status, expr::CT_STATUS_DNAT).to_vec(),
-                expr::nfproto(v6).to_vec(),
-                vec![
-                    addr(v6, true, 0),
-                    addr(v6, false, w),
-                    meta(MetaKey::L4Proto, 2 * w),
-                    Expr::Hton { reg: proto, len: 1, size: 2 },
-                    dport(2 * w + 1),
-                    lookup(if v6 { "hairpin6" } else { "hairpin4" }, None),
-                    Expr::Masq,
-                ],
-            ]
-            .concat(),
-        );
-    }
+    let mut postrouting =
+        vec![[expr::ct_any(CtKey::Status, expr::CT_STATUS_DNAT).to_vec(), mark_bit_set().to_vec(), vec![Expr::Masq]].concat()];
+    postrouting.push(
+        [
+            expr::ct_any(CtKey::Status, expr::CT_STATUS_DNAT).to_vec(),
+            expr::nfproto(false).to_vec(),
+            vec![
+                addr(false, true, 0),
+                Expr::Cmp { sreg: 1, eq: true, data: vec![127, 0, 0, 1] },
+                addr(false, false, 0),
+                meta(MetaKey::L4Proto, 1),
+                dport(2),
+                lookup("hairpin_lo4", None),
+                Expr::Masq,
+            ],
+        ]
+        .concat(),
+    );
     for v6 in [false, true] {
         postrouting
             .push([expr::nfproto(v6).to_vec(), vec![addr(v6, true, 0), lookup(if v6 { "masq6" } else { "masq4" }, Some(0))]].concat());
@@ -387,10 +422,24 @@ pub fn dump_rules() -> Msg {
     m
 }
 
+/// Dumps every set of the table.
+pub fn dump_sets() -> Msg {
+    let mut m = Msg::new(ty::GETSET, super::msg::NLM_F_DUMP, FAMILY_INET);
+    m.str(1, TABLE);
+    m
+}
+
 /// Asks whether a chain exists.
 pub fn get_chain(name: &str) -> Msg {
     let mut m = Msg::new(ty::GETCHAIN, 0, FAMILY_INET);
     m.str(1, TABLE).str(3, name);
+    m
+}
+
+/// Deletes a set (refused while a rule uses it).
+pub fn del_set(name: &str) -> Msg {
+    let mut m = Msg::new(ty::DELSET, 0, FAMILY_INET);
+    m.str(1, TABLE).str(2, name);
     m
 }
 
@@ -523,11 +572,13 @@ fn next(ip: IpAddr) -> Option<IpAddr> {
     }
 }
 
-/// The elements an attachment's port mappings add, for one family.
+/// The elements an attachment's port mappings add, for one family. With `snat`, a
+/// connection DNATed to the container is masqueraded when it came in by the interface it
+/// leaves by (`host_if`: a sibling or the container itself through a host port) or comes
+/// from 127.0.0.1 (which cannot leave the host otherwise).
 pub fn port_elems(p: &PortRules, v6: bool) -> Vec<Elem> {
     let Some(addr) = p.addrs.iter().find(|a| a.is_ipv6() == v6) else { return Vec::new() };
-    let (hostip, any, hairpin) = if v6 { ("hostip6", "any6", "hairpin6") } else { ("hostip4", "any4", "hairpin4") };
-    let subnet = IpNetwork::new(addr.network(), addr.prefix()).unwrap_or(*addr);
+    let (hostip, any, hairpin) = if v6 { ("hostip6", "any6", "hairpin_if6") } else { ("hostip4", "any4", "hairpin_if4") };
     let mut out: Vec<Elem> = Vec::new();
     for m in p.mappings.iter().filter(|m| m.applies_to(v6)) {
         let mut proto_port = Vec::new();
@@ -548,15 +599,9 @@ pub fn port_elems(p: &PortRules, v6: bool) -> Vec<Elem> {
             let mut tail = ip_bytes(addr.ip());
             field(&mut tail, &[proto_number(m.proto)]);
             field(&mut tail, &m.container_port.to_be_bytes());
-            let mut sources = vec![(subnet.network(), last(&subnet))];
-            if !v6 {
-                let lo = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-                sources.push((lo, lo));
-            }
-            for (from, to) in sources {
-                let key = [ip_bytes(from), tail.clone()].concat();
-                let end = [ip_bytes(to), tail.clone()].concat();
-                let e = Elem { key_end: Some(end), ..Elem::new(hairpin, key) };
+            let local = (!v6).then(|| Elem::new("hairpin_lo4", tail.clone()));
+            let via = p.host_if.as_deref().map(|i| Elem::new(hairpin, [expr::ifname(i), tail.clone()].concat()));
+            for e in via.into_iter().chain(local) {
                 if !out.contains(&e) {
                     out.push(e);
                 }
@@ -604,7 +649,7 @@ pub fn network_chains(m: &NetworkRules) -> Vec<(String, Vec<Vec<Expr>>)> {
             .map(|x| {
                 vec![
                     addr(v6, false, 0),
-                    Expr::Mask { reg: 1, mask: ip_bytes(x.mask()) },
+                    Expr::Mask { reg: 1, mask: ip_bytes(x.mask()), xor: vec![0; ip_bytes(x.mask()).len()] },
                     Expr::Cmp { sreg: 1, eq: true, data: ip_bytes(x.network()) },
                     verdict(Verdict::Return),
                 ]
@@ -702,6 +747,7 @@ mod tests {
             addrs: vec!["172.17.0.2/16".parse().unwrap()],
             mappings,
             snat: true,
+            host_if: Some("docker0".into()),
             conditions_v4: vec![],
             conditions_v6: vec![],
             backend: Default::default(),
@@ -717,12 +763,20 @@ mod tests {
         assert_eq!(e[0].set, "any4");
         assert_eq!(e[0].key, [6, 0, 0, 0, 0x0f, 0xa0, 0, 0]);
         assert_eq!(e[0].data, Some(Data::Value(vec![172, 17, 0, 2, 0, 80, 0, 0])));
-        // hairpin4: 172.17.0.0-172.17.255.255 . 172.17.0.2 . tcp . 80, and 127.0.0.1.
-        assert_eq!(e[1].key, [172, 17, 0, 0, 172, 17, 0, 2, 6, 0, 0, 0, 0, 80, 0, 0]);
-        assert_eq!(e[1].key_end.as_deref(), Some(&[172, 17, 255, 255, 172, 17, 0, 2, 6, 0, 0, 0, 0, 80, 0, 0][..]));
-        assert_eq!(e[2].key[..4], [127, 0, 0, 1]);
+        // hairpin_if4: "docker0" . 172.17.0.2 . tcp . 80; hairpin_lo4: 172.17.0.2 . tcp . 80.
+        assert_eq!(e[1].set, "hairpin_if4");
+        assert_eq!(&e[1].key[..7], b"docker0");
+        assert_eq!(e[1].key[7..16], [0; 9]);
+        assert_eq!(e[1].key[16..], [172, 17, 0, 2, 6, 0, 0, 0, 0, 80, 0, 0]);
+        assert!(e[1].key_end.is_none());
+        assert_eq!(e[2].set, "hairpin_lo4");
+        assert_eq!(e[2].key, e[1].key[16..]);
         assert_eq!(e.len(), 3);
         assert!(port_elems(&p, true).is_empty());
+        // Without the interface (a record of an older version): 127.0.0.1 only.
+        let e = port_elems(&PortRules { host_if: None, ..p }, false);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].set, "hairpin_lo4");
     }
 
     #[test]
@@ -759,7 +813,7 @@ mod tests {
         let x = NetworkRules { masq_exclude: vec!["10.244.0.0/16".parse().unwrap()], ..m.clone() };
         let masq = network_chains(&x).into_iter().find(|c| c.0 == "masq4-br0").unwrap().1;
         assert_eq!(masq.len(), 2);
-        assert_eq!(masq[0][1], Expr::Mask { reg: 1, mask: vec![255, 255, 0, 0] });
+        assert_eq!(masq[0][1], Expr::Mask { reg: 1, mask: vec![255, 255, 0, 0], xor: vec![0; 4] });
         assert_eq!(masq[0][2], Expr::Cmp { sreg: 1, eq: true, data: vec![10, 244, 0, 0] });
         assert_eq!(masq[0][3], verdict(Verdict::Return));
         let v6 = NetworkRules { subnet: "fd00::/64".parse().unwrap(), ..m };

@@ -193,9 +193,22 @@ impl Nftables {
         Ok(Some(counts))
     }
 
+    /// Whether the table has every set and each fixed chain its number of rules. A table
+    /// of an older layout lacks a set that its replacement brings: repaired, its fixed
+    /// chains are refilled with rules that use the new one.
     fn base_ok(c: &mut Conn) -> Result<bool> {
         let Some(counts) = Self::rule_counts(c)? else { return Ok(false) };
-        Ok(layout::base_rules().iter().all(|(chain, rules)| counts.get(*chain) == Some(&rules.len())))
+        if !layout::base_rules().iter().all(|(chain, rules)| counts.get(*chain) == Some(&rules.len())) {
+            return Ok(false);
+        }
+        let sets: Vec<String> = c
+            .query(&layout::dump_sets())
+            .map_err(|e| nft_err("list the table's sets", e))?
+            .iter()
+            .filter_map(|answer| msg::attrs(answer).into_iter().find(|(t, _)| *t == 2).map(|(_, n)| n.to_vec()))
+            .map(|n| String::from_utf8_lossy(&n).trim_end_matches('\0').to_string())
+            .collect();
+        Ok(layout::SETS.iter().all(|s| sets.iter().any(|n| n == s.name)))
     }
 
     /// Puts back the table, its sets and the fixed chains' rules if anything of them is
@@ -207,6 +220,13 @@ impl Nftables {
         }
         let ops = Self::base_ops();
         Self::commit(c, &ops)?.map_err(|f| Self::error(&ops, &f))?;
+        // An older layout's sets, now that no fixed rule uses them (absent: nothing to do).
+        for set in layout::RETIRED_SETS {
+            let op = Op::new(layout::del_set(set), format!("delete set {set}"));
+            if let Err(f) = Self::commit(c, std::slice::from_ref(&op))? {
+                tracing::debug!(set, errno = f.first().map(|f| f.errno), "retired set not deleted");
+            }
+        }
         Ok(true)
     }
 
