@@ -45,6 +45,25 @@ fn results_have_the_shape_of_each_version() {
     });
 }
 
+/// Plugins start at C `main` (Rust's runtime set-up skipped): a runtime that closed its
+/// end of stdout gets exit 1, as from a failed write, not a plugin killed by SIGPIPE.
+#[test]
+fn a_plugin_whose_stdout_is_closed_fails_instead_of_dying() {
+    use std::os::unix::process::ExitStatusExt;
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    for p in ["bridge", "portmap", "host-local"] {
+        let out = std::process::Command::new(berth_tests::harness::plugin_dir().join(p))
+            .env("CNI_COMMAND", "VERSION")
+            .stdin(std::process::Stdio::null())
+            .stdout(writer.try_clone().expect("dup"))
+            .output()
+            .expect("run the plugin");
+        assert_eq!(out.status.signal(), None, "{p} was killed by a signal");
+        assert_eq!(out.status.code(), Some(1), "{p}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 #[test]
 fn version_and_status() {
     isolated(|| {

@@ -1,5 +1,4 @@
 //! The `ptp` CNI plugin.
+#![cfg_attr(not(test), no_main)]
 
-fn main() {
-    berth_cni::skel::run(&berth_cni::plugin::ptp::Ptp)
-}
+berth_cni::plugin_main!(berth_cni::plugin::ptp::Ptp);

@@ -1,5 +1,4 @@
 //! The `static` CNI IPAM plugin.
+#![cfg_attr(not(test), no_main)]
 
-fn main() {
-    berth_cni::skel::run(&berth_cni::plugin::static_ipam::Static)
-}
+berth_cni::plugin_main!(berth_cni::plugin::static_ipam::Static);

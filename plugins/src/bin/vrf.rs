@@ -1,5 +1,4 @@
 //! The `vrf` CNI plugin.
+#![cfg_attr(not(test), no_main)]
 
-fn main() {
-    berth_cni::skel::run(&berth_cni::plugin::vrf::Vrf)
-}
+berth_cni::plugin_main!(berth_cni::plugin::vrf::Vrf);
