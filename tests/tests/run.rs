@@ -318,6 +318,26 @@ fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
     });
 }
 
+/// A container whose PID 1 died and whose exit its monitor has yet to record is not
+/// removed by a plain `rm` when its policy brings it back: the record it waits for says
+/// restarting (the monitor records late here, in a debug build).
+#[test]
+fn rm_between_a_crash_and_its_record_sees_the_restart_coming() {
+    isolated(|| {
+        import_busybox(PAGE);
+        let args = ["run", "-d", "--name", "crashy", "--restart", "always", "busybox", "sh", "-c", "exit 1"];
+        berth_env(&args, &[("BERTH_DELAY", "reap-record:600")]).ok();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let st = inspect("crashy");
+        assert_eq!(st["State"]["Status"], "running", "not in the window: {st}");
+        let out = berth(&["rm", "crashy"]);
+        assert_ne!(out.code, 0, "removed while its restart was coming");
+        assert!(out.stderr.contains("restarting"), "{}", out.stderr);
+        berth(&["rm", "-f", "crashy"]).ok();
+        assert_eq!(berth(&["ps", "-a", "-q"]).ok(), "");
+    });
+}
+
 #[test]
 fn ten_parallel_detached_runs_get_distinct_addresses() {
     isolated(|| {

@@ -155,6 +155,11 @@ impl Container {
     /// anonymous volumes made for it.
     pub fn remove(&self, paths: &Paths, force: bool, volumes: bool) -> Result<()> {
         let mut c = self.clone().settled(paths)?;
+        // PID 1 is dead and its monitor has yet to record the exit: that record says
+        // whether its policy brings it back (then it is restarting, as dockerd shows it).
+        if c.state.status == Status::Running && !force && !c.alive() {
+            c = c.while_monitor(paths, |c| c.state.status == Status::Running)?;
+        }
         if c.restarting() {
             if !force {
                 return Err(Error::State(format!("cannot remove restarting container {}: stop it first or use rm -f", c.name)));

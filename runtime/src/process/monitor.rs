@@ -355,6 +355,7 @@ pub fn reap(paths: &Paths, c: &Container, cgroup: Cgroup, code: i32, by_policy: 
         tracing::warn!(error = %e, id = %c.id, "network teardown failed");
     }
     netd::fault::point("reap-network");
+    netd::fault::delay("reap-record");
     let _ = container::update(paths, &c.id, |r| {
         r.state.status = Status::Exited;
         r.state.exit_code = Some(code);
