@@ -134,10 +134,10 @@ impl Plugin for Portmap {
         if c.mappings.is_empty() {
             return Ok(prev);
         }
-        if prev.container_ips().is_empty() {
+        let rules = c.rules(conf, args, &prev);
+        if rules.addrs.is_empty() {
             return Err(CniError::invalid("portmap: prevResult has no container address"));
         }
-        let rules = c.rules(conf, args, &prev);
         // route_localnet where 127.0.0.1's DNAT goes out, as the reference sets it.
         c.publisher()?.publish(&rules, rules.host_if.as_slice())?;
         Ok(prev)

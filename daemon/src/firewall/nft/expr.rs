@@ -199,13 +199,15 @@ pub fn ifname_neq(input: bool, name: &str) -> [Expr; 2] {
     [Expr::Meta { key, dreg: 1 }, Expr::Cmp { sreg: 1, eq: false, data: ifname(name) }]
 }
 
+/// `reg = reg & mask`.
+pub fn and(reg: u32, mask: Vec<u8>) -> Expr {
+    let xor = vec![0; mask.len()];
+    Expr::Mask { reg, mask, xor }
+}
+
 /// `ct state|status` has any of `bits`.
 pub fn ct_any(key: CtKey, bits: u32) -> [Expr; 3] {
-    [
-        Expr::Ct { key, dreg: 1 },
-        Expr::Mask { reg: 1, mask: bits.to_ne_bytes().to_vec(), xor: vec![0; 4] },
-        Expr::Cmp { sreg: 1, eq: false, data: vec![0; 4] },
-    ]
+    [Expr::Ct { key, dreg: 1 }, and(1, bits.to_ne_bytes().to_vec()), Expr::Cmp { sreg: 1, eq: false, data: vec![0; 4] }]
 }
 
 /// `IPS_DST_NAT`: the connection was destination-NATed.

@@ -212,7 +212,7 @@ fn set_mark_bit() -> [Expr; 3] {
 fn mark_bit_set() -> [Expr; 3] {
     [
         meta(MetaKey::Mark, 0),
-        Expr::Mask { reg: 1, mask: HAIRPIN_MARK.to_ne_bytes().to_vec(), xor: vec![0; 4] },
+        expr::and(1, HAIRPIN_MARK.to_ne_bytes().to_vec()),
         Expr::Cmp { sreg: 1, eq: true, data: HAIRPIN_MARK.to_ne_bytes().to_vec() },
     ]
 }
@@ -649,7 +649,7 @@ pub fn network_chains(m: &NetworkRules) -> Vec<(String, Vec<Vec<Expr>>)> {
             .map(|x| {
                 vec![
                     addr(v6, false, 0),
-                    Expr::Mask { reg: 1, mask: ip_bytes(x.mask()), xor: vec![0; ip_bytes(x.mask()).len()] },
+                    expr::and(1, ip_bytes(x.mask())),
                     Expr::Cmp { sreg: 1, eq: true, data: ip_bytes(x.network()) },
                     verdict(Verdict::Return),
                 ]
@@ -813,7 +813,7 @@ mod tests {
         let x = NetworkRules { masq_exclude: vec!["10.244.0.0/16".parse().unwrap()], ..m.clone() };
         let masq = network_chains(&x).into_iter().find(|c| c.0 == "masq4-br0").unwrap().1;
         assert_eq!(masq.len(), 2);
-        assert_eq!(masq[0][1], Expr::Mask { reg: 1, mask: vec![255, 255, 0, 0], xor: vec![0; 4] });
+        assert_eq!(masq[0][1], expr::and(1, vec![255, 255, 0, 0]));
         assert_eq!(masq[0][2], Expr::Cmp { sreg: 1, eq: true, data: vec![10, 244, 0, 0] });
         assert_eq!(masq[0][3], verdict(Verdict::Return));
         let v6 = NetworkRules { subnet: "fd00::/64".parse().unwrap(), ..m };
