@@ -146,6 +146,19 @@ fn a_table_of_the_hairpin_ranges_layout_is_brought_up_to_date_by_the_next_publis
         assert!(!listed.contains("hairpin4") && !listed.contains("hairpin6"), "the older sets are left:\n{listed}");
         assert!(listed.contains(r#""docker0" . 172.17.0.9 . tcp . 80"#), "{listed}");
         assert!(listed.contains("meta mark & 0x00002000 == 0x00002000 masquerade"), "{listed}");
+        // A container published by the older version: its record has no host interface.
+        // A reconcile (netd's, or `netd reconcile`) gives it the one its address is
+        // routed out of, so hairpin works again; the record stays as it was.
+        sh("ip link add docker0 type bridge && ip addr add 172.17.0.1/16 dev docker0 && ip link set docker0 up");
+        let mut old = serde_json::to_value(ports("c1", &["172.17.0.2/16"], vec![map(None, 4000, 80, Proto::Tcp)])).unwrap();
+        old.as_object_mut().unwrap().remove("host_if");
+        let dir = netd::records::Record::CniPortmap.open(Path::new("/run/berth")).unwrap();
+        dir.save(&netd::portmap::publish::key("n", "c1", "eth0"), &old).unwrap();
+        netd::reconcile::reconcile(Path::new("/run/berth")).unwrap();
+        let listed = sh("nft list set inet berth hairpin_if4");
+        assert!(listed.contains(r#""docker0" . 172.17.0.2 . tcp . 80"#), "{listed}");
+        let saved = sh("cat /run/berth/cni-portmap/*c1*");
+        assert!(!saved.contains("host_if"), "{saved}");
     });
 }
 

@@ -10,7 +10,7 @@ pub mod rules;
 
 pub use iptables::Iptables;
 pub use nft::Nftables;
-pub use rules::{Backend, FilterRules, MasqRules, NetworkRules, PortRules};
+pub use rules::{Backend, FilterRules, MasqRules, NetworkRules, PortRules, LEGACY_HOST_IF};
 
 use crate::error::Result;
 

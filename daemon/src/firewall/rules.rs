@@ -44,9 +44,10 @@ pub struct PortRules {
     /// Masquerades hairpin and localhost connections (portmap's `snat`, default true).
     pub snat: bool,
     /// The host interface that routes to the container (its bridge, a ptp host veth):
-    /// nftables tells hairpin traffic by it, as it comes in and goes out by it. None in
-    /// records of versions before it, and where no listed host interface routes there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// nftables tells hairpin traffic by it, as it comes in and goes out by it. None
+    /// where no listed host interface routes there; [`LEGACY_HOST_IF`] as read from a
+    /// record of a version before it (`portmap::publish::upgraded` resolves that).
+    #[serde(default = "legacy_host_if")]
     pub host_if: Option<String>,
     /// Extra match arguments per family before jumping into the container's chain.
     pub conditions_v4: Vec<String>,
@@ -58,6 +59,14 @@ pub struct PortRules {
     /// The connection-mark bit the iptables backend marked hairpin traffic with.
     #[serde(default = "default_mark_bit")]
     pub mark_bit: u8,
+}
+
+/// What a record written before [`PortRules::host_if`] reads as there: longer than any
+/// interface name (15 bytes), so it is never one.
+pub const LEGACY_HOST_IF: &str = "(recorded before host_if)";
+
+fn legacy_host_if() -> Option<String> {
+    Some(LEGACY_HOST_IF.into())
 }
 
 fn default_mark_bit() -> u8 {
@@ -159,4 +168,20 @@ pub fn multicast(v6: bool) -> IpNetwork {
         IpNetwork::new(std::net::Ipv4Addr::new(224, 0, 0, 0).into(), 4)
     }
     .unwrap_or(IpNetwork::V4(ipnetwork::Ipv4Network::from(std::net::Ipv4Addr::UNSPECIFIED)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_without_host_if_reads_as_legacy_and_none_stays_none() {
+        let json = r#"{"network":"n","container_id":"c","ifname":"eth0","addrs":["172.17.0.2/16"],"mappings":[],"snat":true,"conditions_v4":[],"conditions_v6":[]}"#;
+        let old: PortRules = serde_json::from_str(json).unwrap();
+        assert_eq!(old.host_if.as_deref(), Some(LEGACY_HOST_IF));
+        assert!(LEGACY_HOST_IF.len() > 15, "could be an interface name");
+        let none = PortRules { host_if: None, ..old };
+        let back: PortRules = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert_eq!(back.host_if, None);
+    }
 }

@@ -29,10 +29,24 @@ pub fn key(network: &str, container_id: &str, ifname: &str) -> String {
 /// traffic comes in and goes out by. A route out of any other interface (the host's
 /// uplink, for an address on no bridge) is none of the attachment's.
 pub fn routed_host_if(addr: std::net::IpAddr, host_ifaces: &[String]) -> Result<Option<String>> {
+    Ok(routed_if(addr)?.filter(|name| host_ifaces.contains(name)))
+}
+
+/// The interface the host routes `addr` out of (`ip route get`), if any.
+fn routed_if(addr: std::net::IpAddr) -> Result<Option<String>> {
     let Some(index) = crate::netlink::Socket::open()?.route_oif(addr)? else { return Ok(None) };
-    let Ok(name) = nix::net::if_::if_indextoname(index) else { return Ok(None) };
-    let name = name.to_string_lossy();
-    Ok(host_ifaces.iter().find(|i| **i == name).cloned())
+    Ok(nix::net::if_::if_indextoname(index).ok().map(|n| n.to_string_lossy().into_owned()))
+}
+
+/// A record as this version uses it: one written before `host_if` gets the interface
+/// the host routes the container's address out of now, so a rebuild installs its
+/// hairpin element and a DEL removes it (the record itself is not rewritten).
+pub fn upgraded(mut rules: PortRules) -> PortRules {
+    if rules.host_if.as_deref() == Some(crate::firewall::LEGACY_HOST_IF) {
+        let routed = || rules.addrs.first().and_then(|a| routed_if(a.ip()).ok().flatten());
+        rules.host_if = if rules.snat { routed() } else { None };
+    }
+    rules
 }
 
 /// Drops stale UDP conntrack entries of these host ports; failure only costs a warning.
@@ -50,7 +64,7 @@ impl Publisher {
     pub fn publish(&self, rules: &PortRules, host_ifaces: &[String]) -> Result<()> {
         let _changing = self.changing()?;
         let k = key(&rules.network, &rules.container_id, &rules.ifname);
-        if let Some(old) = self.state.load::<PortRules>(&k) {
+        if let Some(old) = self.state.load::<PortRules>(&k).map(upgraded) {
             self.unpublish_record(&k, &old)?;
         }
         if rules.mappings.iter().any(PortMapping::is_ephemeral) {
@@ -79,7 +93,7 @@ impl Publisher {
     /// claims the attachment holds are released. Nothing published is success.
     pub fn unpublish(&self, network: &str, container_id: &str, ifname: &str, fallback: Option<&PortRules>) -> Result<()> {
         let k = key(network, container_id, ifname);
-        match self.state.load::<PortRules>(&k) {
+        match self.state.load::<PortRules>(&k).map(upgraded) {
             Some(r) => self.unpublish_record(&k, &r),
             None => match fallback {
                 // What this backend would have installed.
@@ -167,7 +181,7 @@ impl Publisher {
 
     /// The record of an attachment, if it published anything.
     pub fn record(&self, network: &str, container_id: &str, ifname: &str) -> Option<PortRules> {
-        self.state.load(&key(network, container_id, ifname))
+        self.state.load(&key(network, container_id, ifname)).map(upgraded)
     }
 
     /// Unpublishes every attachment of `network` whose key is not in `valid`, and drops
@@ -176,7 +190,7 @@ impl Publisher {
         let prefix = format!("{}~", file_key(&[network]));
         self.claims.gc(&prefix, valid)?;
         for k in self.state.keys().into_iter().filter(|k| k.starts_with(&prefix) && !valid.contains(k)) {
-            match self.state.load::<PortRules>(&k) {
+            match self.state.load::<PortRules>(&k).map(upgraded) {
                 Some(r) => self.unpublish_record(&k, &r)?,
                 None => self.state.remove(&k)?,
             }
