@@ -64,7 +64,7 @@ impl Publisher {
     pub fn publish(&self, rules: &PortRules, host_ifaces: &[String]) -> Result<()> {
         let _changing = self.changing()?;
         let k = key(&rules.network, &rules.container_id, &rules.ifname);
-        if let Some(old) = self.state.load::<PortRules>(&k).map(upgraded) {
+        if let Some(old) = self.load(&k) {
             self.unpublish_record(&k, &old)?;
         }
         if rules.mappings.iter().any(PortMapping::is_ephemeral) {
@@ -93,7 +93,7 @@ impl Publisher {
     /// claims the attachment holds are released. Nothing published is success.
     pub fn unpublish(&self, network: &str, container_id: &str, ifname: &str, fallback: Option<&PortRules>) -> Result<()> {
         let k = key(network, container_id, ifname);
-        match self.state.load::<PortRules>(&k).map(upgraded) {
+        match self.load(&k) {
             Some(r) => self.unpublish_record(&k, &r),
             None => match fallback {
                 // What this backend would have installed.
@@ -181,7 +181,12 @@ impl Publisher {
 
     /// The record of an attachment, if it published anything.
     pub fn record(&self, network: &str, container_id: &str, ifname: &str) -> Option<PortRules> {
-        self.state.load(&key(network, container_id, ifname)).map(upgraded)
+        self.load(&key(network, container_id, ifname))
+    }
+
+    /// The record of attachment `k` as this version uses it ([`upgraded`]).
+    fn load(&self, k: &str) -> Option<PortRules> {
+        self.state.load::<PortRules>(k).map(upgraded)
     }
 
     /// Unpublishes every attachment of `network` whose key is not in `valid`, and drops
@@ -190,7 +195,7 @@ impl Publisher {
         let prefix = format!("{}~", file_key(&[network]));
         self.claims.gc(&prefix, valid)?;
         for k in self.state.keys().into_iter().filter(|k| k.starts_with(&prefix) && !valid.contains(k)) {
-            match self.state.load::<PortRules>(&k).map(upgraded) {
+            match self.load(&k) {
                 Some(r) => self.unpublish_record(&k, &r)?,
                 None => self.state.remove(&k)?,
             }
