@@ -122,25 +122,21 @@ pub fn parse_env(env: &HashMap<String, String>, stdin: Vec<u8>) -> Result<Args, 
 
 /// Runs one invocation: returns what to print on stdout and the exit code.
 pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u8>) -> (String, i32) {
-    let version_hint = serde_json::from_slice::<serde_json::Value>(&stdin)
-        .ok()
-        .and_then(|v| v.get("cniVersion").and_then(|s| s.as_str()).map(str::to_string))
-        .filter(|v| version::SUPPORTED.contains(&v.as_str()))
-        .unwrap_or_else(|| version::LATEST.to_string());
-    let fail = |e: CniError| {
+    // An error answers in the version the caller asked for; worked out only for an error.
+    let fail = |e: CniError, stdin: &[u8]| {
         tracing::debug!(code = e.code, msg = %e.msg, "plugin error");
-        (e.to_json(&version_hint).to_string(), 1)
+        (e.to_json(&version_hint(stdin)).to_string(), 1)
     };
-    let args = match parse_env(env, stdin) {
-        Ok(a) => a,
-        Err(e) => return fail(e),
+    let args = match parse_env(env, Vec::new()) {
+        Ok(a) => Args { stdin, ..a },
+        Err(e) => return fail(e, &stdin),
     };
     if args.command == Command::Version {
         return (version::version_info(plugin.oldest()).to_string(), 0);
     }
     let conf = match NetConf::parse(&args.stdin) {
         Ok(c) => c,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e, &args.stdin),
     };
     let min = match args.command {
         Command::Check => "0.4.0",
@@ -148,10 +144,8 @@ pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u
         _ => plugin.oldest(),
     };
     if !version::at_least(&conf.cni_version, min) {
-        return fail(CniError::new(
-            code::INCOMPATIBLE_VERSION,
-            format!("config version {} does not allow {:?}", conf.cni_version, args.command),
-        ));
+        let e = CniError::new(code::INCOMPATIBLE_VERSION, format!("config version {} does not allow {:?}", conf.cni_version, args.command));
+        return fail(e, &args.stdin);
     }
     let out = match args.command {
         Command::Add => plugin.add(&args, &conf).map(|r| r.to_json(&conf.cni_version).to_string()),
@@ -163,8 +157,22 @@ pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u
     };
     match out {
         Ok(s) => (s, 0),
-        Err(e) => fail(e),
+        Err(e) => fail(e, &args.stdin),
     }
+}
+
+/// The `cniVersion` of a config, if it is one this plugin speaks; else the latest.
+fn version_hint(stdin: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        #[serde(rename = "cniVersion")]
+        cni_version: Option<String>,
+    }
+    serde_json::from_slice::<Versioned>(stdin)
+        .ok()
+        .and_then(|v| v.cni_version)
+        .filter(|v| version::SUPPORTED.contains(&v.as_str()))
+        .unwrap_or_else(|| version::LATEST.to_string())
 }
 
 /// Defines a plugin binary's C `main` (the binary says `#![no_main]`): runtimes exec a
@@ -206,8 +214,13 @@ pub fn start(plugin: &dyn Plugin) -> i32 {
 /// exits. Never returns.
 pub fn run(plugin: &dyn Plugin) -> ! {
     netd::logging::init();
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let mut stdin = Vec::new();
+    // Only CNI_* is the protocol's; the rest of the environment is read where it is used.
+    let env: HashMap<String, String> = std::env::vars_os()
+        .filter(|(k, _)| k.as_encoded_bytes().starts_with(b"CNI_"))
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    // One read for any config a runtime sends (prevResult included).
+    let mut stdin = Vec::with_capacity(16 * 1024);
     // VERSION's stdin (`{"cniVersion": ...}`) is read too, so a runtime writing it never
     // meets a closed pipe; only a terminal is left alone (a person typing the command).
     let is_version = env.get("CNI_COMMAND").map(String::as_str) == Some("VERSION");
