@@ -24,14 +24,16 @@ fn lock_timeout() -> Duration {
 
 fn open_lock(path: &Path) -> Result<fs::File> {
     let open = || {
-        fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| Error::io("open lock", path, e))
+        in_private_dir(path, || {
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+        })
+        .map_err(|e| Error::io("open lock", path, e))
     };
     let f = open()?;
     let md = f.metadata().map_err(|e| Error::io("stat lock", path, e))?;
@@ -42,6 +44,20 @@ fn open_lock(path: &Path) -> Result<fs::File> {
         return open();
     }
     Ok(f)
+}
+
+/// Runs `create` (which makes a file at `path`); if `path`'s directory is missing, makes
+/// it with [`private_dir`] and runs `create` again. A directory is made once, not checked
+/// on every write.
+fn in_private_dir<T>(path: &Path, create: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            create()
+        }
+        r => r,
+    }
 }
 
 /// Opens (creating it 0600 in a 0700 directory, so no other user can open it) and
@@ -59,9 +75,6 @@ pub fn lock_shared(path: &Path) -> Result<fs::File> {
 }
 
 fn flock_path(path: &Path, op: libc::c_int) -> Result<fs::File> {
-    if let Some(dir) = path.parent() {
-        private_dir(dir)?;
-    }
     let f = open_lock(path)?;
     flock_open(&f, path, op)?;
     Ok(f)
@@ -100,17 +113,18 @@ pub fn write_atomic(dst: &Path, data: &[u8]) -> Result<()> {
 /// [`write_atomic`] with another mode, for files a container must read (its /etc files).
 pub fn write_atomic_mode(dst: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = dst.parent().unwrap_or(Path::new("."));
-    private_dir(dir)?;
     let name = dst.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
+    let create = || fs::OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(&tmp);
+    let mut f = match in_private_dir(&tmp, create) {
+        // Left by a killed process that had this pid.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(&tmp);
+            create()
+        }
+        r => r,
+    }
+    .map_err(|e| Error::io("create", &tmp, e))?;
     f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
     drop(f);
     fs::rename(&tmp, dst).map_err(|e| Error::io("rename", dst, e))

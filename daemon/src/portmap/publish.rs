@@ -164,8 +164,15 @@ impl Publisher {
         for i in ifaces {
             crate::name::Name::interface(i)?;
             let d = dir.join(i);
-            std::fs::create_dir_all(&d).map_err(|e| crate::Error::io("create", &d, e))?;
-            std::fs::write(d.join(key), b"").map_err(|e| crate::Error::io("create", d.join(key), e))?;
+            let reference = || std::fs::write(d.join(key), b"");
+            // The interface's directory exists unless this is its first holder.
+            if let Err(e) = reference() {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(crate::Error::io("create", d.join(key), e));
+                }
+                std::fs::create_dir_all(&d).map_err(|e| crate::Error::io("create", &d, e))?;
+                reference().map_err(|e| crate::Error::io("create", d.join(key), e))?;
+            }
             enable_route_localnet(i)?;
         }
         if ifaces.is_empty() {
