@@ -80,11 +80,15 @@ fn write(key: &str, path: &Path, value: &str) -> std::io::Result<()> {
 /// Whether `net.ipv4.ip_forward` is on in the calling thread's netns, from `Ip:
 /// Forwarding` in its /proc/net/snmp (RFC 1213's ipForwarding: 1 on, 2 off): a lookup of
 /// the thread's own /proc entry, where /proc/sys/net costs O(network namespaces). False
-/// when it cannot be read (the caller then writes the sysctl).
+/// when it cannot be read (the caller then writes the sysctl). The `Ip:` lines come
+/// first: one read of 4 KiB has them, where reading to the end took nine.
 pub fn ipv4_forwarding() -> bool {
-    let Ok(snmp) = std::fs::read_to_string("/proc/thread-self/net/snmp") else {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let Ok(n) = std::fs::File::open("/proc/thread-self/net/snmp").and_then(|mut f| f.read(&mut buf)) else {
         return false;
     };
+    let snmp = String::from_utf8_lossy(&buf[..n]);
     let mut ip = snmp.lines().filter(|l| l.starts_with("Ip: "));
     match (ip.next(), ip.next()) {
         (Some(names), Some(values)) => names.split_whitespace().zip(values.split_whitespace()).any(|(n, v)| n == "Forwarding" && v == "1"),

@@ -84,7 +84,8 @@ impl Socket {
                 (ready(&fds[0]), !ended && ready(&fds[1]))
             };
             if sock_ready {
-                let (data, _) = self.sock.recv_from_full()?;
+                let mut data = Vec::with_capacity(DATAGRAM_MAX);
+                recv_datagram(&self.sock, &mut data)?;
                 if let Some(answer) = answer::<RouteNetlinkMessage>(&data, self.seq, &mut Vec::new(), true) {
                     return answer;
                 }
@@ -108,6 +109,33 @@ impl Socket {
         self.seq = self.seq.wrapping_add(1);
         exchange(&self.sock, self.seq, msg, flags)
     }
+}
+
+/// The receive buffer: the kernel sends dumps in datagrams of at most 32 KiB, and a
+/// single object's answer (a link without its VF list) is a few KiB.
+const DATAGRAM_MAX: usize = 64 * 1024;
+
+/// Receives one datagram into `buf` (its capacity is the limit) with one system call,
+/// where a peek for the size first would take two; only the pages written are touched.
+fn recv_datagram(sock: &NlSocket, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let n = loop {
+        // SAFETY: the kernel writes at most `capacity` bytes into the buffer's spare capacity.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.capacity(), libc::MSG_TRUNC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    if n > buf.capacity() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("netlink answer of {n} bytes is larger than {DATAGRAM_MAX}")));
+    }
+    // SAFETY: the kernel initialised the first `n` bytes (n <= capacity).
+    unsafe { buf.set_len(n) };
+    Ok(())
 }
 
 /// One request in wire form.
@@ -167,8 +195,9 @@ where
 {
     sock.send(&serialize(msg, seq, flags), 0)?;
     let mut out = Vec::new();
+    let mut data = Vec::with_capacity(DATAGRAM_MAX);
     loop {
-        let (data, _) = sock.recv_from_full()?;
+        recv_datagram(sock, &mut data)?;
         if let Some(answer) = answer(&data, seq, &mut out, false) {
             return answer.map(|()| out);
         }
