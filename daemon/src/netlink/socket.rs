@@ -84,9 +84,12 @@ impl Socket {
                 (ready(&fds[0]), !ended && ready(&fds[1]))
             };
             if sock_ready {
-                let mut data = Vec::with_capacity(DATAGRAM_MAX);
-                recv_datagram(&self.sock, &mut data)?;
-                if let Some(answer) = answer::<RouteNetlinkMessage>(&data, self.seq, &mut Vec::new(), true) {
+                let seq = self.seq;
+                let got = with_recv_buf(|data| {
+                    recv_datagram(&self.sock, data)?;
+                    Ok(answer::<RouteNetlinkMessage>(data, seq, &mut Vec::new(), true))
+                })?;
+                if let Some(answer) = got {
                     return answer;
                 }
             } else if ended {
@@ -114,6 +117,20 @@ impl Socket {
 /// The receive buffer: the kernel sends dumps in datagrams of at most 32 KiB, and a
 /// single object's answer (a link without its VF list) is a few KiB.
 const DATAGRAM_MAX: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's receive buffer, made once: one per exchange was an mmap and a
+    /// munmap each under musl's malloc.
+    static RECV_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(DATAGRAM_MAX));
+}
+
+/// Runs `f` on this thread's receive buffer (a fresh one if it is in use).
+fn with_recv_buf<T>(f: impl FnOnce(&mut Vec<u8>) -> io::Result<T>) -> io::Result<T> {
+    RECV_BUF.with(|b| match b.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut Vec::with_capacity(DATAGRAM_MAX)),
+    })
+}
 
 /// Receives one datagram into `buf` (its capacity is the limit) with one system call,
 /// where a peek for the size first would take two; only the pages written are touched.
@@ -195,11 +212,10 @@ where
 {
     sock.send(&serialize(msg, seq, flags), 0)?;
     let mut out = Vec::new();
-    let mut data = Vec::with_capacity(DATAGRAM_MAX);
-    loop {
-        recv_datagram(sock, &mut data)?;
-        if let Some(answer) = answer(&data, seq, &mut out, false) {
-            return answer.map(|()| out);
+    with_recv_buf(|data| loop {
+        recv_datagram(sock, data)?;
+        if let Some(answer) = answer(data, seq, &mut out, false) {
+            return answer.map(|()| std::mem::take(&mut out));
         }
-    }
+    })
 }
