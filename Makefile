@@ -15,14 +15,22 @@ PROFILE     ?= release
 CARGO       ?= cargo
 
 OUT      ?= target/$(PROFILE)
-# Release plugins are linked statically (glibc's crt-static): a runtime execs one per
-# plugin per operation, and a static one starts ~0.3 ms sooner (no loader, no libgcc_s).
-# Proc-macros cannot be built static, so this takes a --target build with its own output
-# directory. STATIC_PLUGINS=0 installs the dynamically linked ones from $(OUT).
+# Release plugins are linked statically: a runtime execs one per plugin per operation,
+# and a static one starts ~0.3 ms sooner (no loader, no libgcc_s). Against musl where
+# rustup has its target (`rustup target add x86_64-unknown-linux-musl`): a static musl
+# plugin starts another ~0.25 ms sooner, as glibc's start-up asks the CPU about itself
+# with ~40 CPUID instructions, each a VM exit under virtualisation (3.6 µs here); else
+# against glibc (crt-static). Proc-macros cannot be built static, so this takes a
+# --target build with its own output directory. STATIC_PLUGINS=0 installs the
+# dynamically linked ones from $(OUT).
 # rustc's host triple; under sudo without cargo on PATH, the usual glibc one.
 HOST     := $(or $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p'),$(shell uname -m)-unknown-linux-gnu)
+MUSL     := $(subst -linux-gnu,-linux-musl,$(HOST))
+# The musl target installed, or (`sudo make install` without rustc) a musl build made.
+HAVE_MUSL := $(or $(shell [ -d "$$(rustc --print sysroot 2>/dev/null)/lib/rustlib/$(MUSL)/lib" ] && echo 1),$(wildcard target/$(MUSL)/release/bridge))
+PLUGTARGET := $(if $(HAVE_MUSL),$(MUSL),$(HOST))
 STATIC_PLUGINS ?= $(if $(and $(filter release,$(PROFILE)),$(findstring -linux-gnu,$(HOST))),1,0)
-PLUGOUT  := $(if $(filter 1,$(STATIC_PLUGINS)),target/$(HOST)/release,$(OUT))
+PLUGOUT  := $(if $(filter 1,$(STATIC_PLUGINS)),target/$(PLUGTARGET)/release,$(OUT))
 BINS     := berth netd
 PLUGINS  := bridge host-local portmap firewall tuning loopback static macvlan host-device tap dummy ipvlan vlan ptp dhcp bandwidth sbr vrf
 CONFLIST := 87-berth.conflist
@@ -38,7 +46,7 @@ build: plugins
 
 plugins:
 ifeq ($(STATIC_PLUGINS),1)
-	RUSTFLAGS="$$RUSTFLAGS -C target-feature=+crt-static" $(CARGO) build --release -p berth-cni --bins --target $(HOST)
+	RUSTFLAGS="$$RUSTFLAGS -C target-feature=+crt-static" $(CARGO) build --release -p berth-cni --bins --target $(PLUGTARGET)
 else
 	$(CARGO) build -p berth-cni --bins $(if $(filter release,$(PROFILE)),--release)
 endif
