@@ -13,7 +13,11 @@ use crate::error::{Error, Result};
 
 /// Creates `dir` and its missing parents with mode 0700: berth's state is root's alone.
 pub fn private_dir(dir: &Path) -> Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io("create directory", dir, e))
+    make_private_dir(dir).map_err(|e| Error::io("create directory", dir, e))
+}
+
+fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 /// How long a lock is waited for: `BERTH_LOCK_TIMEOUT` seconds, 30 by default.
@@ -52,8 +56,7 @@ fn open_lock(path: &Path) -> Result<fs::File> {
 fn in_private_dir<T>(path: &Path, create: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
     match create() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            make_private_dir(path.parent().unwrap_or(Path::new(".")))?;
             create()
         }
         r => r,
