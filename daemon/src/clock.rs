@@ -21,6 +21,13 @@ pub fn rfc3339(secs: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// `t` as "2026-11-23T19:45:24.123456Z" (microseconds), as log lines carry it.
+pub fn rfc3339_micros(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let s = rfc3339(d.as_secs());
+    format!("{}.{:06}Z", s.trim_end_matches('Z'), d.subsec_micros())
+}
+
 /// Parses "2026-11-23T19:45:24[.fraction]Z" (what image configs carry) back to seconds
 /// since the epoch (days-from-civil); `None` for anything else or before 1970.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
@@ -52,6 +59,13 @@ mod tests {
         }
         assert_eq!(super::parse_rfc3339("2026-11-22T19:45:24.123456789Z"), Some(1_795_376_724));
         assert_eq!(super::parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn rfc3339_micros() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(super::rfc3339_micros(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(super::rfc3339_micros(UNIX_EPOCH + Duration::from_millis(1_796_502_100_500)), "2026-12-05T20:21:40.500000Z");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -50,7 +50,7 @@ impl Subscriber for Warnings {
 
     fn event(&self, event: &Event<'_>) {
         let meta = event.metadata();
-        let mut line = format!("{} {:>5} {}:", utc(SystemTime::now()), meta.level(), meta.target());
+        let mut line = format!("{} {:>5} {}:", crate::clock::rfc3339_micros(SystemTime::now()), meta.level(), meta.target());
         event.record(&mut Fields(&mut line));
         line.push('\n');
         let _ = std::io::stderr().write_all(line.as_bytes());
@@ -70,36 +70,5 @@ impl Visit for Fields<'_> {
             "message" => write!(self.0, " {value:?}"),
             name => write!(self.0, " {name}={value:?}"),
         };
-    }
-}
-
-/// `t` as RFC 3339 UTC with microseconds.
-fn utc(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (days, secs) = ((d.as_secs() / 86_400) as i64, d.as_secs() % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z", secs / 3600, secs / 60 % 60, secs % 60, d.subsec_micros())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn utc_formats_civil_dates() {
-        assert_eq!(utc(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
-        // 2026-12-05T20:21:40.5Z, and a leap day.
-        assert_eq!(utc(UNIX_EPOCH + Duration::from_millis(1_796_502_100_500)), "2026-12-05T20:21:40.500000Z");
-        assert_eq!(utc(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000000Z");
     }
 }
