@@ -242,6 +242,9 @@ pub enum Error {
     /// The range set has no free address left.
     #[error("no IP addresses available in range set {0}")]
     RangeExhausted(String),
+    /// The bridge has as many ports as the kernel allows (BR_MAX_PORTS).
+    #[error("bridge {0} is full: a Linux bridge takes at most 1023 ports")]
+    BridgeFull(String),
     /// A specific address was requested but it is taken.
     #[error("requested IP address {ip} is already allocated to container {owner}")]
     AddressTaken {
@@ -395,7 +398,7 @@ impl Error {
             E::NetworkInUse { .. } | E::AlreadyAttached { .. } => Kind::Busy,
             E::NetworkExists(_) | E::AddressTaken { .. } | E::PortInUse { .. } | E::LinkExists(_) | E::BridgeInUse { .. } => Kind::InUse,
             E::ForeignBridge { .. } | E::NoFreeInterface(_) => Kind::InUse,
-            E::RangeExhausted(_) | E::NoFreeSubnet => Kind::Exhausted,
+            E::RangeExhausted(_) | E::NoFreeSubnet | E::BridgeFull(_) => Kind::Exhausted,
             E::KernelLacks(_) | E::KernelLacksFeature(_) => Kind::Unsupported,
             E::Dhcp(_) | E::LockTimeout { .. } | E::DaemonUnreachable { .. } => Kind::TryLater,
             E::Io { .. } => Kind::Io,

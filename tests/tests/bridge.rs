@@ -39,6 +39,31 @@ fn two_containers_get_addresses_and_reach_each_other() {
 }
 
 #[test]
+fn a_full_bridge_refuses_the_next_container_clearly_and_keeps_nothing_of_it() {
+    isolated(|| {
+        let cni = Cni::default();
+        let c1 = Netns::new("c1");
+        add(&cni, "c1", &c1);
+        // The kernel's limit: 1023 ports (BR_MAX_PORTS); c1 has one, veths of the test the rest.
+        let script: String = (0..1022).map(|i| format!("link add fp{i} master docker0 type veth peer name fq{i}\n")).collect();
+        std::fs::write("/run/berth/fill.batch", script).unwrap();
+        sh("ip -batch /run/berth/fill.batch");
+        let (base_links, base_allocs) = (links(), allocations());
+        let c2 = Netns::new("c2");
+        let msg = cni.call("bridge", "ADD", "c2", "/run/netns/c2", "eth0", &bridge_conf("1.0.0").to_string()).err(100);
+        assert!(msg.contains("bridge docker0 is full"), "{msg}");
+        assert_eq!(links(), base_links, "a link left by the refused ADD");
+        assert_eq!(allocations(), base_allocs, "an address kept by the refused ADD");
+        assert_eq!(c2.sh("ip -o link").lines().count(), 1, "the container got an interface");
+        // A port freed is a port for the next container.
+        sh("ip link del fp0");
+        let r = add(&cni, "c2", &c2);
+        // .3 was handed out to the refused ADD and given back; round robin goes on after it.
+        assert_eq!(r["ips"][0]["address"], "172.17.0.4/16");
+    });
+}
+
+#[test]
 fn del_removes_link_address_and_rules_and_is_idempotent() {
     isolated(|| {
         let cni = Cni::default();

@@ -186,6 +186,8 @@ pub fn attach(sock: &mut Socket, bridge: &Link, spec: &BridgeSpec, netns: &NetNs
             master: Some(bridge.index),
         };
         match sock.create_veth(&req) {
+            // Its enslaving failed, and the kernel took the new veth back.
+            Err(e) if e.errno() == Some(libc::EXFULL) => return Err(Error::BridgeFull(bridge.name.clone())),
             Err(e) if e.errno() == Some(libc::EEXIST) => {
                 if netns.run(|| Ok(Socket::open()?.link_by_name(ifname)?.is_some()))? {
                     return Err(Error::LinkExists(format!("{ifname} in {}", netns.path().display())));
