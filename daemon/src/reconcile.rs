@@ -52,7 +52,7 @@ fn records(run_dir: &Path) -> ByBackend {
         out.entry((n.backend, firewall::DEFAULT_MARK_BIT)).or_default().networks.push(n);
     }
     for dir in Record::PORT_RULES.iter().filter_map(|d| d.open(run_dir).ok()) {
-        for p in dir.keys().into_iter().filter_map(|k| dir.load::<PortRules>(&k)).map(crate::portmap::publish::upgraded) {
+        for p in dir.keys().into_iter().filter_map(|k| crate::portmap::publish::load(&dir, &k)) {
             out.entry((p.backend, p.mark_bit)).or_default().ports.push(p);
         }
     }

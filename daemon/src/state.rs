@@ -53,7 +53,7 @@ fn open_lock(path: &Path) -> Result<fs::File> {
 /// Runs `create` (which makes a file at `path`); if `path`'s directory is missing, makes
 /// it with [`private_dir`] and runs `create` again. A directory is made once, not checked
 /// on every write.
-fn in_private_dir<T>(path: &Path, create: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+pub(crate) fn in_private_dir<T>(path: &Path, create: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
     match create() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             make_private_dir(path.parent().unwrap_or(Path::new(".")))?;

@@ -46,7 +46,7 @@ pub struct PortRules {
     /// The host interface that routes to the container (its bridge, a ptp host veth):
     /// nftables tells hairpin traffic by it, as it comes in and goes out by it. None
     /// where no listed host interface routes there; [`LEGACY_HOST_IF`] as read from a
-    /// record of a version before it (`portmap::publish::upgraded` resolves that).
+    /// record of a version before it (`portmap::publish::load` resolves that).
     #[serde(default = "legacy_host_if")]
     pub host_if: Option<String>,
     /// Extra match arguments per family before jumping into the container's chain.

@@ -41,12 +41,19 @@ fn routed_if(addr: std::net::IpAddr) -> Result<Option<String>> {
 /// A record as this version uses it: one written before `host_if` gets the interface
 /// the host routes the container's address out of now, so a rebuild installs its
 /// hairpin element and a DEL removes it (the record itself is not rewritten).
-pub fn upgraded(mut rules: PortRules) -> PortRules {
+fn upgraded(mut rules: PortRules) -> PortRules {
     if rules.host_if.as_deref() == Some(crate::firewall::LEGACY_HOST_IF) {
         let routed = || rules.addrs.first().and_then(|a| routed_if(a.ip()).ok().flatten());
         rules.host_if = if rules.snat { routed() } else { None };
     }
     rules
+}
+
+/// The port record `k` of `dir` as this version uses it: a record written before
+/// `host_if` gets the interface its address is routed out of now. How every reader of
+/// port records (publish, unpublish, GC, CHECK, reconcile's rebuild) loads one.
+pub fn load(dir: &StateDir, k: &str) -> Option<PortRules> {
+    dir.load::<PortRules>(k).map(upgraded)
 }
 
 /// Drops stale UDP conntrack entries of these host ports; failure only costs a warning.
@@ -163,16 +170,10 @@ impl Publisher {
         }
         for i in ifaces {
             crate::name::Name::interface(i)?;
-            let d = dir.join(i);
-            let reference = || std::fs::write(d.join(key), b"");
-            // The interface's directory exists unless this is its first holder.
-            if let Err(e) = reference() {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(crate::Error::io("create", d.join(key), e));
-                }
-                std::fs::create_dir_all(&d).map_err(|e| crate::Error::io("create", &d, e))?;
-                reference().map_err(|e| crate::Error::io("create", d.join(key), e))?;
-            }
+            // The interface's directory is made by its first holder.
+            let reference = dir.join(i).join(key);
+            crate::state::in_private_dir(&reference, || std::fs::write(&reference, b""))
+                .map_err(|e| crate::Error::io("create", &reference, e))?;
             enable_route_localnet(i)?;
         }
         if ifaces.is_empty() {
@@ -191,9 +192,9 @@ impl Publisher {
         self.load(&key(network, container_id, ifname))
     }
 
-    /// The record of attachment `k` as this version uses it ([`upgraded`]).
+    /// The record of attachment `k` as this version uses it.
     fn load(&self, k: &str) -> Option<PortRules> {
-        self.state.load::<PortRules>(k).map(upgraded)
+        load(&self.state, k)
     }
 
     /// Unpublishes every attachment of `network` whose key is not in `valid`, and drops
