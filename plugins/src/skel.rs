@@ -71,8 +71,9 @@ fn env_err(msg: String) -> CniError {
     CniError::new(code::INVALID_ENV, msg)
 }
 
-/// Parses and validates the environment for `command`.
-pub fn parse_env(env: &HashMap<String, String>, stdin: Vec<u8>) -> Result<Args, CniError> {
+/// Parses and validates the environment for `command`; the config (stdin) is the
+/// caller's to put in.
+pub fn parse_env(env: &HashMap<String, String>) -> Result<Args, CniError> {
     let get = |k: &str| env.get(k).cloned().unwrap_or_default();
     let command = match get("CNI_COMMAND").as_str() {
         "ADD" => Command::Add,
@@ -117,7 +118,7 @@ pub fn parse_env(env: &HashMap<String, String>, stdin: Vec<u8>) -> Result<Args, 
         })
         .collect::<Result<_, CniError>>()?;
     let path = std::env::split_paths(&get("CNI_PATH")).collect();
-    Ok(Args { command, container_id, netns, ifname, args, path, stdin })
+    Ok(Args { command, container_id, netns, ifname, args, path, stdin: Vec::new() })
 }
 
 /// Runs one invocation: returns what to print on stdout and the exit code.
@@ -127,7 +128,7 @@ pub fn dispatch(plugin: &dyn Plugin, env: &HashMap<String, String>, stdin: Vec<u
         tracing::debug!(code = e.code, msg = %e.msg, "plugin error");
         (e.to_json(&version_hint(stdin)).to_string(), 1)
     };
-    let args = match parse_env(env, Vec::new()) {
+    let args = match parse_env(env) {
         Ok(a) => Args { stdin, ..a },
         Err(e) => return fail(e, &stdin),
     };
