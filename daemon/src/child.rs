@@ -29,7 +29,7 @@ pub enum Out {
 pub struct Run<'a> {
     /// The program, by path (no PATH search).
     pub program: &'a Path,
-    /// Arguments after argv[0], which is `program`.
+    /// Arguments after `argv[0]`, which is `program`.
     pub args: &'a [&'a OsStr],
     /// Variables set on top of the caller's environment.
     pub env: &'a [(&'a str, &'a OsStr)],

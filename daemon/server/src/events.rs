@@ -76,7 +76,7 @@ impl Events {
     }
 
     /// A container event, with its image, name and labels as attributes. The lifecycle
-    /// events (create, start, die, destroy) are kept in step with what [`Events::watch`]
+    /// events (create, start, die, destroy) are kept in step with what [`watch`]
     /// sees, so each is said once.
     pub fn container(&self, c: &berth::container::Container, action: &str) {
         let Ok(mut seen) = self.seen.lock() else { return };

@@ -7,7 +7,7 @@
 //! One place does it: [`decode`] deserialises through [`GoValue`], a deserializer over a
 //! `serde_json::Value` that renames each object's keys to the fields the target struct
 //! declares (serde tells a deserializer the field names), at every depth. [`get`] and
-//! [`pointer`] do the same for the few keys read straight from a `Value`. A struct read
+//! [`pointer()`] do the same for the few keys read straight from a `Value`. A struct read
 //! with `#[serde(flatten)]` gets no field names from serde: decode such parts on their own.
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};

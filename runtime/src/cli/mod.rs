@@ -1,5 +1,9 @@
 //! The `berth` command line: one file per group of commands, each a thin layer over the
 //! library (image, container, process, network).
+//!
+//! The doc comments on clap's argument structs are the `--help` text, written for a
+//! terminal (`NAME[:TAG]`, `<root>`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 pub mod format;
 mod images;

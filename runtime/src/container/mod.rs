@@ -77,7 +77,7 @@ pub enum NetMode {
 }
 
 impl NetMode {
-    /// The name `inspect` shows ("bridge", "host", "none", "container:<id>").
+    /// The name `inspect` shows ("bridge", "host", "none", `container:<id>`).
     pub fn display(&self) -> String {
         match self {
             NetMode::Bridge(n) => n.clone(),

@@ -187,7 +187,7 @@ pub fn monitor(paths: &Paths, id: &str) -> Result<i32> {
     run_monitor(paths, id)
 }
 
-/// `berth __monitor --standby` ([`Standby`]): detaches as [`monitor`] does, says `ready
+/// `berth __monitor --standby` ([`Standby`]): detaches as [`monitor()`] does, says `ready
 /// PID` on stdout, then waits for a container ID on stdin and monitors that container, its stderr in the
 /// container's monitor.log. Exits 0 when stdin closes first.
 pub fn standby(paths: &Paths) -> Result<i32> {

@@ -41,7 +41,7 @@ pub struct RunConfig {
     /// Exposed ports, "80/tcp".
     #[serde(default)]
     pub exposed_ports: Vec<String>,
-    /// User, "uid[:gid]" or a name.
+    /// User, `uid[:gid]` or a name.
     #[serde(default)]
     pub user: String,
     /// Labels, which containers inherit.

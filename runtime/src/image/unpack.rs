@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::beneath;
 use crate::error::{Error, Result};
 
-/// sha256 of a file, as "sha256:<hex>".
+/// sha256 of a file, as `sha256:<hex>`.
 pub fn file_digest(path: &Path) -> Result<String> {
     let mut f = File::open(path).map_err(|e| Error::io("open", path, e))?;
     let mut h = Sha256::new();

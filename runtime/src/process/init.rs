@@ -1,7 +1,7 @@
 //! What runs inside the cloned child before the command: wait for the monitor's go
 //! (cgroup and network are ready then), enter the cgroup namespace, build the root,
 //! switch user and exec. A failure is reported on a close-on-exec pipe as
-//! "<exit code>\t<message>", so the caller can tell 126/127 from berth's own 125.
+//! `<exit code>\t<message>`, so the caller can tell 126/127 from berth's own 125.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -25,9 +25,9 @@ pub struct InitConfig {
     pub hostname: Option<String>,
     /// Root filesystem plan.
     pub rootfs: Plan,
-    /// A netns to join (container:<x> mode).
+    /// A netns to join (`container:<x>` mode).
     pub join_netns: Option<OwnedFd>,
-    /// "uid[:gid]" or empty.
+    /// `uid[:gid]` or empty.
     pub user: String,
     /// Capabilities, seccomp filter and no_new_privs, prepared before the clone.
     pub confine: crate::security::Prepared,
@@ -76,7 +76,7 @@ fn resolve(cmd: &str, env: &[String]) -> Result<PathBuf, Fail> {
         .ok_or_else(|| (127, format!("exec: \"{cmd}\": executable file not found in $PATH")))
 }
 
-/// Resolves "user[:group]" (names or numbers) in the container's /etc/passwd and
+/// Resolves `user[:group]` (names or numbers) in the container's /etc/passwd and
 /// /etc/group; `None` for an empty user (root).
 pub fn user_ids(user: &str) -> Result<Option<(u32, u32)>, Fail> {
     if user.is_empty() {

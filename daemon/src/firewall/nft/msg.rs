@@ -304,7 +304,7 @@ impl Drop for Conn {
     /// waits for the kernel to free the deleted objects, one RCU grace period (~15 ms
     /// here; `nft_rcv_nl_event` flushes the destroy work). Nothing needs that wait: the
     /// last reference goes to a grandchild that sleeps past this process's close and then
-    /// exits, so the wait happens there, off the caller's path (see [`release_elsewhere`]).
+    /// exits, so the wait happens there, off the caller's path (see `release_elsewhere`).
     fn drop(&mut self) {
         if self.deleted {
             release_elsewhere(self.sock.as_raw_fd());
@@ -350,7 +350,7 @@ fn mark_deleting() {
 /// fork copies the caller's page tables (twice per detach from netd, ~0.3 ms each).
 static LONG_LIVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Declares the calling process long-lived (netd's server): see [`LONG_LIVED`].
+/// Declares the calling process long-lived (netd's server): see `LONG_LIVED`.
 pub fn long_lived() {
     LONG_LIVED.store(true, std::sync::atomic::Ordering::Relaxed);
 }

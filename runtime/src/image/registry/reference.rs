@@ -8,7 +8,7 @@ use crate::error::Result;
 /// An image reference split as the distribution API needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
-    /// Registry host[:port] as the user wrote it (`docker.io` for none).
+    /// Registry `host[:port]` as the user wrote it (`docker.io` for none).
     pub registry: String,
     /// Repository path (`library/busybox` on Docker Hub).
     pub repo: String,
