@@ -6,7 +6,7 @@
 use berth_tests::harness::berth::{berth, bridge_allocations, import_busybox};
 use berth_tests::harness::docker::{cli, docker, docker_in, docker_on_terminal, python_with_sdk, DOCKER_SOCK};
 use berth_tests::harness::netd::Netd;
-use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for};
+use berth_tests::harness::{curl, isolated, sh, try_sh, wait_for, wait_for_secs};
 use serde_json::Value;
 
 const PAGE: &str = "docker api page";
@@ -493,7 +493,7 @@ fn docker_build_save_load_push_and_pull_through_the_api() {
             "curl -s --max-time 0.4 --unix-socket {DOCKER_SOCK} -H 'Content-Type: application/x-tar' --data-binary @/run/berth/ctx.tar 'http://x/v1.41/build?dockerfile=Dockerfile.slow&t=left:v1'"
         ));
         assert_eq!(http("GET", "/_ping", None).1, "OK");
-        wait_for("the build the client left", || docker(&["images"]).ok().contains("left"));
+        wait_for_secs("the build the client left", 30, || docker(&["images"]).ok().contains("left"));
         assert_eq!(docker(&["run", "--rm", "left:v1", "cat", "/done"]).ok(), "done\n");
         wait_for("no scratch file", || std::fs::read_dir("/var/lib/berth/tmp").unwrap().count() == 0);
         assert_eq!(records(), 0);

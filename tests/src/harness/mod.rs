@@ -17,6 +17,6 @@ pub mod registry;
 pub mod timing;
 
 pub use isolate::{isolated, isolated_main};
-pub use netns::{curl, kernel_has, sh, try_sh, wait_for, web_server, Netns, Proc};
+pub use netns::{curl, kernel_has, sh, try_sh, wait_for, wait_for_secs, web_server, Netns, Proc};
 pub use peer::OtherHost;
 pub use plugin::{bin_dir, plugin_dir, Cni, Outcome};

@@ -93,9 +93,15 @@ impl Drop for Proc {
 }
 
 /// Polls `f` every 20 ms until it returns true or 5 s pass.
-pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    wait_for_secs(what, 5, f)
+}
+
+/// [`wait_for`] with room for work that takes seconds when it has the cores (an image
+/// build), which a loaded CI machine can stretch past 5 s.
+pub fn wait_for_secs(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) {
+    while start.elapsed() < Duration::from_secs(secs) {
         if f() {
             return;
         }
