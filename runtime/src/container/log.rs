@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +104,7 @@ impl Writer {
             };
         }
         let Some(file) = self.file.as_mut() else { return Ok(()) };
-        let time = format_time(SystemTime::now());
+        let time = netd::clock::rfc3339_nanos(SystemTime::now());
         let mut out = Vec::with_capacity(data.len() + 64);
         for piece in data.split_inclusive(|b| *b == b'\n') {
             let e = Entry { log: String::from_utf8_lossy(piece).into_owned(), stream, time: time.clone() };
@@ -161,15 +161,6 @@ pub fn copy(out: OwnedFd, err: OwnedFd, log: &mut Writer, quiet: &mut dyn FnMut(
     }
 }
 
-/// `t` as RFC 3339 in UTC with nine fractional digits (Docker's `time`).
-pub fn format_time(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem % 3600 / 60, rem % 60, d.subsec_nanos())
-}
-
 /// Nanoseconds since the epoch of an RFC 3339 time in UTC (`Z`, any fraction).
 pub fn parse_time(s: &str) -> Option<u128> {
     let (date, clock) = s.strip_suffix('Z')?.split_once('T')?;
@@ -182,44 +173,21 @@ pub fn parse_time(s: &str) -> Option<u128> {
         return None;
     }
     let nanos: u128 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
-    let days = days_from_civil(y, m, day);
+    let days = netd::clock::days_from_civil(y, m, day);
     let secs = u128::try_from(days).ok()? * 86_400 + u128::from(hh * 3600 + mm * 60 + ss);
     Some(secs * 1_000_000_000 + nanos)
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// The day count since 1970-01-01 of a (year, month, day).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn times_round_trip_and_match_known_dates() {
-        assert_eq!(format_time(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(netd::clock::rfc3339_nanos(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
         let t = UNIX_EPOCH + Duration::new(1_796_000_000, 123_456_789);
-        assert_eq!(format_time(t), "2026-11-30T00:53:20.123456789Z");
+        assert_eq!(netd::clock::rfc3339_nanos(t), "2026-11-30T00:53:20.123456789Z");
         assert_eq!(parse_time("2026-11-30T00:53:20.123456789Z"), Some(1_796_000_000_123_456_789));
         assert_eq!(parse_time("2000-02-29T00:00:00Z"), Some(951_782_400_000_000_000));
         assert_eq!(parse_time("2026-11-30T00:53:20.5Z"), Some(1_796_000_000_500_000_000));
